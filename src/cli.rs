@@ -1,0 +1,262 @@
+//! The command line (DESIGN §10): clap definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{MessageState, Method, Role};
+
+/// Herald: a notification dispatcher with a terminal admin console.
+///
+/// Other systems report events (a workspace was deleted, a pipeline run failed); Herald works out
+/// who should hear about each one, queues one message per recipient and delivery method in a
+/// shared store (SQLite or PostgreSQL), and delivers them by email, webhook, Slack and an in-app
+/// inbox.
+///
+/// Start here:
+///   herald --database-url sqlite://herald.db migrate
+///   herald users add alice --email alice@example.com --role owner
+///   herald --as alice enqueue workspace_deleted --user alice --label name=ws1
+///   herald --as alice messages list
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, verbatim_doc_comment, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file [default: $HERALD_CONFIG, else ./herald.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Store URL: sqlite://FILE or postgres://USER:PASS@HOST:PORT/DB
+    /// [env: HERALD_DATABASE_URL] [default: sqlite://herald.db]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Act as this user (must exist) [default: the OS user]
+    #[arg(long = "as", global = true, value_name = "USER", env = "HERALD_USER")]
+    pub as_user: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store if needed and apply pending schema migrations
+    Migrate,
+    /// The event catalog
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Report an event: route it to its recipients and queue the messages
+    ///
+    /// Recipients are the users named with --user plus every active user holding one of the
+    /// event's audience roles, and the notification targets subscribed to the event (only the
+    /// actor's own targets when --actor is given). An identical message already queued today is
+    /// not queued again; it is reported as a duplicate.
+    #[command(
+        after_help = "Examples:\n  herald enqueue workspace_deleted --user bob --label name=ws1 --label reason=\"initiated by user\"\n  herald enqueue run_failure --data '{\"error\": \"model x failed\"}'"
+    )]
+    Enqueue(EnqueueArgs),
+    /// The delivery killswitch
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+    /// Inspect, retry and purge queued messages
+    #[command(subcommand)]
+    Messages(MessagesCommand),
+    /// Manage who Herald knows
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Per-event delivery methods (owners change them)
+    #[command(subcommand)]
+    Prefs(PrefsCommand),
+    /// Turn events off (or back on) for yourself, or as an owner for someone else
+    #[command(subcommand)]
+    Optout(OptoutCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List every event: name, group, method, audience, enabled by default
+    List(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// Event name (see `herald events list`)
+    pub event: String,
+    /// A recipient (repeatable)
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// The user the event is about, SQLMesh-style: only their own targets are notified
+    /// [default: `username` from the config]
+    #[arg(long, value_name = "USER")]
+    pub actor: Option<String>,
+    /// A template label, KEY=VALUE (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Structured details as a JSON object, e.g. '{"error": "…"}'
+    #[arg(long, value_name = "JSON")]
+    pub data: Option<String>,
+    /// Print {"enqueued": [messages…], "duplicates": [ids…]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Stop delivering on every replica (messages keep queueing)
+    Pause,
+    /// Resume delivering on every replica
+    Resume,
+    /// Show whether delivery is paused
+    Status(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// List messages, newest first (members see their own)
+    List(ListArgs),
+    /// One message with its payload and attempt history
+    Show {
+        /// Message id
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put failed messages back to pending (owners)
+    #[command(
+        after_help = "Examples:\n  herald messages retry 0193b3c4-…\n  herald messages retry --status permanent_failure --event 'run_*'"
+    )]
+    Retry(RetryArgs),
+    /// Delete messages (and their attempts) last changed before a time (owners)
+    Purge {
+        /// Age cut-off, e.g. 7d, 12h [default: notifications.retention]
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only these states (repeatable or comma-separated): pending, leased, sent,
+    /// temporary_failure, permanent_failure, inhibited
+    #[arg(long = "status", value_name = "S", value_delimiter = ',')]
+    pub statuses: Vec<MessageState>,
+    /// Only this event; `*` matches any run of characters (run_*)
+    #[arg(long, value_name = "E")]
+    pub event: Option<String>,
+    /// Only this recipient (owners and on-call)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Only this method: smtp, webhook, slack_webhook, slack_api, inbox
+    #[arg(long, value_name = "M")]
+    pub method: Option<Method>,
+    /// At most this many
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Page on: only messages older than this id (the last id of the previous page)
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Message ids
+    #[arg(required_unless_present = "status", conflicts_with_all = ["status", "event"])]
+    pub ids: Vec<String>,
+    /// Retry every message in this state (temporary_failure or permanent_failure)
+    #[arg(long, value_name = "S")]
+    pub status: Option<MessageState>,
+    /// With --status: only this event (`*` wildcards allowed)
+    #[arg(long, value_name = "E", requires = "status")]
+    pub event: Option<String>,
+    /// Also retry inhibited messages (the recipient opted out)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user (the first owner can be added by anyone)
+    Add {
+        username: String,
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// Display name
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// owner, user-admin, template-admin, oncall or member (repeatable) [default: member]
+        #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
+        roles: Vec<Role>,
+    },
+    /// List users
+    List(JsonFlag),
+    /// Stop a user acting and receiving notifications
+    Suspend { username: String },
+    /// Reactivate a suspended user
+    Activate { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrefsCommand {
+    /// Each event's delivery method
+    List(JsonFlag),
+    /// Set an event's delivery method, or `default` for the deployment default (owners)
+    Set {
+        event: String,
+        /// smtp, webhook, slack_webhook, slack_api, or default
+        #[arg(long, value_name = "M")]
+        method: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptoutCommand {
+    /// Every event and whether you (or --user) receive it
+    List {
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop receiving an event
+    Set {
+        event: String,
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+    },
+    /// Receive an event again (removes the opt-out)
+    Clear {
+        event: String,
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+    },
+}
+
+impl Command {
+    /// Whether the command runs without an invoking user.
+    pub fn needs_identity(&self) -> bool {
+        !matches!(
+            self,
+            Command::Migrate | Command::Users(UsersCommand::Add { .. })
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,15 @@
+//! Herald: a notification dispatcher with a terminal admin console.
+//!
+//! Layers (STYLE.md): `model` and `routing` are pure; `store` is the I/O adapter;
+//! `service` holds every operation a person can do, with the permission check; `cli` is a
+//! front end that only calls the service.
+
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod model;
+pub mod output;
+pub mod routing;
+pub mod service;
+pub mod store;

@@ -1,0 +1,293 @@
+//! Plain domain types shared by every layer: events, users, roles, methods, messages.
+//!
+//! Nothing here does I/O. String forms (`as_str` / `FromStr`) are the contract used in the
+//! store, the CLI and JSON output (DESIGN §3, §5, §8).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Declares a string-backed enum with `as_str`, `ALL`, `Display`, `FromStr` and serde impls.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored / printed form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: vec![$($text),+],
+                    }),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A string that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}`; expected one of: {}", expected.join(", "))]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: Vec<&'static str>,
+}
+
+string_enum!(
+    /// What a user may do and which events reach them (DESIGN §3).
+    Role, "role" {
+        Owner => "owner",
+        UserAdmin => "user-admin",
+        TemplateAdmin => "template-admin",
+        Oncall => "oncall",
+        Member => "member",
+    }
+);
+
+string_enum!(
+    /// Whether a user receives notifications and may act.
+    UserStatus, "user status" {
+        Active => "active",
+        Suspended => "suspended",
+    }
+);
+
+string_enum!(
+    /// How a message is delivered.
+    Method, "delivery method" {
+        Smtp => "smtp",
+        Webhook => "webhook",
+        SlackWebhook => "slack_webhook",
+        SlackApi => "slack_api",
+        Inbox => "inbox",
+    }
+);
+
+string_enum!(
+    /// Where a message is in its life (DESIGN §5).
+    MessageState, "message status" {
+        Pending => "pending",
+        Leased => "leased",
+        Sent => "sent",
+        TemporaryFailure => "temporary_failure",
+        PermanentFailure => "permanent_failure",
+        Inhibited => "inhibited",
+    }
+);
+
+string_enum!(
+    /// Built-in catalog events versus ad-hoc ones.
+    EventKind, "event kind" {
+        System => "system",
+        Custom => "custom",
+    }
+);
+
+string_enum!(
+    /// The kind of a SQLMesh-style notification target; each maps to one [`Method`].
+    TargetType, "target type" {
+        SlackWebhook => "slack_webhook",
+        SlackApi => "slack_api",
+        Smtp => "smtp",
+        Webhook => "webhook",
+    }
+);
+
+impl TargetType {
+    /// The delivery method that carries messages for this target type.
+    pub fn method(self) -> Method {
+        match self {
+            TargetType::SlackWebhook => Method::SlackWebhook,
+            TargetType::SlackApi => Method::SlackApi,
+            TargetType::Smtp => Method::Smtp,
+            TargetType::Webhook => Method::Webhook,
+        }
+    }
+}
+
+/// A call to action shown with a notification; both fields are templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub label: String,
+    pub url: String,
+}
+
+/// An event as declared in the catalog (`assets/events.toml`), before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Unique snake_case key, e.g. `workspace_deleted`.
+    pub name: String,
+    /// Display group, e.g. `Workspace Events`.
+    pub group: String,
+    pub title_template: String,
+    /// Markdown.
+    pub body_template: String,
+    pub actions: Vec<Action>,
+    /// Roles that receive the event besides the explicitly named users.
+    pub audience_roles: Vec<Role>,
+    pub enabled_by_default: bool,
+    pub kind: EventKind,
+    /// False for one-time passcodes: never copied to the inbox.
+    pub inbox: bool,
+    /// True for events about a user's own account, which reach that user even when suspended.
+    pub reaches_suspended: bool,
+}
+
+/// A stored event (a row of `notification_templates`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTemplate {
+    pub id: Uuid,
+    pub spec: EventSpec,
+    /// The admin's per-event delivery method; `None` means the deployment default.
+    pub method: Option<Method>,
+}
+
+/// A person known to Herald.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub status: UserStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+}
+
+/// A user's choice about one event: `disabled = true` is an opt-out, `false` an explicit opt-in
+/// (which matters for events disabled by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preference {
+    pub user_id: Uuid,
+    pub template_id: Uuid,
+    pub disabled: bool,
+}
+
+/// Where a target-bound message goes, as routing sees it (secrets stay in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRef {
+    pub name: String,
+    pub target_type: TargetType,
+    pub notify_on: Vec<String>,
+    /// The user who declared it in `[[users]]`, or `None` for a global target.
+    pub owner: Option<String>,
+}
+
+/// A row of `notification_messages`, joined with the event name and username.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: Uuid,
+    pub notification_template_id: Uuid,
+    pub event: String,
+    pub user_id: Option<Uuid>,
+    pub username: Option<String>,
+    pub target: Option<String>,
+    pub method: Method,
+    pub status: MessageState,
+    pub status_reason: Option<String>,
+    pub created_by: String,
+    pub payload: serde_json::Value,
+    pub attempt_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub leased_until: Option<DateTime<Utc>>,
+    pub next_retry_after: Option<DateTime<Utc>>,
+    pub queued_seconds: Option<f64>,
+    pub dedupe_hash: Option<String>,
+}
+
+/// A row of `notification_attempts`: one delivery tried.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub message_id: Uuid,
+    pub attempt_number: i32,
+    pub notifier_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub outcome: MessageState,
+    pub reason: Option<String>,
+}
+
+/// Deployment-wide switches stored in `notification_settings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    pub notifier_paused: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_their_string_forms() {
+        for m in Method::ALL {
+            assert_eq!(m.as_str().parse::<Method>().unwrap(), *m);
+        }
+        for s in MessageState::ALL {
+            assert_eq!(s.as_str().parse::<MessageState>().unwrap(), *s);
+        }
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), *r);
+        }
+    }
+
+    #[test]
+    fn unknown_value_lists_what_is_expected() {
+        let err = "mail".parse::<Method>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown delivery method `mail`; expected one of: smtp, webhook, slack_webhook, slack_api, inbox"
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The shared store: one trait, a SQLite and a PostgreSQL implementation, the migrations.
+//!
+//! Every replica coordinates only through the store (DESIGN §1). Both implementations pass the
+//! same conformance suite (`tests/store_conformance.rs`).
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{
+    Attempt, EventSpec, EventTemplate, Message, MessageState, Method, Preference, Role, Settings,
+    User, UserStatus,
+};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong talking to the store, in words that say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {url}: {detail}")]
+    Open { url: String, detail: String },
+    #[error(
+        "the store at {url} is not migrated (schema version {found} of {latest}); run `herald migrate`"
+    )]
+    NotMigrated {
+        url: String,
+        found: i64,
+        latest: i64,
+    },
+    #[error(
+        "the store at {url} has schema version {found}, newer than this herald knows ({latest}); upgrade herald"
+    )]
+    TooNew {
+        url: String,
+        found: i64,
+        latest: i64,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unreadable row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("store error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How [`open`] treats a store that does not exist or is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the database file if needed and apply every pending migration.
+    Migrate,
+    /// The store must exist and be fully migrated; nothing is created.
+    Existing,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+/// A message to insert; routing decides everything but the id and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub template_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub target: Option<String>,
+    pub method: Method,
+    pub status: MessageState,
+    pub status_reason: Option<String>,
+    pub created_by: String,
+    pub payload: serde_json::Value,
+    pub dedupe_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which messages were inserted and which already existed (same dedupe hash).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnqueueOutcome {
+    pub enqueued: Vec<Uuid>,
+    /// Ids of the messages that made the new ones duplicates.
+    pub duplicates: Vec<Uuid>,
+}
+
+/// Filters for listing messages; all present filters must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFilter {
+    pub statuses: Vec<MessageState>,
+    /// An event name, or a pattern with `*` wildcards (`run_*`).
+    pub event: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub method: Option<Method>,
+}
+
+/// One keyset page: newest first, strictly older than `before` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub before: Option<Uuid>,
+    pub limit: u32,
+}
+
+/// Message counts per state; every state is present, zero when empty.
+pub type StateCounts = Vec<(MessageState, i64)>;
+
+/// The shared store. Implementations must keep every operation atomic.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// The database URL with any password removed, for display.
+    fn display_url(&self) -> &str;
+
+    // users
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// Creates or updates (email, name, roles) a user declared in the config.
+    async fn upsert_user(&self, user: &NewUser) -> StoreResult<User>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Active users holding at least one of `roles`.
+    async fn active_users_with_roles(&self, roles: &[Role]) -> StoreResult<Vec<User>>;
+    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()>;
+    async fn owner_exists(&self) -> StoreResult<bool>;
+
+    // event catalog
+    /// Inserts new events and refreshes the templates of known ones; never touches `method`.
+    async fn upsert_catalog(&self, events: &[EventSpec]) -> StoreResult<()>;
+    async fn list_templates(&self) -> StoreResult<Vec<EventTemplate>>;
+    async fn template_by_name(&self, name: &str) -> StoreResult<Option<EventTemplate>>;
+    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()>;
+
+    // preferences
+    async fn preferences_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Preference>>;
+    async fn preferences_for_template(
+        &self,
+        template_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> StoreResult<Vec<Preference>>;
+    async fn set_preference(&self, pref: Preference) -> StoreResult<()>;
+    /// Removes a preference; true when one existed.
+    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool>;
+
+    // settings
+    async fn settings(&self) -> StoreResult<Settings>;
+    async fn set_paused(&self, paused: bool) -> StoreResult<()>;
+
+    // messages
+    /// Inserts all messages in one transaction; a message whose dedupe hash exists is skipped.
+    async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome>;
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>>;
+    async fn count_by_state(&self) -> StoreResult<StateCounts>;
+    async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>>;
+    /// Puts failed messages (and inhibited ones when `include_inhibited`) back to `pending`
+    /// with no attempts; returns the ids changed.
+    async fn retry_messages(
+        &self,
+        ids: &[Uuid],
+        include_inhibited: bool,
+        reason: &str,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Deletes messages (with their attempts) last changed before `cutoff`, in bounded batches;
+    /// returns how many.
+    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`).
+pub async fn open(url: &str, mode: OpenMode) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, mode).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url, mode).await?))
+    } else {
+        Err(StoreError::Open {
+            url: redact_password(url),
+            detail: "unsupported scheme; use sqlite://FILE or postgres://USER@HOST/DB".into(),
+        })
+    }
+}
+
+/// One schema migration: its version, name and SQL for each backend.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("store/migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("store/migrations/postgres/0001_init.sql"),
+}];
+
+fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Checks an applied schema version against this binary's migrations.
+fn check_version(url: &str, found: i64) -> StoreResult<()> {
+    let latest = latest_version();
+    match found.cmp(&latest) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(StoreError::NotMigrated {
+            url: url.to_string(),
+            found,
+            latest,
+        }),
+        std::cmp::Ordering::Greater => Err(StoreError::TooNew {
+            url: url.to_string(),
+            found,
+            latest,
+        }),
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn join_roles(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn split_roles(table: &'static str, text: &str) -> StoreResult<Vec<Role>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::model::UnknownValue| StoreError::Corrupt {
+                    table,
+                    detail: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+fn parse_enum<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
+    table: &'static str,
+    text: &str,
+) -> StoreResult<T> {
+    text.parse()
+        .map_err(|e: crate::model::UnknownValue| StoreError::Corrupt {
+            table,
+            detail: e.to_string(),
+        })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: format!("invalid JSON: {e}"),
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing plain data (strings, maps, vectors) cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+/// Translates a `*` glob over event names into a SQL LIKE pattern (escape `\`).
+fn like_pattern(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
+const PURGE_BATCH: i64 = 5_000;
+
+/// States a retry may move back to `pending`.
+fn retryable_states(include_inhibited: bool) -> Vec<MessageState> {
+    let mut states = vec![
+        MessageState::TemporaryFailure,
+        MessageState::PermanentFailure,
+    ];
+    if include_inhibited {
+        states.push(MessageState::Inhibited);
+    }
+    states
+}
+
+fn zero_counts() -> StateCounts {
+    MessageState::ALL.iter().map(|s| (*s, 0)).collect()
+}
+
+fn add_count(
+    counts: &mut StateCounts,
+    table: &'static str,
+    status: &str,
+    n: i64,
+) -> StoreResult<()> {
+    let state: MessageState = parse_enum(table, status)?;
+    if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+        slot.1 += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_password("postgres://herald:s3cret@db:5432/herald"),
+            "postgres://herald:<redacted>@db:5432/herald"
+        );
+        assert_eq!(
+            redact_password("postgres://db/herald"),
+            "postgres://db/herald"
+        );
+        assert_eq!(redact_password("sqlite://herald.db"), "sqlite://herald.db");
+    }
+
+    #[test]
+    fn event_globs_become_escaped_like_patterns() {
+        assert_eq!(like_pattern("run_*"), "run\\_%");
+        assert_eq!(like_pattern("100%"), "100\\%");
+    }
+
+    #[test]
+    fn versions_behind_or_ahead_are_refused_with_what_to_do() {
+        let behind = check_version("sqlite://x.db", 0).unwrap_err().to_string();
+        assert!(behind.contains("run `herald migrate`"), "{behind}");
+        let ahead = check_version("sqlite://x.db", 99).unwrap_err().to_string();
+        assert!(ahead.contains("upgrade herald"), "{ahead}");
+        check_version("sqlite://x.db", latest_version()).unwrap();
+    }
+}

@@ -1,0 +1,618 @@
+//! The PostgreSQL store, for several replicas on several machines.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{
+    EnqueueOutcome, MessageFilter, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest,
+    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
+    like_pattern, parse_enum, parse_json, redact_password, retryable_states, split_roles, to_json,
+    zero_counts,
+};
+use crate::model::{
+    Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
+    Settings, User, UserStatus,
+};
+
+/// PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The URL with its password redacted.
+    url: String,
+}
+
+/// Serializes migrations run by replicas starting at the same time.
+const MIGRATION_LOCK: i64 = 0x6865_7261_6c64; // "herald"
+
+const USER_COLUMNS: &str = "id, username, email, name, roles, status, created_at, updated_at";
+const TEMPLATE_COLUMNS: &str = "id, name, \"group\", title_template, body_template, actions, \
+     audience_roles, enabled_by_default, method, kind, inbox, reaches_suspended";
+const MESSAGE_SELECT: &str = "SELECT m.id, m.notification_template_id, t.name AS event, m.user_id, \
+     u.username, m.target, m.method, m.status, m.status_reason, m.created_by, \
+     m.payload::text AS payload, m.attempt_count, m.created_at, m.updated_at, m.leased_until, \
+     m.next_retry_after, m.queued_seconds, m.dedupe_hash \
+     FROM notification_messages m \
+     JOIN notification_templates t ON t.id = m.notification_template_id \
+     LEFT JOIN users u ON u.id = m.user_id";
+
+fn user_from_row(row: &PgRow) -> StoreResult<User> {
+    const T: &str = "users";
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        roles: split_roles(T, row.try_get("roles")?)?,
+        status: parse_enum(T, row.try_get("status")?)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn template_from_row(row: &PgRow) -> StoreResult<EventTemplate> {
+    const T: &str = "notification_templates";
+    let method: Option<String> = row.try_get("method")?;
+    Ok(EventTemplate {
+        id: row.try_get("id")?,
+        method: method.map(|m| parse_enum::<Method>(T, &m)).transpose()?,
+        spec: EventSpec {
+            name: row.try_get("name")?,
+            group: row.try_get("group")?,
+            title_template: row.try_get("title_template")?,
+            body_template: row.try_get("body_template")?,
+            actions: parse_json::<Vec<Action>>(T, row.try_get("actions")?)?,
+            audience_roles: split_roles(T, row.try_get("audience_roles")?)?,
+            enabled_by_default: row.try_get("enabled_by_default")?,
+            kind: parse_enum::<EventKind>(T, row.try_get("kind")?)?,
+            inbox: row.try_get("inbox")?,
+            reaches_suspended: row.try_get("reaches_suspended")?,
+        },
+    })
+}
+
+fn message_from_row(row: &PgRow) -> StoreResult<Message> {
+    const T: &str = "notification_messages";
+    Ok(Message {
+        id: row.try_get("id")?,
+        notification_template_id: row.try_get("notification_template_id")?,
+        event: row.try_get("event")?,
+        user_id: row.try_get("user_id")?,
+        username: row.try_get("username")?,
+        target: row.try_get("target")?,
+        method: parse_enum(T, row.try_get("method")?)?,
+        status: parse_enum(T, row.try_get("status")?)?,
+        status_reason: row.try_get("status_reason")?,
+        created_by: row.try_get("created_by")?,
+        payload: parse_json(T, row.try_get("payload")?)?,
+        attempt_count: row.try_get("attempt_count")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        leased_until: row.try_get("leased_until")?,
+        next_retry_after: row.try_get("next_retry_after")?,
+        queued_seconds: row.try_get("queued_seconds")?,
+        dedupe_hash: row.try_get("dedupe_hash")?,
+    })
+}
+
+fn attempt_from_row(row: &PgRow) -> StoreResult<Attempt> {
+    Ok(Attempt {
+        message_id: row.try_get("message_id")?,
+        attempt_number: row.try_get("attempt_number")?,
+        notifier_id: row.try_get("notifier_id")?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        outcome: parse_enum("notification_attempts", row.try_get("outcome")?)?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn preference_from_row(row: &PgRow) -> StoreResult<Preference> {
+    Ok(Preference {
+        user_id: row.try_get("user_id")?,
+        template_id: row.try_get("template_id")?,
+        disabled: row.try_get("disabled")?,
+    })
+}
+
+fn unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl PostgresStore {
+    /// Connects to `url` and, with [`OpenMode::Migrate`], applies pending migrations.
+    pub async fn open(url: &str, mode: OpenMode) -> StoreResult<PostgresStore> {
+        let shown = redact_password(url);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Open {
+                url: shown.clone(),
+                detail: format!("{e}; check that the server is running and database_url is right"),
+            })?;
+        let store = PostgresStore { pool, url: shown };
+        match mode {
+            OpenMode::Migrate => store.migrate().await?,
+            OpenMode::Existing => check_version(&store.url, store.schema_version().await?)?,
+        }
+        Ok(store)
+    }
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('herald_schema_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        if !exists {
+            return Ok(0);
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM herald_schema_migrations")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+                version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM herald_schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        let current = current.unwrap_or(0);
+        if current > super::latest_version() {
+            check_version(&self.url, current)?;
+        }
+        for m in super::MIGRATIONS.iter().filter(|m| m.version > current) {
+            sqlx::raw_sql(m.postgres).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO herald_schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, name, roles, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'active', now(), now()) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(join_roles(&user.roles))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Conflict(format!("user `{}` already exists", user.username))
+            } else {
+                e.into()
+            }
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn upsert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, name, roles, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'active', now(), now())
+             ON CONFLICT (username) DO UPDATE SET email = excluded.email, name = excluded.name,
+                 roles = excluded.roles, updated_at = excluded.updated_at
+             WHERE (users.email, users.name, users.roles) IS DISTINCT FROM (excluded.email, excluded.name, excluded.roles)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(join_roles(&user.roles))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => user_from_row(&row),
+            // Unchanged: the conditional upsert wrote nothing and returned nothing.
+            None => self.user_by_username(&user.username).await?.ok_or_else(|| {
+                StoreError::Conflict(format!("user `{}` vanished during upsert", user.username))
+            }),
+        }
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn active_users_with_roles(&self, roles: &[Role]) -> StoreResult<Vec<User>> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE status = 'active' AND string_to_array(roles, ',') && $1::text[]
+             ORDER BY username"
+        ))
+        .bind(&names)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET status = $1, updated_at = now() WHERE id = $2")
+            .bind(status.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn owner_exists(&self) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE 'owner' = ANY (string_to_array(roles, ',')))",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn upsert_catalog(&self, events: &[EventSpec]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO notification_templates (id, name, \"group\", title_template,
+                     body_template, actions, audience_roles, enabled_by_default, kind, inbox,
+                     reaches_suspended, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())
+                 ON CONFLICT (name) DO UPDATE SET \"group\" = excluded.\"group\",
+                     title_template = excluded.title_template,
+                     body_template = excluded.body_template, actions = excluded.actions,
+                     audience_roles = excluded.audience_roles,
+                     enabled_by_default = excluded.enabled_by_default, kind = excluded.kind,
+                     inbox = excluded.inbox, reaches_suspended = excluded.reaches_suspended,
+                     updated_at = excluded.updated_at
+                 WHERE (notification_templates.\"group\", notification_templates.title_template,
+                        notification_templates.body_template, notification_templates.actions,
+                        notification_templates.audience_roles,
+                        notification_templates.enabled_by_default, notification_templates.kind,
+                        notification_templates.inbox, notification_templates.reaches_suspended)
+                     IS DISTINCT FROM
+                       (excluded.\"group\", excluded.title_template, excluded.body_template,
+                        excluded.actions, excluded.audience_roles, excluded.enabled_by_default,
+                        excluded.kind, excluded.inbox, excluded.reaches_suspended)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(&e.name)
+            .bind(&e.group)
+            .bind(&e.title_template)
+            .bind(&e.body_template)
+            .bind(to_json(&e.actions))
+            .bind(join_roles(&e.audience_roles))
+            .bind(e.enabled_by_default)
+            .bind(e.kind.as_str())
+            .bind(e.inbox)
+            .bind(e.reaches_suspended)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<EventTemplate>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM notification_templates ORDER BY \"group\", name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    async fn template_by_name(&self, name: &str) -> StoreResult<Option<EventTemplate>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM notification_templates WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_templates SET method = $1, updated_at = now() WHERE id = $2",
+        )
+        .bind(method.map(Method::as_str))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn preferences_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Preference>> {
+        let rows = sqlx::query(
+            "SELECT user_id, template_id, disabled FROM notification_preferences WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(preference_from_row).collect()
+    }
+
+    async fn preferences_for_template(
+        &self,
+        template_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> StoreResult<Vec<Preference>> {
+        let rows = sqlx::query(
+            "SELECT user_id, template_id, disabled FROM notification_preferences
+             WHERE template_id = $1 AND user_id = ANY ($2)",
+        )
+        .bind(template_id)
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(preference_from_row).collect()
+    }
+
+    async fn set_preference(&self, pref: Preference) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO notification_preferences (user_id, template_id, disabled, created_at, updated_at)
+             VALUES ($1, $2, $3, now(), now())
+             ON CONFLICT (user_id, template_id) DO UPDATE SET disabled = excluded.disabled,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(pref.user_id)
+        .bind(pref.template_id)
+        .bind(pref.disabled)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM notification_preferences WHERE user_id = $1 AND template_id = $2",
+        )
+        .bind(user_id)
+        .bind(template_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn settings(&self) -> StoreResult<Settings> {
+        let row = sqlx::query(
+            "SELECT notifier_paused, updated_at FROM notification_settings WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Settings {
+            notifier_paused: row.try_get("notifier_paused")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    async fn set_paused(&self, paused: bool) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_settings SET notifier_paused = $1, updated_at = now() WHERE id = 1",
+        )
+        .bind(paused)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
+        let mut outcome = EnqueueOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for m in messages {
+            let inserted = sqlx::query(
+                "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
+                     method, status, status_reason, created_by, payload, attempt_count, created_at,
+                     updated_at, dedupe_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 0, $10, $10, $11)
+                 ON CONFLICT (dedupe_hash) DO NOTHING",
+            )
+            .bind(m.id)
+            .bind(m.template_id)
+            .bind(m.user_id)
+            .bind(&m.target)
+            .bind(m.method.as_str())
+            .bind(m.status.as_str())
+            .bind(&m.status_reason)
+            .bind(&m.created_by)
+            .bind(to_json(&m.payload))
+            .bind(m.created_at)
+            .bind(&m.dedupe_hash)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                outcome.enqueued.push(m.id);
+            } else {
+                let existing: Uuid = sqlx::query_scalar(
+                    "SELECT id FROM notification_messages WHERE dedupe_hash = $1",
+                )
+                .bind(&m.dedupe_hash)
+                .fetch_one(&mut *tx)
+                .await?;
+                outcome.duplicates.push(existing);
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let mut q = QueryBuilder::<Postgres>::new(MESSAGE_SELECT);
+        q.push(" WHERE TRUE");
+        if !filter.statuses.is_empty() {
+            let states: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+            q.push(" AND m.status = ANY (").push_bind(states).push(")");
+        }
+        if let Some(event) = &filter.event {
+            if event.contains('*') {
+                q.push(" AND t.name LIKE ")
+                    .push_bind(like_pattern(event))
+                    .push(" ESCAPE '\\'");
+            } else {
+                q.push(" AND t.name = ").push_bind(event.clone());
+            }
+        }
+        if let Some(user_id) = filter.user_id {
+            q.push(" AND m.user_id = ").push_bind(user_id);
+        }
+        if let Some(method) = filter.method {
+            q.push(" AND m.method = ").push_bind(method.as_str());
+        }
+        if let Some(before) = page.before {
+            q.push(" AND m.id < ").push_bind(before);
+        }
+        q.push(" ORDER BY m.id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn count_by_state(&self) -> StoreResult<StateCounts> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM notification_messages GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts = zero_counts();
+        for row in rows {
+            add_count(
+                &mut counts,
+                "notification_messages",
+                row.try_get("status")?,
+                row.try_get("n")?,
+            )?;
+        }
+        Ok(counts)
+    }
+
+    async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>> {
+        let Some(row) = sqlx::query(&format!("{MESSAGE_SELECT} WHERE m.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let attempts = sqlx::query(
+            "SELECT message_id, attempt_number, notifier_id, started_at, duration_ms, outcome, reason
+             FROM notification_attempts WHERE message_id = $1 ORDER BY attempt_number",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some((message, attempts)))
+    }
+
+    async fn retry_messages(
+        &self,
+        ids: &[Uuid],
+        include_inhibited: bool,
+        reason: &str,
+    ) -> StoreResult<Vec<Uuid>> {
+        let states: Vec<&str> = retryable_states(include_inhibited)
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let changed: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE notification_messages SET status = 'pending', attempt_count = 0,
+                 leased_until = NULL, next_retry_after = NULL, status_reason = $1,
+                 updated_at = now()
+             WHERE status = ANY ($2) AND id = ANY ($3)
+             RETURNING id",
+        )
+        .bind(reason)
+        .bind(&states)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(changed)
+    }
+
+    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM notification_messages WHERE id IN (
+                     SELECT id FROM notification_messages WHERE updated_at < $1 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,747 @@
+//! The embedded SQLite store: one file, WAL mode, writers serialized by `BEGIN IMMEDIATE`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use uuid::Uuid;
+
+use super::{
+    EnqueueOutcome, MessageFilter, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest,
+    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
+    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, zero_counts,
+};
+use crate::model::{
+    Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
+    Settings, User, UserStatus,
+};
+
+/// SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    url: String,
+}
+
+/// Fixed-width UTC text, so that comparing strings compares instants.
+fn ts(dt: DateTime<Utc>) -> String {
+    dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn parse_ts(table: &'static str, text: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt {
+            table,
+            detail: format!("bad timestamp `{text}`: {e}"),
+        })
+}
+
+fn parse_opt_ts(table: &'static str, text: Option<String>) -> StoreResult<Option<DateTime<Utc>>> {
+    text.map(|t| parse_ts(table, &t)).transpose()
+}
+
+fn parse_id(table: &'static str, text: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: format!("bad id `{text}`: {e}"),
+    })
+}
+
+/// The file a `sqlite:` URL names, or `None` for an in-memory database.
+fn database_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+const USER_COLUMNS: &str = "id, username, email, name, roles, status, created_at, updated_at";
+const TEMPLATE_COLUMNS: &str = "id, name, \"group\", title_template, body_template, actions, \
+     audience_roles, enabled_by_default, method, kind, inbox, reaches_suspended";
+const MESSAGE_SELECT: &str = "SELECT m.id, m.notification_template_id, t.name AS event, m.user_id, \
+     u.username, m.target, m.method, m.status, m.status_reason, m.created_by, m.payload, \
+     m.attempt_count, m.created_at, m.updated_at, m.leased_until, m.next_retry_after, \
+     m.queued_seconds, m.dedupe_hash \
+     FROM notification_messages m \
+     JOIN notification_templates t ON t.id = m.notification_template_id \
+     LEFT JOIN users u ON u.id = m.user_id";
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    const T: &str = "users";
+    Ok(User {
+        id: parse_id(T, row.try_get("id")?)?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        roles: split_roles(T, row.try_get("roles")?)?,
+        status: parse_enum(T, row.try_get("status")?)?,
+        created_at: parse_ts(T, row.try_get("created_at")?)?,
+        updated_at: parse_ts(T, row.try_get("updated_at")?)?,
+    })
+}
+
+fn template_from_row(row: &SqliteRow) -> StoreResult<EventTemplate> {
+    const T: &str = "notification_templates";
+    let method: Option<String> = row.try_get("method")?;
+    Ok(EventTemplate {
+        id: parse_id(T, row.try_get("id")?)?,
+        method: method.map(|m| parse_enum::<Method>(T, &m)).transpose()?,
+        spec: EventSpec {
+            name: row.try_get("name")?,
+            group: row.try_get("group")?,
+            title_template: row.try_get("title_template")?,
+            body_template: row.try_get("body_template")?,
+            actions: parse_json::<Vec<Action>>(T, row.try_get("actions")?)?,
+            audience_roles: split_roles(T, row.try_get("audience_roles")?)?,
+            enabled_by_default: row.try_get("enabled_by_default")?,
+            kind: parse_enum::<EventKind>(T, row.try_get("kind")?)?,
+            inbox: row.try_get("inbox")?,
+            reaches_suspended: row.try_get("reaches_suspended")?,
+        },
+    })
+}
+
+fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
+    const T: &str = "notification_messages";
+    let user_id: Option<String> = row.try_get("user_id")?;
+    Ok(Message {
+        id: parse_id(T, row.try_get("id")?)?,
+        notification_template_id: parse_id(T, row.try_get("notification_template_id")?)?,
+        event: row.try_get("event")?,
+        user_id: user_id.map(|u| parse_id(T, &u)).transpose()?,
+        username: row.try_get("username")?,
+        target: row.try_get("target")?,
+        method: parse_enum(T, row.try_get("method")?)?,
+        status: parse_enum(T, row.try_get("status")?)?,
+        status_reason: row.try_get("status_reason")?,
+        created_by: row.try_get("created_by")?,
+        payload: parse_json(T, row.try_get("payload")?)?,
+        attempt_count: row.try_get("attempt_count")?,
+        created_at: parse_ts(T, row.try_get("created_at")?)?,
+        updated_at: parse_ts(T, row.try_get("updated_at")?)?,
+        leased_until: parse_opt_ts(T, row.try_get("leased_until")?)?,
+        next_retry_after: parse_opt_ts(T, row.try_get("next_retry_after")?)?,
+        queued_seconds: row.try_get("queued_seconds")?,
+        dedupe_hash: row.try_get("dedupe_hash")?,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
+    const T: &str = "notification_attempts";
+    Ok(Attempt {
+        message_id: parse_id(T, row.try_get("message_id")?)?,
+        attempt_number: row.try_get("attempt_number")?,
+        notifier_id: parse_id(T, row.try_get("notifier_id")?)?,
+        started_at: parse_ts(T, row.try_get("started_at")?)?,
+        duration_ms: row.try_get("duration_ms")?,
+        outcome: parse_enum(T, row.try_get("outcome")?)?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn preference_from_row(row: &SqliteRow) -> StoreResult<Preference> {
+    const T: &str = "notification_preferences";
+    Ok(Preference {
+        user_id: parse_id(T, row.try_get("user_id")?)?,
+        template_id: parse_id(T, row.try_get("template_id")?)?,
+        disabled: row.try_get("disabled")?,
+    })
+}
+
+fn unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl SqliteStore {
+    /// Opens (and with [`OpenMode::Migrate`], creates and migrates) the database at `url`.
+    pub async fn open(url: &str, mode: OpenMode) -> StoreResult<SqliteStore> {
+        let open_err = |detail: String| StoreError::Open {
+            url: url.to_string(),
+            detail,
+        };
+        if mode == OpenMode::Existing
+            && let Some(path) = database_path(url)
+            && !Path::new(path).exists()
+        {
+            return Err(open_err(format!(
+                "no database file at {path}; run `herald migrate` to create it, or check database_url"
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_err(e.to_string()))?
+            .create_if_missing(mode == OpenMode::Migrate)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = SqliteStore {
+            pool,
+            url: url.to_string(),
+        };
+        match mode {
+            OpenMode::Migrate => store.migrate().await?,
+            OpenMode::Existing => check_version(url, store.schema_version().await?)?,
+        }
+        Ok(store)
+    }
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'herald_schema_migrations')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !exists {
+            return Ok(0);
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM herald_schema_migrations")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM herald_schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+        let current = current.unwrap_or(0);
+        check_newer(&self.url, current)?;
+        for m in super::MIGRATIONS.iter().filter(|m| m.version > current) {
+            sqlx::raw_sql(m.sqlite).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO herald_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A store migrated by a newer herald must not be touched by an older one.
+fn check_newer(url: &str, current: i64) -> StoreResult<()> {
+    if current > super::latest_version() {
+        check_version(url, current)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let now = ts(Utc::now());
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, name, roles, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'active', ?, ?) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7().to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(join_roles(&user.roles))
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Conflict(format!("user `{}` already exists", user.username))
+            } else {
+                e.into()
+            }
+        })?;
+        user_from_row(&row)
+    }
+
+    async fn upsert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let now = ts(Utc::now());
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (id, username, email, name, roles, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+             ON CONFLICT (username) DO UPDATE SET email = excluded.email, name = excluded.name,
+                 roles = excluded.roles, updated_at = excluded.updated_at
+             WHERE (users.email, users.name, users.roles) IS NOT (excluded.email, excluded.name, excluded.roles)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7().to_string())
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(join_roles(&user.roles))
+        .bind(&now)
+        .bind(&now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => user_from_row(&row),
+            // Unchanged: the conditional upsert wrote nothing and returned nothing.
+            None => self.user_by_username(&user.username).await?.ok_or_else(|| {
+                StoreError::Conflict(format!("user `{}` vanished during upsert", user.username))
+            }),
+        }
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn active_users_with_roles(&self, roles: &[Role]) -> StoreResult<Vec<User>> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE status = 'active' ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(users
+            .into_iter()
+            .filter(|u| u.roles.iter().any(|r| roles.contains(r)))
+            .collect())
+    }
+
+    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(ts(Utc::now()))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn owner_exists(&self) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE ',' || roles || ',' LIKE '%,owner,%')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn upsert_catalog(&self, events: &[EventSpec]) -> StoreResult<()> {
+        let now = ts(Utc::now());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO notification_templates (id, name, \"group\", title_template,
+                     body_template, actions, audience_roles, enabled_by_default, kind, inbox,
+                     reaches_suspended, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (name) DO UPDATE SET \"group\" = excluded.\"group\",
+                     title_template = excluded.title_template,
+                     body_template = excluded.body_template, actions = excluded.actions,
+                     audience_roles = excluded.audience_roles,
+                     enabled_by_default = excluded.enabled_by_default, kind = excluded.kind,
+                     inbox = excluded.inbox, reaches_suspended = excluded.reaches_suspended,
+                     updated_at = excluded.updated_at
+                 WHERE notification_templates.\"group\" IS NOT excluded.\"group\"
+                     OR notification_templates.title_template IS NOT excluded.title_template
+                     OR notification_templates.body_template IS NOT excluded.body_template
+                     OR notification_templates.actions IS NOT excluded.actions
+                     OR notification_templates.audience_roles IS NOT excluded.audience_roles
+                     OR notification_templates.enabled_by_default IS NOT excluded.enabled_by_default
+                     OR notification_templates.kind IS NOT excluded.kind
+                     OR notification_templates.inbox IS NOT excluded.inbox
+                     OR notification_templates.reaches_suspended IS NOT excluded.reaches_suspended",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(&e.name)
+            .bind(&e.group)
+            .bind(&e.title_template)
+            .bind(&e.body_template)
+            .bind(to_json(&e.actions))
+            .bind(join_roles(&e.audience_roles))
+            .bind(e.enabled_by_default)
+            .bind(e.kind.as_str())
+            .bind(e.inbox)
+            .bind(e.reaches_suspended)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<EventTemplate>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM notification_templates ORDER BY \"group\", name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    async fn template_by_name(&self, name: &str) -> StoreResult<Option<EventTemplate>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM notification_templates WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()> {
+        sqlx::query("UPDATE notification_templates SET method = ?, updated_at = ? WHERE id = ?")
+            .bind(method.map(Method::as_str))
+            .bind(ts(Utc::now()))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn preferences_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Preference>> {
+        let rows = sqlx::query(
+            "SELECT user_id, template_id, disabled FROM notification_preferences WHERE user_id = ?",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(preference_from_row).collect()
+    }
+
+    async fn preferences_for_template(
+        &self,
+        template_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> StoreResult<Vec<Preference>> {
+        let mut out = Vec::new();
+        for chunk in user_ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT user_id, template_id, disabled FROM notification_preferences WHERE template_id = ",
+            );
+            q.push_bind(template_id.to_string())
+                .push(" AND user_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.to_string());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&self.pool).await? {
+                out.push(preference_from_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_preference(&self, pref: Preference) -> StoreResult<()> {
+        let now = ts(Utc::now());
+        sqlx::query(
+            "INSERT INTO notification_preferences (user_id, template_id, disabled, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, template_id) DO UPDATE SET disabled = excluded.disabled,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(pref.user_id.to_string())
+        .bind(pref.template_id.to_string())
+        .bind(pref.disabled)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM notification_preferences WHERE user_id = ? AND template_id = ?",
+        )
+        .bind(user_id.to_string())
+        .bind(template_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn settings(&self) -> StoreResult<Settings> {
+        let row = sqlx::query(
+            "SELECT notifier_paused, updated_at FROM notification_settings WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Settings {
+            notifier_paused: row.try_get("notifier_paused")?,
+            updated_at: parse_ts("notification_settings", row.try_get("updated_at")?)?,
+        })
+    }
+
+    async fn set_paused(&self, paused: bool) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_settings SET notifier_paused = ?, updated_at = ? WHERE id = 1",
+        )
+        .bind(paused)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
+        let mut outcome = EnqueueOutcome::default();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for m in messages {
+            let created = ts(m.created_at);
+            let inserted = sqlx::query(
+                "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
+                     method, status, status_reason, created_by, payload, attempt_count, created_at,
+                     updated_at, dedupe_hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                 ON CONFLICT (dedupe_hash) DO NOTHING",
+            )
+            .bind(m.id.to_string())
+            .bind(m.template_id.to_string())
+            .bind(m.user_id.map(|u| u.to_string()))
+            .bind(&m.target)
+            .bind(m.method.as_str())
+            .bind(m.status.as_str())
+            .bind(&m.status_reason)
+            .bind(&m.created_by)
+            .bind(to_json(&m.payload))
+            .bind(&created)
+            .bind(&created)
+            .bind(&m.dedupe_hash)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                outcome.enqueued.push(m.id);
+            } else {
+                let existing: String = sqlx::query_scalar(
+                    "SELECT id FROM notification_messages WHERE dedupe_hash = ?",
+                )
+                .bind(&m.dedupe_hash)
+                .fetch_one(&mut *tx)
+                .await?;
+                outcome
+                    .duplicates
+                    .push(parse_id("notification_messages", &existing)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let mut q = QueryBuilder::<Sqlite>::new(MESSAGE_SELECT);
+        q.push(" WHERE 1 = 1");
+        if !filter.statuses.is_empty() {
+            q.push(" AND m.status IN (");
+            let mut sep = q.separated(", ");
+            for s in &filter.statuses {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(event) = &filter.event {
+            if event.contains('*') {
+                q.push(" AND t.name LIKE ")
+                    .push_bind(like_pattern(event))
+                    .push(" ESCAPE '\\'");
+            } else {
+                q.push(" AND t.name = ").push_bind(event.clone());
+            }
+        }
+        if let Some(user_id) = filter.user_id {
+            q.push(" AND m.user_id = ").push_bind(user_id.to_string());
+        }
+        if let Some(method) = filter.method {
+            q.push(" AND m.method = ").push_bind(method.as_str());
+        }
+        if let Some(before) = page.before {
+            q.push(" AND m.id < ").push_bind(before.to_string());
+        }
+        q.push(" ORDER BY m.id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn count_by_state(&self) -> StoreResult<StateCounts> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM notification_messages GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts = zero_counts();
+        for row in rows {
+            add_count(
+                &mut counts,
+                "notification_messages",
+                row.try_get("status")?,
+                row.try_get("n")?,
+            )?;
+        }
+        Ok(counts)
+    }
+
+    async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>> {
+        let Some(row) = sqlx::query(&format!("{MESSAGE_SELECT} WHERE m.id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let attempts = sqlx::query(
+            "SELECT message_id, attempt_number, notifier_id, started_at, duration_ms, outcome, reason
+             FROM notification_attempts WHERE message_id = ? ORDER BY attempt_number",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some((message, attempts)))
+    }
+
+    async fn retry_messages(
+        &self,
+        ids: &[Uuid],
+        include_inhibited: bool,
+        reason: &str,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(Utc::now());
+        let states = retryable_states(include_inhibited);
+        let mut changed = Vec::new();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE notification_messages SET status = 'pending', attempt_count = 0, \
+                 leased_until = NULL, next_retry_after = NULL, status_reason = ",
+            );
+            q.push_bind(reason)
+                .push(", updated_at = ")
+                .push_bind(&now)
+                .push(" WHERE status IN (");
+            let mut sep = q.separated(", ");
+            for s in &states {
+                sep.push_bind(s.as_str());
+            }
+            q.push(") AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.to_string());
+            }
+            q.push(") RETURNING id");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                changed.push(parse_id("notification_messages", row.try_get("id")?)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let cutoff = ts(cutoff);
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM notification_messages WHERE id IN (
+                     SELECT id FROM notification_messages WHERE updated_at < ? LIMIT ?)",
+            )
+            .bind(&cutoff)
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
+        let a = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let b = a + chrono::Duration::microseconds(1);
+        assert_eq!(ts(a), "2026-01-02T03:04:05.000000Z");
+        assert!(ts(a) < ts(b));
+        assert_eq!(parse_ts("t", &ts(b)).unwrap(), b);
+    }
+
+    #[test]
+    fn database_path_reads_both_url_forms() {
+        assert_eq!(database_path("sqlite://herald.db"), Some("herald.db"));
+        assert_eq!(
+            database_path("sqlite:/tmp/x.db?mode=rwc"),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(database_path("sqlite::memory:"), None);
+    }
+}

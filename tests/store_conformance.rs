@@ -1,0 +1,495 @@
+//! The store conformance suite: every test runs against SQLite and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use common::TestDb;
+use herald::catalog;
+use herald::model::{MessageState, Method, Preference, Role, UserStatus};
+use herald::store::{
+    self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, Store, StoreError,
+};
+use uuid::Uuid;
+
+type R = anyhow::Result<()>;
+
+async fn migrated(db: &TestDb) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::open(&db.url, OpenMode::Migrate).await?;
+    store.upsert_catalog(catalog::builtin()).await?;
+    Ok(store)
+}
+
+fn new_user(name: &str, roles: &[Role]) -> NewUser {
+    NewUser {
+        username: name.to_string(),
+        email: format!("{name}@example.com"),
+        name: name.to_uppercase(),
+        roles: roles.to_vec(),
+    }
+}
+
+async fn template_id(store: &dyn Store, name: &str) -> Uuid {
+    store.template_by_name(name).await.unwrap().unwrap().id
+}
+
+fn message(
+    template_id: Uuid,
+    user_id: Option<Uuid>,
+    method: Method,
+    hash: Option<&str>,
+) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        template_id,
+        user_id,
+        target: None,
+        method,
+        status: MessageState::Pending,
+        status_reason: None,
+        created_by: "test".into(),
+        payload: serde_json::json!({"labels": {"name": "ws1"}}),
+        dedupe_hash: hash.map(str::to_string),
+        created_at: Utc::now(),
+    }
+}
+
+async fn existing_mode_requires_a_migrated_store(db: TestDb) -> R {
+    let err = match store::open(&db.url, OpenMode::Existing).await {
+        Err(e) => e.to_string(),
+        Ok(_) => anyhow::bail!("an unmigrated store opened"),
+    };
+    assert!(err.contains("herald migrate"), "{err}");
+    store::open(&db.url, OpenMode::Migrate).await?;
+    store::open(&db.url, OpenMode::Migrate).await?; // idempotent
+    let store = store::open(&db.url, OpenMode::Existing).await?;
+    assert_eq!(store.backend(), db.backend);
+    Ok(())
+}
+
+async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    assert!(!store.owner_exists().await?);
+    let alice = store
+        .insert_user(&new_user("alice", &[Role::Owner]))
+        .await?;
+    assert!(store.owner_exists().await?);
+    assert_eq!(alice.roles, vec![Role::Owner]);
+    assert_eq!(alice.status, UserStatus::Active);
+    match store.insert_user(&new_user("alice", &[])).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("already exists"), "{msg}"),
+        other => anyhow::bail!("expected a conflict, got {other:?}"),
+    }
+    let bob = store
+        .insert_user(&new_user("bob", &[Role::UserAdmin, Role::Member]))
+        .await?;
+    assert_eq!(store.user_by_username("bob").await?.unwrap(), bob);
+    assert_eq!(store.user_by_id(bob.id).await?.unwrap().username, "bob");
+    assert!(store.user_by_username("carol").await?.is_none());
+
+    let admins = store
+        .active_users_with_roles(&[Role::Owner, Role::UserAdmin])
+        .await?;
+    assert_eq!(admins.len(), 2);
+    store.set_user_status(bob.id, UserStatus::Suspended).await?;
+    let admins = store.active_users_with_roles(&[Role::UserAdmin]).await?;
+    assert!(admins.is_empty(), "suspended users are not an audience");
+    assert_eq!(store.list_users().await?.len(), 2);
+
+    let changed = store
+        .upsert_user(&new_user("alice", &[Role::Oncall]))
+        .await?;
+    assert_eq!(changed.id, alice.id);
+    assert_eq!(changed.roles, vec![Role::Oncall]);
+    let same = store
+        .upsert_user(&new_user("alice", &[Role::Oncall]))
+        .await?;
+    assert_eq!(
+        same, changed,
+        "an unchanged upsert returns the row as it is"
+    );
+    Ok(())
+}
+
+async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let events = store.list_templates().await?;
+    assert_eq!(events.len(), catalog::builtin().len());
+    let id = template_id(&*store, "workspace_deleted").await;
+    store.set_template_method(id, Some(Method::Webhook)).await?;
+
+    let mut changed = catalog::builtin().to_vec();
+    for e in &mut changed {
+        if e.name == "workspace_deleted" {
+            e.title_template = "Gone: {{ labels.name }}".into();
+        }
+    }
+    store.upsert_catalog(&changed).await?;
+    let after = store.template_by_name("workspace_deleted").await?.unwrap();
+    assert_eq!(after.id, id);
+    assert_eq!(after.method, Some(Method::Webhook));
+    assert_eq!(after.spec.title_template, "Gone: {{ labels.name }}");
+
+    store.set_template_method(id, None).await?;
+    assert_eq!(
+        store
+            .template_by_name("workspace_deleted")
+            .await?
+            .unwrap()
+            .method,
+        None
+    );
+    Ok(())
+}
+
+async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let pref = Preference {
+        user_id: bob.id,
+        template_id: t,
+        disabled: true,
+    };
+    store.set_preference(pref).await?;
+    assert_eq!(store.preferences_of_user(bob.id).await?, vec![pref]);
+    store
+        .set_preference(Preference {
+            disabled: false,
+            ..pref
+        })
+        .await?;
+    let found = store
+        .preferences_for_template(t, &[bob.id, Uuid::now_v7()])
+        .await?;
+    assert_eq!(
+        found,
+        vec![Preference {
+            disabled: false,
+            ..pref
+        }]
+    );
+    assert!(store.clear_preference(bob.id, t).await?);
+    assert!(!store.clear_preference(bob.id, t).await?);
+    assert!(store.preferences_of_user(bob.id).await?.is_empty());
+    Ok(())
+}
+
+async fn the_pause_flag_round_trips(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    assert!(!store.settings().await?.notifier_paused);
+    store.set_paused(true).await?;
+    assert!(store.settings().await?.notifier_paused);
+    store.set_paused(false).await?;
+    assert!(!store.settings().await?.notifier_paused);
+    Ok(())
+}
+
+async fn enqueue_skips_duplicates_and_names_the_original(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let first = vec![
+        message(t, Some(bob.id), Method::Smtp, Some("h1")),
+        message(t, Some(bob.id), Method::Inbox, Some("h2")),
+        message(t, Some(bob.id), Method::Inbox, None),
+    ];
+    let out = store.enqueue(&first).await?;
+    assert_eq!(out.enqueued, first.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(out.duplicates.is_empty());
+
+    let again = vec![
+        message(t, Some(bob.id), Method::Smtp, Some("h1")),
+        message(t, Some(bob.id), Method::Inbox, None),
+    ];
+    let out = store.enqueue(&again).await?;
+    assert_eq!(out.enqueued, vec![again[1].id], "no hash, no dedupe");
+    assert_eq!(out.duplicates, vec![first[0].id]);
+    let counts = store.count_by_state().await?;
+    assert_eq!(
+        counts
+            .iter()
+            .find(|(s, _)| *s == MessageState::Pending)
+            .unwrap()
+            .1,
+        4
+    );
+    Ok(())
+}
+
+async fn enqueue_is_all_or_nothing(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let batch = vec![
+        message(t, None, Method::Webhook, Some("ok")),
+        message(Uuid::now_v7(), None, Method::Webhook, Some("bad template")),
+    ];
+    assert!(store.enqueue(&batch).await.is_err());
+    let all = store
+        .list_messages(
+            &MessageFilter::default(),
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await?;
+    assert!(
+        all.is_empty(),
+        "the first message must have been rolled back"
+    );
+    Ok(())
+}
+
+async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let ann = store.insert_user(&new_user("ann", &[])).await?;
+    let deleted = template_id(&*store, "workspace_deleted").await;
+    let run_failure = template_id(&*store, "run_failure").await;
+    let run_start = template_id(&*store, "run_start").await;
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        let (t, user) = match i % 3 {
+            0 => (deleted, Some(bob.id)),
+            1 => (run_failure, Some(ann.id)),
+            _ => (run_start, None),
+        };
+        let mut m = message(
+            t,
+            user,
+            if i % 2 == 0 {
+                Method::Smtp
+            } else {
+                Method::Inbox
+            },
+            None,
+        );
+        if i % 5 == 0 {
+            m.status = MessageState::PermanentFailure;
+            m.status_reason = Some("smtp 550 5.1.1 mailbox unavailable".into());
+        }
+        batch.push(m);
+    }
+    store.enqueue(&batch).await?;
+
+    let all = MessageFilter::default();
+    let page1 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await?;
+    assert_eq!(page1.len(), 10);
+    assert_eq!(page1[0].id, batch[24].id, "newest first");
+    let page2 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: Some(page1[9].id),
+                limit: 10,
+            },
+        )
+        .await?;
+    let page3 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: Some(page2[9].id),
+                limit: 10,
+            },
+        )
+        .await?;
+    assert_eq!((page2.len(), page3.len()), (10, 5));
+    let mut seen: Vec<Uuid> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|m| m.id)
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 25, "pages neither overlap nor skip");
+
+    let failed = MessageFilter {
+        statuses: vec![MessageState::PermanentFailure],
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &failed,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 5);
+    assert!(
+        list.iter()
+            .all(|m| m.status_reason.as_deref() == Some("smtp 550 5.1.1 mailbox unavailable"))
+    );
+
+    let runs = MessageFilter {
+        event: Some("run_*".into()),
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &runs,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 16);
+    assert!(list.iter().all(|m| m.event.starts_with("run_")));
+
+    let bobs = MessageFilter {
+        user_id: Some(bob.id),
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &bobs,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 9);
+    assert!(
+        list.iter()
+            .all(|m| m.username.as_deref() == Some("bob") && m.event == "workspace_deleted")
+    );
+
+    let inbox = MessageFilter {
+        method: Some(Method::Inbox),
+        event: Some("run_failure".into()),
+        ..all
+    };
+    let list = store
+        .list_messages(
+            &inbox,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 4);
+
+    let counts = store.count_by_state().await?;
+    assert_eq!(counts.len(), MessageState::ALL.len());
+    let count = |s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
+    assert_eq!(
+        (
+            count(MessageState::Pending),
+            count(MessageState::PermanentFailure)
+        ),
+        (20, 5)
+    );
+    assert_eq!(count(MessageState::Sent), 0);
+    Ok(())
+}
+
+async fn one_message_reads_back_exactly(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let m = message(t, Some(bob.id), Method::Smtp, Some("abc"));
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let (got, attempts) = store.message(m.id).await?.unwrap();
+    assert!(attempts.is_empty());
+    assert_eq!(got.id, m.id);
+    assert_eq!(got.event, "workspace_deleted");
+    assert_eq!(got.username.as_deref(), Some("bob"));
+    assert_eq!(got.payload, m.payload);
+    assert_eq!(got.dedupe_hash.as_deref(), Some("abc"));
+    assert_eq!(got.attempt_count, 0);
+    assert_eq!(got.status, MessageState::Pending);
+    assert!((got.created_at - m.created_at).num_milliseconds().abs() < 1);
+    assert!(store.message(Uuid::now_v7()).await?.is_none());
+    Ok(())
+}
+
+async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let mk = |status| NewMessage {
+        status,
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        mk(MessageState::PermanentFailure),
+        mk(MessageState::TemporaryFailure),
+        mk(MessageState::Sent),
+        mk(MessageState::Inhibited),
+        mk(MessageState::Pending),
+    ];
+    store.enqueue(&batch).await?;
+    let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
+    let mut changed = store
+        .retry_messages(&ids, false, "retried by alice")
+        .await?;
+    changed.sort();
+    assert_eq!(changed, vec![ids[0], ids[1]]);
+    let (m, _) = store.message(ids[0]).await?.unwrap();
+    assert_eq!(m.status, MessageState::Pending);
+    assert_eq!(m.status_reason.as_deref(), Some("retried by alice"));
+    assert_eq!(m.attempt_count, 0);
+    assert_eq!(
+        store.message(ids[2]).await?.unwrap().0.status,
+        MessageState::Sent
+    );
+    assert_eq!(
+        store.retry_messages(&ids, true, "forced").await?,
+        vec![ids[3]]
+    );
+    Ok(())
+}
+
+async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_start").await;
+    let old: Vec<NewMessage> = (0..3)
+        .map(|_| NewMessage {
+            created_at: Utc::now() - Duration::days(10),
+            ..message(t, None, Method::Webhook, None)
+        })
+        .collect();
+    let fresh = message(t, None, Method::Webhook, None);
+    store.enqueue(&old).await?;
+    store.enqueue(std::slice::from_ref(&fresh)).await?;
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        3
+    );
+    assert!(store.message(old[0].id).await?.is_none());
+    assert!(store.message(fresh.id).await?.is_some());
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        0
+    );
+    Ok(())
+}
+
+for_both_backends!(
+    existing_mode_requires_a_migrated_store,
+    users_are_unique_and_keep_their_roles,
+    catalog_upsert_never_clobbers_the_admin_method,
+    preferences_are_set_updated_and_cleared,
+    the_pause_flag_round_trips,
+    enqueue_skips_duplicates_and_names_the_original,
+    enqueue_is_all_or_nothing,
+    listing_filters_and_pages_by_keyset,
+    one_message_reads_back_exactly,
+    retry_moves_only_failed_messages_back_to_pending,
+    purge_removes_old_messages_and_keeps_fresh_ones,
+);
