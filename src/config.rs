@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use toml::Spanned;
 
 use crate::model::{Method, Role, TargetRef, TargetType};
 
@@ -995,22 +994,22 @@ impl Builder {
         entries: Entries,
     ) -> Result<(), ConfigError> {
         for (key, value) in entries {
-            let path = join(section, key.get_ref());
-            if section.is_empty() && key.get_ref() == "targets" {
+            let path = join(section, &key.value);
+            if section.is_empty() && key.value == "targets" {
                 let targets = source.targets("targets", value)?;
                 self.hostless_smtp_targets.extend(targets.hostless);
                 self.config.targets = targets.targets;
-            } else if section.is_empty() && key.get_ref() == "users" {
+            } else if section.is_empty() && key.value == "users" {
                 let users = source.users(value)?;
                 self.hostless_smtp_targets.extend(users.hostless);
                 self.config.users = users.users;
             } else if SETTINGS.iter().any(|s| s.key == path) {
-                let origin = source.at(Some(value.span()));
+                let origin = source.at(value.span.clone());
                 let raw = source.scalar(&path, value)?;
                 self.apply_setting(&path, raw, || origin)?;
             } else if is_section(&path) {
-                let origin = source.at(Some(value.span()));
-                match value.into_inner() {
+                let origin = source.at(value.span.clone());
+                match value.value {
                     Node::Table(entries) => self.apply_section(source, &path, entries)?,
                     other => {
                         return Err(ConfigError::InvalidValue {
@@ -1022,7 +1021,7 @@ impl Builder {
                 }
             } else {
                 return Err(ConfigError::UnknownKey {
-                    origin: source.at(Some(key.span())),
+                    origin: source.at(key.span.clone().or(value.span.clone())),
                     key: path,
                     expected: section_keys(section),
                 });
@@ -1103,17 +1102,18 @@ impl Builder {
 // The file: a TOML tree with spans, then typed
 // ---------------------------------------------------------------------------------------------
 
-type Entries = Vec<(Spanned<String>, Spanned<Node>)>;
+type Entries = Vec<(Located<String>, Located<Node>)>;
 
-/// A TOML value that keeps the span of every nested key and value, so that any error can give
-/// its line; the file is walked by hand against the settings table.
+/// A TOML value that keeps the location of every nested key and value, so that any error can
+/// give its line; the file is walked by hand against the settings table.
 #[derive(Debug)]
 enum Node {
     String(String),
     Integer(i64),
-    Float(f64),
+    Float,
     Boolean(bool),
-    Array(Vec<Spanned<Node>>),
+    Datetime,
+    Array(Vec<Located<Node>>),
     Table(Entries),
 }
 
@@ -1122,70 +1122,163 @@ impl Node {
         match self {
             Node::String(_) => "a string",
             Node::Integer(_) => "an integer",
-            Node::Float(_) => "a float",
+            Node::Float => "a float",
             Node::Boolean(_) => "a boolean",
+            Node::Datetime => "a date-time",
             Node::Array(_) => "an array",
             Node::Table(_) => "a table",
         }
     }
 }
 
+/// A key or value with its byte span in the file, when the parser knows it: tables that exist
+/// only through a dotted header (`[email]` implied by `[email.tls]`) have none.
+///
+/// `toml::Spanned` cannot express "no span" (it refuses such tables), so this speaks the same
+/// private protocol with a fallback; the tests on line numbers guard it.
+#[derive(Debug)]
+struct Located<T> {
+    span: Option<Range<usize>>,
+    value: T,
+}
+
+const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
+const SPANNED_START: &str = "$__serde_spanned_private_start";
+const SPANNED_END: &str = "$__serde_spanned_private_end";
+const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
+const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+/// The key under which the toml crate hands over a date-time.
+const DATETIME_FIELD: &str = "$__toml_private_datetime";
+
+/// Reads the rest of a spanned value once its first key (`SPANNED_START`) has been consumed.
+fn read_spanned<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+) -> Result<(Range<usize>, T), A::Error> {
+    let start: usize = map.next_value()?;
+    let _end_key: Option<String> = map.next_key()?;
+    let end: usize = map.next_value()?;
+    let _value_key: Option<String> = map.next_key()?;
+    let value: T = map.next_value()?;
+    Ok((start..end, value))
+}
+
+impl<'de> Deserialize<'de> for Located<Node> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor)
+    }
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+        Ok(deserializer.deserialize_any(NodeVisitor)?.value)
     }
+}
+
+impl<'de> Deserialize<'de> for Located<String> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, KeyVisitor)
+    }
+}
+
+fn unlocated<T>(value: T) -> Located<T> {
+    Located { span: None, value }
 }
 
 struct NodeVisitor;
 
 impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
+    type Value = Located<Node>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a TOML value")
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<Node, E> {
-        Ok(Node::Boolean(value))
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(unlocated(Node::Boolean(value)))
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<Node, E> {
-        Ok(Node::Integer(value))
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(unlocated(Node::Integer(value)))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Node, E> {
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
         i64::try_from(value)
-            .map(Node::Integer)
+            .map(|value| unlocated(Node::Integer(value)))
             .map_err(|_| E::custom(format!("integer {value} is too large")))
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<Node, E> {
-        Ok(Node::Float(value))
+    fn visit_f64<E>(self, _value: f64) -> Result<Self::Value, E> {
+        Ok(unlocated(Node::Float))
     }
 
-    fn visit_str<E>(self, value: &str) -> Result<Node, E> {
-        Ok(Node::String(value.to_string()))
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(unlocated(Node::String(value.to_string())))
     }
 
-    fn visit_string<E>(self, value: String) -> Result<Node, E> {
-        Ok(Node::String(value))
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(unlocated(Node::String(value)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
-        Ok(Node::Array(items))
+        Ok(unlocated(Node::Array(items)))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let value = map.next_value()?;
-            entries.push((key, value));
+    /// A spanned value, a date-time, or a table (whose first key tells which).
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(first) = map.next_key::<Located<String>>()? else {
+            return Ok(unlocated(Node::Table(Vec::new())));
+        };
+        if first.value == SPANNED_START {
+            let (span, value) = read_spanned::<A, Node>(&mut map)?;
+            return Ok(Located {
+                span: Some(span),
+                value,
+            });
         }
-        Ok(Node::Table(entries))
+        if first.value == DATETIME_FIELD {
+            let _text: String = map.next_value()?;
+            return Ok(unlocated(Node::Datetime));
+        }
+        let mut entries = vec![(first, map.next_value()?)];
+        while let Some(key) = map.next_key()? {
+            entries.push((key, map.next_value()?));
+        }
+        Ok(unlocated(Node::Table(entries)))
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Located<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(unlocated(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(unlocated(value))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        match map.next_key::<String>()? {
+            Some(first) if first == SPANNED_START => {
+                let (span, value) = read_spanned::<A, String>(&mut map)?;
+                Ok(Located {
+                    span: Some(span),
+                    value,
+                })
+            }
+            _ => Err(serde::de::Error::custom("expected a key")),
+        }
     }
 }
 
@@ -1237,26 +1330,37 @@ impl Source<'_> {
         }
     }
 
-    fn invalid(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        problem: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::InvalidValue {
-            origin: self.at(Some(span)),
+            origin: self.at(span),
             key: key.to_string(),
             problem: problem.into(),
         }
     }
 
     /// A string with `${VAR}` expanded; the error points at the line of the reference.
-    fn string(&self, key: &str, value: &str, span: Range<usize>) -> Result<String, ConfigError> {
+    fn string(
+        &self,
+        key: &str,
+        value: &str,
+        span: Option<Range<usize>>,
+    ) -> Result<String, ConfigError> {
         interpolate(value, self.env).map_err(|error| match error {
             InterpolationError::Unset(variable) => {
                 let reference = format!("${{{variable}}}");
-                let offset = self
-                    .text
-                    .get(span.clone())
-                    .and_then(|raw| raw.find(&reference))
-                    .map_or(span.start, |at| span.start + at);
+                let offset = span.as_ref().map(|span| {
+                    self.text
+                        .get(span.clone())
+                        .and_then(|raw| raw.find(&reference))
+                        .map_or(span.start, |at| span.start + at)
+                });
                 ConfigError::UnsetVariable {
-                    origin: self.at(Some(offset..offset)),
+                    origin: self.at(offset.map(|offset| offset..offset)),
                     key: key.to_string(),
                     variable,
                 }
@@ -1265,9 +1369,9 @@ impl Source<'_> {
         })
     }
 
-    fn scalar(&self, key: &str, node: Spanned<Node>) -> Result<Raw, ConfigError> {
-        let span = node.span();
-        Ok(match node.into_inner() {
+    fn scalar(&self, key: &str, node: Located<Node>) -> Result<Raw, ConfigError> {
+        let span = node.span.clone();
+        Ok(match node.value {
             Node::String(value) => Raw::Text(self.string(key, &value, span)?),
             Node::Boolean(value) => Raw::Bool(value),
             Node::Integer(value) => Raw::Integer(value),
@@ -1278,17 +1382,17 @@ impl Source<'_> {
     fn convert<T>(
         &self,
         key: &str,
-        node: Spanned<Node>,
+        node: Located<Node>,
         convert: fn(Raw) -> Result<T, String>,
     ) -> Result<T, ConfigError> {
-        let span = node.span();
+        let span = node.span.clone();
         let raw = self.scalar(key, node)?;
         convert(raw).map_err(|problem| self.invalid(span, key, problem))
     }
 
-    fn string_list(&self, key: &str, node: Spanned<Node>) -> Result<Vec<String>, ConfigError> {
-        let span = node.span();
-        let Node::Array(items) = node.into_inner() else {
+    fn string_list(&self, key: &str, node: Located<Node>) -> Result<Vec<String>, ConfigError> {
+        let span = node.span.clone();
+        let Node::Array(items) = node.value else {
             return Err(self.invalid(span, key, "expected an array of strings"));
         };
         items
@@ -1298,9 +1402,9 @@ impl Source<'_> {
             .collect()
     }
 
-    fn tables(&self, key: &str, node: Spanned<Node>) -> Result<Vec<Spanned<Entries>>, ConfigError> {
-        let span = node.span();
-        let Node::Array(items) = node.into_inner() else {
+    fn tables(&self, key: &str, node: Located<Node>) -> Result<Vec<Located<Entries>>, ConfigError> {
+        let span = node.span.clone();
+        let Node::Array(items) = node.value else {
             return Err(self.invalid(
                 span,
                 key,
@@ -1311,9 +1415,12 @@ impl Source<'_> {
             .into_iter()
             .enumerate()
             .map(|(index, item)| {
-                let span = item.span();
-                match item.into_inner() {
-                    Node::Table(entries) => Ok(Spanned::new(span, entries)),
+                let span = item.span.clone();
+                match item.value {
+                    Node::Table(entries) => Ok(Located {
+                        span,
+                        value: entries,
+                    }),
                     other => Err(self.invalid(
                         span,
                         &format!("{key}[{index}]"),
@@ -1325,7 +1432,7 @@ impl Source<'_> {
     }
 
     /// `[[targets]]` or a user's `targets`: each valid alone, names unique within the array.
-    fn targets(&self, key: &str, node: Spanned<Node>) -> Result<ParsedTargets, ConfigError> {
+    fn targets(&self, key: &str, node: Located<Node>) -> Result<ParsedTargets, ConfigError> {
         let mut parsed = ParsedTargets {
             targets: Vec::new(),
             hostless: Vec::new(),
@@ -1333,7 +1440,7 @@ impl Source<'_> {
         let mut seen: HashMap<String, (usize, Origin)> = HashMap::new();
         for (index, table) in self.tables(key, node)?.into_iter().enumerate() {
             let path = format!("{key}[{index}]");
-            let origin = self.at(Some(table.span()));
+            let origin = self.at(table.span.clone());
             let target = self.target(&path, table)?;
             if let Some((first, first_origin)) = seen.get(&target.name) {
                 return Err(ConfigError::InvalidValue {
@@ -1359,12 +1466,12 @@ impl Source<'_> {
         Ok(parsed)
     }
 
-    fn target(&self, path: &str, table: Spanned<Entries>) -> Result<TargetConfig, ConfigError> {
-        let table_span = table.span();
-        let entries = table.into_inner();
+    fn target(&self, path: &str, table: Located<Entries>) -> Result<TargetConfig, ConfigError> {
+        let table_span = table.span.clone();
+        let entries = table.value;
         let key_of = |key: &str| format!("{path}.{key}");
 
-        let type_entry = entries.iter().find(|(key, _)| key.get_ref() == "type");
+        let type_entry = entries.iter().find(|(key, _)| key.value == "type");
         let target_type = match type_entry {
             None => {
                 return Err(self.invalid(
@@ -1374,8 +1481,8 @@ impl Source<'_> {
                 ));
             }
             Some((_, value)) => {
-                let span = value.span();
-                let text = match value.get_ref() {
+                let span = value.span.clone();
+                let text = match &value.value {
                     Node::String(text) => self.string(&key_of("type"), text, span.clone())?,
                     other => {
                         return Err(self.invalid(
@@ -1409,21 +1516,21 @@ impl Source<'_> {
             title_template: None,
             body_template: None,
         };
-        let mut name_span = None;
+        let mut has_name = false;
         let mut notify_on_span = None;
         for (key, value) in entries {
-            let name = key.get_ref().as_str();
+            let name = key.value.as_str();
             let full = key_of(name);
             if !TARGET_KEYS.contains(&name) {
                 return Err(ConfigError::UnknownKey {
-                    origin: self.at(Some(key.span())),
+                    origin: self.at(key.span.clone().or(value.span.clone())),
                     key: full,
                     expected: TARGET_KEYS.to_vec(),
                 });
             }
             if !COMMON_TARGET_KEYS.contains(&name) && !type_keys.contains(&name) {
                 return Err(self.invalid(
-                    key.span(),
+                    key.span.clone(),
                     &full,
                     format!(
                         "a {target_type} target does not take `{name}` (its own keys: {})",
@@ -1433,11 +1540,11 @@ impl Source<'_> {
             }
             match name {
                 "name" => {
-                    name_span = Some(value.span());
+                    has_name = true;
                     target.name = self.convert(&full, value, Raw::required_text)?;
                 }
                 "notify_on" => {
-                    notify_on_span = Some(value.span());
+                    notify_on_span = Some(value.span.clone());
                     target.notify_on = self.string_list(&full, value)?;
                 }
                 "url" => target.url = self.convert(&full, value, Raw::optional_secret_http_url)?,
@@ -1469,7 +1576,7 @@ impl Source<'_> {
                 format!("missing; a {target_type} target needs {what}"),
             )
         };
-        if name_span.is_none() {
+        if !has_name {
             return Err(missing("name", "a unique name"));
         }
         match notify_on_span {
@@ -1504,8 +1611,8 @@ impl Source<'_> {
         Ok(target)
     }
 
-    fn email_list(&self, key: &str, node: Spanned<Node>) -> Result<Vec<String>, ConfigError> {
-        let span = node.span();
+    fn email_list(&self, key: &str, node: Located<Node>) -> Result<Vec<String>, ConfigError> {
+        let span = node.span.clone();
         let addresses = self.string_list(key, node)?;
         match addresses.iter().find(|a| !a.contains('@')) {
             Some(bad) => Err(self.invalid(span, key, format!("`{bad}` is not an email address"))),
@@ -1513,7 +1620,7 @@ impl Source<'_> {
         }
     }
 
-    fn users(&self, node: Spanned<Node>) -> Result<ParsedUsers, ConfigError> {
+    fn users(&self, node: Located<Node>) -> Result<ParsedUsers, ConfigError> {
         let mut parsed = ParsedUsers {
             users: Vec::new(),
             hostless: Vec::new(),
@@ -1521,7 +1628,7 @@ impl Source<'_> {
         let mut seen: HashMap<String, (usize, Origin)> = HashMap::new();
         for (index, table) in self.tables("users", node)?.into_iter().enumerate() {
             let path = format!("users[{index}]");
-            let origin = self.at(Some(table.span()));
+            let origin = self.at(table.span.clone());
             let (user, hostless) = self.user(&path, table)?;
             if let Some((first, first_origin)) = seen.get(&user.username) {
                 return Err(ConfigError::InvalidValue {
@@ -1543,9 +1650,9 @@ impl Source<'_> {
     fn user(
         &self,
         path: &str,
-        table: Spanned<Entries>,
+        table: Located<Entries>,
     ) -> Result<(UserConfig, Vec<HostlessSmtpTarget>), ConfigError> {
-        let table_span = table.span();
+        let table_span = table.span.clone();
         let mut username = None;
         let mut email = None;
         let mut user = UserConfig {
@@ -1556,12 +1663,12 @@ impl Source<'_> {
             targets: Vec::new(),
         };
         let mut hostless = Vec::new();
-        for (key, value) in table.into_inner() {
-            let full = format!("{path}.{}", key.get_ref());
-            match key.get_ref().as_str() {
+        for (key, value) in table.value {
+            let full = format!("{path}.{}", key.value);
+            match key.value.as_str() {
                 "username" => username = Some(self.convert(&full, value, Raw::required_text)?),
                 "email" => {
-                    let span = value.span();
+                    let span = value.span.clone();
                     let address = self.convert(&full, value, Raw::required_text)?;
                     if !address.contains('@') {
                         return Err(self.invalid(
@@ -1574,7 +1681,7 @@ impl Source<'_> {
                 }
                 "name" => user.name = self.convert(&full, value, Raw::optional_text)?,
                 "roles" => {
-                    let span = value.span();
+                    let span = value.span.clone();
                     let mut roles: Vec<Role> = Vec::new();
                     for role in self.string_list(&full, value)? {
                         let role =
@@ -1596,7 +1703,7 @@ impl Source<'_> {
                 }
                 _ => {
                     return Err(ConfigError::UnknownKey {
-                        origin: self.at(Some(key.span())),
+                        origin: self.at(key.span.clone().or(value.span.clone())),
                         key: full,
                         expected: USER_KEYS.to_vec(),
                     });
@@ -1949,6 +2056,30 @@ chanel = "U123"
     }
 
     #[test]
+    fn dotted_keys_implicit_tables_and_inline_tables_are_read_with_lines() {
+        let text =
+            "email.tls.starttls = true\n\n[notifications.webhook]\nendpoint = \"https://h/x\"\n";
+        let config = parse(text).unwrap();
+        assert!(config.email.tls.starttls);
+        assert_eq!(
+            config.notifications.webhook.endpoint.as_deref(),
+            Some("https://h/x")
+        );
+
+        let error =
+            parse_err("[notifications.webhook]\nendpoint = \"https://h/x\"\nsecret = \"s\"\n");
+        assert!(
+            error.starts_with("herald.toml line 3: unknown key `notifications.webhook.secret`; expected one of: endpoint, signing_secret"),
+            "{error}"
+        );
+        let error = parse_err("\nemail = { tls = { starttls = \"perhaps\" } }\n");
+        assert!(
+            error.starts_with("herald.toml line 2: email.tls.starttls: invalid boolean `perhaps`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn bad_duration_in_the_file_names_key_and_line() {
         let text = "[notifications]\nretry_interval = \"5 minutez\"\n";
         assert_eq!(
@@ -2259,7 +2390,7 @@ token = "xoxb"
             "type = \"webhook\"\nname = \"ops\"\nnotify_on = [\"x\"]\nurl = \"http://h/p\"\n";
         let error = parse_err(&format!("[[targets]]\n{target}\n[[targets]]\n{target}"));
         assert!(
-            error.starts_with("herald.toml line 6: targets[1].name: target name `ops` is already used by targets[0] (herald.toml line 1)"),
+            error.starts_with("herald.toml line 7: targets[1].name: target name `ops` is already used by targets[0] (herald.toml line 1)"),
             "{error}"
         );
 

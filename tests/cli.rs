@@ -1,0 +1,582 @@
+//! The command line, driven as a user drives it: the built binary against both backends.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::TestDb;
+use serde_json::Value;
+
+/// A store plus a scratch working directory (so no stray ./herald.toml is read).
+struct Herald {
+    db: TestDb,
+    dir: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success; stderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Exit 1 with one error line on stderr containing `needle`.
+    #[track_caller]
+    fn fails_with(self, needle: &str) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "expected exit 1; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "expected one error line:\n{}", self.stderr);
+        assert!(
+            errors[0].contains(needle),
+            "expected `{needle}` in:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+fn herald_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Herald {
+    fn new(db: TestDb) -> Herald {
+        Herald {
+            db,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// `herald --database-url URL ARGS…`
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = herald_command(self.dir.path());
+        cmd.arg("--database-url").arg(&self.db.url).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        finish(cmd.output().expect("run herald"))
+    }
+
+    /// `herald --as USER ARGS…`
+    fn as_user(&self, user: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--as", user];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    /// Migrated, with owner alice and member bob.
+    fn with_alice_and_bob(db: TestDb) -> Herald {
+        let h = Herald::new(db);
+        h.run(&["migrate"]).ok();
+        h.run(&[
+            "users",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--role",
+            "owner",
+        ])
+        .ok();
+        h.as_user(
+            "alice",
+            &[
+                "users",
+                "add",
+                "bob",
+                "--email",
+                "bob@example.com",
+                "--role",
+                "member",
+            ],
+        )
+        .ok();
+        h
+    }
+
+    fn message_count(&self) -> usize {
+        let list = self
+            .as_user("alice", &["messages", "list", "--json", "--limit", "1000"])
+            .ok();
+        list.json().as_array().expect("array").len()
+    }
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+async fn enqueue_then_list_then_dedupe(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let args = [
+        "enqueue",
+        "workspace_deleted",
+        "--user",
+        "bob",
+        "--label",
+        "name=ws1",
+        "--json",
+    ];
+    let first = h.as_user("alice", &args).ok().json();
+    let enqueued = ids(&first["enqueued"]);
+    assert!(!enqueued.is_empty(), "{first}");
+    assert_eq!(first["duplicates"], Value::Array(vec![]));
+
+    let list = h
+        .as_user("alice", &["messages", "list", "--json"])
+        .ok()
+        .json();
+    let rows = list.as_array().unwrap();
+    assert_eq!(ids(&list).len(), enqueued.len());
+    for row in rows {
+        assert!(enqueued.contains(&row["id"].as_str().unwrap().to_string()));
+        assert_eq!(row["status"], "pending");
+        assert_eq!(row["event"], "workspace_deleted");
+        assert_eq!(row["username"], "bob");
+        for key in [
+            "status_reason",
+            "method",
+            "attempt_count",
+            "created_at",
+            "updated_at",
+            "notification_template_id",
+            "user_id",
+            "payload",
+            "leased_until",
+            "next_retry_after",
+            "queued_seconds",
+            "dedupe_hash",
+            "created_by",
+            "target",
+        ] {
+            assert!(row.get(key).is_some(), "missing key {key} in {row}");
+        }
+        assert_eq!(row["payload"]["labels"]["name"], "ws1");
+    }
+
+    let again = h.as_user("alice", &args).ok().json();
+    assert_eq!(again["enqueued"], Value::Array(vec![]));
+    let mut dups: Vec<String> = again["duplicates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mut expected = enqueued.clone();
+    dups.sort();
+    expected.sort();
+    assert_eq!(dups, expected);
+    assert_eq!(
+        h.message_count(),
+        enqueued.len(),
+        "the duplicate created nothing"
+    );
+}
+
+async fn members_cannot_pause_retry_or_touch_others_opt_outs(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--label",
+                "name=x",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let id = ids(&out["enqueued"])[0].clone();
+
+    h.as_user("bob", &["notifications", "pause"])
+        .fails_with("requires the owner or oncall role");
+    h.as_user("bob", &["messages", "retry", &id])
+        .fails_with("requires the owner role");
+    h.as_user(
+        "bob",
+        &["optout", "set", "workspace_deleted", "--user", "alice"],
+    )
+    .fails_with("requires the owner role");
+    h.as_user("bob", &["messages", "list", "--user", "alice"])
+        .fails_with("requires the owner or oncall role");
+    h.as_user(
+        "bob",
+        &["users", "add", "eve", "--email", "eve@example.com"],
+    )
+    .fails_with("requires the owner or user-admin role");
+
+    h.as_user("alice", &["notifications", "pause"]).ok();
+    let status = h
+        .as_user("bob", &["notifications", "status", "--json"])
+        .ok()
+        .json();
+    assert_eq!(status["notifier_paused"], true);
+    assert!(
+        h.as_user("alice", &["notifications", "status"])
+            .ok()
+            .stdout
+            .contains("paused")
+    );
+    h.as_user("alice", &["notifications", "resume"]).ok();
+    assert!(
+        h.as_user("alice", &["notifications", "status"])
+            .ok()
+            .stdout
+            .contains("running")
+    );
+    h.as_user(
+        "alice",
+        &["optout", "set", "workspace_deleted", "--user", "bob"],
+    )
+    .ok();
+    let list = h.as_user("bob", &["optout", "list", "--json"]).ok().json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"] == "workspace_deleted")
+        .unwrap()
+        .clone();
+    assert_eq!(row["enabled"], false);
+}
+
+async fn a_members_own_opt_out_inhibits_their_next_message(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user("bob", &["optout", "set", "workspace_deleted"])
+        .ok();
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--label",
+                "name=ws9",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let rows = out["enqueued"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(row["status"], "inhibited");
+        assert_eq!(row["status_reason"], "disabled by user");
+    }
+    h.as_user("bob", &["optout", "clear", "workspace_deleted"])
+        .ok();
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--label",
+                "name=ws10",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert!(
+        out["enqueued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "pending")
+    );
+}
+
+async fn bad_input_is_refused_and_writes_nothing(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["enqueue", "workspace_deleteed", "--user", "bob"],
+            "did you mean `workspace_deleted`",
+        ),
+        (
+            &["enqueue", "workspace_deleted", "--user", "bobby"],
+            "unknown user `bobby`",
+        ),
+        (
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--label",
+                "name",
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--data",
+                "{nope",
+            ],
+            "--data is not valid JSON",
+        ),
+        (
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--data",
+                "[1]",
+            ],
+            "JSON object",
+        ),
+        (
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--actor",
+                "nobody",
+            ],
+            "unknown user `nobody`",
+        ),
+        (&["messages", "show", "not-an-id"], "not a message id"),
+        (
+            &["prefs", "set", "workspace_deleted", "--method", "pigeon"],
+            "unknown delivery method `pigeon`",
+        ),
+        (
+            &["prefs", "set", "workspace_deleted", "--method", "inbox"],
+            "inbox cannot be",
+        ),
+    ];
+    for (args, needle) in cases {
+        h.as_user("alice", args).fails_with(needle);
+    }
+    assert_eq!(h.message_count(), 0);
+    h.as_user("nobody", &["messages", "list"])
+        .fails_with("unknown user `nobody`");
+    let usage = h.as_user("alice", &["messages", "list", "--status", "lost"]);
+    assert_eq!(usage.code, 2, "usage errors exit 2: {}", usage.stderr);
+    assert!(
+        usage.stderr.contains("unknown message status `lost`"),
+        "{}",
+        usage.stderr
+    );
+}
+
+async fn unmigrated_and_unreachable_stores_say_what_to_do(db: TestDb) {
+    let h = Herald::new(db);
+    h.as_user("alice", &["messages", "list"])
+        .fails_with("herald migrate");
+    let dir = tempfile::tempdir().unwrap();
+    let unreachable = "postgres://postgres@127.0.0.1:1/herald";
+    let run = finish(
+        herald_command(dir.path())
+            .args([
+                "--database-url",
+                unreachable,
+                "--as",
+                "alice",
+                "messages",
+                "list",
+            ])
+            .output()
+            .unwrap(),
+    );
+    run.fails_with("cannot open the store");
+}
+
+async fn the_first_owner_bootstraps_and_then_identity_is_required(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let mut cmd = herald_command(h.dir.path());
+    cmd.args([
+        "--database-url",
+        &h.db.url,
+        "users",
+        "add",
+        "mallory",
+        "--email",
+        "m@example.com",
+        "--role",
+        "owner",
+    ]);
+    cmd.env("USER", "nobody-here");
+    finish(cmd.output().unwrap()).fails_with("unknown user `nobody-here`");
+    // HERALD_USER names the caller like --as does.
+    let list = h
+        .run_env(&["users", "list", "--json"], &[("HERALD_USER", "alice")])
+        .ok()
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    h.as_user("alice", &["users", "suspend", "bob"]).ok();
+    h.as_user("bob", &["messages", "list"])
+        .fails_with("suspended");
+    h.as_user("alice", &["users", "activate", "bob"]).ok();
+    h.as_user("bob", &["messages", "list"]).ok();
+}
+
+async fn owners_retry_failed_messages(db: TestDb) {
+    use herald::model::{MessageState, Method};
+    use herald::store::{self, NewMessage, OpenMode};
+    let h = Herald::with_alice_and_bob(db);
+    let store = store::open(&h.db.url, OpenMode::Existing).await.unwrap();
+    let template = store
+        .template_by_name("run_failure")
+        .await
+        .unwrap()
+        .unwrap();
+    let failed = NewMessage {
+        id: uuid::Uuid::now_v7(),
+        template_id: template.id,
+        user_id: None,
+        target: Some("ops".into()),
+        method: Method::Webhook,
+        status: MessageState::PermanentFailure,
+        status_reason: Some("webhook 404 after 0.1s".into()),
+        created_by: "test".into(),
+        payload: serde_json::json!({}),
+        dedupe_hash: None,
+        created_at: chrono::Utc::now(),
+    };
+    store.enqueue(std::slice::from_ref(&failed)).await.unwrap();
+    let id = failed.id.to_string();
+    let listed = h
+        .as_user(
+            "alice",
+            &[
+                "messages",
+                "list",
+                "--status",
+                "permanent_failure",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(ids(&listed), vec![id.clone()]);
+    h.as_user("alice", &["messages", "retry", &id]).ok();
+    let shown = h
+        .as_user("alice", &["messages", "show", &id, "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "pending");
+    assert_eq!(shown["status_reason"], "retried by alice");
+    assert_eq!(shown["attempts"], Value::Array(vec![]));
+    h.as_user("alice", &["messages", "retry", &id])
+        .fails_with("no message was retried");
+}
+
+for_both_backends!(
+    enqueue_then_list_then_dedupe,
+    members_cannot_pause_retry_or_touch_others_opt_outs,
+    a_members_own_opt_out_inhibits_their_next_message,
+    bad_input_is_refused_and_writes_nothing,
+    unmigrated_and_unreachable_stores_say_what_to_do,
+    the_first_owner_bootstraps_and_then_identity_is_required,
+    owners_retry_failed_messages,
+);
+
+#[test]
+fn a_config_typo_or_bad_duration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "[notifications]\nfetch_intervall = \"15s\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .output()
+            .unwrap(),
+    );
+    run.fails_with("fetch_intervall");
+
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "[notifications]\nretry_interval = \"5 minutez\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .output()
+            .unwrap(),
+    );
+    run.fails_with("notifications.retry_interval");
+
+    std::fs::remove_file(dir.path().join("herald.toml")).unwrap();
+    let run = finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .env("HERALD_NOTIFICATIONS_LEASE_PERIOD", "soon")
+            .output()
+            .unwrap(),
+    );
+    run.fails_with("HERALD_NOTIFICATIONS_LEASE_PERIOD");
+    assert!(
+        !dir.path().join("herald.db").exists(),
+        "a config error writes nothing"
+    );
+}
