@@ -413,7 +413,7 @@ fn locate_file(
         None => lookup(env, CONFIG_FILE_ENV).map(|p| (PathBuf::from(p), CONFIG_FILE_ENV)),
     };
     match named {
-        Some((path, _)) if path.is_file() => Ok(Some(path)),
+        Some((path, _)) if path.exists() => Ok(Some(path)),
         Some((path, via)) => Err(ConfigError::FileNotFound { path, via }),
         None => Ok(default_file.is_file().then(|| default_file.to_path_buf())),
     }
@@ -567,7 +567,7 @@ impl Raw {
             Raw::Text(_) => "a string",
             Raw::Bool(_) => "a boolean",
             Raw::Integer(_) => "an integer",
-            Raw::Other(what) => *what,
+            Raw::Other(what) => what,
         }
     }
 
@@ -1322,7 +1322,13 @@ impl Source<'_> {
             "a TOML date-time is not a valid value here; quote it if it is meant as text"
                 .to_string()
         } else {
-            error.message().trim().to_string()
+            // One line, whatever the parser wrote.
+            let lines: Vec<&str> = error.message().lines().map(str::trim).collect();
+            lines
+                .into_iter()
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         ConfigError::Syntax {
             origin: self.at(error.span()),

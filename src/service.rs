@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::catalog;
 use crate::config::Config;
 use crate::model::{
-    Attempt, EventTemplate, Message, MessageState, Method, Preference, Role, Settings, TargetRef,
-    User, UserStatus,
+    Attempt, EventTemplate, Message, MessageState, Method, Preference, Role, Settings, User,
+    UserStatus,
 };
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
 use crate::store::{
@@ -148,10 +148,13 @@ impl Service {
     pub async fn start(store: Arc<dyn Store>, config: Arc<Config>) -> ServiceResult<Service> {
         let events = catalog::builtin();
         let known = |name: &str| events.iter().any(|e| e.name == name);
-        for (owner, target) in config_targets(&config) {
+        for target in config.target_refs() {
             for event in &target.notify_on {
                 if !known(event) {
-                    let whose = owner.map_or(String::new(), |o| format!("user `{o}`: "));
+                    let whose = target
+                        .owner
+                        .as_ref()
+                        .map_or(String::new(), |o| format!("user `{o}`: "));
                     return Err(ServiceError::Invalid(format!(
                         "config: {whose}target `{}` notify_on: unknown event `{event}`{}",
                         target.name,
@@ -296,7 +299,7 @@ impl Service {
             .store
             .preferences_for_template(event.id, &recipient_ids)
             .await?;
-        let targets = self.target_refs();
+        let targets = self.config.target_refs();
         let settings = RoutingSettings {
             default_method: self.config.notifications.method,
             inbox_enabled: self.config.notifications.inbox_enabled,
@@ -352,18 +355,6 @@ impl Service {
             duplicates,
             warnings: plan.warnings,
         })
-    }
-
-    /// Every configured target, global and user-owned, as routing sees it.
-    fn target_refs(&self) -> Vec<TargetRef> {
-        config_targets(&self.config)
-            .map(|(owner, t)| TargetRef {
-                name: t.name.clone(),
-                target_type: t.target_type,
-                notify_on: t.notify_on.clone(),
-                owner: owner.map(str::to_string),
-            })
-            .collect()
     }
 
     // ---- pause killswitch -----------------------------------------------------------------
@@ -654,21 +645,6 @@ impl Service {
             .await?;
         Ok(subject)
     }
-}
-
-/// Global targets (owner `None`) then each config user's own targets.
-fn config_targets(
-    config: &Config,
-) -> impl Iterator<Item = (Option<&str>, &crate::config::TargetConfig)> {
-    config
-        .targets
-        .iter()
-        .map(|t| (None, t))
-        .chain(config.users.iter().flat_map(|u| {
-            u.targets
-                .iter()
-                .map(move |t| (Some(u.username.as_str()), t))
-        }))
 }
 
 fn parse_data(data: Option<&str>) -> ServiceResult<serde_json::Value> {

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::config::redact_url_password;
 use crate::model::{
     Attempt, EventSpec, EventTemplate, Message, MessageState, Method, Preference, Role, Settings,
     User, UserStatus,
@@ -186,7 +187,7 @@ pub async fn open(url: &str, mode: OpenMode) -> StoreResult<Arc<dyn Store>> {
         Ok(Arc::new(PostgresStore::open(url, mode).await?))
     } else {
         Err(StoreError::Open {
-            url: redact_password(url),
+            url: redact_url_password(url),
             detail: "unsupported scheme; use sqlite://FILE or postgres://USER@HOST/DB".into(),
         })
     }
@@ -226,20 +227,6 @@ fn check_version(url: &str, found: i64) -> StoreResult<()> {
             found,
             latest,
         }),
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
-pub fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-        None => url.to_string(),
     }
 }
 
@@ -338,19 +325,6 @@ fn add_count(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact_password("postgres://herald:s3cret@db:5432/herald"),
-            "postgres://herald:<redacted>@db:5432/herald"
-        );
-        assert_eq!(
-            redact_password("postgres://db/herald"),
-            "postgres://db/herald"
-        );
-        assert_eq!(redact_password("sqlite://herald.db"), "sqlite://herald.db");
-    }
 
     #[test]
     fn event_globs_become_escaped_like_patterns() {

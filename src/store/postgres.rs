@@ -11,8 +11,7 @@ use uuid::Uuid;
 use super::{
     EnqueueOutcome, MessageFilter, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest,
     StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
-    like_pattern, parse_enum, parse_json, redact_password, retryable_states, split_roles, to_json,
-    zero_counts,
+    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, zero_counts,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -127,7 +126,7 @@ fn unique_violation(err: &sqlx::Error) -> bool {
 impl PostgresStore {
     /// Connects to `url` and, with [`OpenMode::Migrate`], applies pending migrations.
     pub async fn open(url: &str, mode: OpenMode) -> StoreResult<PostgresStore> {
-        let shown = redact_password(url);
+        let shown = crate::config::redact_url_password(url);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
