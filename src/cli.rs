@@ -42,6 +42,12 @@ pub struct Cli {
 pub enum Command {
     /// Create the store if needed and apply pending schema migrations
     Migrate,
+    /// Run a headless dispatcher (a replica) until SIGINT/SIGTERM
+    ///
+    /// Delivers queued messages with leases and retries, alongside any other replicas sharing
+    /// the store. On SIGINT/SIGTERM it stops leasing, finishes the deliveries in flight, writes
+    /// their outcomes and exits 0.
+    Serve(ServeArgs),
     /// The event catalog
     #[command(subcommand)]
     Events(EventsCommand),
@@ -70,6 +76,19 @@ pub enum Command {
     /// Turn events off (or back on) for yourself, or as an owner for someone else
     #[command(subcommand)]
     Optout(OptoutCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Also log debug lines matching this regex, e.g. '.*notifications.*' ('.*' for all)
+    #[arg(long, value_name = "REGEX", env = "HERALD_LOG_FILTER")]
+    pub log_filter: Option<String>,
+    /// Log JSON lines instead of text
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Subcommand)]

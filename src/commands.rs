@@ -29,12 +29,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         &env,
     )?;
     let mode = match cli.command {
-        Command::Migrate => OpenMode::Migrate,
+        Command::Migrate | Command::Serve(_) => OpenMode::Migrate,
         _ => OpenMode::Existing,
     };
     let store = store::open(&config.database_url, mode).await?;
     let service = Service::start(store, Arc::new(config)).await?;
 
+    if let Command::Serve(args) = &cli.command {
+        return crate::serve::serve(&service, args).await;
+    }
     if let Command::Migrate = cli.command {
         println!(
             "store {} ({}) is migrated and the catalog is up to date",
@@ -77,7 +80,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
     let caller = service.identify(&invoking_user(&cli)?).await?;
     match cli.command {
-        Command::Migrate | Command::Users(UsersCommand::Add { .. }) => Ok(()),
+        Command::Migrate | Command::Serve(_) | Command::Users(UsersCommand::Add { .. }) => Ok(()),
         Command::Events(EventsCommand::List(flag)) => {
             events_list(&service, &caller, flag.json).await
         }

@@ -5,11 +5,17 @@
 //! front end that only calls the service.
 
 pub mod catalog;
+pub mod channels;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
 pub mod model;
 pub mod output;
+pub mod queue;
+pub mod render;
 pub mod routing;
+pub mod serve;
 pub mod service;
 pub mod store;
+pub mod telemetry;

@@ -223,6 +223,31 @@ pub struct TargetRef {
     pub owner: Option<String>,
 }
 
+impl TargetRef {
+    /// The name stored in `notification_messages.target`: `name` for a global target,
+    /// `owner/name` for a user's own, so both kinds can share a name.
+    pub fn qualified_name(&self) -> String {
+        match &self.owner {
+            Some(owner) => format!("{owner}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// What one delivery attempt came to, as a channel reports it (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// Worth trying again; `retry_after` is the peer's own hint (e.g. HTTP `Retry-After`).
+    Retryable {
+        reason: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    Permanent {
+        reason: String,
+    },
+}
+
 /// A row of `notification_messages`, joined with the event name and username.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {

@@ -217,18 +217,19 @@ pub fn plan(req: &EnqueueRequest<'_>) -> Plan {
     }
     let (targets, declared_twice) = target_recipients(req);
     for (target, owner) in targets {
+        let qualified = target.qualified_name();
         let payload = build_payload(
             req.event,
             None,
             req.labels,
             req.data,
-            std::slice::from_ref(&target.name),
+            std::slice::from_ref(&qualified),
         );
         // Targets carry their own channel settings, so they are neither checked against the
         // configured methods nor inhibited by a user's preferences.
         builder.push(
             owner.map(|u| u.id),
-            Some(&target.name),
+            Some(&qualified),
             target.target_type.method(),
             MessageState::Pending,
             None,
@@ -927,7 +928,7 @@ mod tests {
                 Case::new("apply_start")
                     .targets(sqlmesh_targets())
                     .actor(alice()),
-                &["target alice-dm (alice) slack_api pending"],
+                &["target alice/alice-dm (alice) slack_api pending"],
             ),
             (
                 "with an actor who has no target for the event: nothing",
@@ -944,8 +945,8 @@ mod tests {
                     .labels(&prod_audit)
                     .audit_owner(bob()),
                 &[
-                    "target alice-dm (alice) slack_api pending",
-                    "target bob-dm (bob) slack_api pending",
+                    "target alice/alice-dm (alice) slack_api pending",
+                    "target bob/bob-dm (bob) slack_api pending",
                 ],
             ),
             (
@@ -954,7 +955,7 @@ mod tests {
                     .targets(sqlmesh_targets())
                     .labels(&prod_audit)
                     .audit_owner(bob()),
-                &["target bob-dm (bob) slack_api pending"],
+                &["target bob/bob-dm (bob) slack_api pending"],
             ),
             (
                 "audit_failure outside prod: not the owner's targets",
@@ -963,7 +964,7 @@ mod tests {
                     .actor(alice())
                     .labels(&[("environment", "dev"), ("owner", "bob")])
                     .audit_owner(bob()),
-                &["target alice-dm (alice) slack_api pending"],
+                &["target alice/alice-dm (alice) slack_api pending"],
             ),
             (
                 "audit_failure in prod with an owner the caller could not resolve",
@@ -971,7 +972,7 @@ mod tests {
                     .targets(sqlmesh_targets())
                     .actor(alice())
                     .labels(&prod_audit),
-                &["target alice-dm (alice) slack_api pending"],
+                &["target alice/alice-dm (alice) slack_api pending"],
             ),
             (
                 "audit_failure in prod, owner is the actor: each target once",
@@ -980,7 +981,7 @@ mod tests {
                     .actor(bob())
                     .labels(&prod_audit)
                     .audit_owner(bob()),
-                &["target bob-dm (bob) slack_api pending"],
+                &["target bob/bob-dm (bob) slack_api pending"],
             ),
             (
                 "the owner exception is only for audit_failure",
@@ -989,7 +990,7 @@ mod tests {
                     .actor(alice())
                     .labels(&prod_audit)
                     .audit_owner(bob()),
-                &["target alice-dm (alice) slack_api pending"],
+                &["target alice/alice-dm (alice) slack_api pending"],
             ),
         ]);
     }
@@ -1066,12 +1067,12 @@ mod tests {
             .actor(alice());
         let message = &case.plan().messages[0];
         assert_eq!(message.user_id, Some(alice().id));
-        assert_eq!(message.target.as_deref(), Some("alice-dm"));
+        assert_eq!(message.target.as_deref(), Some("alice/alice-dm"));
         let p = &message.payload;
         for field in ["user_id", "user_email", "user_name", "user_username"] {
             assert_eq!(p[field], "", "{field}");
         }
-        assert_eq!(p["targets"], json!(["alice-dm"]));
+        assert_eq!(p["targets"], json!(["alice/alice-dm"]));
         assert_eq!(p["notification_name"], "apply_start");
     }
 

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use crate::catalog;
 use crate::config::Config;
 use crate::model::{
-    Attempt, EventTemplate, Message, MessageState, Method, Preference, Role, Settings, User,
-    UserStatus,
+    Attempt, EventTemplate, Message, Method, Preference, Role, Settings, User, UserStatus,
 };
+use crate::queue;
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
 use crate::store::{
     EnqueueOutcome, MessageFilter, NewMessage, NewUser, PageRequest, StateCounts, Store, StoreError,
@@ -438,19 +438,9 @@ impl Service {
             let Some((message, _)) = self.store.message(uuid).await? else {
                 return Err(ServiceError::UnknownMessage(id.clone()));
             };
-            match message.status {
-                MessageState::TemporaryFailure | MessageState::PermanentFailure => {
-                    wanted.push(uuid)
-                }
-                MessageState::Inhibited if force => wanted.push(uuid),
-                MessageState::Inhibited => report.skipped.push((
-                    uuid,
-                    "inhibited (the recipient opted out); add --force to deliver it anyway".into(),
-                )),
-                other => report.skipped.push((
-                    uuid,
-                    format!("{other}: only failed messages can be retried"),
-                )),
+            match queue::can_retry(message.status, force) {
+                Ok(()) => wanted.push(uuid),
+                Err(why) => report.skipped.push((uuid, why)),
             }
         }
         let reason = format!("retried by {}", caller.username);
@@ -473,11 +463,7 @@ impl Service {
     ) -> ServiceResult<usize> {
         require(caller, OWNERS, "retrying messages")?;
         for s in &filter.statuses {
-            let ok = matches!(
-                s,
-                MessageState::TemporaryFailure | MessageState::PermanentFailure
-            ) || (*s == MessageState::Inhibited && force);
-            if !ok {
+            if queue::can_retry(*s, force).is_err() {
                 return Err(ServiceError::Invalid(format!(
                     "cannot retry messages in state {s}: only temporary_failure and permanent_failure (or inhibited with --force) can be retried"
                 )));

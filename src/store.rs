@@ -7,6 +7,9 @@ mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,6 +20,7 @@ use crate::model::{
     Attempt, EventSpec, EventTemplate, Message, MessageState, Method, Preference, Role, Settings,
     User, UserStatus,
 };
+use crate::queue::AttemptResult;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -111,6 +115,56 @@ pub struct PageRequest {
     pub limit: u32,
 }
 
+/// A message handed to a dispatcher by [`Store::lease_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeasedMessage {
+    pub id: Uuid,
+    pub template_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub target: Option<String>,
+    pub method: Method,
+    pub payload: serde_json::Value,
+    /// Attempts made before this lease.
+    pub attempt_count: i32,
+    pub created_at: DateTime<Utc>,
+    /// How long it waited in its previous state before this lease.
+    pub queued_seconds: f64,
+}
+
+/// One finished delivery attempt and the state it leads to, for [`Store::record_attempts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub message_id: Uuid,
+    pub notifier_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub result: AttemptResult,
+}
+
+/// A dispatcher's heartbeat row (`notification_replicas`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replica {
+    pub id: Uuid,
+    pub hostname: String,
+    pub pid: i32,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub in_flight: i32,
+}
+
+/// A row for `inbox_notifications`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInboxEntry {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub template_id: Uuid,
+    pub message_id: Uuid,
+    pub title: String,
+    pub content: String,
+    pub actions: Vec<crate::model::Action>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
@@ -177,6 +231,37 @@ pub trait Store: Send + Sync {
     /// Deletes messages (with their attempts) last changed before `cutoff`, in bounded batches;
     /// returns how many.
     async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    // dispatch
+    /// Leases up to `limit` leasable messages (DESIGN §5) to `notifier_id` for `lease_period`,
+    /// oldest first; concurrent callers never get the same message.
+    async fn lease_batch(
+        &self,
+        notifier_id: Uuid,
+        limit: u32,
+        lease_period: Duration,
+        max_send_attempts: u32,
+    ) -> StoreResult<Vec<LeasedMessage>>;
+    /// Applies finished attempts in bulk: the messages' new states (only those still leased)
+    /// and one `notification_attempts` row each.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
+    /// The earliest moment a waiting retry or an expired lease makes a message leasable.
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Notified when messages may have become leasable or the pause flag changed: an enqueue,
+    /// retry or pause here, or in another process (`LISTEN/NOTIFY` on PostgreSQL,
+    /// `PRAGMA data_version` on SQLite).
+    fn wakeup(&self) -> Arc<Notify>;
+    async fn heartbeat(&self, replica: &Replica) -> StoreResult<()>;
+    async fn remove_replica(&self, id: Uuid) -> StoreResult<()>;
+    /// Deletes replicas not seen since `cutoff`; returns how many.
+    async fn prune_replicas(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    async fn list_replicas(&self) -> StoreResult<Vec<Replica>>;
+    /// Takes (or keeps) the retention duty for `hold`; false while another notifier holds it.
+    async fn lead_retention(&self, notifier_id: Uuid, hold: Duration) -> StoreResult<bool>;
+    /// Gives the retention duty up (on a clean stop) so another notifier can take it at once.
+    async fn release_retention(&self, notifier_id: Uuid) -> StoreResult<()>;
+    /// Writes an inbox entry; a second delivery of the same message adds nothing.
+    async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).
@@ -201,12 +286,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("store/migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("store/migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("store/migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("store/migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "dispatch",
+        sqlite: include_str!("store/migrations/sqlite/0002_dispatch.sql"),
+        postgres: include_str!("store/migrations/postgres/0002_dispatch.sql"),
+    },
+];
 
 fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

@@ -1,17 +1,22 @@
 //! The PostgreSQL store, for several replicas on several machines.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Executor;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    EnqueueOutcome, MessageFilter, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest,
-    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
-    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, zero_counts,
+    AttemptRecord, EnqueueOutcome, LeasedMessage, MessageFilter, NewInboxEntry, NewMessage,
+    NewUser, OpenMode, PURGE_BATCH, PageRequest, Replica, StateCounts, Store, StoreError,
+    StoreResult, add_count, check_version, join_roles, like_pattern, parse_enum, parse_json,
+    retryable_states, split_roles, to_json, zero_counts,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -23,7 +28,12 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The URL with its password redacted.
     url: String,
+    wake: Arc<Notify>,
+    listening: OnceLock<()>,
 }
+
+/// The `LISTEN/NOTIFY` channel that wakes dispatchers on every replica.
+const WAKEUP_CHANNEL: &str = "herald_wakeup";
 
 /// Serializes migrations run by replicas starting at the same time.
 const MIGRATION_LOCK: i64 = 0x6865_7261_6c64; // "herald"
@@ -123,6 +133,79 @@ fn unique_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// Wakes the local dispatcher on every `NOTIFY herald_wakeup`, reconnecting after errors.
+/// Runs until the store's notifier is dropped.
+async fn listen_for_wakeups(pool: PgPool, wake: std::sync::Weak<Notify>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for wake-ups; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(WAKEUP_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN for wake-ups; retrying in 1s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything committed while we were not listening must not be missed.
+        match wake.upgrade() {
+            Some(w) => w.notify_one(),
+            None => return,
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => match wake.upgrade() {
+                    Some(w) => w.notify_one(),
+                    None => return,
+                },
+                // The connection dropped; PgListener reconnects on the next call.
+                Ok(None) => match wake.upgrade() {
+                    Some(w) => w.notify_one(),
+                    None => return,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "wake-up listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn leased_from_row(row: &PgRow) -> StoreResult<LeasedMessage> {
+    Ok(LeasedMessage {
+        id: row.try_get("id")?,
+        template_id: row.try_get("notification_template_id")?,
+        user_id: row.try_get("user_id")?,
+        target: row.try_get("target")?,
+        method: parse_enum("notification_messages", row.try_get("method")?)?,
+        payload: parse_json("notification_messages", row.try_get("payload")?)?,
+        attempt_count: row.try_get("attempt_count")?,
+        created_at: row.try_get("created_at")?,
+        queued_seconds: row
+            .try_get::<Option<f64>, _>("queued_seconds")?
+            .unwrap_or(0.0),
+    })
+}
+
+fn replica_from_row(row: &PgRow) -> StoreResult<Replica> {
+    Ok(Replica {
+        id: row.try_get("id")?,
+        hostname: row.try_get("hostname")?,
+        pid: row.try_get("pid")?,
+        started_at: row.try_get("started_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        in_flight: row.try_get("in_flight")?,
+    })
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl PostgresStore {
     /// Connects to `url` and, with [`OpenMode::Migrate`], applies pending migrations.
     pub async fn open(url: &str, mode: OpenMode) -> StoreResult<PostgresStore> {
@@ -130,13 +213,27 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // Generic plans built while the queue was empty keep sequential scans forever;
+            // planning each execution keeps the lease on its index.
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET plan_cache_mode = force_custom_plan")
+                        .await?;
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(|e| StoreError::Open {
                 url: shown.clone(),
                 detail: format!("{e}; check that the server is running and database_url is right"),
             })?;
-        let store = PostgresStore { pool, url: shown };
+        let store = PostgresStore {
+            pool,
+            url: shown,
+            wake: Arc::new(Notify::new()),
+            listening: OnceLock::new(),
+        };
         match mode {
             OpenMode::Migrate => store.migrate().await?,
             OpenMode::Existing => check_version(&store.url, store.schema_version().await?)?,
@@ -450,11 +547,16 @@ impl Store for PostgresStore {
 
     async fn set_paused(&self, paused: bool) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE notification_settings SET notifier_paused = $1, updated_at = now() WHERE id = 1",
+            "WITH changed AS (
+                 UPDATE notification_settings SET notifier_paused = $1, updated_at = now()
+                 WHERE id = 1 RETURNING id)
+             SELECT pg_notify($2, '') FROM changed",
         )
         .bind(paused)
+        .bind(WAKEUP_CHANNEL)
         .execute(&self.pool)
         .await?;
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -494,7 +596,16 @@ impl Store for PostgresStore {
                 outcome.duplicates.push(existing);
             }
         }
+        if !outcome.enqueued.is_empty() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKEUP_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
+        if !outcome.enqueued.is_empty() {
+            self.wake.notify_one();
+        }
         Ok(outcome)
     }
 
@@ -594,6 +705,13 @@ impl Store for PostgresStore {
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
+        if !changed.is_empty() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKEUP_CHANNEL)
+                .execute(&self.pool)
+                .await?;
+            self.wake.notify_one();
+        }
         Ok(changed)
     }
 
@@ -613,5 +731,206 @@ impl Store for PostgresStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn lease_batch(
+        &self,
+        notifier_id: Uuid,
+        limit: u32,
+        lease_period: Duration,
+        max_send_attempts: u32,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        let rows = sqlx::query(
+            "WITH leasable AS (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < $3
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= now())
+                        OR (status = 'leased' AND leased_until < now()))
+                 ORDER BY id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE notification_messages m SET status = 'leased',
+                 leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
+                 updated_at = now(),
+                 queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
+             FROM leasable WHERE m.id = leasable.id
+             RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
+                 m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
+        )
+        .bind(millis(lease_period) as f64)
+        .bind(crate::queue::leased_reason(notifier_id))
+        .bind(i32::try_from(max_send_attempts).unwrap_or(i32::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut leased = rows
+            .iter()
+            .map(leased_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        leased.sort_by_key(|m| m.id);
+        Ok(leased)
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = records.iter().map(|r| r.message_id).collect();
+        let statuses: Vec<&str> = records.iter().map(|r| r.result.status.as_str()).collect();
+        let reasons: Vec<Option<String>> = records
+            .iter()
+            .map(|r| r.result.status_reason.clone())
+            .collect();
+        let attempts: Vec<i32> = records.iter().map(|r| r.result.attempt_count).collect();
+        let retries: Vec<Option<DateTime<Utc>>> =
+            records.iter().map(|r| r.result.next_retry_after).collect();
+        let notifiers: Vec<Uuid> = records.iter().map(|r| r.notifier_id).collect();
+        let started: Vec<DateTime<Utc>> = records.iter().map(|r| r.started_at).collect();
+        let durations: Vec<i64> = records.iter().map(|r| r.duration_ms).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE notification_messages m SET status = j.status, status_reason = j.reason,
+                 attempt_count = j.attempts, next_retry_after = j.next_retry,
+                 leased_until = NULL, updated_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+                 AS j(id, status, reason, attempts, next_retry)
+             WHERE m.id = j.id AND m.status = 'leased'",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&reasons)
+        .bind(&attempts)
+        .bind(&retries)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                 started_at, duration_ms, outcome, reason)
+             SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::timestamptz[],
+                 $5::bigint[], $6::text[], $7::text[])
+             ON CONFLICT (message_id, attempt_number) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&attempts)
+        .bind(&notifiers)
+        .bind(&started)
+        .bind(&durations)
+        .bind(&statuses)
+        .bind(&reasons)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT LEAST(
+                 (SELECT MIN(next_retry_after) FROM notification_messages
+                  WHERE status = 'temporary_failure'),
+                 (SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased'))",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    fn wakeup(&self) -> Arc<Notify> {
+        self.listening.get_or_init(|| {
+            tokio::spawn(listen_for_wakeups(
+                self.pool.clone(),
+                Arc::downgrade(&self.wake),
+            ));
+        });
+        self.wake.clone()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at, in_flight)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+                 in_flight = excluded.in_flight",
+        )
+        .bind(replica.id)
+        .bind(&replica.hostname)
+        .bind(replica.pid)
+        .bind(replica.started_at)
+        .bind(replica.last_seen_at)
+        .bind(replica.in_flight)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_replica(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM notification_replicas WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_replicas(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM notification_replicas WHERE last_seen_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_replicas(&self) -> StoreResult<Vec<Replica>> {
+        let rows = sqlx::query(
+            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight
+             FROM notification_replicas ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(replica_from_row).collect()
+    }
+
+    async fn lead_retention(&self, notifier_id: Uuid, hold: Duration) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE notification_settings SET retention_holder = $1,
+                 retention_until = now() + $2 * interval '1 millisecond'
+             WHERE id = 1 AND (retention_holder IS NULL OR retention_holder = $1
+                               OR retention_until < now())",
+        )
+        .bind(notifier_id)
+        .bind(millis(hold) as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_retention(&self, notifier_id: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_settings SET retention_holder = NULL, retention_until = NULL
+             WHERE id = 1 AND retention_holder = $1",
+        )
+        .bind(notifier_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO inbox_notifications (id, user_id, template_id, message_id, title, content,
+                 actions, read_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(entry.id)
+        .bind(entry.user_id)
+        .bind(entry.template_id)
+        .bind(entry.message_id)
+        .bind(&entry.title)
+        .bind(&entry.content)
+        .bind(to_json(&entry.actions))
+        .bind(entry.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,13 +11,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    EnqueueOutcome, MessageFilter, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest,
-    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
-    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, zero_counts,
+    AttemptRecord, EnqueueOutcome, LeasedMessage, MessageFilter, NewInboxEntry, NewMessage,
+    NewUser, OpenMode, PURGE_BATCH, PageRequest, Replica, StateCounts, Store, StoreError,
+    StoreResult, add_count, check_version, join_roles, like_pattern, parse_enum, parse_json,
+    retryable_states, split_roles, to_json, zero_counts,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -27,7 +30,13 @@ use crate::model::{
 pub struct SqliteStore {
     pool: SqlitePool,
     url: String,
+    options: SqliteConnectOptions,
+    wake: Arc<Notify>,
+    watching: OnceLock<()>,
 }
+
+/// How often the watcher asks SQLite whether another process committed.
+const DATA_VERSION_POLL: Duration = Duration::from_millis(20);
 
 /// Fixed-width UTC text, so that comparing strings compares instants.
 fn ts(dt: DateTime<Utc>) -> String {
@@ -185,12 +194,15 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
         let store = SqliteStore {
             pool,
             url: url.to_string(),
+            options,
+            wake: Arc::new(Notify::new()),
+            watching: OnceLock::new(),
         };
         match mode {
             OpenMode::Migrate => store.migrate().await?,
@@ -243,6 +255,80 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Notices commits by other processes: `PRAGMA data_version` on one connection changes when
+/// any other connection commits. Runs until the store's notifier is dropped.
+async fn watch_data_version(options: SqliteConnectOptions, wake: std::sync::Weak<Notify>) {
+    let mut conn: Option<SqliteConnection> = None;
+    let mut last: Option<i64> = None;
+    loop {
+        tokio::time::sleep(DATA_VERSION_POLL).await;
+        let Some(wake) = wake.upgrade() else { return };
+        if conn.is_none() {
+            match SqliteConnection::connect_with(&options).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the SQLite change watcher; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(c)
+            .await
+        {
+            Ok(version) => {
+                if last.is_some_and(|l| l != version) {
+                    wake.notify_one();
+                }
+                last = Some(version);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SQLite change watcher failed; reconnecting");
+                conn = None;
+                last = None;
+            }
+        }
+    }
+}
+
+fn leased_from_row(row: &SqliteRow) -> StoreResult<LeasedMessage> {
+    const T: &str = "notification_messages";
+    Ok(LeasedMessage {
+        id: parse_id(T, row.try_get("id")?)?,
+        template_id: parse_id(T, row.try_get("notification_template_id")?)?,
+        user_id: row
+            .try_get::<Option<String>, _>("user_id")?
+            .map(|u| parse_id(T, &u))
+            .transpose()?,
+        target: row.try_get("target")?,
+        method: parse_enum(T, row.try_get("method")?)?,
+        payload: parse_json(T, row.try_get("payload")?)?,
+        attempt_count: row.try_get("attempt_count")?,
+        created_at: parse_ts(T, row.try_get("created_at")?)?,
+        queued_seconds: row
+            .try_get::<Option<f64>, _>("queued_seconds")?
+            .unwrap_or(0.0),
+    })
+}
+
+fn replica_from_row(row: &SqliteRow) -> StoreResult<Replica> {
+    const T: &str = "notification_replicas";
+    Ok(Replica {
+        id: parse_id(T, row.try_get("id")?)?,
+        hostname: row.try_get("hostname")?,
+        pid: row.try_get("pid")?,
+        started_at: parse_ts(T, row.try_get("started_at")?)?,
+        last_seen_at: parse_ts(T, row.try_get("last_seen_at")?)?,
+        in_flight: row.try_get("in_flight")?,
+    })
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// A store migrated by a newer herald must not be touched by an older one.
@@ -582,6 +668,9 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        if !outcome.enqueued.is_empty() {
+            self.wake.notify_one();
+        }
         Ok(outcome)
     }
 
@@ -697,6 +786,9 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        if !changed.is_empty() {
+            self.wake.notify_one();
+        }
         Ok(changed)
     }
 
@@ -717,6 +809,211 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn lease_batch(
+        &self,
+        notifier_id: Uuid,
+        limit: u32,
+        lease_period: Duration,
+        max_send_attempts: u32,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        let now = Utc::now();
+        let now_text = ts(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
+                 status_reason = ?2, updated_at = ?3,
+                 queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
+             WHERE id IN (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < ?4
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= ?3)
+                        OR (status = 'leased' AND leased_until < ?3))
+                 ORDER BY id LIMIT ?5)
+             RETURNING id, notification_template_id, user_id, target, method, payload,
+                 attempt_count, created_at, queued_seconds",
+        )
+        .bind(ts(now + chrono_duration(lease_period)))
+        .bind(crate::queue::leased_reason(notifier_id))
+        .bind(&now_text)
+        .bind(i64::from(max_send_attempts))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut leased = rows
+            .iter()
+            .map(leased_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        leased.sort_by_key(|m| m.id);
+        Ok(leased)
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = ts(Utc::now());
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.message_id.to_string(),
+                    "status": r.result.status.as_str(),
+                    "reason": r.result.status_reason,
+                    "attempts": r.result.attempt_count,
+                    "next_retry": r.result.next_retry_after.map(ts),
+                    "notifier": r.notifier_id.to_string(),
+                    "started": ts(r.started_at),
+                    "duration": r.duration_ms,
+                })
+            })
+            .collect();
+        let json = to_json(&rows);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
+                 attempt_count = j.attempts, next_retry_after = j.next_retry,
+                 leased_until = NULL, updated_at = ?2
+             FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status,
+                          value ->> 'reason' AS reason, value ->> 'attempts' AS attempts,
+                          value ->> 'next_retry' AS next_retry
+                   FROM json_each(?1)) AS j
+             WHERE m.id = j.id AND m.status = 'leased'",
+        )
+        .bind(&json)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                 started_at, duration_ms, outcome, reason)
+             SELECT value ->> 'id', value ->> 'attempts', value ->> 'notifier',
+                 value ->> 'started', value ->> 'duration', value ->> 'status', value ->> 'reason'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (message_id, attempt_number) DO NOTHING",
+        )
+        .bind(&json)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let due: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(due) FROM (
+                 SELECT MIN(next_retry_after) AS due FROM notification_messages
+                 WHERE status = 'temporary_failure'
+                 UNION ALL
+                 SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        parse_opt_ts("notification_messages", due)
+    }
+
+    fn wakeup(&self) -> Arc<Notify> {
+        self.watching.get_or_init(|| {
+            tokio::spawn(watch_data_version(
+                self.options.clone(),
+                Arc::downgrade(&self.wake),
+            ));
+        });
+        self.wake.clone()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at, in_flight)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
+                 in_flight = excluded.in_flight",
+        )
+        .bind(replica.id.to_string())
+        .bind(&replica.hostname)
+        .bind(replica.pid)
+        .bind(ts(replica.started_at))
+        .bind(ts(replica.last_seen_at))
+        .bind(replica.in_flight)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_replica(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM notification_replicas WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_replicas(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM notification_replicas WHERE last_seen_at < ?")
+            .bind(ts(cutoff))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_replicas(&self) -> StoreResult<Vec<Replica>> {
+        let rows = sqlx::query(
+            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight
+             FROM notification_replicas ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(replica_from_row).collect()
+    }
+
+    async fn lead_retention(&self, notifier_id: Uuid, hold: Duration) -> StoreResult<bool> {
+        let now = Utc::now();
+        let done = sqlx::query(
+            "UPDATE notification_settings SET retention_holder = ?1, retention_until = ?2
+             WHERE id = 1 AND (retention_holder IS NULL OR retention_holder = ?1
+                               OR retention_until < ?3)",
+        )
+        .bind(notifier_id.to_string())
+        .bind(ts(now + chrono_duration(hold)))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_retention(&self, notifier_id: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notification_settings SET retention_holder = NULL, retention_until = NULL
+             WHERE id = 1 AND retention_holder = ?",
+        )
+        .bind(notifier_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO inbox_notifications (id, user_id, template_id, message_id, title, content,
+                 actions, read_at, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(entry.id.to_string())
+        .bind(entry.user_id.to_string())
+        .bind(entry.template_id.to_string())
+        .bind(entry.message_id.to_string())
+        .bind(&entry.title)
+        .bind(&entry.content)
+        .bind(to_json(&entry.actions))
+        .bind(ts(entry.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -14,6 +14,8 @@
 //! call from parallel test threads.
 #![allow(dead_code)]
 
+pub mod http_sink;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::TcpListener;

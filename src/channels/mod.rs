@@ -1,0 +1,175 @@
+//! Delivery channels: the I/O adapters that carry one rendered message to its sink (DESIGN §7).
+//!
+//! A channel turns every error into a [`DeliveryOutcome`] and never panics; the dispatcher
+//! runs each [`Channel::deliver`] under `dispatch_timeout` itself, so a channel sets no overall
+//! timeout of its own.
+
+pub mod inbox;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::model::{DeliveryOutcome, Method, TargetType};
+use crate::render::Rendered;
+
+pub use webhook::WebhookChannel;
+
+/// One message to deliver, already rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// `notification_messages.id`; sinks may use it to drop duplicates (delivery is at least
+    /// once).
+    pub message_id: Uuid,
+    /// The event's name, e.g. `workspace_deleted`.
+    pub event: &'a str,
+    /// The method the message was queued for.
+    pub method: Method,
+    /// The recipient user, if any (a user's own target also has one).
+    pub user_id: Option<Uuid>,
+    /// The qualified target name ([`crate::model::TargetRef::qualified_name`]) for a target
+    /// message: `name` for a global target, `username/name` for a user's own.
+    pub target: Option<&'a str>,
+    /// The payload stored with the message ([`crate::routing::build_payload`]).
+    pub payload: &'a serde_json::Value,
+    /// The message's title, bodies and actions.
+    pub rendered: &'a Rendered,
+}
+
+/// Carries messages of one [`Method`] to their sink.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The method this channel delivers.
+    fn method(&self) -> Method;
+
+    /// Tries one delivery. Every failure is an outcome, never a panic: `Retryable` when trying
+    /// again may help, `Permanent` when it cannot; reasons never contain secrets.
+    async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome;
+}
+
+/// The channels of one process, by method.
+#[derive(Default, Clone)]
+pub struct Channels {
+    by_method: HashMap<Method, Arc<dyn Channel>>,
+}
+
+impl Channels {
+    /// No channels.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `channel` under its own method, replacing any channel already there.
+    pub fn insert(&mut self, channel: Arc<dyn Channel>) {
+        self.by_method.insert(channel.method(), channel);
+    }
+
+    /// The channel for `method`, if one is configured.
+    pub fn get(&self, method: Method) -> Option<&Arc<dyn Channel>> {
+        self.by_method.get(&method)
+    }
+
+    /// The methods that have a channel, in [`Method::ALL`] order.
+    pub fn methods(&self) -> Vec<Method> {
+        Method::ALL
+            .iter()
+            .copied()
+            .filter(|m| self.by_method.contains_key(m))
+            .collect()
+    }
+
+    /// Builds every channel the configuration asks for: `webhook` when
+    /// `notifications.webhook.endpoint` is set or any target (global or a user's) is of type
+    /// `webhook`.
+    pub fn from_config(config: &Config) -> Result<Channels, ChannelError> {
+        let mut channels = Channels::new();
+        let webhook_target = config
+            .targets
+            .iter()
+            .chain(config.users.iter().flat_map(|u| u.targets.iter()))
+            .any(|t| t.target_type == TargetType::Webhook);
+        if config.notifications.webhook.endpoint.is_some() || webhook_target {
+            channels.insert(Arc::new(WebhookChannel::from_config(config)?));
+        }
+        Ok(channels)
+    }
+}
+
+impl fmt::Debug for Channels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channels")
+            .field("methods", &self.methods())
+            .finish()
+    }
+}
+
+/// A channel that could not be set up from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Building the channel's client failed; `reason` says why, without secrets.
+    #[error("cannot set up the {method} channel: {reason}")]
+    Setup {
+        /// The channel's method.
+        method: Method,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
+    }
+
+    #[test]
+    fn no_webhook_settings_means_no_webhook_channel() {
+        let channels = Channels::from_config(&Config::default()).unwrap();
+        assert!(channels.get(Method::Webhook).is_none());
+        assert!(channels.methods().is_empty());
+    }
+
+    #[test]
+    fn an_endpoint_makes_a_webhook_channel() {
+        let channels = Channels::from_config(&config(
+            "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/hook\"\n",
+        ))
+        .unwrap();
+        let webhook = channels.get(Method::Webhook).expect("a webhook channel");
+        assert_eq!(webhook.method(), Method::Webhook);
+        assert_eq!(channels.methods(), vec![Method::Webhook]);
+        assert_eq!(format!("{channels:?}"), "Channels { methods: [Webhook] }");
+    }
+
+    #[test]
+    fn a_webhook_target_alone_makes_a_webhook_channel() {
+        let global = config(
+            "[[targets]]\ntype = \"webhook\"\nname = \"ops\"\nnotify_on = [\"run_failure\"]\n\
+             url = \"http://127.0.0.1:9/ops\"\n",
+        );
+        assert!(
+            Channels::from_config(&global)
+                .unwrap()
+                .get(Method::Webhook)
+                .is_some()
+        );
+        let owned = config(
+            "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n\
+             [[users.targets]]\ntype = \"webhook\"\nname = \"mine\"\n\
+             notify_on = [\"run_failure\"]\nurl = \"http://127.0.0.1:9/mine\"\n",
+        );
+        assert!(
+            Channels::from_config(&owned)
+                .unwrap()
+                .get(Method::Webhook)
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,776 @@
+//! The `webhook` channel: a JSON `POST` in Coder's webhook schema (DESIGN §7).
+//!
+//! User messages go to `notifications.webhook.endpoint`; a message for a `webhook` target goes
+//! to that target's `url`. With `notifications.webhook.signing_secret` set, each request
+//! carries `X-Herald-Signature: sha256=<hex HMAC-SHA256 of the body>` so receivers can check
+//! it came from Herald. URLs are secrets (their path is often the credential): reasons show
+//! them only through [`redact_url`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use hmac::{Hmac, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use super::{Channel, ChannelError, Delivery};
+use crate::config::{Config, Secret, redact_url};
+use crate::model::{Action, DeliveryOutcome, Method, TargetType};
+use crate::routing::PAYLOAD_VERSION;
+
+/// The `_version` of the request body (Coder's webhook message schema).
+pub const BODY_VERSION: &str = "1.1";
+
+/// The header carrying the message id.
+pub const MESSAGE_ID_HEADER: &str = "X-Message-Id";
+
+/// The header carrying `sha256=<hex HMAC-SHA256 of the body>` when a signing secret is set.
+pub const SIGNATURE_HEADER: &str = "X-Herald-Signature";
+
+/// How long establishing a connection may take; the whole delivery is bounded by the
+/// dispatcher's `dispatch_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle keep-alive connections kept per host: enough for the dispatcher's concurrency.
+const MAX_IDLE_PER_HOST: usize = 256;
+
+/// Response bytes read to let a connection return to the pool; a longer body closes it.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Characters of a rejecting response's body quoted in the reason.
+const REASON_BODY_CHARS: usize = 200;
+
+/// Delivers messages by HTTP `POST` to the webhook endpoint or a webhook target's URL.
+pub struct WebhookChannel {
+    client: reqwest::Client,
+    endpoint: Option<String>,
+    /// `webhook` targets by qualified name (`name`, or `username/name` for a user's own).
+    targets: HashMap<String, Option<Secret>>,
+    signer: Option<Signer>,
+}
+
+impl WebhookChannel {
+    /// Builds the channel (and its connection pool) from `[notifications.webhook]` and the
+    /// `webhook` targets of `[[targets]]` and `[[users]]`.
+    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+        let setup_error = |reason: String| ChannelError::Setup {
+            method: Method::Webhook,
+            reason,
+        };
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .tcp_nodelay(true)
+            // A redirected POST turns into a GET on most codes: report it instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| setup_error(format!("building the HTTP client: {}", error_chain(&e))))?;
+        let global = config.targets.iter().map(|t| (t.name.clone(), t));
+        let owned = config.users.iter().flat_map(|u| {
+            u.targets
+                .iter()
+                .map(move |t| (format!("{}/{}", u.username, t.name), t))
+        });
+        let targets = global
+            .chain(owned)
+            .filter(|(_, t)| t.target_type == TargetType::Webhook)
+            .map(|(name, t)| (name, t.url.clone()))
+            .collect();
+        let signer = config
+            .notifications
+            .webhook
+            .signing_secret
+            .as_ref()
+            .map(|secret| Signer::new(secret.expose().as_bytes()))
+            .transpose()
+            .map_err(|_| setup_error("the signing secret cannot key an HMAC".to_string()))?;
+        Ok(WebhookChannel {
+            client,
+            endpoint: config.notifications.webhook.endpoint.clone(),
+            targets,
+            signer,
+        })
+    }
+
+    /// Where `delivery` goes, or why it cannot go anywhere (a permanent failure).
+    fn url_for(&self, delivery: &Delivery<'_>) -> Result<&str, String> {
+        match delivery.target {
+            Some(target) => match self.targets.get(target) {
+                Some(Some(url)) => Ok(url.expose()),
+                Some(None) => Err(format!(
+                    "webhook target `{target}` has no url: set `url` in its [[targets]] entry"
+                )),
+                None => Err(format!(
+                    "no webhook target `{target}` in the configuration: declare it in \
+                     [[targets]] (or [[users]].targets for `user/name`) with type = \"webhook\" \
+                     and a url"
+                )),
+            },
+            None => self.endpoint.as_deref().ok_or_else(|| {
+                "no webhook endpoint configured: set notifications.webhook.endpoint \
+                 (HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT)"
+                    .to_string()
+            }),
+        }
+    }
+
+    async fn post(&self, url: &str, delivery: &Delivery<'_>) -> DeliveryOutcome {
+        let body = match serde_json::to_vec(&WebhookBody::new(delivery)) {
+            Ok(body) => body,
+            Err(e) => {
+                return DeliveryOutcome::Permanent {
+                    reason: format!("webhook body could not be encoded: {e}"),
+                };
+            }
+        };
+        let mut request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(MESSAGE_ID_HEADER, delivery.message_id.to_string());
+        if let Some(signer) = &self.signer {
+            request = request.header(SIGNATURE_HEADER, signer.sign(&body));
+        }
+        let started = Instant::now();
+        let mut response = match request.body(body).send().await {
+            Ok(response) => response,
+            Err(e) if e.is_builder() => {
+                return DeliveryOutcome::Permanent {
+                    reason: format!(
+                        "webhook URL {} is invalid: {}",
+                        redact_url(url),
+                        error_chain(&e.without_url())
+                    ),
+                };
+            }
+            Err(e) => {
+                return DeliveryOutcome::Retryable {
+                    reason: format!("webhook request failed: {}", error_chain(&e.without_url())),
+                    retry_after: None,
+                };
+            }
+        };
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while body.len() < DRAIN_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                // The status is the answer; an unreadable body only costs the connection.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        classify(status, elapsed, retry_after.as_deref(), &body, Utc::now())
+    }
+}
+
+#[async_trait]
+impl Channel for WebhookChannel {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
+        let url = match self.url_for(delivery) {
+            Ok(url) => url,
+            Err(reason) => return DeliveryOutcome::Permanent { reason },
+        };
+        match self.post(url, delivery).await {
+            DeliveryOutcome::Sent => DeliveryOutcome::Sent,
+            DeliveryOutcome::Retryable {
+                reason,
+                retry_after,
+            } => DeliveryOutcome::Retryable {
+                reason: scrub(&reason, url),
+                retry_after,
+            },
+            DeliveryOutcome::Permanent { reason } => DeliveryOutcome::Permanent {
+                reason: scrub(&reason, url),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for WebhookChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut targets: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+        targets.sort_unstable();
+        f.debug_struct("WebhookChannel")
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
+            .field("targets", &targets)
+            .field("signed", &self.signer.is_some())
+            .finish()
+    }
+}
+
+/// Computes `X-Herald-Signature` values; keyed once, cloned per request.
+#[derive(Clone)]
+struct Signer {
+    mac: Hmac<Sha256>,
+}
+
+impl Signer {
+    fn new(secret: &[u8]) -> Result<Self, hmac::digest::InvalidLength> {
+        Ok(Signer {
+            mac: Hmac::new_from_slice(secret)?,
+        })
+    }
+
+    /// `sha256=<lowercase hex HMAC-SHA256 of body>`.
+    fn sign(&self, body: &[u8]) -> String {
+        let digest = self.mac.clone().chain_update(body).finalize().into_bytes();
+        format!("sha256={}", hex::encode(digest))
+    }
+}
+
+/// The request body: Coder's webhook message, `_version` 1.1, around its 1.2 payload.
+#[derive(Debug, Serialize)]
+struct WebhookBody<'a> {
+    #[serde(rename = "_version")]
+    version: &'static str,
+    msg_id: String,
+    payload: WebhookPayload<'a>,
+    title: &'a str,
+    title_markdown: &'a str,
+    body: &'a str,
+    body_markdown: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct WebhookPayload<'a> {
+    #[serde(rename = "_version")]
+    version: &'static str,
+    notification_name: &'a str,
+    notification_template_id: &'a str,
+    user_id: String,
+    user_email: &'a str,
+    user_name: &'a str,
+    user_username: &'a str,
+    /// Rendered, unlike the templates stored in the payload.
+    actions: &'a [Action],
+    labels: JsonOr<'a>,
+    data: JsonOr<'a>,
+    targets: JsonOr<'a>,
+}
+
+/// A payload value, or an empty object / array when the payload lacks it.
+#[derive(Debug)]
+enum JsonOr<'a> {
+    Value(&'a Value),
+    EmptyObject,
+    EmptyArray,
+}
+
+impl Serialize for JsonOr<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonOr::Value(value) => value.serialize(s),
+            JsonOr::EmptyObject => Map::new().serialize(s),
+            JsonOr::EmptyArray => s.collect_seq(std::iter::empty::<()>()),
+        }
+    }
+}
+
+impl<'a> WebhookBody<'a> {
+    fn new(delivery: &'a Delivery<'a>) -> Self {
+        let payload = delivery.payload;
+        let text = |field: &str| payload.get(field).and_then(Value::as_str).unwrap_or("");
+        let present = |field: &str| payload.get(field).filter(|v| !v.is_null());
+        let name = match text("notification_name") {
+            "" => delivery.event,
+            name => name,
+        };
+        let user_id = match text("user_id") {
+            "" => delivery
+                .user_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            id => id.to_string(),
+        };
+        let rendered = delivery.rendered;
+        WebhookBody {
+            version: BODY_VERSION,
+            msg_id: delivery.message_id.to_string(),
+            payload: WebhookPayload {
+                version: PAYLOAD_VERSION,
+                notification_name: name,
+                notification_template_id: text("notification_template_id"),
+                user_id,
+                user_email: text("user_email"),
+                user_name: text("user_name"),
+                user_username: text("user_username"),
+                actions: &rendered.actions,
+                labels: present("labels").map_or(JsonOr::EmptyObject, JsonOr::Value),
+                data: present("data").map_or(JsonOr::EmptyObject, JsonOr::Value),
+                targets: present("targets").map_or(JsonOr::EmptyArray, JsonOr::Value),
+            },
+            title: &rendered.title,
+            title_markdown: &rendered.title,
+            body: &rendered.body_text,
+            body_markdown: &rendered.body_markdown,
+        }
+    }
+}
+
+/// What an HTTP answer means for the message: 2xx sent; 408, 429 and 5xx worth retrying
+/// (429 and 503 with the peer's `Retry-After`); anything else, notably other 4xx, permanent,
+/// quoting the start of the response body.
+fn classify(
+    status: u16,
+    elapsed: Duration,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> DeliveryOutcome {
+    let took = format!("webhook {status} after {:.1}s", elapsed.as_secs_f64());
+    match status {
+        200..=299 => DeliveryOutcome::Sent,
+        408 | 429 | 500..=599 => DeliveryOutcome::Retryable {
+            reason: took,
+            retry_after: match status {
+                429 | 503 => retry_after.and_then(|v| parse_retry_after(v, now)),
+                _ => None,
+            },
+        },
+        _ => {
+            let quoted = body_excerpt(body);
+            DeliveryOutcome::Permanent {
+                reason: if quoted.is_empty() {
+                    took
+                } else {
+                    format!("{took}: {quoted}")
+                },
+            }
+        }
+    }
+}
+
+/// The first [`REASON_BODY_CHARS`] characters of a response body, on one line.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= REASON_BODY_CHARS {
+            break;
+        }
+    }
+    match out.char_indices().nth(REASON_BODY_CHARS) {
+        Some((cut, _)) => out[..cut].to_string(),
+        None => out,
+    }
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime)
+/// counted from `now` (a date in the past means "now"). Anything else is ignored.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse().ok().map(Duration::from_secs);
+    }
+    let date = DateTime::parse_from_rfc2822(value)
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT").map(|d| d.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y").map(|d| d.and_utc())
+        })
+        .ok()?;
+    Some((date - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// An error with its causes, `outer: inner: …`, skipping a cause its parent already quotes.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Removes from `reason` any part of `url` that may be a secret: the whole URL becomes its
+/// [`redact_url`] form; its path and query, and a `user:password@`, become `<redacted>`.
+fn scrub(reason: &str, url: &str) -> String {
+    let mut reason = reason.replace(url, &redact_url(url));
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
+        for secret in [Some(tail), userinfo].into_iter().flatten() {
+            if secret.len() > 1 {
+                reason = reason.replace(secret, "<redacted>");
+            }
+        }
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::render::Rendered;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_hex_of_the_body() {
+        // RFC 4231, test case 2.
+        let signer = Signer::new(b"Jefe").unwrap();
+        assert_eq!(
+            signer.sign(b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Keyed once, each body signed from scratch.
+        assert_eq!(signer.sign(b"x"), signer.clone().sign(b"x"));
+        assert_ne!(signer.sign(b"x"), signer.sign(b"y"));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let cases = [
+            ("7", Some(7)),
+            (" 120 ", Some(120)),
+            ("0", Some(0)),
+            ("Wed, 01 May 2024 12:00:30 GMT", Some(30)),
+            ("Wednesday, 01-May-24 12:01:00 GMT", Some(60)),
+            ("Wed May  1 12:00:05 2024", Some(5)),
+            ("Wed, 01 May 2024 11:00:00 GMT", Some(0)),
+            ("-5", None),
+            ("1.5", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (value, secs) in cases {
+            assert_eq!(
+                parse_retry_after(value, now()),
+                secs.map(Duration::from_secs),
+                "Retry-After: {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_are_classified_as_the_design_says() {
+        let secs = Duration::from_millis(1234);
+        let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
+            reason: reason.to_string(),
+            retry_after: after.map(Duration::from_secs),
+        };
+        let cases = [
+            (200, None, "", DeliveryOutcome::Sent),
+            (204, None, "", DeliveryOutcome::Sent),
+            (299, None, "", DeliveryOutcome::Sent),
+            (408, Some("7"), "", retry("webhook 408 after 1.2s", None)),
+            (429, Some("7"), "", retry("webhook 429 after 1.2s", Some(7))),
+            (429, None, "", retry("webhook 429 after 1.2s", None)),
+            (500, Some("7"), "", retry("webhook 500 after 1.2s", None)),
+            (503, Some("7"), "", retry("webhook 503 after 1.2s", Some(7))),
+            (599, None, "", retry("webhook 599 after 1.2s", None)),
+            (
+                404,
+                None,
+                "no such\nhook",
+                DeliveryOutcome::Permanent {
+                    reason: "webhook 404 after 1.2s: no such hook".to_string(),
+                },
+            ),
+            (
+                400,
+                None,
+                "",
+                DeliveryOutcome::Permanent {
+                    reason: "webhook 400 after 1.2s".to_string(),
+                },
+            ),
+            (
+                301,
+                None,
+                "",
+                DeliveryOutcome::Permanent {
+                    reason: "webhook 301 after 1.2s".to_string(),
+                },
+            ),
+        ];
+        for (status, retry_after, body, expected) in cases {
+            assert_eq!(
+                classify(status, secs, retry_after, body.as_bytes(), now()),
+                expected,
+                "status {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rejecting_body_is_quoted_on_one_line_up_to_200_chars() {
+        let body = format!("{}\r\n{}", "é".repeat(150), "x".repeat(150));
+        let DeliveryOutcome::Permanent { reason } =
+            classify(422, Duration::ZERO, None, body.as_bytes(), now())
+        else {
+            panic!("422 is permanent");
+        };
+        let quoted = reason
+            .strip_prefix("webhook 422 after 0.0s: ")
+            .expect(&reason);
+        assert_eq!(quoted.chars().count(), 200);
+        assert_eq!(quoted, format!("{} {}", "é".repeat(150), "x".repeat(49)));
+        assert_eq!(body_excerpt(&[0xff, b'a']), "\u{fffd}a");
+    }
+
+    #[test]
+    fn body_follows_coders_schema_with_rendered_actions() {
+        let message_id = Uuid::now_v7();
+        let payload = json!({
+            "_version": "1.2",
+            "notification_name": "workspace_deleted",
+            "notification_template_id": "0190a3b4-0000-7000-8000-000000000001",
+            "user_id": "0190a3b4-0000-7000-8000-000000000002",
+            "user_email": "alice@example.com",
+            "user_name": "Alice",
+            "user_username": "alice",
+            "actions": [{"label": "View {{ labels.name }}", "url": "{{ base_url }}/w"}],
+            "labels": {"name": "ws"},
+            "data": {"n": 1},
+            "targets": [],
+        });
+        let rendered = Rendered {
+            title: "Workspace \"ws\" deleted".to_string(),
+            body_markdown: "Your workspace **ws** was deleted.".to_string(),
+            body_text: "Your workspace ws was deleted.".to_string(),
+            actions: vec![Action {
+                label: "View ws".to_string(),
+                url: "/w".to_string(),
+            }],
+        };
+        let delivery = Delivery {
+            message_id,
+            event: "workspace_deleted",
+            method: Method::Webhook,
+            user_id: None,
+            target: None,
+            payload: &payload,
+            rendered: &rendered,
+        };
+        let body = serde_json::to_string(&WebhookBody::new(&delivery)).unwrap();
+        let expected = json!({
+            "_version": "1.1",
+            "msg_id": message_id.to_string(),
+            "payload": {
+                "_version": "1.2",
+                "notification_name": "workspace_deleted",
+                "notification_template_id": "0190a3b4-0000-7000-8000-000000000001",
+                "user_id": "0190a3b4-0000-7000-8000-000000000002",
+                "user_email": "alice@example.com",
+                "user_name": "Alice",
+                "user_username": "alice",
+                "actions": [{"label": "View ws", "url": "/w"}],
+                "labels": {"name": "ws"},
+                "data": {"n": 1},
+                "targets": [],
+            },
+            "title": "Workspace \"ws\" deleted",
+            "title_markdown": "Workspace \"ws\" deleted",
+            "body": "Your workspace ws was deleted.",
+            "body_markdown": "Your workspace **ws** was deleted.",
+        });
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), expected);
+        // Keys in the schema's order, as Coder sends them.
+        assert!(
+            body.starts_with("{\"_version\":\"1.1\",\"msg_id\":"),
+            "{body}"
+        );
+        assert!(body.ends_with(",\"body_markdown\":\"Your workspace **ws** was deleted.\"}"));
+    }
+
+    #[test]
+    fn a_sparse_payload_still_gives_every_key() {
+        let user_id = Uuid::now_v7();
+        let rendered = Rendered {
+            title: "t".to_string(),
+            body_markdown: "b".to_string(),
+            body_text: "b".to_string(),
+            actions: Vec::new(),
+        };
+        let payload = json!({"data": null});
+        let delivery = Delivery {
+            message_id: Uuid::now_v7(),
+            event: "run_failure",
+            method: Method::Webhook,
+            user_id: Some(user_id),
+            target: None,
+            payload: &payload,
+            rendered: &rendered,
+        };
+        let body = serde_json::to_value(WebhookBody::new(&delivery)).unwrap();
+        assert_eq!(
+            body["payload"],
+            json!({
+                "_version": "1.2",
+                "notification_name": "run_failure",
+                "notification_template_id": "",
+                "user_id": user_id.to_string(),
+                "user_email": "",
+                "user_name": "",
+                "user_username": "",
+                "actions": [],
+                "labels": {},
+                "data": {},
+                "targets": [],
+            })
+        );
+    }
+
+    #[test]
+    fn scrub_hides_the_path_query_and_password_of_the_url() {
+        let url = "https://bot:hunter2@hooks.example.com/services/T0/B0/s3cr3t?token=abc";
+        let reason =
+            format!("error for url ({url}): path /services/T0/B0/s3cr3t?token=abc, pw bot:hunter2");
+        let scrubbed = scrub(&reason, url);
+        for secret in ["s3cr3t", "token=abc", "hunter2"] {
+            assert!(!scrubbed.contains(secret), "{scrubbed}");
+        }
+        assert!(
+            scrubbed.contains("https://hooks.example.com/<redacted>"),
+            "{scrubbed}"
+        );
+        assert_eq!(
+            scrub("webhook 503 after 0.1s", "http://h:1/"),
+            "webhook 503 after 0.1s"
+        );
+    }
+
+    #[test]
+    fn error_chain_quotes_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(
+            error_chain(&error),
+            "error sending request: connection refused"
+        );
+    }
+
+    #[test]
+    fn targets_are_found_by_qualified_name() {
+        let config = Config::from_toml_str(
+            r#"
+[notifications.webhook]
+endpoint = "http://127.0.0.1:9/endpoint"
+
+[[targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["run_failure"]
+url = "http://127.0.0.1:9/ops"
+
+[[users]]
+username = "alice"
+email = "alice@example.com"
+[[users.targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["run_failure"]
+url = "http://127.0.0.1:9/alice-ops"
+"#,
+            "test.toml",
+            &|_| None,
+        )
+        .unwrap();
+        let channel = WebhookChannel::from_config(&config).unwrap();
+        let rendered = Rendered {
+            title: String::new(),
+            body_markdown: String::new(),
+            body_text: String::new(),
+            actions: Vec::new(),
+        };
+        let payload = json!({});
+        let delivery = |target| Delivery {
+            message_id: Uuid::now_v7(),
+            event: "run_failure",
+            method: Method::Webhook,
+            user_id: None,
+            target,
+            payload: &payload,
+            rendered: &rendered,
+        };
+        assert_eq!(
+            channel.url_for(&delivery(None)),
+            Ok("http://127.0.0.1:9/endpoint")
+        );
+        assert_eq!(
+            channel.url_for(&delivery(Some("ops"))),
+            Ok("http://127.0.0.1:9/ops")
+        );
+        assert_eq!(
+            channel.url_for(&delivery(Some("alice/ops"))),
+            Ok("http://127.0.0.1:9/alice-ops")
+        );
+        let unknown = channel.url_for(&delivery(Some("bob/ops"))).unwrap_err();
+        assert!(unknown.contains("no webhook target `bob/ops`"), "{unknown}");
+        let debug = format!("{channel:?}");
+        assert!(!debug.contains("9/endpoint"), "{debug}");
+        assert!(debug.contains("http://127.0.0.1:9/<redacted>"), "{debug}");
+    }
+
+    #[test]
+    fn without_an_endpoint_the_reason_names_the_setting() {
+        let channel = WebhookChannel::from_config(&Config::default()).unwrap();
+        let rendered = Rendered {
+            title: String::new(),
+            body_markdown: String::new(),
+            body_text: String::new(),
+            actions: Vec::new(),
+        };
+        let payload = json!({});
+        let delivery = Delivery {
+            message_id: Uuid::now_v7(),
+            event: "run_failure",
+            method: Method::Webhook,
+            user_id: None,
+            target: None,
+            payload: &payload,
+            rendered: &rendered,
+        };
+        let reason = channel.url_for(&delivery).unwrap_err();
+        assert!(
+            reason.contains("notifications.webhook.endpoint"),
+            "{reason}"
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! The dispatcher (a "notifier", DESIGN §6): lease a batch, deliver it concurrently under
+//! `dispatch_timeout`, buffer the outcomes and write them back in bulk; wake at once when work
+//! arrives; honour the pause flag; keep a heartbeat; purge old messages.
+//!
+//! Every process that runs the console or `herald serve` runs one. Replicas coordinate only
+//! through the store.
+
+mod acks;
+mod housekeeping;
+
+pub use housekeeping::purge_old_messages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{RwLock, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::channels::{Channels, Delivery};
+use crate::config::NotificationsConfig;
+use crate::model::{DeliveryOutcome, EventTemplate};
+use crate::queue::{self, RetryPolicy};
+use crate::render;
+use crate::store::{AttemptRecord, LeasedMessage, Store};
+use crate::telemetry::Metrics;
+
+/// The dispatcher's knobs, from `[notifications]`.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    pub lease_count: u32,
+    pub lease_period: Duration,
+    pub dispatch_timeout: Duration,
+    pub fetch_interval: Duration,
+    pub store_sync_interval: Duration,
+    pub store_sync_buffer: usize,
+    pub retention: Duration,
+    pub policy: RetryPolicy,
+}
+
+impl From<&NotificationsConfig> for DispatchSettings {
+    fn from(n: &NotificationsConfig) -> Self {
+        DispatchSettings {
+            lease_count: n.lease_count.max(1),
+            lease_period: n.lease_period,
+            dispatch_timeout: n.dispatch_timeout,
+            fetch_interval: n.fetch_interval,
+            store_sync_interval: n.store_sync_interval,
+            store_sync_buffer: n.store_sync_buffer.max(1),
+            retention: n.retention,
+            policy: RetryPolicy {
+                max_send_attempts: n.max_send_attempts,
+                retry_interval: n.retry_interval,
+            },
+        }
+    }
+}
+
+/// What the dispatcher is doing, for the console header and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatcherState {
+    Starting,
+    Running,
+    Paused,
+    /// The store is failing; retrying with back-off.
+    Degraded,
+    Stopping,
+    Stopped,
+}
+
+/// One notifier. Build it, then [`Dispatcher::run`] it until the shutdown signal.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    channels: Arc<Channels>,
+    settings: DispatchSettings,
+    notifier_id: Uuid,
+    metrics: Arc<Metrics>,
+    state: watch::Sender<DispatcherState>,
+    in_flight: Arc<AtomicI64>,
+}
+
+/// Everything one delivery task needs, shared by all of them.
+struct DeliveryContext {
+    store: Arc<dyn Store>,
+    channels: Arc<Channels>,
+    settings: DispatchSettings,
+    notifier_id: Uuid,
+    metrics: Arc<Metrics>,
+    templates: RwLock<HashMap<Uuid, Arc<EventTemplate>>>,
+    acks: mpsc::Sender<AttemptRecord>,
+    in_flight: Arc<AtomicI64>,
+}
+
+/// Longest pause between retries of a failing store call.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Dispatcher {
+    /// Refuses settings that would let a lease expire while its delivery still runs.
+    pub fn new(
+        store: Arc<dyn Store>,
+        channels: Arc<Channels>,
+        settings: DispatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Dispatcher> {
+        if settings.dispatch_timeout >= settings.lease_period {
+            anyhow::bail!(
+                "notifications.dispatch_timeout ({}) must be shorter than notifications.lease_period ({}), or a slow delivery's lease expires and another replica sends it again",
+                humantime::format_duration(settings.dispatch_timeout),
+                humantime::format_duration(settings.lease_period)
+            );
+        }
+        Ok(Dispatcher {
+            store,
+            channels,
+            settings,
+            notifier_id: Uuid::now_v7(),
+            metrics,
+            state: watch::Sender::new(DispatcherState::Starting),
+            in_flight: Arc::new(AtomicI64::new(0)),
+        })
+    }
+
+    /// This notifier's random id (in `status_reason`, attempts and `notification_replicas`).
+    pub fn notifier_id(&self) -> Uuid {
+        self.notifier_id
+    }
+
+    /// Follows the dispatcher's state.
+    pub fn state(&self) -> watch::Receiver<DispatcherState> {
+        self.state.subscribe()
+    }
+
+    /// Runs until `shutdown` turns true: then stops leasing, finishes in-flight deliveries,
+    /// flushes every outcome and returns. Nothing is left `leased` by a clean stop.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let s = &self.settings;
+        tracing::info!(
+            notifier_id = %self.notifier_id,
+            lease_count = s.lease_count,
+            fetch_interval = %humantime::format_duration(s.fetch_interval),
+            "notifications dispatcher started"
+        );
+        let wake = self.store.wakeup();
+        let (ack_tx, ack_rx) = mpsc::channel(s.store_sync_buffer);
+        let flusher = tokio::spawn(acks::flush_outcomes(
+            self.store.clone(),
+            ack_rx,
+            s.store_sync_interval,
+            s.store_sync_buffer,
+            self.metrics.clone(),
+        ));
+        let housekeeping = tokio::spawn(housekeeping::run(
+            self.store.clone(),
+            self.notifier_id,
+            s.retention,
+            self.in_flight.clone(),
+            shutdown.clone(),
+        ));
+        let context = Arc::new(DeliveryContext {
+            store: self.store.clone(),
+            channels: self.channels.clone(),
+            settings: s.clone(),
+            notifier_id: self.notifier_id,
+            metrics: self.metrics.clone(),
+            templates: RwLock::new(HashMap::new()),
+            acks: ack_tx,
+            in_flight: self.in_flight.clone(),
+        });
+        // Deliveries in flight are bounded; leasing waits for room, and a full ack buffer
+        // holds deliveries (and so leasing) back.
+        let capacity = usize::try_from(s.lease_count)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2);
+        let permits = Arc::new(Semaphore::new(capacity));
+        let mut tasks = JoinSet::new();
+        let mut backoff = Duration::from_millis(100);
+
+        while !*shutdown.borrow() {
+            while tasks.try_join_next().is_some() {}
+            let paused = match self.store.settings().await {
+                Ok(settings) => settings.notifier_paused,
+                Err(e) => {
+                    self.degraded(&e, &mut backoff, &mut shutdown).await;
+                    continue;
+                }
+            };
+            if paused {
+                self.set_state(DispatcherState::Paused);
+                wait_for_work(&wake, s.fetch_interval, &mut shutdown).await;
+                continue;
+            }
+            self.set_state(DispatcherState::Running);
+            let room = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
+            if room == 0 {
+                // Wait for a delivery to finish rather than spin.
+                tokio::select! {
+                    _ = tasks.join_next() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let want = room.min(s.lease_count);
+            let batch = match self
+                .store
+                .lease_batch(
+                    self.notifier_id,
+                    want,
+                    s.lease_period,
+                    s.policy.max_send_attempts,
+                )
+                .await
+            {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.degraded(&e, &mut backoff, &mut shutdown).await;
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            let full = batch.len() >= want as usize;
+            if !batch.is_empty() {
+                self.metrics.record_lease(batch.len() as u64);
+                tracing::debug!(notifier_id = %self.notifier_id, count = batch.len(), "notifications leased");
+            }
+            for message in batch {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let context = context.clone();
+                tasks.spawn(async move {
+                    deliver(&context, message).await;
+                    drop(permit);
+                });
+            }
+            if full {
+                continue; // more may be waiting: keep leasing while batches come back full
+            }
+            let idle = match self.store.next_due().await {
+                Ok(Some(due)) => (due - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(s.fetch_interval),
+                _ => s.fetch_interval,
+            };
+            wait_for_work(&wake, idle, &mut shutdown).await;
+        }
+
+        self.set_state(DispatcherState::Stopping);
+        tracing::info!(
+            notifier_id = %self.notifier_id,
+            in_flight = tasks.len(),
+            "notifications dispatcher stopping: finishing in-flight deliveries"
+        );
+        while tasks.join_next().await.is_some() {}
+        drop(context); // closes the ack channel: the flusher writes what is left and ends
+        flusher.await??;
+        let _ = housekeeping.await;
+        if let Err(e) = self.store.release_retention(self.notifier_id).await {
+            tracing::warn!(error = %e, "could not give up the retention duty");
+        }
+        if let Err(e) = self.store.remove_replica(self.notifier_id).await {
+            tracing::warn!(error = %e, "could not remove this replica's heartbeat row");
+        }
+        self.set_state(DispatcherState::Stopped);
+        tracing::info!(notifier_id = %self.notifier_id, "notifications dispatcher stopped");
+        Ok(())
+    }
+
+    fn set_state(&self, state: DispatcherState) {
+        self.state.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+    }
+
+    async fn degraded(
+        &self,
+        error: &crate::store::StoreError,
+        backoff: &mut Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        self.set_state(DispatcherState::Degraded);
+        tracing::warn!(notifier_id = %self.notifier_id, error = %error, retry_in = ?*backoff, "notifications store unavailable");
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = shutdown.changed() => {}
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Sleeps until woken by new work, `idle` elapses, or shutdown.
+async fn wait_for_work(
+    wake: &tokio::sync::Notify,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = wake.notified() => {}
+        _ = tokio::time::sleep(idle) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Renders and delivers one message, then queues its outcome for the bulk write.
+async fn deliver(ctx: &DeliveryContext, message: LeasedMessage) {
+    ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.inflight_add(1);
+    ctx.metrics
+        .observe_queued(message.method.as_str(), message.queued_seconds);
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let (event_name, outcome) = match template(ctx, message.template_id).await {
+        Some(event) => {
+            let outcome = deliver_rendered(ctx, &event, &message).await;
+            (event.spec.name.clone(), outcome)
+        }
+        None => (
+            "unknown".to_string(),
+            DeliveryOutcome::Permanent {
+                reason: format!(
+                    "event template {} no longer exists in the catalog",
+                    message.template_id
+                ),
+            },
+        ),
+    };
+    let elapsed = clock.elapsed();
+    let result = queue::after_attempt(
+        message.attempt_count,
+        &outcome,
+        &ctx.settings.policy,
+        Utc::now(),
+    );
+    ctx.metrics.record_attempt(
+        message.method.as_str(),
+        &event_name,
+        result.status.as_str(),
+        elapsed.as_secs_f64(),
+    );
+    if message.attempt_count > 0 {
+        ctx.metrics.record_retry(message.method.as_str());
+    }
+    match &outcome {
+        DeliveryOutcome::Sent => {
+            tracing::debug!(message_id = %message.id, method = %message.method, "notification sent")
+        }
+        DeliveryOutcome::Retryable { reason, .. } | DeliveryOutcome::Permanent { reason } => {
+            tracing::warn!(message_id = %message.id, method = %message.method, event = %event_name, status = %result.status, "notification delivery failed: {reason}")
+        }
+    }
+    let record = AttemptRecord {
+        message_id: message.id,
+        notifier_id: ctx.notifier_id,
+        started_at,
+        duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+        result,
+    };
+    // The flusher only stops after every sender is gone, so this cannot fail while we run.
+    if ctx.acks.send(record).await.is_err() {
+        tracing::error!(message_id = %message.id, "outcome dropped: the ack buffer is closed; the lease will expire and the message will be retried");
+    }
+    ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+    ctx.metrics.inflight_add(-1);
+}
+
+async fn deliver_rendered(
+    ctx: &DeliveryContext,
+    event: &EventTemplate,
+    message: &LeasedMessage,
+) -> DeliveryOutcome {
+    let rendered = match render::render(event, &message.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            return DeliveryOutcome::Permanent {
+                reason: format!("template error: {e}"),
+            };
+        }
+    };
+    let Some(channel) = ctx.channels.get(message.method) else {
+        return DeliveryOutcome::Permanent {
+            reason: format!(
+                "no {} channel is configured on this replica; configure it (see `herald doctor`) and retry the message",
+                message.method
+            ),
+        };
+    };
+    let delivery = Delivery {
+        message_id: message.id,
+        event: &event.spec.name,
+        method: message.method,
+        user_id: message.user_id,
+        target: message.target.as_deref(),
+        payload: &message.payload,
+        rendered: &rendered,
+    };
+    let timeout = ctx.settings.dispatch_timeout;
+    match tokio::time::timeout(timeout, channel.deliver(&delivery)).await {
+        Ok(outcome) => outcome,
+        Err(_) => DeliveryOutcome::Retryable {
+            reason: format!(
+                "dispatch timeout after {}",
+                humantime::format_duration(timeout)
+            ),
+            retry_after: None,
+        },
+    }
+}
+
+/// The event behind a message, from a cache refreshed from the store on a miss.
+async fn template(ctx: &DeliveryContext, id: Uuid) -> Option<Arc<EventTemplate>> {
+    if let Some(t) = ctx.templates.read().await.get(&id) {
+        return Some(t.clone());
+    }
+    let mut cache = ctx.templates.write().await;
+    if let Some(t) = cache.get(&id) {
+        return Some(t.clone());
+    }
+    match ctx.store.list_templates().await {
+        Ok(all) => {
+            *cache = all.into_iter().map(|t| (t.id, Arc::new(t))).collect();
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot load the event catalog"),
+    }
+    cache.get(&id).cloned()
+}
