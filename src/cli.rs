@@ -76,6 +76,30 @@ pub enum Command {
     /// Turn events off (or back on) for yourself, or as an owner for someone else
     #[command(subcommand)]
     Optout(OptoutCommand),
+    /// Your in-app inbox
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// Your inbox, unread first
+    List {
+        /// Only unread entries
+        #[arg(long, conflicts_with = "read")]
+        unread: bool,
+        /// Only read entries
+        #[arg(long)]
+        read: bool,
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark an entry read
+    Read { id: String },
+    /// Mark an entry unread
+    Unread { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +158,24 @@ pub enum NotificationsCommand {
     Resume,
     /// Show whether delivery is paused
     Status(JsonFlag),
+    /// Send yourself a test notification (bypasses dedupe)
+    Test {
+        /// Only by this method: smtp, webhook or inbox [default: your usual methods]
+        #[arg(long, value_name = "M")]
+        method: Option<Method>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send yourself an ad-hoc notification, e.g. when a long task ends
+    #[command(
+        after_help = "Example:\n  make test && herald notifications custom \"Tests passed\" \"All green\""
+    )]
+    Custom {
+        title: String,
+        message: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,14 +9,14 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::cli::{
-    Cli, Command, EnqueueArgs, EventsCommand, ListArgs, MessagesCommand, NotificationsCommand,
-    OptoutCommand, PrefsCommand, RetryArgs, UsersCommand,
+    Cli, Command, EnqueueArgs, EventsCommand, InboxCommand, ListArgs, MessagesCommand,
+    NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, UsersCommand,
 };
 use crate::config::{Config, ConfigSources};
 use crate::model::{Message, Method, Role, User, UserStatus};
 use crate::output::{Table, print_json, short_time};
-use crate::service::{EnqueueInput, Service};
-use crate::store::{self, MessageFilter, NewUser, OpenMode, PageRequest};
+use crate::service::{EnqueueInput, EnqueueReport, Service};
+use crate::store::{self, InboxFilter, MessageFilter, NewUser, OpenMode, PageRequest};
 
 /// Loads the config, opens the store, and runs the command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Users(cmd) => users(&service, &caller, cmd).await,
         Command::Prefs(cmd) => prefs(&service, &caller, cmd).await,
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
+        Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
     }
 }
 
@@ -180,7 +181,12 @@ async fn enqueue(service: &Service, caller: &User, args: EnqueueArgs) -> Result<
             },
         )
         .await?;
-    if args.json {
+    print_enqueued(&report, args.json)
+}
+
+/// Prints what an enqueue created: JSON `{"enqueued": [...], "duplicates": [...]}` or lines.
+fn print_enqueued(report: &EnqueueReport, json: bool) -> Result<()> {
+    if json {
         return print_json(&json!({
             "enqueued": report.enqueued,
             "duplicates": report.duplicates,
@@ -246,8 +252,67 @@ async fn notifications(service: &Service, caller: &User, cmd: NotificationsComma
                 short_time(settings.updated_at)
             );
         }
+        NotificationsCommand::Test { method, json } => {
+            let report = service.send_test(caller, method).await?;
+            print_enqueued(&report, json)?;
+        }
+        NotificationsCommand::Custom {
+            title,
+            message,
+            json,
+        } => {
+            let report = service.send_custom(caller, &title, &message).await?;
+            print_enqueued(&report, json)?;
+        }
     }
     Ok(())
+}
+
+async fn inbox(service: &Service, caller: &User, cmd: InboxCommand) -> Result<()> {
+    match cmd {
+        InboxCommand::List {
+            unread,
+            read,
+            limit,
+            json,
+        } => {
+            let filter = match (unread, read) {
+                (true, _) => InboxFilter::Unread,
+                (_, true) => InboxFilter::Read,
+                _ => InboxFilter::All,
+            };
+            let entries = service.inbox(caller, filter, limit).await?;
+            if json {
+                return print_json(&entries);
+            }
+            if entries.is_empty() {
+                println!("your inbox is empty");
+                return Ok(());
+            }
+            let mut table = Table::new(["ID", "RECEIVED", "READ", "EVENT", "TITLE"]);
+            for e in &entries {
+                table.row([
+                    e.id.to_string(),
+                    short_time(e.created_at),
+                    if e.read_at.is_some() { "yes" } else { "new" }.to_string(),
+                    e.event.clone(),
+                    e.title.clone(),
+                ]);
+            }
+            table.print();
+            Ok(())
+        }
+        InboxCommand::Read { id } => {
+            service.mark_inbox(caller, &id, true).await?;
+            println!("marked {id} read");
+            Ok(())
+        }
+        InboxCommand::Unread { id } => {
+            service.mark_inbox(caller, &id, false).await?;
+            println!("marked {id} unread");
+            Ok(())
+        }
+    }
 }
 
 async fn messages(service: &Service, caller: &User, cmd: MessagesCommand) -> Result<()> {

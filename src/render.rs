@@ -770,21 +770,3 @@ mod tests {
         assert_eq!(markdown_to_text("a\n```\n**b**"), "a\n**b**");
     }
 }
-#[cfg(test)]
-mod scratch_bench {
-    #[test]
-    #[ignore]
-    fn bench_render() {
-        let spec = crate::catalog::builtin().iter().find(|e| e.name == "workspace_deleted").unwrap().clone();
-        let env = super::environment();
-        let ctx = serde_json::json!({"user": {"id":"", "email":"", "name":"", "username":""}, "labels": {"name":"ws","reason":"r"}, "data": {}, "actions": [], "base_url": ""});
-        let n = 20000;
-        let t = std::time::Instant::now();
-        for _ in 0..n { env.render_named_str("body", &spec.body_template, &ctx).unwrap(); }
-        eprintln!("compile+render body: {:?}", t.elapsed() / n);
-        let tmpl = env.template_from_named_str("body", &spec.body_template).unwrap();
-        let t = std::time::Instant::now();
-        for _ in 0..n { tmpl.render(&ctx).unwrap(); }
-        eprintln!("render body: {:?}", t.elapsed() / n);
-    }
-}

@@ -16,7 +16,8 @@ use crate::model::{
 use crate::queue;
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
 use crate::store::{
-    EnqueueOutcome, MessageFilter, NewMessage, NewUser, PageRequest, StateCounts, Store, StoreError,
+    EnqueueOutcome, InboxEntry, InboxFilter, MessageFilter, NewMessage, NewUser, PageRequest,
+    StateCounts, Store, StoreError,
 };
 
 /// Why an operation was refused or failed; the text is what the person reads.
@@ -258,7 +259,7 @@ impl Service {
         input: &EnqueueInput,
     ) -> ServiceResult<EnqueueReport> {
         require(caller, OWNERS, "enqueueing events")?;
-        self.enqueue_unchecked(caller, input, true).await
+        self.enqueue_unchecked(caller, input, true, None).await
     }
 
     async fn enqueue_unchecked(
@@ -266,6 +267,7 @@ impl Service {
         caller: &User,
         input: &EnqueueInput,
         dedupe: bool,
+        only_method: Option<Method>,
     ) -> ServiceResult<EnqueueReport> {
         let labels = routing::parse_labels(&input.labels)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
@@ -281,7 +283,15 @@ impl Service {
         }
         let actor_name = input.actor.clone().or_else(|| self.config.username.clone());
         let actor = match &actor_name {
-            Some(name) => Some(self.user_named(name).await?),
+            Some(name) => {
+                let actor = self.user_named(name).await?;
+                if !actor.is_active() {
+                    return Err(ServiceError::Invalid(format!(
+                        "actor `{name}` is suspended: their targets receive nothing; activate them or drop --actor"
+                    )));
+                }
+                Some(actor)
+            }
             None => None,
         };
         let audit_owner = match labels.get("owner") {
@@ -323,8 +333,20 @@ impl Service {
         for warning in &plan.warnings {
             tracing::warn!(event = %event.spec.name, "{warning}");
         }
-        let messages: Vec<NewMessage> = plan
-            .messages
+        let planned = plan.messages.into_iter();
+        let planned: Vec<_> = match only_method {
+            None => planned.collect(),
+            // A test by one method: the user's row for it, whatever their routing says.
+            Some(method) => planned
+                .take(1)
+                .map(|p| routing::PlannedMessage {
+                    method,
+                    dedupe_hash: None,
+                    ..p
+                })
+                .collect(),
+        };
+        let messages: Vec<NewMessage> = planned
             .into_iter()
             .map(|p| NewMessage {
                 id: Uuid::now_v7(),
@@ -355,6 +377,91 @@ impl Service {
             duplicates,
             warnings: plan.warnings,
         })
+    }
+
+    /// Sends `test_notification` to the caller, bypassing dedupe: by `method` only when given,
+    /// else by the caller's normal routing (the event's method plus the inbox copy).
+    pub async fn send_test(
+        &self,
+        caller: &User,
+        method: Option<Method>,
+    ) -> ServiceResult<EnqueueReport> {
+        let input = EnqueueInput {
+            event: "test_notification".into(),
+            users: vec![caller.username.clone()],
+            actor: None,
+            labels: vec![format!("initiator={}", caller.username)],
+            data: None,
+        };
+        let Some(method) = method else {
+            return self.enqueue_unchecked(caller, &input, false, None).await;
+        };
+        if !self.config.configured_methods().contains(&method) {
+            return Err(ServiceError::Invalid(format!(
+                "{method} is not configured on this deployment ({}); `herald doctor` checks every channel",
+                match method {
+                    Method::Smtp => "set email.smarthost and email.from",
+                    Method::Webhook => "set notifications.webhook.endpoint",
+                    _ => "Slack reaches people only through [[targets]]",
+                }
+            )));
+        }
+        self.enqueue_unchecked(caller, &input, false, Some(method))
+            .await
+    }
+
+    /// Sends an ad-hoc `custom_notification` to the caller (Coder's `notifications custom`).
+    pub async fn send_custom(
+        &self,
+        caller: &User,
+        title: &str,
+        message: &str,
+    ) -> ServiceResult<EnqueueReport> {
+        if title.trim().is_empty() && message.trim().is_empty() {
+            return Err(ServiceError::Invalid(
+                "a custom notification needs a title or a message: herald notifications custom \"Build done\" \"All tests passed\"".into(),
+            ));
+        }
+        let input = EnqueueInput {
+            event: "custom_notification".into(),
+            users: vec![caller.username.clone()],
+            actor: None,
+            labels: vec![
+                format!("custom_title={title}"),
+                format!("custom_message={message}"),
+            ],
+            data: None,
+        };
+        self.enqueue_unchecked(caller, &input, false, None).await
+    }
+
+    // ---- inbox ----------------------------------------------------------------------------
+
+    /// The caller's own inbox, unread first.
+    pub async fn inbox(
+        &self,
+        caller: &User,
+        filter: InboxFilter,
+        limit: u32,
+    ) -> ServiceResult<Vec<InboxEntry>> {
+        Ok(self.store.list_inbox(caller.id, filter, limit).await?)
+    }
+
+    /// Marks one of the caller's inbox entries read or unread.
+    pub async fn mark_inbox(&self, caller: &User, id: &str, read: bool) -> ServiceResult<()> {
+        let uuid = Uuid::parse_str(id).map_err(|_| {
+            ServiceError::Invalid(format!(
+                "`{id}` is not an inbox entry id; `herald inbox list` shows ids"
+            ))
+        })?;
+        if self.store.set_inbox_read(caller.id, uuid, read).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(format!(
+                "no inbox entry {id} in {}'s inbox",
+                caller.username
+            )))
+        }
     }
 
     // ---- pause killswitch -----------------------------------------------------------------

@@ -165,6 +165,30 @@ pub struct NewInboxEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// A row of `inbox_notifications` as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InboxEntry {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub template_id: Uuid,
+    pub event: String,
+    pub message_id: Option<Uuid>,
+    pub title: String,
+    pub content: String,
+    pub actions: Vec<crate::model::Action>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which inbox entries to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InboxFilter {
+    #[default]
+    All,
+    Unread,
+    Read,
+}
+
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
@@ -262,6 +286,15 @@ pub trait Store: Send + Sync {
     async fn release_retention(&self, notifier_id: Uuid) -> StoreResult<()>;
     /// Writes an inbox entry; a second delivery of the same message adds nothing.
     async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()>;
+    /// A user's inbox, unread first, then newest first.
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<InboxEntry>>;
+    /// Marks one of the user's entries read (`true`) or unread; false when no such entry.
+    async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

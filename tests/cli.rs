@@ -527,7 +527,85 @@ async fn owners_retry_failed_messages(db: TestDb) {
         .fails_with("no message was retried");
 }
 
+async fn custom_and_test_notifications_reach_the_inbox(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user("bob", &["notifications", "custom", "", ""])
+        .fails_with("needs a title or a message");
+    let custom = h
+        .as_user(
+            "bob",
+            &[
+                "notifications",
+                "custom",
+                "Build done",
+                "All **green**",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let rows = custom["enqueued"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only the inbox is configured: {custom}");
+    assert_eq!(rows[0]["event"], "custom_notification");
+    assert_eq!(rows[0]["username"], "bob");
+    assert_eq!(
+        rows[0]["dedupe_hash"],
+        Value::Null,
+        "custom notifications bypass dedupe"
+    );
+    h.as_user("bob", &["notifications", "test", "--json"]).ok();
+    h.as_user("bob", &["notifications", "test", "--method", "smtp"])
+        .fails_with("smtp is not configured");
+
+    // A replica delivers them into bob's inbox.
+    let mut serve = herald_command(h.dir.path())
+        .args(["--database-url", &h.db.url, "serve"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let entries = loop {
+        let list = h.as_user("bob", &["inbox", "list", "--json"]).ok().json();
+        if list.as_array().unwrap().len() == 2 || std::time::Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let entries = entries.as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let custom = entries
+        .iter()
+        .find(|e| e["event"] == "custom_notification")
+        .unwrap();
+    assert_eq!(custom["title"], "Build done");
+    assert!(
+        custom["content"]
+            .as_str()
+            .unwrap()
+            .contains("All **green**")
+    );
+    assert_eq!(custom["read_at"], Value::Null);
+    let id = custom["id"].as_str().unwrap();
+    h.as_user("bob", &["inbox", "read", id]).ok();
+    let unread = h
+        .as_user("bob", &["inbox", "list", "--unread", "--json"])
+        .ok()
+        .json();
+    assert_eq!(unread.as_array().unwrap().len(), 1);
+    h.as_user("alice", &["inbox", "read", id])
+        .fails_with("no inbox entry");
+    h.as_user("bob", &["inbox", "unread", id]).ok();
+    let unread = h
+        .as_user("bob", &["inbox", "list", "--unread", "--json"])
+        .ok()
+        .json();
+    assert_eq!(unread.as_array().unwrap().len(), 2);
+}
+
 for_both_backends!(
+    custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,
     a_members_own_opt_out_inhibits_their_next_message,

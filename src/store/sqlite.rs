@@ -16,10 +16,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    AttemptRecord, EnqueueOutcome, LeasedMessage, MessageFilter, NewInboxEntry, NewMessage,
-    NewUser, OpenMode, PURGE_BATCH, PageRequest, Replica, StateCounts, Store, StoreError,
-    StoreResult, add_count, check_version, join_roles, like_pattern, parse_enum, parse_json,
-    retryable_states, split_roles, to_json, zero_counts,
+    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeasedMessage, MessageFilter,
+    NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, Replica, StateCounts,
+    Store, StoreError, StoreResult, add_count, check_version, join_roles, like_pattern, parse_enum,
+    parse_json, retryable_states, split_roles, to_json, zero_counts,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -994,6 +994,61 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let condition = match filter {
+            InboxFilter::All => "",
+            InboxFilter::Unread => " AND i.read_at IS NULL",
+            InboxFilter::Read => " AND i.read_at IS NOT NULL",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT i.id, i.user_id, i.template_id, t.name AS event, i.message_id, i.title,
+                 i.content, i.actions, i.read_at, i.created_at
+             FROM inbox_notifications i JOIN notification_templates t ON t.id = i.template_id
+             WHERE i.user_id = ?{condition}
+             ORDER BY i.read_at IS NOT NULL, i.created_at DESC LIMIT ?"
+        ))
+        .bind(user_id.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                const T: &str = "inbox_notifications";
+                Ok(InboxEntry {
+                    id: parse_id(T, row.try_get("id")?)?,
+                    user_id: parse_id(T, row.try_get("user_id")?)?,
+                    template_id: parse_id(T, row.try_get("template_id")?)?,
+                    event: row.try_get("event")?,
+                    message_id: row
+                        .try_get::<Option<String>, _>("message_id")?
+                        .map(|m| parse_id(T, &m))
+                        .transpose()?,
+                    title: row.try_get("title")?,
+                    content: row.try_get("content")?,
+                    actions: parse_json(T, row.try_get("actions")?)?,
+                    read_at: parse_opt_ts(T, row.try_get("read_at")?)?,
+                    created_at: parse_ts(T, row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE inbox_notifications SET read_at = ? WHERE id = ? AND user_id = ?")
+                .bind(read.then(|| ts(Utc::now())))
+                .bind(id.to_string())
+                .bind(user_id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()> {
