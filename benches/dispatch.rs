@@ -61,6 +61,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
+                                       [drain]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -68,7 +69,10 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
   --latency-n M  messages in each latency run
   --replicas L   comma-separated replica counts for the throughput runs (default 1,3)
   sqlite, postgres, throughput, latency
-                 run only these backends / scenarios (default: all)";
+                 run only these backends / scenarios (default: all)
+  drain          diagnostic, not run by default: enqueue N with no dispatcher running (the
+                 producer alone), then start the replicas and time until all are sent (the
+                 dispatchers alone)";
 
 fn main() -> anyhow::Result<()> {
     let options = match Options::parse(std::env::args().skip(1))? {
@@ -98,6 +102,7 @@ struct Options {
     backends: Vec<Backend>,
     throughput: bool,
     latency: bool,
+    drain: bool,
     quick: bool,
 }
 
@@ -108,7 +113,7 @@ impl Options {
         let (mut n, mut runs, mut latency_n) = (None, None, None);
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
-        let (mut throughput, mut latency) = (false, false);
+        let (mut throughput, mut latency, mut drain) = (false, false, false);
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -134,13 +139,14 @@ impl Options {
                 "postgres" => backends.push(Backend::Postgres),
                 "throughput" => throughput = true,
                 "latency" => latency = true,
+                "drain" => drain = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency {
+        if !throughput && !latency && !drain {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -151,6 +157,7 @@ impl Options {
             backends,
             throughput,
             latency,
+            drain,
             quick,
         }))
     }
@@ -187,6 +194,27 @@ async fn run(options: Options) -> anyhow::Result<()> {
             throughput.extend(throughput_scenarios(&options, backend).await?);
         }
     }
+    let mut drains = Vec::new();
+    if options.drain {
+        for &backend in &options.backends {
+            for &replicas in &options.replicas {
+                for rep in 1..=options.runs {
+                    let run = drain(backend, replicas, options.n)
+                        .await
+                        .with_context(|| format!("drain on {} x{replicas}", backend.name()))?;
+                    println!(
+                        "run {rep}/{}: {:8} drain, {replicas} replica(s): enqueue alone {:>8.0} msg/s, dispatchers alone {:>8.0} msg/s ({})",
+                        options.runs,
+                        backend.name(),
+                        run.enqueue_per_second,
+                        run.per_second,
+                        run.breakdown
+                    );
+                    drains.push((backend, replicas, run));
+                }
+            }
+        }
+    }
     let mut latency = Vec::new();
     if options.latency {
         for &backend in &options.backends {
@@ -221,6 +249,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if !latency.is_empty() {
         print_latency_table(&latency);
+    }
+    if !drains.is_empty() {
+        print_drain_table(&drains, options.n);
     }
     Ok(())
 }
@@ -535,22 +566,7 @@ async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Resu
         }
     };
     let enqueue_elapsed = producing.await.context("the producer panicked")??;
-    let mut breakdown = Breakdown {
-        leased: 0.0,
-        flushes: 0.0,
-        flush_seconds: 0.0,
-        send_seconds: 0.0,
-        sends: 0.0,
-        delivered: sink.count(),
-    };
-    for replica in running {
-        let text = replica.stop().await?;
-        breakdown.leased += metric_total(&text, "herald_leased_total");
-        breakdown.flushes += metric_total(&text, "herald_store_flush_seconds_count");
-        breakdown.flush_seconds += metric_total(&text, "herald_store_flush_seconds_sum");
-        breakdown.sends += metric_total(&text, "herald_send_seconds_count");
-        breakdown.send_seconds += metric_total(&text, "herald_send_seconds_sum");
-    }
+    let breakdown = stop_all(running, sink.count()).await?;
     let counts = observer.count_by_state().await?;
     if count_of(&counts, MessageState::Sent) != n as i64 {
         bail!("after the stop: {counts:?}");
@@ -564,6 +580,71 @@ async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Resu
         enqueue_per_second: per_second(n, enqueue_elapsed),
         breakdown,
     })
+}
+
+/// The diagnostic split of [`end_to_end`]: the producer enqueues everything while no
+/// dispatcher runs, then the replicas start and drain the queue.
+async fn drain(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
+    let db = backend.fresh_db();
+    let (observer, template) = migrated_store(&db.url).await?;
+    let sink = HttpSink::ok().await;
+    sink.set_recording(false);
+    let config = default_config(&db.url, &sink.url);
+    let producer = Producer {
+        store: store::open(&db.url, OpenMode::Existing).await?,
+        template_id: template.id,
+        payload: payload(&template),
+    };
+    let enqueue_elapsed = producer.enqueue_all(n).await?;
+    drop(producer);
+    let started = Instant::now();
+    let mut running = Vec::with_capacity(replicas);
+    for _ in 0..replicas {
+        running.push(Replica::start(&config).await?);
+    }
+    let elapsed = loop {
+        tokio::time::sleep(POLL).await;
+        if sink.count() >= n as u64 {
+            let counts = observer.count_by_state().await?;
+            if count_of(&counts, MessageState::Sent) >= n as i64 {
+                break started.elapsed();
+            }
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            bail!("not all {n} messages sent after {RUN_TIMEOUT:?}");
+        }
+    };
+    let breakdown = stop_all(running, sink.count()).await?;
+    drop(observer);
+    drop(sink);
+    discard(db);
+    Ok(EndToEndRun {
+        per_second: per_second(n, elapsed),
+        elapsed,
+        enqueue_per_second: per_second(n, enqueue_elapsed),
+        breakdown,
+    })
+}
+
+/// Stops every replica cleanly and sums their metrics.
+async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Breakdown> {
+    let mut breakdown = Breakdown {
+        leased: 0.0,
+        flushes: 0.0,
+        flush_seconds: 0.0,
+        send_seconds: 0.0,
+        sends: 0.0,
+        delivered,
+    };
+    for replica in running {
+        let text = replica.stop().await?;
+        breakdown.leased += metric_total(&text, "herald_leased_total");
+        breakdown.flushes += metric_total(&text, "herald_store_flush_seconds_count");
+        breakdown.flush_seconds += metric_total(&text, "herald_store_flush_seconds_sum");
+        breakdown.sends += metric_total(&text, "herald_send_seconds_count");
+        breakdown.send_seconds += metric_total(&text, "herald_send_seconds_sum");
+    }
+    Ok(breakdown)
 }
 
 // -------------------------------------------------------------------------------------------
@@ -1030,6 +1111,29 @@ fn print_latency_table(rows: &[LatencyRun]) {
             ms(row.max),
             ms(row.enqueue_p50),
             verdict
+        );
+    }
+    println!();
+}
+
+fn print_drain_table(rows: &[(Backend, usize, EndToEndRun)], n: usize) {
+    println!(
+        "Diagnostic (`drain`): the producer alone (no dispatcher running), then the dispatchers alone on a full queue.\n"
+    );
+    println!(
+        "| backend | replicas | N | enqueue alone msg/s | dispatchers alone msg/s | flushes | mean flush |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
+    for (backend, replicas, run) in rows {
+        let b = &run.breakdown;
+        println!(
+            "| {} | {replicas} | {} | {} | {} | {:.0} | {:.1} ms |",
+            backend.name(),
+            thousands(n as f64),
+            thousands(run.enqueue_per_second),
+            thousands(run.per_second),
+            b.flushes,
+            1000.0 * b.flush_seconds / b.flushes.max(1.0)
         );
     }
     println!();

@@ -79,6 +79,8 @@ pub enum Command {
     /// Your in-app inbox
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Check the configuration and really reach every configured channel (nothing is sent)
+    Doctor(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]

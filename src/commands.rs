@@ -91,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Prefs(cmd) => prefs(&service, &caller, cmd).await,
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
+        Command::Doctor(flag) => doctor(&service, flag.json).await,
     }
 }
 
@@ -264,6 +265,26 @@ async fn notifications(service: &Service, caller: &User, cmd: NotificationsComma
             let report = service.send_custom(caller, &title, &message).await?;
             print_enqueued(&report, json)?;
         }
+    }
+    Ok(())
+}
+
+async fn doctor(service: &Service, json: bool) -> Result<()> {
+    let results = crate::doctor::diagnose(service).await;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    if json {
+        print_json(&results)?;
+    } else {
+        for r in &results {
+            let verdict = if r.ok { " ok " } else { "FAIL" };
+            println!("[{verdict}] {}: {}", r.check, r.detail);
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", results.len());
+    }
+    if !json {
+        println!("all {} checks passed", results.len());
     }
     Ok(())
 }

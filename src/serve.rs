@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use crate::channels::Channels;
-use crate::channels::inbox::InboxChannel;
 use crate::cli::ServeArgs;
 use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::service::Service;
@@ -16,8 +15,7 @@ use crate::telemetry::{Metrics, serve_metrics};
 pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
     let config = service.config();
     let store = service.store().clone();
-    let mut channels = Channels::from_config(config)?;
-    channels.insert(Arc::new(InboxChannel::new(store.clone())));
+    let channels = Channels::for_replica(config, store.clone())?;
     let default_method = config.notifications.method;
     if channels.get(default_method).is_none() {
         tracing::warn!(

@@ -604,7 +604,57 @@ async fn custom_and_test_notifications_reach_the_inbox(db: TestDb) {
     assert_eq!(unread.as_array().unwrap().len(), 2);
 }
 
+async fn doctor_reaches_every_channel_and_says_what_fails(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let sink = common::http_sink::HttpSink::ok().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        h.dir.path().join("herald.toml"),
+        format!(
+            "[notifications]\nmethod = \"webhook\"\n[notifications.webhook]\nendpoint = \"{}/hooks/s3cret-path\"\n\n[[targets]]\ntype = \"webhook\"\nname = \"ops\"\nnotify_on = [\"run_failure\"]\nurl = \"http://127.0.0.1:{closed}/hook\"\n",
+            sink.url
+        ),
+    )
+    .unwrap();
+    let run = h.as_user("alice", &["doctor"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let line = |needle: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` line in:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(
+        line("webhook endpoint").starts_with("[ ok ]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line("webhook target `ops`").starts_with("[FAIL]"),
+        "{}",
+        run.stdout
+    );
+    assert!(line("event catalog").starts_with("[ ok ]"));
+    assert!(
+        !run.stdout.contains("s3cret-path"),
+        "secrets stay out: {}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("checks failed"), "{}", run.stderr);
+    let requests = sink.requests();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|r| r.method == "HEAD"),
+        "doctor sends nothing"
+    );
+}
+
 for_both_backends!(
+    doctor_reaches_every_channel_and_says_what_fails,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,

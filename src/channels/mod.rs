@@ -4,7 +4,10 @@
 //! runs each [`Channel::deliver`] under `dispatch_timeout` itself, so a channel sets no overall
 //! timeout of its own.
 
+pub mod email_layout;
 pub mod inbox;
+pub mod slack;
+pub mod smtp;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -50,6 +53,40 @@ pub trait Channel: Send + Sync {
     /// Tries one delivery. Every failure is an outcome, never a panic: `Retryable` when trying
     /// again may help, `Permanent` when it cannot; reasons never contain secrets.
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome;
+
+    /// Reaches every peer this channel would deliver to, without sending a notification
+    /// (`herald doctor`): one result per peer.
+    async fn check(&self) -> Vec<CheckResult> {
+        Vec::new()
+    }
+}
+
+/// One line of `herald doctor`: what was checked, the verdict, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckResult {
+    /// What was checked, e.g. `webhook endpoint http://hooks.example.com/<redacted>`.
+    pub check: String,
+    pub ok: bool,
+    /// The evidence, or what to do; never a secret.
+    pub detail: String,
+}
+
+impl CheckResult {
+    pub fn pass(check: impl Into<String>, detail: impl Into<String>) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn fail(check: impl Into<String>, detail: impl Into<String>) -> CheckResult {
+        CheckResult {
+            check: check.into(),
+            ok: false,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// The channels of one process, by method.
@@ -75,6 +112,28 @@ impl Channels {
     }
 
     /// The methods that have a channel, in [`Method::ALL`] order.
+    /// Every channel a replica delivers with: the configured ones plus the inbox, which writes
+    /// into `store`.
+    pub fn for_replica(
+        config: &Config,
+        store: Arc<dyn crate::store::Store>,
+    ) -> Result<Channels, ChannelError> {
+        let mut channels = Channels::from_config(config)?;
+        channels.insert(Arc::new(inbox::InboxChannel::new(store)));
+        Ok(channels)
+    }
+
+    /// Every channel's [`Channel::check`], in method order.
+    pub async fn check_all(&self) -> Vec<CheckResult> {
+        let mut results = Vec::new();
+        for method in self.methods() {
+            if let Some(channel) = self.get(method) {
+                results.extend(channel.check().await);
+            }
+        }
+        results
+    }
+
     pub fn methods(&self) -> Vec<Method> {
         Method::ALL
             .iter()

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use super::{Channel, ChannelError, Delivery};
+use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::config::{Config, Secret, redact_url};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::routing::PAYLOAD_VERSION;
@@ -179,6 +179,41 @@ impl WebhookChannel {
 impl Channel for WebhookChannel {
     fn method(&self) -> Method {
         Method::Webhook
+    }
+
+    async fn check(&self) -> Vec<CheckResult> {
+        let mut peers: Vec<(String, &str)> = Vec::new();
+        if let Some(endpoint) = &self.endpoint {
+            peers.push(("webhook endpoint".to_string(), endpoint.as_str()));
+        }
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        for name in names {
+            if let Some(Some(url)) = self.targets.get(name) {
+                peers.push((format!("webhook target `{name}`"), url.expose()));
+            }
+        }
+        let mut results = Vec::new();
+        for (what, url) in peers {
+            let check = format!("{what} {}", redact_url(url));
+            // HEAD sends no notification; any HTTP answer proves the endpoint is reachable.
+            let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.client.head(url).send()).await;
+            results.push(match answer {
+                Ok(Ok(response)) => CheckResult::pass(
+                    check,
+                    format!(
+                        "reachable (answered HTTP {} to HEAD)",
+                        response.status().as_u16()
+                    ),
+                ),
+                Ok(Err(e)) => CheckResult::fail(check, scrub(&error_chain(&e), url)),
+                Err(_) => CheckResult::fail(
+                    check,
+                    format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                ),
+            });
+        }
+        results
     }
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod http_sink;
+pub mod smtp_server;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -1,0 +1,679 @@
+//! The smtp channel against a real SMTP server this project did not write (Python's aiosmtpd,
+//! `common::smtp_server`): TLS modes, AUTH, how replies are classified, the MIME structure
+//! of what arrives, target routing and connection reuse (DESIGN §7, issue 4).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use common::smtp_server::{ReceivedMail, SmtpServer, SmtpServerOptions, test_certs};
+use herald::channels::smtp::SmtpChannel;
+use herald::channels::{Channel, Delivery};
+use herald::config::Config;
+use herald::model::{Action, DeliveryOutcome, Method};
+use herald::render::Rendered;
+
+const PASSWORD: &str = "hunter2-Zq9!";
+const SENDER: &str = "herald@example.com";
+
+fn config(toml: &str) -> Config {
+    Config::from_toml_str(toml, "test.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
+}
+
+/// `[email]` pointing at `server`, followed by `extra` (more `[email.*]` tables).
+fn email_config(server: &SmtpServer, extra: &str) -> Config {
+    config(&format!(
+        "[email]\nfrom = \"Herald <{SENDER}>\"\nsmarthost = \"{}\"\n{extra}",
+        server.address()
+    ))
+}
+
+/// `[email.tls]` trusting the test CA and verifying the name `localhost`, plus `extra` keys.
+fn tls_table(extra: &str) -> String {
+    format!(
+        "[email.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"\n{extra}",
+        test_certs().ca.display()
+    )
+}
+
+fn smtp_channel(config: &Config) -> SmtpChannel {
+    SmtpChannel::from_config(config).unwrap_or_else(|e| panic!("smtp channel: {e}"))
+}
+
+fn rendered() -> Rendered {
+    Rendered {
+        title: "Workspace “dev” deleted — ✓".to_string(),
+        body_markdown: "Hi Alice, your workspace **dev** was deleted.".to_string(),
+        body_text: "Hi Alice, your workspace dev was deleted.".to_string(),
+        actions: vec![Action {
+            label: "View workspaces".to_string(),
+            url: "https://coder.example.com/workspaces".to_string(),
+        }],
+    }
+}
+
+fn alice() -> Value {
+    json!({
+        "user_email": "alice@example.com",
+        "user_name": "Alice Liddell",
+        "user_username": "alice",
+    })
+}
+
+/// Delivers `rendered` with `payload` (to `target`, if any); returns the message id.
+async fn deliver(
+    channel: &SmtpChannel,
+    payload: &Value,
+    target: Option<&str>,
+) -> (Uuid, DeliveryOutcome) {
+    let message_id = Uuid::now_v7();
+    let rendered = rendered();
+    let delivery = Delivery {
+        message_id,
+        event: "workspace_deleted",
+        method: Method::Smtp,
+        user_id: Some(Uuid::now_v7()),
+        target,
+        payload,
+        rendered: &rendered,
+    };
+    (message_id, channel.deliver(&delivery).await)
+}
+
+async fn deliver_to_alice(channel: &SmtpChannel) -> DeliveryOutcome {
+    deliver(channel, &alice(), None).await.1
+}
+
+#[track_caller]
+fn assert_sent(outcome: &DeliveryOutcome, server: &SmtpServer) {
+    assert_eq!(
+        outcome,
+        &DeliveryOutcome::Sent,
+        "server log:\n{}",
+        server.stderr()
+    );
+}
+
+#[track_caller]
+fn retryable_reason(outcome: DeliveryOutcome) -> String {
+    match outcome {
+        DeliveryOutcome::Retryable {
+            reason,
+            retry_after: None,
+        } => reason,
+        other => panic!("expected a retryable failure, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn permanent_reason(outcome: DeliveryOutcome) -> String {
+    match outcome {
+        DeliveryOutcome::Permanent { reason } => reason,
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn only_mail(server: &SmtpServer) -> ReceivedMail {
+    let mut mail = server.received();
+    assert_eq!(mail.len(), 1, "messages received: {mail:#?}");
+    mail.remove(0)
+}
+
+#[tokio::test]
+async fn a_user_message_arrives_as_multipart_alternative_with_subject_from_to_id_and_date() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let channel = smtp_channel(&email_config(&server, ""));
+    let before = Utc::now();
+    let (message_id, outcome) = deliver(&channel, &alice(), None).await;
+    assert_sent(&outcome, &server);
+
+    let mail = only_mail(&server);
+    assert_eq!(mail.from, SENDER);
+    assert_eq!(mail.to, vec!["alice@example.com".to_string()]);
+    assert!(!mail.tls);
+    assert_eq!(mail.auth, None);
+
+    let mime = &mail.mime;
+    assert!(mime.defects.is_empty(), "MIME defects: {:?}", mime.defects);
+    assert_eq!(mime.content_type, "multipart/alternative");
+    assert_eq!(mime.subject.as_deref(), Some("Workspace “dev” deleted — ✓"));
+    assert_eq!(mime.from.as_deref(), Some("Herald <herald@example.com>"));
+    assert_eq!(
+        mime.to.as_deref(),
+        Some("Alice Liddell <alice@example.com>")
+    );
+    // `email.hello` is the default `localhost`, so the id takes the sender's domain.
+    assert_eq!(
+        mime.message_id.as_deref(),
+        Some(format!("<{message_id}@example.com>").as_str())
+    );
+    let date = mime.date.as_deref().expect("a Date header that parses");
+    let date = DateTime::parse_from_rfc3339(date)
+        .unwrap_or_else(|e| panic!("Date {date}: {e}"))
+        .with_timezone(&Utc);
+    assert!(
+        (date - before).num_seconds().abs() <= 5,
+        "Date {date} is not now ({before})"
+    );
+
+    let types: Vec<&str> = mime.parts.iter().map(|p| p.content_type.as_str()).collect();
+    assert_eq!(types, vec!["text/plain", "text/html"]);
+    let text = mime.parts[0].content.as_deref().expect("text part");
+    assert!(
+        text.contains("Hi Alice, your workspace dev was deleted."),
+        "{text}"
+    );
+    assert!(
+        text.contains("View workspaces: https://coder.example.com/workspaces"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Manage your notification settings: herald optout list"),
+        "{text}"
+    );
+    let html = mime.parts[1].content.as_deref().expect("html part");
+    assert!(
+        html.contains("your workspace <strong>dev</strong> was deleted."),
+        "{html}"
+    );
+    assert!(html.contains(">View workspaces</a>"), "{html}");
+    assert!(html.contains("Manage your notification settings"), "{html}");
+
+    // The raw message, before any parser: the headers are there as sent.
+    let raw = mail.text();
+    let head = &raw[..raw.find("\r\n\r\n").expect("a header block")];
+    for header in ["Message-ID: ", "Date: ", "Subject: ", "MIME-Version: 1.0"] {
+        assert!(head.contains(header), "no {header} in:\n{head}");
+    }
+    assert!(
+        head.contains("Content-Type: multipart/alternative;"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_upgrades_the_connection_before_mail_is_sent() {
+    let server = SmtpServer::start(SmtpServerOptions::new().require_starttls());
+    let channel = smtp_channel(&email_config(&server, &tls_table("starttls = true\n")));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    assert!(only_mail(&server).tls, "the message came over plain text");
+}
+
+#[tokio::test]
+async fn without_starttls_a_server_that_requires_it_refuses_the_message() {
+    let server = SmtpServer::start(SmtpServerOptions::new().require_starttls());
+    let channel = smtp_channel(&email_config(&server, ""));
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert!(reason.starts_with("smtp 530 "), "{reason}");
+    assert!(reason.contains("STARTTLS"), "{reason}");
+}
+
+#[tokio::test]
+async fn starttls_configured_but_not_offered_is_permanent_and_says_so() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let channel = smtp_channel(&email_config(&server, &tls_table("starttls = true\n")));
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "the SMTP server {} does not offer STARTTLS; unset email.tls.starttls or enable \
+             STARTTLS on the server",
+            server.address()
+        )
+    );
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn force_tls_speaks_tls_from_the_first_byte() {
+    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    // STARTTLS is ignored when implicit TLS is on (a warning is logged).
+    let channel = smtp_channel(&email_config(
+        &server,
+        &tls_table("force_tls = true\nstarttls = true\n"),
+    ));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    assert!(only_mail(&server).tls);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_retryable_unless_verification_is_skipped() {
+    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    let verified = smtp_channel(&email_config(&server, "[email.tls]\nforce_tls = true\n"));
+    let reason = retryable_reason(deliver_to_alice(&verified).await);
+    assert!(
+        reason.starts_with(&format!(
+            "smtp cannot connect to {} with implicit TLS: ",
+            server.address()
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("certificate"), "{reason}");
+
+    // The server name is what the certificate is checked against.
+    let wrong_name = smtp_channel(&email_config(
+        &server,
+        &tls_table("force_tls = true\nserver_name = \"mail.example.com\"\n")
+            .replace("server_name = \"localhost\"\n", ""),
+    ));
+    let reason = retryable_reason(deliver_to_alice(&wrong_name).await);
+    assert!(reason.contains("certificate"), "{reason}");
+    assert!(server.received().is_empty());
+
+    let skipping = smtp_channel(&email_config(
+        &server,
+        "[email.tls]\nforce_tls = true\nskip_verify = true\n",
+    ));
+    assert_sent(&deliver_to_alice(&skipping).await, &server);
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_configured() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .implicit_tls()
+            .request_client_cert(),
+    );
+    let certs = test_certs();
+    let channel = smtp_channel(&email_config(
+        &server,
+        &tls_table(&format!(
+            "force_tls = true\ncert_file = \"{}\"\ncert_key_file = \"{}\"\n",
+            certs.client_cert.display(),
+            certs.client_key.display()
+        )),
+    ));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    assert_eq!(
+        only_mail(&server).client_cert_cn.as_deref(),
+        Some("herald-test-client")
+    );
+}
+
+/// `[email.auth]` with the test password and `extra` keys.
+fn auth_table(extra: &str) -> String {
+    format!("[email.auth]\nusername = \"alice\"\npassword = \"{PASSWORD}\"\n{extra}")
+}
+
+#[tokio::test]
+async fn auth_plain_sends_the_identity() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .auth("alice", PASSWORD)
+            .only_mechanism("PLAIN"),
+    );
+    let channel = smtp_channel(&email_config(
+        &server,
+        &auth_table("identity = \"ops-team\"\n"),
+    ));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let auth = only_mail(&server).auth.expect("an authenticated session");
+    assert_eq!(auth.mechanism, "PLAIN");
+    assert_eq!(auth.login, "alice");
+    assert_eq!(auth.authzid.as_deref(), Some("ops-team"));
+}
+
+#[tokio::test]
+async fn auth_plain_is_preferred_when_both_are_offered() {
+    let server = SmtpServer::start(SmtpServerOptions::new().auth("alice", PASSWORD));
+    let channel = smtp_channel(&email_config(&server, &auth_table("")));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let auth = only_mail(&server).auth.expect("an authenticated session");
+    assert_eq!(auth.mechanism, "PLAIN");
+    assert_eq!(auth.authzid, None);
+}
+
+#[tokio::test]
+async fn auth_login_is_used_when_plain_is_not_offered_with_a_password_file() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .auth("alice", PASSWORD)
+            .only_mechanism("LOGIN"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("smtp-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let channel = smtp_channel(&email_config(
+        &server,
+        &format!(
+            "[email.auth]\nusername = \"alice\"\npassword_file = \"{}\"\n",
+            password_file.display()
+        ),
+    ));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let auth = only_mail(&server).auth.expect("an authenticated session");
+    assert_eq!(auth.mechanism, "LOGIN");
+    assert_eq!(auth.login, "alice");
+}
+
+#[tokio::test]
+async fn auth_over_starttls_when_the_server_offers_it_only_there() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .require_starttls()
+            .auth_only_over_tls()
+            .auth("alice", PASSWORD),
+    );
+    let channel = smtp_channel(&email_config(
+        &server,
+        &format!("{}{}", auth_table(""), tls_table("starttls = true\n")),
+    ));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let mail = only_mail(&server);
+    assert!(mail.tls);
+    assert_eq!(mail.auth.map(|a| a.mechanism).as_deref(), Some("PLAIN"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_retryable_and_not_quoted() {
+    let server = SmtpServer::start(SmtpServerOptions::new().auth("alice", "the-right-one"));
+    let channel = smtp_channel(&email_config(&server, &auth_table("")));
+    let reason = retryable_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "smtp authentication as alice at {} failed: 535 5.7.8 Authentication credentials \
+             invalid",
+            server.address()
+        )
+    );
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn auth_configured_but_not_offered_is_permanent_and_says_what_to_change() {
+    // aiosmtpd offers AUTH only over TLS here, and this connection is plain.
+    let server = SmtpServer::start(SmtpServerOptions::new().auth_only_over_tls());
+    let channel = smtp_channel(&email_config(&server, &auth_table("")));
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "the SMTP server {} does not offer AUTH; remove email.auth.* or enable \
+             authentication on the server",
+            server.address()
+        )
+    );
+
+    // When it offers STARTTLS, the reason says AUTH may come after it.
+    let server = SmtpServer::start(SmtpServerOptions::new().starttls().auth_only_over_tls());
+    let channel = smtp_channel(&email_config(&server, &auth_table("")));
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert!(reason.contains("does not offer AUTH"), "{reason}");
+    assert!(
+        reason.ends_with("(it offers STARTTLS, and many servers offer AUTH only after it: set email.tls.starttls = true)"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_550_recipient_is_permanent_and_quotes_the_reply() {
+    let server =
+        SmtpServer::start(SmtpServerOptions::new().rcpt_reply("550 5.1.1 mailbox unavailable"));
+    let channel = smtp_channel(&email_config(&server, ""));
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert_eq!(reason, "smtp 550 5.1.1 mailbox unavailable");
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_451_is_retryable_and_quotes_the_reply() {
+    let server =
+        SmtpServer::start(SmtpServerOptions::new().data_reply("451 4.3.0 try again later"));
+    let channel = smtp_channel(&email_config(&server, ""));
+    let reason = retryable_reason(deliver_to_alice(&channel).await);
+    assert_eq!(reason, "smtp 451 4.3.0 try again later");
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_retryable() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let config = email_config(&server, "");
+    let address = server.address();
+    drop(server);
+    let reason = retryable_reason(deliver_to_alice(&smtp_channel(&config)).await);
+    assert!(
+        reason.starts_with(&format!("smtp cannot connect to {address}: ")),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_an_email_address_is_permanent() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let channel = smtp_channel(&email_config(&server, ""));
+    let payload = json!({"user_username": "bob", "user_email": ""});
+    let reason = permanent_reason(deliver(&channel, &payload, None).await.1);
+    assert_eq!(
+        reason,
+        "user bob has no email address: give them one to receive email"
+    );
+    let reason = permanent_reason(
+        deliver(&channel, &json!({"user_email": "not-an-address"}), None)
+            .await
+            .1,
+    );
+    assert!(
+        reason.contains("`not-an-address` is not an address"),
+        "{reason}"
+    );
+    assert_eq!(server.connections(), 0);
+}
+
+#[tokio::test]
+async fn target_messages_go_to_the_targets_recipients_through_its_own_server() {
+    let server = SmtpServer::start(SmtpServerOptions::new().auth("pipelines", PASSWORD));
+    // No [email] at all: the targets carry their own server, credentials and sender.
+    let config = config(&format!(
+        r#"
+[[targets]]
+type = "smtp"
+name = "team"
+notify_on = ["run_failure"]
+host = "127.0.0.1"
+port = {port}
+user = "pipelines"
+password = "{PASSWORD}"
+sender = "SQLMesh <sqlmesh@example.com>"
+recipients = ["team@example.com", "oncall@example.com"]
+
+[[users]]
+username = "carol"
+email = "carol@example.com"
+[[users.targets]]
+type = "smtp"
+name = "mine"
+notify_on = ["run_failure"]
+host = "127.0.0.1"
+port = {port}
+user = "pipelines"
+password = "{PASSWORD}"
+sender = "carol-bot@example.com"
+recipients = ["carol@example.com"]
+"#,
+        port = server.port
+    ));
+    let channel = smtp_channel(&config);
+    let payload = json!({"user_email": "", "data": {}});
+    let (_, outcome) = deliver(&channel, &payload, Some("team")).await;
+    assert_sent(&outcome, &server);
+    let (_, outcome) = deliver(&channel, &payload, Some("carol/mine")).await;
+    assert_sent(&outcome, &server);
+
+    let mail = server.received();
+    assert_eq!(mail.len(), 2);
+    assert_eq!(mail[0].from, "sqlmesh@example.com");
+    assert_eq!(
+        mail[0].to,
+        vec![
+            "team@example.com".to_string(),
+            "oncall@example.com".to_string()
+        ]
+    );
+    assert_eq!(
+        mail[0].mime.to.as_deref(),
+        Some("team@example.com, oncall@example.com")
+    );
+    assert_eq!(
+        mail[0].mime.from.as_deref(),
+        Some("SQLMesh <sqlmesh@example.com>")
+    );
+    assert_eq!(
+        mail[0].auth.as_ref().map(|a| a.login.as_str()),
+        Some("pipelines")
+    );
+    assert_eq!(mail[1].from, "carol-bot@example.com");
+    assert_eq!(mail[1].to, vec!["carol@example.com".to_string()]);
+    // Same server and credentials: one pool, one connection.
+    assert_eq!(server.connections(), 1);
+
+    // A user message has nowhere to go without [email].
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert!(reason.contains("set email.smarthost"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_target_without_its_own_host_uses_the_smarthost() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let config = config(&format!(
+        "[email]\nfrom = \"Herald <{SENDER}>\"\nsmarthost = \"{}\"\n\n\
+         [[targets]]\ntype = \"smtp\"\nname = \"team\"\nnotify_on = [\"run_failure\"]\n\
+         recipients = [\"team@example.com\"]\n",
+        server.address()
+    ));
+    let channel = smtp_channel(&config);
+    assert_sent(
+        &deliver(&channel, &json!({}), Some("team")).await.1,
+        &server,
+    );
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let mail = server.received();
+    assert_eq!(mail[0].from, SENDER);
+    assert_eq!(mail[0].to, vec!["team@example.com".to_string()]);
+    assert_eq!(mail[1].to, vec!["alice@example.com".to_string()]);
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn many_messages_reuse_a_connection() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .require_starttls()
+            .auth("alice", PASSWORD),
+    );
+    let channel = smtp_channel(&email_config(
+        &server,
+        &format!("{}{}", auth_table(""), tls_table("starttls = true\n")),
+    ));
+    for _ in 0..20 {
+        assert_sent(&deliver_to_alice(&channel).await, &server);
+    }
+    let mail = server.received();
+    assert_eq!(mail.len(), 20);
+    let sessions: BTreeSet<u64> = mail.iter().map(|m| m.session).collect();
+    assert!(
+        server.connections() <= 2 && sessions.len() <= 2,
+        "20 messages took {} connections (sessions {sessions:?})",
+        server.connections()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_messages_share_a_bounded_pool() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let channel = Arc::new(smtp_channel(&email_config(&server, "")));
+    let mut deliveries = JoinSet::new();
+    for _ in 0..30 {
+        let channel = Arc::clone(&channel);
+        deliveries.spawn(async move { deliver_to_alice(&channel).await });
+    }
+    while let Some(outcome) = deliveries.join_next().await {
+        assert_sent(&outcome.expect("a delivery task"), &server);
+    }
+    assert_eq!(server.received().len(), 30);
+    assert!(
+        (1..=10).contains(&server.connections()),
+        "{} connections for 30 concurrent messages",
+        server.connections()
+    );
+}
+
+#[tokio::test]
+async fn a_password_never_appears_in_any_reason() {
+    let mut reasons = Vec::new();
+    let scenarios: Vec<(SmtpServerOptions, &str)> = vec![
+        (SmtpServerOptions::new().auth("alice", "other"), ""),
+        (SmtpServerOptions::new().auth_only_over_tls(), ""),
+        (
+            SmtpServerOptions::new()
+                .auth("alice", PASSWORD)
+                .rcpt_reply(&format!("550 5.1.1 no mailbox {PASSWORD}")),
+            "",
+        ),
+        (
+            SmtpServerOptions::new()
+                .auth("alice", PASSWORD)
+                .data_reply("451 4.3.0 try again later"),
+            "",
+        ),
+        (
+            SmtpServerOptions::new().implicit_tls(),
+            "[email.tls]\nforce_tls = true\n",
+        ),
+    ];
+    for (options, tls) in scenarios {
+        let server = SmtpServer::start(options);
+        let channel = smtp_channel(&email_config(&server, &format!("{}{tls}", auth_table(""))));
+        match deliver_to_alice(&channel).await {
+            DeliveryOutcome::Sent => panic!("expected a failure"),
+            DeliveryOutcome::Retryable { reason, .. } | DeliveryOutcome::Permanent { reason } => {
+                reasons.push(reason)
+            }
+        }
+    }
+    assert!(
+        reasons.iter().any(|r| r.contains("no mailbox <redacted>")),
+        "{reasons:#?}"
+    );
+    for reason in &reasons {
+        assert!(!reason.contains(PASSWORD), "{reason}");
+    }
+    let debug = format!(
+        "{:?}",
+        smtp_channel(&config(&format!(
+            "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"127.0.0.1:25\"\n{}",
+            auth_table("")
+        )))
+    );
+    assert!(!debug.contains(PASSWORD), "{debug}");
+}
+
+#[test]
+fn an_unreadable_password_file_fails_at_start_naming_the_file() {
+    let missing = Path::new("/nonexistent/herald/smtp-password");
+    let config = config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"127.0.0.1:25\"\n\
+         [email.auth]\nusername = \"alice\"\npassword_file = \"{}\"\n",
+        missing.display()
+    ));
+    let error = SmtpChannel::from_config(&config)
+        .err()
+        .expect("a setup error")
+        .to_string();
+    assert!(
+        error.contains(&format!(
+            "cannot read email.auth.password_file {}",
+            missing.display()
+        )),
+        "{error}"
+    );
+}
