@@ -77,6 +77,7 @@ impl Message {
                 body_markdown: "Plan application `plan_7` failed for environment **prod**."
                     .to_string(),
                 body_text: "Plan application plan_7 failed for environment prod.".to_string(),
+                body_html: String::new(),
                 actions: vec![
                     Action {
                         label: "View plan".to_string(),
@@ -413,6 +414,7 @@ async fn a_long_message_is_cut_to_slacks_limits() {
             title: "T".repeat(400),
             body_markdown: "Ünïcödé ".repeat(2_000),
             body_text: "Ünïcödé ".repeat(10_000),
+            body_html: String::new(),
             actions: (0..40)
                 .map(|i| Action {
                     label: format!("Button {i} {}", "λ".repeat(100)),
@@ -481,6 +483,17 @@ async fn no_reason_contains_the_token_or_the_webhook_path() {
             reasons.push(reason(&outcome).to_string());
         }
     }
+    // A secret straddling the end of the quoted 200 characters: no half of it either.
+    let (outcome, _) = deliver_api(&message, "alerts", |_, _| {
+        Response::new(400).with_body(format!("{} {TOKEN}", "x".repeat(185)))
+    })
+    .await;
+    reasons.push(reason(&outcome).to_string());
+    let (outcome, _) = deliver_webhook(&message, |_, _| {
+        Response::new(400).with_body(format!("{} {WEBHOOK_PATH}", "x".repeat(175)))
+    })
+    .await;
+    reasons.push(reason(&outcome).to_string());
     // Nobody listening: a transport error.
     let closed = {
         let sink = HttpSink::ok().await;
@@ -521,6 +534,8 @@ async fn no_reason_contains_the_token_or_the_webhook_path() {
         assert!(!reason.contains("SECRETTOKEN"), "{reason}");
         assert!(!reason.contains(secret_part), "{reason}");
         assert!(!reason.contains("XXXXsecretXXXX"), "{reason}");
+        assert!(!reason.contains("1234-5678"), "{reason}");
+        assert!(!reason.contains("T0000/B0000"), "{reason}");
     }
     // The echoes did reach the reasons, redacted.
     assert!(

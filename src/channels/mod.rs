@@ -147,13 +147,21 @@ impl Channels {
     /// `webhook`.
     pub fn from_config(config: &Config) -> Result<Channels, ChannelError> {
         let mut channels = Channels::new();
-        let webhook_target = config
-            .targets
-            .iter()
-            .chain(config.users.iter().flat_map(|u| u.targets.iter()))
-            .any(|t| t.target_type == TargetType::Webhook);
-        if config.notifications.webhook.endpoint.is_some() || webhook_target {
+        let has_target = |kind: TargetType| {
+            config
+                .targets
+                .iter()
+                .chain(config.users.iter().flat_map(|u| u.targets.iter()))
+                .any(|t| t.target_type == kind)
+        };
+        if config.notifications.webhook.endpoint.is_some() || has_target(TargetType::Webhook) {
             channels.insert(Arc::new(WebhookChannel::from_config(config)?));
+        }
+        if has_target(TargetType::SlackWebhook) {
+            channels.insert(Arc::new(slack::SlackWebhookChannel::from_config(config)?));
+        }
+        if has_target(TargetType::SlackApi) {
+            channels.insert(Arc::new(slack::SlackApiChannel::from_config(config)?));
         }
         Ok(channels)
     }

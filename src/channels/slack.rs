@@ -16,7 +16,7 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Value, json};
 
-use super::webhook::parse_retry_after;
+use super::webhook::{body_excerpt, error_chain, parse_retry_after};
 use super::{Channel, ChannelError, Delivery};
 use crate::config::{Config, Secret, TargetConfig, redact_url};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
@@ -35,8 +35,6 @@ const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
 /// Bytes of a `chat.postMessage` answer read: it echoes the whole message back.
 const API_ANSWER_LIMIT: usize = 1024 * 1024;
 
-/// Characters of an answer quoted in a reason.
-const REASON_BODY_CHARS: usize = 200;
 
 /// Slack's limits (Block Kit reference, `chat.postMessage`).
 const HEADER_TEXT_MAX: usize = 150;
@@ -201,7 +199,8 @@ impl SlackApiChannel {
         let (name, target) = find_target(&self.targets, delivery, TargetType::SlackApi)?;
         let missing = |key: &str, what: &str| {
             format!(
-                "slack_api target `{name}` has no {key}: set `{key}` ({what}) in its [[targets]] entry"
+                "slack_api target `{name}` has no {key}: set `{key}` ({what}) in its \
+                 [[targets]] entry"
             )
         };
         let token = target
@@ -626,43 +625,6 @@ fn scrub_outcome(outcome: DeliveryOutcome, secrets: &[&str]) -> DeliveryOutcome 
             reason: scrub(&reason, secrets),
         },
     }
-}
-
-// Twins of webhook.rs's private `body_excerpt` and `error_chain`: delete these once webhook.rs
-// makes them `pub(crate)`, and import them with `parse_retry_after`.
-
-/// The first [`REASON_BODY_CHARS`] characters of a response body, on one line.
-fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.chars().count() >= REASON_BODY_CHARS {
-            break;
-        }
-    }
-    match out.char_indices().nth(REASON_BODY_CHARS) {
-        Some((cut, _)) => out[..cut].to_string(),
-        None => out,
-    }
-}
-
-/// An error with its causes, `outer: inner: …`, skipping a cause its parent already quotes.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1107,6 +1069,7 @@ mod tests {
             title: title.to_string(),
             body_markdown: body_markdown.to_string(),
             body_text: crate::render::markdown_to_text(body_markdown),
+            body_html: crate::render::markdown_to_html(body_markdown),
             actions: actions
                 .iter()
                 .map(|(label, url)| Action {

@@ -171,7 +171,10 @@ impl WebhookChannel {
                 Ok(None) | Err(_) => break,
             }
         }
-        classify(status, elapsed, retry_after.as_deref(), &body, Utc::now())
+        // Scrub the whole answer before it is cut to an excerpt: a secret echoed across the
+        // cut would otherwise survive half-visible.
+        let body = scrub(&String::from_utf8_lossy(&body), url);
+        classify(status, elapsed, retry_after.as_deref(), body.as_bytes(), Utc::now())
     }
 }
 
@@ -392,7 +395,7 @@ fn classify(
 }
 
 /// The first [`REASON_BODY_CHARS`] characters of a response body, on one line.
-fn body_excerpt(body: &[u8]) -> String {
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut out = String::new();
     for (i, word) in text.split_whitespace().enumerate() {
@@ -430,7 +433,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// An error with its causes, `outer: inner: …`, skipping a cause its parent already quotes.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -598,6 +601,7 @@ mod tests {
             title: "Workspace \"ws\" deleted".to_string(),
             body_markdown: "Your workspace **ws** was deleted.".to_string(),
             body_text: "Your workspace ws was deleted.".to_string(),
+            body_html: String::new(),
             actions: vec![Action {
                 label: "View ws".to_string(),
                 url: "/w".to_string(),
@@ -650,6 +654,7 @@ mod tests {
             title: "t".to_string(),
             body_markdown: "b".to_string(),
             body_text: "b".to_string(),
+            body_html: String::new(),
             actions: Vec::new(),
         };
         let payload = json!({"data": null});
@@ -752,6 +757,7 @@ url = "http://127.0.0.1:9/alice-ops"
             title: String::new(),
             body_markdown: String::new(),
             body_text: String::new(),
+            body_html: String::new(),
             actions: Vec::new(),
         };
         let payload = json!({});
@@ -790,6 +796,7 @@ url = "http://127.0.0.1:9/alice-ops"
             title: String::new(),
             body_markdown: String::new(),
             body_text: String::new(),
+            body_html: String::new(),
             actions: Vec::new(),
         };
         let payload = json!({});
