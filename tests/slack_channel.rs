@@ -543,3 +543,47 @@ async fn no_reason_contains_the_token_or_the_webhook_path() {
         "{reasons:#?}"
     );
 }
+
+#[tokio::test]
+async fn doctor_checks_each_api_token_with_auth_test_without_posting() {
+    let sink = HttpSink::start(|req: &Request, _| {
+        if req.header("authorization") == Some(&format!("Bearer {TOKEN}")) {
+            Response::ok().with_body(r#"{"ok":true,"user":"herald","team":"Acme"}"#)
+        } else {
+            Response::ok().with_body(r#"{"ok":false,"error":"invalid_auth"}"#)
+        }
+    })
+    .await;
+    let channel = SlackApiChannel::from_config(&config(&sink.url)).unwrap();
+    let results = channel.check().await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    for r in &results {
+        assert!(r.ok, "{r:?}");
+        assert!(r.detail.contains("auth.test ok as herald in Acme"), "{r:?}");
+    }
+    let requests = sink.requests();
+    assert!(
+        requests.iter().all(|r| r.path == "/api/auth.test"),
+        "nothing posted"
+    );
+
+    let text = toml_of_bad_token(&sink.url);
+    let bad_channel =
+        SlackApiChannel::from_config(&Config::from_toml_str(&text, "t.toml", &|_| None).unwrap())
+            .unwrap();
+    let results = bad_channel.check().await;
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].ok);
+    assert!(
+        results[0].detail.contains("invalid_auth"),
+        "{:?}",
+        results[0]
+    );
+    assert!(!results[0].detail.contains("wrong-token"));
+}
+
+fn toml_of_bad_token(base: &str) -> String {
+    format!(
+        "[[targets]]\ntype = \"slack_api\"\nname = \"alerts\"\nnotify_on = [\"apply_failure\"]\ntoken = \"xoxb-wrong-token\"\nchannel = \"C1\"\napi_base_url = \"{base}/api\"\n"
+    )
+}

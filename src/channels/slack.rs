@@ -17,7 +17,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use super::webhook::{body_excerpt, error_chain, parse_retry_after};
-use super::{Channel, ChannelError, Delivery};
+use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::config::{Config, Secret, TargetConfig, redact_url};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
@@ -34,7 +34,6 @@ const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
 
 /// Bytes of a `chat.postMessage` answer read: it echoes the whole message back.
 const API_ANSWER_LIMIT: usize = 1024 * 1024;
-
 
 /// Slack's limits (Block Kit reference, `chat.postMessage`).
 const HEADER_TEXT_MAX: usize = 150;
@@ -268,6 +267,65 @@ impl SlackApiChannel {
 impl Channel for SlackApiChannel {
     fn method(&self) -> Method {
         Method::SlackApi
+    }
+
+    /// `auth.test` with each target's token: proves the token works without posting.
+    async fn check(&self) -> Vec<CheckResult> {
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        let mut results = Vec::new();
+        for name in names {
+            let Some(target) = self.targets.get(name) else {
+                continue;
+            };
+            let check = format!("slack_api target `{name}`");
+            let Some(token) = &target.token else {
+                results.push(CheckResult::fail(check, "no token configured"));
+                continue;
+            };
+            let url = target
+                .endpoint
+                .trim_end_matches("chat.postMessage")
+                .to_string()
+                + "auth.test";
+            let answer = self
+                .client
+                .post(&url)
+                .bearer_auth(token.expose())
+                .send()
+                .await;
+            let secrets = [token.expose()];
+            results.push(match answer {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    if body["ok"] == true {
+                        CheckResult::pass(
+                            check,
+                            format!(
+                                "auth.test ok as {} in {}",
+                                body["user"].as_str().unwrap_or("?"),
+                                body["team"].as_str().unwrap_or("?")
+                            ),
+                        )
+                    } else {
+                        let error = body["error"].as_str().unwrap_or("unexpected answer");
+                        CheckResult::fail(
+                            check,
+                            scrub(&format!("auth.test HTTP {status}: {error}"), &secrets),
+                        )
+                    }
+                }
+                Err(e) => CheckResult::fail(
+                    check,
+                    scrub(
+                        &format!("auth.test failed: {}", error_chain(&e.without_url())),
+                        &secrets,
+                    ),
+                ),
+            });
+        }
+        results
     }
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
