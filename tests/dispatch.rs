@@ -83,42 +83,6 @@ async fn start(config: &Config) -> Running {
     Running { stop, task }
 }
 
-/// Queues `n` webhook messages of `test_notification`, ids in creation order.
-async fn seed(store: &dyn Store, n: usize) -> Vec<Uuid> {
-    let template = store
-        .template_by_name("test_notification")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut ids = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let batch: Vec<NewMessage> = chunk
-            .iter()
-            .map(|i| NewMessage {
-                id: Uuid::now_v7(),
-                template_id: template.id,
-                user_id: None,
-                target: None,
-                method: Method::Webhook,
-                status: MessageState::Pending,
-                status_reason: None,
-                created_by: "test".into(),
-                payload: herald::routing::build_payload(
-                    &template,
-                    None,
-                    &[("n".to_string(), i.to_string())].into_iter().collect(),
-                    &serde_json::json!({}),
-                    &[],
-                ),
-                dedupe_hash: None,
-                created_at: Utc::now(),
-            })
-            .collect();
-        ids.extend(store.enqueue(&batch).await.unwrap().enqueued);
-    }
-    ids
-}
-
 fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
     counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
 }
@@ -151,7 +115,7 @@ async fn roundtrip_delivers_every_message_once(db: TestDb) {
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
     let running = start(&config).await;
-    let ids = seed(&*store, 1000).await;
+    let ids = common::seed::webhook_messages(&*store, 1000).await;
     wait_for_state(&*store, MessageState::Sent, 1000, Duration::from_secs(60)).await;
     running.stop().await;
 
@@ -182,7 +146,7 @@ async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
     .await;
     let config = config(&db, &sink.url, |_| {});
     let running = start(&config).await;
-    let ids = seed(&*store, 1).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(&*store, MessageState::Sent, 1, Duration::from_secs(20)).await;
     running.stop().await;
     let (m, attempts) = store.message(ids[0]).await.unwrap().unwrap();
@@ -211,7 +175,7 @@ async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_a
     let config = config(&db, &sink.url, |_| {});
     let retry_interval = config.notifications.retry_interval;
     let running = start(&config).await;
-    let ids = seed(&*store, 1).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(
         &*store,
         MessageState::PermanentFailure,
@@ -247,7 +211,7 @@ async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
         c.notifications.retry_interval = Duration::from_secs(3600);
     });
     let running = start(&config).await;
-    let ids = seed(&*store, 1).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(
         &*store,
         MessageState::TemporaryFailure,
@@ -276,7 +240,7 @@ async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
     let operator = store::open(&db.url, OpenMode::Existing).await.unwrap();
     operator.set_paused(true).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    seed(&*store, 50).await;
+    common::seed::webhook_messages(&*store, 50).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.count(), 0, "nothing is delivered while paused");
     let counts = store.count_by_state().await.unwrap();
@@ -299,7 +263,7 @@ async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
         c.notifications.lease_count = 10;
     });
     let running = start(&config).await;
-    seed(&*store, 300).await;
+    common::seed::webhook_messages(&*store, 300).await;
     while sink.count() < 20 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -331,7 +295,7 @@ async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
     tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
     let producer = store::open(&db.url, OpenMode::Existing).await.unwrap();
     let started = Instant::now();
-    seed(&*producer, 1).await;
+    common::seed::webhook_messages(&*producer, 1).await;
     assert!(
         sink.wait_for(1, Duration::from_secs(5)).await,
         "sink did not receive enough requests"
@@ -349,7 +313,7 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
     let running = start(&config).await;
-    let ids = seed(&*store, 5).await;
+    let ids = common::seed::webhook_messages(&*store, 5).await;
     wait_for_state(&*store, MessageState::Sent, 5, Duration::from_secs(10)).await;
     running.stop().await;
     let template = store

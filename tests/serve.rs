@@ -8,12 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use common::TestDb;
 use common::http_sink::{HttpSink, Response};
-use herald::model::{MessageState, Method};
-use herald::store::{self, NewMessage, OpenMode, Store};
-use uuid::Uuid;
+use herald::model::MessageState;
+use herald::store::{self, OpenMode, Store};
 
 /// A `herald serve` child process, killed if the test fails before stopping it.
 struct Replica {
@@ -99,36 +97,6 @@ async fn migrated(db: &TestDb) -> Arc<dyn Store> {
     store
 }
 
-async fn seed(store: &dyn Store, n: usize) -> Vec<Uuid> {
-    let template = store
-        .template_by_name("test_notification")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut ids = Vec::with_capacity(n);
-    let all: Vec<usize> = (0..n).collect();
-    for chunk in all.chunks(2000) {
-        let batch: Vec<NewMessage> = chunk
-            .iter()
-            .map(|i| NewMessage {
-                id: Uuid::now_v7(),
-                template_id: template.id,
-                user_id: None,
-                target: None,
-                method: Method::Webhook,
-                status: MessageState::Pending,
-                status_reason: None,
-                created_by: "test".into(),
-                payload: serde_json::json!({"labels": {"n": i.to_string()}, "data": {}}),
-                dedupe_hash: None,
-                created_at: Utc::now(),
-            })
-            .collect();
-        ids.extend(store.enqueue(&batch).await.unwrap().enqueued);
-    }
-    ids
-}
-
 async fn counts(store: &dyn Store) -> Vec<(MessageState, i64)> {
     store.count_by_state().await.unwrap()
 }
@@ -174,7 +142,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero(db: TestDb) {
     };
     let addr = format!("127.0.0.1:{port}");
     let replica = Replica::start(dir.path(), "a", &["--metrics-addr", &addr]);
-    seed(&*store, 400).await;
+    common::seed::webhook_messages(&*store, 400).await;
     assert!(
         sink.wait_for(40, Duration::from_secs(20)).await,
         "sink did not receive enough requests"
@@ -234,7 +202,7 @@ async fn a_killed_replica_loses_nothing(db: TestDb) {
         "lease_count = 50\nlease_period = \"2s\"\ndispatch_timeout = \"1s\"",
     );
     let first = Replica::start(dir.path(), "first", &[]);
-    let ids = seed(&*store, 300).await;
+    let ids = common::seed::webhook_messages(&*store, 300).await;
     assert!(
         sink.wait_for(60, Duration::from_secs(20)).await,
         "sink did not receive enough requests"
@@ -276,7 +244,7 @@ async fn three_postgres_replicas_share_the_work_and_deliver_each_message_once() 
         .iter()
         .map(|name| Replica::start(dir.path(), name, &[]))
         .collect();
-    seed(&*store, 20_000).await;
+    common::seed::webhook_messages(&*store, 20_000).await;
     let refs: Vec<&Replica> = replicas.iter().collect();
     wait_for_sent(&*store, 20_000, Duration::from_secs(180), &refs).await;
     assert_eq!(sink.count(), 20_000, "each message delivered exactly once");

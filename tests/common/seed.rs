@@ -1,0 +1,44 @@
+//! Queued messages for dispatcher tests and benchmarks, written straight into the store.
+
+use chrono::Utc;
+use herald::model::{MessageState, Method};
+use herald::store::{NewMessage, Store};
+use uuid::Uuid;
+
+/// Queues `n` pending webhook messages of `test_notification` (labels `n=<i>`), in batches of
+/// 1,000; returns their ids in creation order.
+pub async fn webhook_messages(store: &dyn Store, n: usize) -> Vec<Uuid> {
+    let template = store
+        .template_by_name("test_notification")
+        .await
+        .expect("read the catalog")
+        .expect("test_notification is in the catalog (upsert it first)");
+    let mut ids = Vec::with_capacity(n);
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(1000) {
+        let batch: Vec<NewMessage> = chunk
+            .iter()
+            .map(|i| NewMessage {
+                id: Uuid::now_v7(),
+                template_id: template.id,
+                user_id: None,
+                target: None,
+                method: Method::Webhook,
+                status: MessageState::Pending,
+                status_reason: None,
+                created_by: "test".into(),
+                payload: herald::routing::build_payload(
+                    &template,
+                    None,
+                    &[("n".to_string(), i.to_string())].into_iter().collect(),
+                    &serde_json::json!({}),
+                    &[],
+                ),
+                dedupe_hash: None,
+                created_at: Utc::now(),
+            })
+            .collect();
+        ids.extend(store.enqueue(&batch).await.expect("enqueue").enqueued);
+    }
+    ids
+}
