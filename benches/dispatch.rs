@@ -269,13 +269,13 @@ async fn throughput_scenarios(
             .await
             .with_context(|| format!("raw ceiling on {}", backend.name()))?;
         println!(
-            "run {rep}/{}: {:8} raw ceiling           {:>8.0} msg/s ({:.2} s)",
+            "run {rep}/{}: {:8} raw ceiling           {:>8.0} msg/s ({:.2} s: {ceiling})",
             options.runs,
             backend.name(),
-            per_second(options.n, ceiling),
-            ceiling.as_secs_f64()
+            per_second(options.n, ceiling.total),
+            ceiling.total.as_secs_f64()
         );
-        raw.push(per_second(options.n, ceiling));
+        raw.push(per_second(options.n, ceiling.total));
         for &replicas in &options.replicas {
             let run = end_to_end(backend, replicas, options.n)
                 .await
@@ -651,20 +651,50 @@ async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Break
 // The raw ceiling: plain SQL on the same schema
 // -------------------------------------------------------------------------------------------
 
-/// Inserts, leases and marks sent `n` messages with plain SQL on one connection; returns the
-/// time from the first INSERT to the last mark-sent.
-async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<Duration> {
+/// Where a raw-ceiling run's time went.
+#[derive(Default)]
+struct RawTimings {
+    /// From the first INSERT to the last mark-sent.
+    total: Duration,
+    insert: Duration,
+    /// Each lease statement (and its transaction), in order.
+    leases: Vec<Duration>,
+    mark_sent: Duration,
+}
+
+impl std::fmt::Display for RawTimings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenth = (self.leases.len() / 10).max(1);
+        let mean_ms = |leases: &[Duration]| {
+            1000.0 * leases.iter().map(Duration::as_secs_f64).sum::<f64>()
+                / leases.len().max(1) as f64
+        };
+        write!(
+            f,
+            "insert {:.2} s, lease {:.2} s ({} calls; {:.2} ms each in the first tenth, {:.2} ms in the last), mark-sent {:.2} s",
+            self.insert.as_secs_f64(),
+            self.leases.iter().sum::<Duration>().as_secs_f64(),
+            self.leases.len(),
+            mean_ms(&self.leases[..tenth.min(self.leases.len())]),
+            mean_ms(&self.leases[self.leases.len().saturating_sub(tenth)..]),
+            self.mark_sent.as_secs_f64()
+        )
+    }
+}
+
+/// Inserts, leases and marks sent `n` messages with plain SQL on one connection.
+async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<RawTimings> {
     let db = backend.fresh_db();
     let (store, template) = migrated_store(&db.url).await?;
     drop(store);
     let payload = serde_json::to_string(&payload(&template))?;
     let lease_count = Config::default().notifications.lease_count;
-    let elapsed = match backend {
+    let timings = match backend {
         Backend::Sqlite => raw_sqlite(&db.url, n, template.id, &payload, lease_count).await?,
         Backend::Postgres => raw_postgres(&db.url, n, template.id, &payload, lease_count).await?,
     };
     discard(db);
-    Ok(elapsed)
+    Ok(timings)
 }
 
 const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
@@ -682,7 +712,7 @@ async fn raw_sqlite(
     template_id: Uuid,
     payload: &str,
     lease_count: u32,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<RawTimings> {
     // The store's own connection settings.
     let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
@@ -696,11 +726,13 @@ async fn raw_sqlite(
     let reason = herald::queue::leased_reason(Uuid::now_v7());
     let lease_period = Config::default().notifications.lease_period;
     let template = template_id.to_string();
+    let mut timings = RawTimings::default();
     let started = Instant::now();
     let (mut inserted, mut sent) = (0, 0);
     while sent < n {
         let count = BATCH.min(n - inserted);
         if count > 0 {
+            let clock = Instant::now();
             let now = sqlite_ts(Utc::now());
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
             insert.push_values(0..count, |mut row, _| {
@@ -717,8 +749,10 @@ async fn raw_sqlite(
             insert.build().execute(&mut *tx).await?;
             tx.commit().await?;
             inserted += count;
+            timings.insert += clock.elapsed();
         }
         loop {
+            let clock = Instant::now();
             let now = Utc::now();
             let now_text = sqlite_ts(now);
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -746,6 +780,7 @@ async fn raw_sqlite(
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
+            timings.leases.push(clock.elapsed());
             if rows.is_empty() {
                 break;
             }
@@ -753,6 +788,7 @@ async fn raw_sqlite(
                 .iter()
                 .map(|row| row.try_get::<String, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
+            let clock = Instant::now();
             sqlx::query(
                 "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
                      attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
@@ -762,12 +798,13 @@ async fn raw_sqlite(
             .bind(sqlite_ts(Utc::now()))
             .execute(&pool)
             .await?;
+            timings.mark_sent += clock.elapsed();
             sent += ids.len();
         }
     }
-    let elapsed = started.elapsed();
+    timings.total = started.elapsed();
     pool.close().await;
-    Ok(elapsed)
+    Ok(timings)
 }
 
 async fn raw_postgres(
@@ -776,7 +813,7 @@ async fn raw_postgres(
     template_id: Uuid,
     payload: &str,
     lease_count: u32,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<RawTimings> {
     // The store's own connection settings: custom plans, so statistics gathered on the
     // still-empty table cannot pin the lease to a sequential scan.
     let pool = PgPoolOptions::new()
@@ -792,11 +829,13 @@ async fn raw_postgres(
         .await?;
     let reason = herald::queue::leased_reason(Uuid::now_v7());
     let lease_period_ms = Config::default().notifications.lease_period.as_millis() as f64;
+    let mut timings = RawTimings::default();
     let started = Instant::now();
     let (mut inserted, mut sent) = (0, 0);
     while sent < n {
         let count = BATCH.min(n - inserted);
         if count > 0 {
+            let clock = Instant::now();
             let now = Utc::now();
             let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
             insert.push_values(0..count, |mut row, _| {
@@ -812,8 +851,10 @@ async fn raw_postgres(
             });
             insert.build().execute(&pool).await?;
             inserted += count;
+            timings.insert += clock.elapsed();
         }
         loop {
+            let clock = Instant::now();
             // The PostgreSQL store's lease_batch, verbatim.
             let rows = sqlx::query(
                 "WITH leasable AS (
@@ -839,6 +880,7 @@ async fn raw_postgres(
             .bind(i64::from(lease_count))
             .fetch_all(&pool)
             .await?;
+            timings.leases.push(clock.elapsed());
             if rows.is_empty() {
                 break;
             }
@@ -846,6 +888,7 @@ async fn raw_postgres(
                 .iter()
                 .map(|row| row.try_get::<Uuid, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
+            let clock = Instant::now();
             sqlx::query(
                 "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
                      attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
@@ -854,12 +897,13 @@ async fn raw_postgres(
             .bind(&ids)
             .execute(&pool)
             .await?;
+            timings.mark_sent += clock.elapsed();
             sent += ids.len();
         }
     }
-    let elapsed = started.elapsed();
+    timings.total = started.elapsed();
     pool.close().await;
-    Ok(elapsed)
+    Ok(timings)
 }
 
 // -------------------------------------------------------------------------------------------

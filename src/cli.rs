@@ -34,12 +34,18 @@ pub struct Cli {
     #[arg(long = "as", global = true, value_name = "USER", env = "HERALD_USER")]
     pub as_user: Option<String>,
 
+    /// What to do [default: the console]
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the admin console (the default) with an embedded dispatcher
+    ///
+    /// Tabs: Events, Delivery, Opt-outs, Queue, Troubleshoot, Inbox; `?` lists every key.
+    /// Needs a terminal (80×24 is enough); honours NO_COLOR.
+    Console(ConsoleArgs),
     /// Create the store if needed and apply pending schema migrations
     Migrate,
     /// Run a headless dispatcher (a replica) until SIGINT/SIGTERM
@@ -81,6 +87,16 @@ pub enum Command {
     Inbox(InboxCommand),
     /// Check the configuration and really reach every configured channel (nothing is sent)
     Doctor(JsonFlag),
+}
+
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ConsoleArgs {
+    /// Do not deliver from this process (another replica does)
+    #[arg(long)]
+    pub no_dispatcher: bool,
+    /// Look only: every action that changes anything is removed
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::cli::{
-    Cli, Command, EnqueueArgs, EventsCommand, InboxCommand, ListArgs, MessagesCommand,
+    Cli, Command, ConsoleArgs, EnqueueArgs, EventsCommand, InboxCommand, ListArgs, MessagesCommand,
     NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, UsersCommand,
 };
 use crate::config::{Config, ConfigSources};
@@ -17,9 +17,15 @@ use crate::model::{Message, Method, Role, User, UserStatus};
 use crate::output::{Table, print_json, short_time};
 use crate::service::{EnqueueInput, EnqueueReport, Service};
 use crate::store::{self, InboxFilter, MessageFilter, NewUser, OpenMode, PageRequest};
+use crate::telemetry::LogHandle;
 
-/// Loads the config, opens the store, and runs the command.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Loads the config, opens the store, and runs the command (the console when none is given;
+/// it mutes `logs`' stderr while it holds the terminal).
+pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
+    let command = cli
+        .command
+        .take()
+        .unwrap_or(Command::Console(ConsoleArgs::default()));
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::load(
         &ConfigSources {
@@ -28,17 +34,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         &env,
     )?;
-    let mode = match cli.command {
+    let mode = match command {
         Command::Migrate | Command::Serve(_) => OpenMode::Migrate,
         _ => OpenMode::Existing,
     };
     let store = store::open(&config.database_url, mode).await?;
     let service = Service::start(store, Arc::new(config)).await?;
 
-    if let Command::Serve(args) = &cli.command {
+    if let Command::Serve(args) = &command {
         return crate::serve::serve(&service, args).await;
     }
-    if let Command::Migrate = cli.command {
+    if let Command::Migrate = command {
         println!(
             "store {} ({}) is migrated and the catalog is up to date",
             service.store().display_url(),
@@ -51,7 +57,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         email,
         name,
         roles,
-    }) = &cli.command
+    }) = &command
     {
         let caller = if service.bootstrapping().await? {
             None
@@ -79,7 +85,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 
     let caller = service.identify(&invoking_user(&cli)?).await?;
-    match cli.command {
+    match command {
         Command::Migrate | Command::Serve(_) | Command::Users(UsersCommand::Add { .. }) => Ok(()),
         Command::Events(EventsCommand::List(flag)) => {
             events_list(&service, &caller, flag.json).await
@@ -92,6 +98,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
         Command::Doctor(flag) => doctor(&service, flag.json).await,
+        Command::Console(args) => {
+            let options = crate::console::ConsoleOptions {
+                no_dispatcher: args.no_dispatcher,
+                read_only: args.read_only,
+            };
+            crate::console::run(Arc::new(service), caller, options, logs).await
+        }
     }
 }
 
@@ -115,6 +128,7 @@ fn roles_text(user: &User) -> String {
 }
 
 async fn events_list(service: &Service, caller: &User, json: bool) -> Result<()> {
+    crate::serve::checked_templates(service).await?;
     let events = service.events(caller).await?;
     if json {
         let rows: Vec<_> = events

@@ -3,10 +3,11 @@
 //!
 //! Precedence is flag > env > file > default. Every scalar setting is declared once in
 //! [`SETTINGS`] (dotted key, environment name, conversion); that table drives the file's known
-//! keys, the environment layer and the "expected one of" lists. `[[targets]]` and `[[users]]`
-//! come from the file only. Secrets are held in [`Secret`], which never prints its value.
+//! keys, the environment layer and the "expected one of" lists. `[[targets]]`, `[[users]]` and
+//! the `[events.NAME]` template overrides come from the file only. Secrets are held in
+//! [`Secret`], which never prints its value.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -133,6 +134,19 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
     /// `[[users]]`: users declared in config, with their own targets.
     pub users: Vec<UserConfig>,
+    /// `[events.NAME]`: an event's templates overridden for every delivery, by event name
+    /// (checked against the catalog by [`crate::render::validate_catalog`]).
+    pub events: BTreeMap<String, EventOverrideConfig>,
+}
+
+/// `[events.NAME]`: templates that replace the catalog's for every delivery of one event
+/// (SQLMesh's "overriding notification targets"); a target's own templates beat these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventOverrideConfig {
+    /// Replaces the event's title template.
+    pub title_template: Option<String>,
+    /// Replaces the event's body template (Markdown).
+    pub body_template: Option<String>,
 }
 
 /// `[notifications]` (DESIGN §5, §6).
@@ -280,6 +294,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             targets: Vec::new(),
             users: Vec::new(),
+            events: BTreeMap::new(),
         }
     }
 }
@@ -837,8 +852,11 @@ const SETTINGS: &[Setting] = &[
     setting!("email.tls.ca_file", "HERALD_EMAIL_TLS_CA_FILE", email.tls.ca_file => optional_path),
 ];
 
-/// Top-level arrays of tables, which are not in [`SETTINGS`].
-const ROOT_ARRAYS: [&str; 2] = ["targets", "users"];
+/// Top-level arrays of tables and the `[events]` table, which are not in [`SETTINGS`].
+const ROOT_TABLES: [&str; 3] = ["targets", "users", "events"];
+
+/// Keys of an `[events.NAME]` table.
+const EVENT_OVERRIDE_KEYS: &[&str] = &["title_template", "body_template"];
 
 /// Keys of a `[[targets]]` table.
 const TARGET_KEYS: &[&str] = &[
@@ -899,7 +917,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         }
     }
     if section.is_empty() {
-        keys.extend(ROOT_ARRAYS);
+        keys.extend(ROOT_TABLES);
     }
     keys
 }
@@ -1003,6 +1021,8 @@ impl Builder {
                 let users = source.users(value)?;
                 self.hostless_smtp_targets.extend(users.hostless);
                 self.config.users = users.users;
+            } else if section.is_empty() && key.value == "events" {
+                self.config.events = source.event_overrides(value)?;
             } else if SETTINGS.iter().any(|s| s.key == path) {
                 let origin = source.at(value.span.clone());
                 let raw = source.scalar(&path, value)?;
@@ -1624,6 +1644,74 @@ impl Source<'_> {
             Some(bad) => Err(self.invalid(span, key, format!("`{bad}` is not an email address"))),
             None => Ok(addresses),
         }
+    }
+
+    /// `[events]`: one table per event name, each with only template keys.
+    fn event_overrides(
+        &self,
+        node: Located<Node>,
+    ) -> Result<BTreeMap<String, EventOverrideConfig>, ConfigError> {
+        let entries = match node.value {
+            Node::Table(entries) => entries,
+            other => {
+                return Err(self.invalid(
+                    node.span,
+                    "events",
+                    format!(
+                        "expected a table of event names ([events.run_failure]), found {}",
+                        other.kind()
+                    ),
+                ));
+            }
+        };
+        let mut events = BTreeMap::new();
+        for (name, value) in entries {
+            let path = format!("events.{}", name.value);
+            let span = name.span.clone().or(value.span.clone());
+            let keys = match value.value {
+                Node::Table(keys) => keys,
+                other => {
+                    return Err(self.invalid(
+                        span,
+                        &path,
+                        format!(
+                            "expected a table ([{path}]) with title_template and/or \
+                             body_template, found {}",
+                            other.kind()
+                        ),
+                    ));
+                }
+            };
+            let mut event = EventOverrideConfig::default();
+            for (key, value) in keys {
+                let full = format!("{path}.{}", key.value);
+                match key.value.as_str() {
+                    "title_template" => {
+                        event.title_template = self.convert(&full, value, Raw::optional_text)?;
+                    }
+                    "body_template" => {
+                        event.body_template = self.convert(&full, value, Raw::optional_text)?;
+                    }
+                    _ => {
+                        return Err(ConfigError::UnknownKey {
+                            origin: self.at(key.span.clone().or(value.span.clone())),
+                            key: full,
+                            expected: EVENT_OVERRIDE_KEYS.to_vec(),
+                        });
+                    }
+                }
+            }
+            if event.title_template.is_none() && event.body_template.is_none() {
+                return Err(self.invalid(
+                    span,
+                    &path,
+                    "overrides nothing: set title_template and/or body_template, or remove \
+                     the table",
+                ));
+            }
+            events.insert(name.value, event);
+        }
+        Ok(events)
     }
 
     fn users(&self, node: Located<Node>) -> Result<ParsedUsers, ConfigError> {
@@ -2454,6 +2542,88 @@ roles = ["owner", "oncall"]
         assert!(
             error.contains("users[0].roles: unknown role `admin`; expected one of: owner"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn event_overrides_are_read_by_event_name() {
+        let text = r#"
+[events.run_failure]
+body_template = """{{ body }}
+
+{{ file_tail("/var/log/pipeline.log", 50) }}"""
+
+[events.apply_start]
+title_template = "Deploying {{ labels.environment }}"
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.events.keys().collect::<Vec<_>>(),
+            ["apply_start", "run_failure"]
+        );
+        let run_failure = &config.events["run_failure"];
+        assert_eq!(run_failure.title_template, None);
+        assert_eq!(
+            run_failure.body_template.as_deref(),
+            Some("{{ body }}\n\n{{ file_tail(\"/var/log/pipeline.log\", 50) }}")
+        );
+        assert_eq!(
+            config.events["apply_start"].title_template.as_deref(),
+            Some("Deploying {{ labels.environment }}")
+        );
+        assert!(parse("").unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_in_an_event_override_names_the_key_and_line() {
+        let text = "[events.run_failure]\ntitle_template = \"t\"\n\nbody = \"b\"\n";
+        assert_eq!(
+            parse_err(text),
+            "herald.toml line 4: unknown key `events.run_failure.body`; expected one of: \
+             title_template, body_template"
+        );
+        let error = parse_err("evnts.run_failure.body_template = \"b\"\n");
+        assert!(
+            error.starts_with(
+                "herald.toml line 1: unknown key `evnts`; expected one of: database_url, \
+                 username, notifications, email, targets, users, events"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn event_override_must_be_a_table_that_overrides_something() {
+        assert_eq!(
+            parse_err("events = [\"run_failure\"]\n"),
+            "herald.toml line 1: events: expected a table of event names \
+             ([events.run_failure]), found an array"
+        );
+        assert_eq!(
+            parse_err("[events]\nrun_failure = \"{{ body }}\"\n"),
+            "herald.toml line 2: events.run_failure: expected a table ([events.run_failure]) \
+             with title_template and/or body_template, found a string"
+        );
+        assert_eq!(
+            parse_err("\n[events.run_failure]\n"),
+            "herald.toml line 2: events.run_failure: overrides nothing: set title_template \
+             and/or body_template, or remove the table"
+        );
+        assert_eq!(
+            parse_err("[events.run_failure]\nbody_template = 5\n"),
+            "herald.toml line 2: events.run_failure.body_template: expected a string, found \
+             an integer"
+        );
+    }
+
+    #[test]
+    fn event_override_templates_read_the_environment_like_every_string() {
+        let env = env_of(&[("TEAM", "data-eng")]);
+        let text = "[events.run_failure]\ntitle_template = \"[${TEAM}] {{ title }}\"\n";
+        let config = Config::from_toml_str(text, "herald.toml", &env).unwrap();
+        assert_eq!(
+            config.events["run_failure"].title_template.as_deref(),
+            Some("[data-eng] {{ title }}")
         );
     }
 

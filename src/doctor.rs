@@ -16,26 +16,29 @@ pub async fn diagnose(service: &Service) -> Vec<CheckResult> {
         format!("{} store reachable and migrated", store.backend()),
     )];
 
-    match store.list_templates().await {
-        Ok(events) => {
-            let broken: Vec<String> = events
-                .iter()
-                .filter_map(|e| {
-                    crate::render::render(e, &sample_payload(e))
-                        .err()
-                        .map(|err| err.to_string())
-                })
-                .collect();
-            results.push(if broken.is_empty() {
-                CheckResult::pass(
+    let overrides = crate::render::Overrides::from_config(config);
+    match (store.list_templates().await, overrides) {
+        (Ok(events), Ok(overrides)) => {
+            results.push(match crate::render::validate_catalog(&events, &overrides) {
+                Ok(()) => CheckResult::pass(
                     "event catalog",
-                    format!("{} events, every template renders", events.len()),
-                )
-            } else {
-                CheckResult::fail("event catalog", broken.join("; "))
+                    format!(
+                        "{} events and the config's overrides: every template renders",
+                        events.len()
+                    ),
+                ),
+                Err(errors) => CheckResult::fail(
+                    "event catalog",
+                    errors
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
             });
         }
-        Err(e) => results.push(CheckResult::fail("event catalog", e.to_string())),
+        (Err(e), _) => results.push(CheckResult::fail("event catalog", e.to_string())),
+        (_, Err(e)) => results.push(CheckResult::fail("template overrides", e.to_string())),
     }
 
     match store.settings().await {
@@ -87,31 +90,4 @@ pub async fn diagnose(service: &Service) -> Vec<CheckResult> {
         Err(e) => results.push(CheckResult::fail("channels", e.to_string())),
     }
     results
-}
-
-/// A payload with every label the event's templates mention (`labels.NAME`).
-fn sample_payload(event: &crate::model::EventTemplate) -> serde_json::Value {
-    let spec = &event.spec;
-    let texts = [&spec.title_template, &spec.body_template]
-        .into_iter()
-        .chain(spec.actions.iter().flat_map(|a| [&a.label, &a.url]));
-    let mut labels = std::collections::BTreeMap::new();
-    for text in texts {
-        for (at, _) in text.match_indices("labels.") {
-            let name: String = text[at + "labels.".len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                labels.insert(name.clone(), format!("sample-{name}"));
-            }
-        }
-    }
-    crate::routing::build_payload(
-        event,
-        None,
-        &labels,
-        &serde_json::json!({"error": "sample error"}),
-        &[],
-    )
 }

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod doctor;
 pub mod model;

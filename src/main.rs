@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     // Usage errors exit 2 from here, with clap's message.
     let cli = Cli::parse();
     let mut log = match &cli.command {
-        Command::Serve(args) => LogOptions {
+        Some(Command::Serve(args)) => LogOptions {
             filter: args.log_filter.clone(),
             json: args.log_json,
             ..LogOptions::serve()
@@ -21,10 +21,13 @@ fn main() -> ExitCode {
         },
     };
     log.ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    if let Err(e) = init_logging(&log) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
+    let logs = match init_logging(&log) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(herald::commands::run(cli)) {
+    match runtime.block_on(herald::commands::run(cli, Some(logs))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

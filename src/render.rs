@@ -1,18 +1,41 @@
 //! Rendering: an event's templates and a message's payload become the title, the Markdown
-//! body, its plain-text twin and the actions a channel sends (DESIGN §2, §3).
+//! body, its plain-text and HTML twins and the actions a channel sends (DESIGN §2, §3).
 //!
-//! Pure. Templates are minijinja with [`UndefinedBehavior::SemiStrict`]: printing a missing
-//! value is an error (a typo in a template must not ship a blank), while `{% if labels.x %}`
-//! may test an optional one. The context is the one `assets/events.toml` documents:
-//! `user {id, email, name, username}`, `labels`, `data`, `actions` and `base_url`.
+//! Templates are minijinja with [`UndefinedBehavior::SemiStrict`]: printing a missing value is
+//! an error (a typo in a template must not ship a blank), while `{% if labels.x %}` may test an
+//! optional one. The context is the one `assets/events.toml` documents:
+//! `user {id, email, name, username}`, `labels`, `data`, `actions` and `base_url`; an override
+//! template also sees `title` and `body` (see [`Overrides`]).
+//!
+//! Templates are compiled once, not per message: catalog templates are kept in one environment
+//! keyed by their source text (at most [`MAX_CACHED_TEMPLATES`]), override templates in the
+//! environment [`Overrides::from_config`] builds at start-up. Rendering is pure but for
+//! `file_tail`, which only config override templates may call (see `render/file_tail.rs`).
 
-use std::sync::OnceLock;
+mod file_tail;
+mod markdown;
+mod overrides;
 
+use std::collections::BTreeMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
+
+use chrono::DateTime;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
-use crate::model::{Action, EventTemplate};
+pub use file_tail::{MAX_TAIL_BYTES, MAX_TAIL_LINES};
+pub use markdown::{markdown_to_html, markdown_to_text};
+pub use overrides::{OverrideError, Overrides};
+
+use crate::model::{Action, EventSpec, EventTemplate, Role, User, UserStatus};
+use overrides::{OverridePair, Part};
+
+/// The most catalog templates kept compiled: the built-in catalog has under 100 (titles,
+/// bodies, action labels and URLs); past this the cache starts over, so templates that keep
+/// changing cannot grow it without bound.
+pub const MAX_CACHED_TEMPLATES: usize = 1024;
 
 /// What a channel sends for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +46,24 @@ pub struct Rendered {
     pub body_markdown: String,
     /// The body as plain text (see [`markdown_to_text`]).
     pub body_text: String,
+    /// The body as an HTML fragment, raw HTML escaped (see [`markdown_to_html`]).
+    pub body_html: String,
     /// The event's actions with their label and URL rendered.
     pub actions: Vec<Action>,
+}
+
+impl Rendered {
+    /// A message from its title, Markdown body and actions; the text and HTML bodies are made
+    /// from the Markdown.
+    pub fn new(title: String, body_markdown: String, actions: Vec<Action>) -> Rendered {
+        Rendered {
+            body_text: markdown_to_text(&body_markdown),
+            body_html: markdown_to_html(&body_markdown),
+            title,
+            body_markdown,
+            actions,
+        }
+    }
 }
 
 /// A template that failed to render; becomes a message's `permanent_failure` reason.
@@ -33,9 +72,10 @@ pub struct Rendered {
 pub struct RenderError {
     /// The event whose template failed.
     pub event: String,
-    /// Which template: `title`, `body`, `action 1 label`, `action 2 url`, … (1-based).
+    /// Which template: `title`, `body`, `action 1 label`, `action 2 url`, … (1-based), or the
+    /// config key of an override (`events.run_failure.body_template`, `targets[0].title_template`).
     pub template: String,
-    /// minijinja's message, with the template's name and line.
+    /// minijinja's message, with the template and line.
     pub detail: String,
 }
 
@@ -57,10 +97,167 @@ struct UserContext<'a> {
     username: &'a str,
 }
 
-/// Renders `event`'s templates against a stored payload (the shape of
-/// [`crate::routing::build_payload`]). Missing user fields are empty strings, missing labels
-/// and data empty objects, so a target message renders like a user's without the greeting.
+/// Renders `event`'s catalog templates against a stored payload; [`render_for`] without
+/// overrides.
 pub fn render(event: &EventTemplate, payload: &Value) -> Result<Rendered, RenderError> {
+    render_for(event, &Overrides::default(), None, payload)
+}
+
+/// Renders `event` against a stored payload (the shape of [`crate::routing::build_payload`])
+/// for one message: its title and body come from the target's override (`target` is the
+/// qualified target name of a target message), else the event's (`[events.NAME]`), else the
+/// catalog; actions always from the catalog. Missing user fields are empty strings, missing
+/// labels and data empty objects, so a target message renders like a user's without the
+/// greeting.
+pub fn render_for(
+    event: &EventTemplate,
+    overrides: &Overrides,
+    target: Option<&str>,
+    payload: &Value,
+) -> Result<Rendered, RenderError> {
+    let message = Message::new(event, overrides, target, payload);
+    let title = message.title()?;
+    let body_markdown = message.body()?;
+    let actions = (0..event.spec.actions.len())
+        .map(|i| {
+            Ok(Action {
+                label: message.action_label(i)?,
+                url: message.action_url(i)?,
+            })
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    Ok(Rendered::new(title, body_markdown, actions))
+}
+
+/// Every template error of one message, not only the first: for [`validate_catalog`].
+fn render_errors(
+    event: &EventTemplate,
+    overrides: &Overrides,
+    target: Option<&str>,
+    payload: &Value,
+) -> Vec<RenderError> {
+    let message = Message::new(event, overrides, target, payload);
+    let actions = (0..event.spec.actions.len())
+        .flat_map(|i| [message.action_label(i), message.action_url(i)]);
+    [message.title(), message.body()]
+        .into_iter()
+        .chain(actions)
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// One message being rendered.
+struct Message<'a> {
+    spec: &'a EventSpec,
+    context: minijinja::Value,
+    overrides: &'a Overrides,
+    /// The override layers, lowest first: the event's, then the target's.
+    layers: [Option<&'a OverridePair>; 2],
+}
+
+impl<'a> Message<'a> {
+    fn new(
+        event: &'a EventTemplate,
+        overrides: &'a Overrides,
+        target: Option<&str>,
+        payload: &Value,
+    ) -> Message<'a> {
+        Message {
+            spec: &event.spec,
+            context: template_context(payload),
+            overrides,
+            layers: overrides.layers(&event.spec.name, target),
+        }
+    }
+
+    fn title(&self) -> Result<String, RenderError> {
+        self.part(Part::Title, self.layers.len())
+    }
+
+    fn body(&self) -> Result<String, RenderError> {
+        self.part(Part::Body, self.layers.len())
+    }
+
+    /// The label of the action at `index` (0-based; errors count from 1).
+    fn action_label(&self, index: usize) -> Result<String, RenderError> {
+        let source = self
+            .spec
+            .actions
+            .get(index)
+            .map_or("", |a| a.label.as_str());
+        let label = self.catalog(&format!("action {} label", index + 1), source)?;
+        Ok(single_line(&label))
+    }
+
+    fn action_url(&self, index: usize) -> Result<String, RenderError> {
+        let source = self.spec.actions.get(index).map_or("", |a| a.url.as_str());
+        let url = self.catalog(&format!("action {} url", index + 1), source)?;
+        Ok(url.trim().to_string())
+    }
+
+    /// `part` as the catalog and the lowest `level` override layers make it: the highest of
+    /// them that has a template for it wins; its `title` and `body` are the layers beneath's.
+    fn part(&self, part: Part, level: usize) -> Result<String, RenderError> {
+        let Some(below) = level.checked_sub(1) else {
+            return match part {
+                Part::Title => Ok(single_line(
+                    &self.catalog("title", &self.spec.title_template)?,
+                )),
+                Part::Body => Ok(self
+                    .catalog("body", &self.spec.body_template)?
+                    .trim()
+                    .to_string()),
+            };
+        };
+        let Some(template) = self.layers[below].and_then(|pair| pair.get(part)) else {
+            return self.part(part, below);
+        };
+        let mut beneath = BTreeMap::new();
+        if template.uses_title {
+            beneath.insert("title", self.part(Part::Title, below)?);
+        }
+        if template.uses_body {
+            beneath.insert("body", self.part(Part::Body, below)?);
+        }
+        let context = if beneath.is_empty() {
+            self.context.clone()
+        } else {
+            minijinja::value::merge_maps([
+                self.context.clone(),
+                minijinja::Value::from_serialize(&beneath),
+            ])
+        };
+        let text = self
+            .overrides
+            .render(&template.key, &context)
+            .map_err(|error| RenderError {
+                event: self.spec.name.clone(),
+                template: template.key.clone(),
+                detail: describe(&error, Some(&template.key)),
+            })?;
+        Ok(match part {
+            Part::Title => single_line(&text),
+            Part::Body => text.trim().to_string(),
+        })
+    }
+
+    /// A catalog template, compiled once ([`TemplateCache`]); plain text skips the engine.
+    fn catalog(&self, label: &str, source: &str) -> Result<String, RenderError> {
+        if !has_template_syntax(source) {
+            return Ok(source.to_string());
+        }
+        catalog_templates()
+            .render(source, &self.context)
+            .map_err(|error| RenderError {
+                event: self.spec.name.clone(),
+                template: label.to_string(),
+                detail: describe(&error, Some(label)),
+            })
+    }
+}
+
+/// The context every template of one message renders with, converted once.
+fn template_context(payload: &Value) -> minijinja::Value {
     let empty_object = Value::Object(Map::new());
     let empty_array = Value::Array(Vec::new());
     let text = |field: &str| payload.get(field).and_then(Value::as_str).unwrap_or("");
@@ -68,7 +265,7 @@ pub fn render(event: &EventTemplate, payload: &Value) -> Result<Rendered, Render
         Some(value) if !value.is_null() => value,
         _ => &empty_object,
     };
-    let context = Context {
+    minijinja::Value::from_serialize(Context {
         user: UserContext {
             id: text("user_id"),
             email: text("user_email"),
@@ -79,59 +276,95 @@ pub fn render(event: &EventTemplate, payload: &Value) -> Result<Rendered, Render
         data: object_or_empty("data"),
         actions: payload.get("actions").unwrap_or(&empty_array),
         base_url: "",
-    };
-
-    let env = environment();
-    let spec = &event.spec;
-    let render_one = |template: String, source: &str| {
-        if !has_template_syntax(source) {
-            return Ok(source.to_string());
-        }
-        env.render_named_str(&template, source, &context)
-            .map_err(|err| RenderError {
-                event: spec.name.clone(),
-                template,
-                detail: err.to_string(),
-            })
-    };
-
-    let title = single_line(&render_one("title".to_string(), &spec.title_template)?);
-    let body_markdown = render_one("body".to_string(), &spec.body_template)?
-        .trim()
-        .to_string();
-    let actions = spec
-        .actions
-        .iter()
-        .enumerate()
-        .map(|(i, action)| {
-            let n = i + 1;
-            Ok(Action {
-                label: single_line(&render_one(format!("action {n} label"), &action.label)?),
-                url: render_one(format!("action {n} url"), &action.url)?
-                    .trim()
-                    .to_string(),
-            })
-        })
-        .collect::<Result<Vec<_>, RenderError>>()?;
-    let body_text = markdown_to_text(&body_markdown);
-    Ok(Rendered {
-        title,
-        body_markdown,
-        body_text,
-        actions,
     })
 }
 
-/// The environment every template renders in, built once: semi-strict undefined, no HTML
-/// escaping (the output is Markdown and plain text; HTML is escaped where HTML is made).
-fn environment() -> &'static Environment<'static> {
-    static ENVIRONMENT: OnceLock<Environment<'static>> = OnceLock::new();
-    ENVIRONMENT.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.set_auto_escape_callback(|_| AutoEscape::None);
-        env
-    })
+/// minijinja's message for `error`, naming the template `label` (the engine's own name for a
+/// catalog template is its source text) or, without a label, just the line.
+fn describe(error: &minijinja::Error, label: Option<&str>) -> String {
+    let mut text = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    if let Some(line) = error.line().filter(|_| error.name().is_some()) {
+        match label {
+            Some(label) => text.push_str(&format!(" (in {label}:{line})")),
+            None => text.push_str(&format!(" (line {line})")),
+        }
+    }
+    text
+}
+
+/// An environment as every template renders in: semi-strict undefined, no HTML escaping (the
+/// output is Markdown and plain text; HTML is escaped where HTML is made).
+fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env
+}
+
+/// The compiled catalog templates of this process.
+fn catalog_templates() -> &'static TemplateCache {
+    static CACHE: OnceLock<TemplateCache> = OnceLock::new();
+    CACHE.get_or_init(|| TemplateCache::new(MAX_CACHED_TEMPLATES))
+}
+
+/// Compiled templates in one environment, each named by its own source text: a template is
+/// compiled the first time it is rendered and then shared by every thread. Bounded: when
+/// `capacity` templates are held, the next new one empties the cache first.
+struct TemplateCache {
+    compiled: RwLock<Compiled>,
+    capacity: usize,
+}
+
+struct Compiled {
+    env: Environment<'static>,
+    count: usize,
+}
+
+impl TemplateCache {
+    fn new(capacity: usize) -> TemplateCache {
+        let mut env = base_environment();
+        file_tail::add_refusing(&mut env);
+        TemplateCache {
+            compiled: RwLock::new(Compiled { env, count: 0 }),
+            capacity,
+        }
+    }
+
+    fn render(&self, source: &str, context: &minijinja::Value) -> Result<String, minijinja::Error> {
+        {
+            // A panic while rendering cannot leave the environment half-changed.
+            let compiled = self.compiled.read().unwrap_or_else(PoisonError::into_inner);
+            if let Ok(template) = compiled.env.get_template(source) {
+                return template.render(context);
+            }
+        }
+        let mut compiled = self
+            .compiled
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if compiled.env.get_template(source).is_err() {
+            if compiled.count >= self.capacity {
+                compiled.env.clear_templates();
+                compiled.count = 0;
+            }
+            compiled
+                .env
+                .add_template_owned(source.to_string(), source.to_string())?;
+            compiled.count += 1;
+        }
+        compiled.env.get_template(source)?.render(context)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.compiled
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .count
+    }
 }
 
 /// Whether `source` has any minijinja tag; plain text (most action labels) skips the engine.
@@ -152,279 +385,118 @@ fn single_line(text: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Markdown to plain text
+// Validation
 // ---------------------------------------------------------------------------------------------
 
-/// Makes Markdown readable as plain text without a Markdown parser: fenced code blocks keep
-/// their content (the fences go), ATX heading markers go, `**` / `__` emphasis markers go,
-/// inline code keeps its content verbatim (backticks go), `[text](url)` and `![alt](url)`
-/// become `text (url)` (just `url` when the text is the URL), `<url>` autolinks lose their
-/// brackets, and backslash escapes are resolved. Everything else (lists, quotes, single `*`
-/// or `_`) is left as written: it already reads as text.
-pub fn markdown_to_text(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len());
-    let mut fence: Option<(char, usize)> = None;
-    for line in markdown.lines() {
-        if let Some((fence_char, fence_len)) = fence {
-            if closes_fence(line, fence_char, fence_len) {
-                fence = None;
-            } else {
-                out.push_str(line);
-                out.push('\n');
+/// Renders every template of `events` and every override that applies to them with a sample
+/// payload ([`sample_payload`]'s labels, plus those the overrides mention): each event's
+/// catalog templates for a user and for a target, with its `[events.NAME]` override, and with
+/// each overriding target that hears about it. Also refuses an `[events.NAME]` whose event is
+/// not in `events`. Every failing template is returned (not only the first of a message),
+/// each once. Call it at start-up, before delivering, and refuse to start on `Err`.
+pub fn validate_catalog(
+    events: &[EventTemplate],
+    overrides: &Overrides,
+) -> Result<(), Vec<RenderError>> {
+    let mut errors: Vec<RenderError> = Vec::new();
+    let mut check = |found: Vec<RenderError>| {
+        for error in found {
+            if !errors.contains(&error) {
+                errors.push(error);
             }
-            continue;
         }
-        if let Some(opened) = opens_fence(line) {
-            fence = Some(opened);
-            continue;
-        }
-        inline_to_text(strip_heading_marker(line), &mut out);
-        out.push('\n');
-    }
-    let trimmed_len = out.trim_end().len();
-    out.truncate(trimmed_len);
-    out
-}
-
-/// Up to three spaces of indentation, as CommonMark allows for fences and headings.
-fn strip_indent(line: &str) -> Option<&str> {
-    let rest = line.trim_start_matches(' ');
-    (line.len() - rest.len() <= 3).then_some(rest)
-}
-
-/// ```` ``` ```` or `~~~` (three or more) opening a fenced code block: the char and length.
-fn opens_fence(line: &str) -> Option<(char, usize)> {
-    let rest = strip_indent(line)?;
-    let fence_char = rest.chars().next().filter(|c| *c == '`' || *c == '~')?;
-    let len = rest.len() - rest.trim_start_matches(fence_char).len();
-    // A backtick fence's info string may not contain backticks (else it is inline code).
-    let info = &rest[len..];
-    (len >= 3 && !(fence_char == '`' && info.contains('`'))).then_some((fence_char, len))
-}
-
-fn closes_fence(line: &str, fence_char: char, fence_len: usize) -> bool {
-    strip_indent(line).is_some_and(|rest| {
-        let after = rest.trim_start_matches(fence_char);
-        rest.len() - after.len() >= fence_len && after.trim().is_empty()
-    })
-}
-
-/// `# Title ##` → `Title`; other lines unchanged.
-fn strip_heading_marker(line: &str) -> &str {
-    let Some(rest) = strip_indent(line) else {
-        return line;
     };
-    let hashes = rest.len() - rest.trim_start_matches('#').len();
-    let after = &rest[hashes..];
-    if !(1..=6).contains(&hashes) || !(after.is_empty() || after.starts_with([' ', '\t'])) {
-        return line;
+    let no_overrides = Overrides::default();
+    let user = sample_user();
+    for event in events {
+        let name = event.spec.name.as_str();
+        let extra: Vec<&str> = overrides.sources_for(name).collect();
+        let labels = sample_labels(&event.spec, &extra);
+        let data = sample_data();
+        let for_user = crate::routing::build_payload(event, Some(&user), &labels, &data, &[]);
+        let for_target = crate::routing::build_payload(event, None, &labels, &data, &[]);
+        for payload in [&for_user, &for_target] {
+            // The catalog alone too, where an override hides it from the other renders.
+            check(render_errors(event, &no_overrides, None, payload));
+            check(render_errors(event, overrides, None, payload));
+        }
+        for target in overrides.targets_for(name) {
+            let targets = [target.to_string()];
+            let payload = crate::routing::build_payload(event, None, &labels, &data, &targets);
+            check(render_errors(event, overrides, Some(target), &payload));
+        }
     }
-    let content = after.trim();
-    // An optional closing sequence of `#`s, when a space separates it from the text.
-    let without_closing = content.trim_end_matches('#');
-    if without_closing.is_empty() {
-        ""
-    } else if without_closing.ends_with([' ', '\t']) {
-        without_closing.trim_end()
+    for name in overrides.event_names() {
+        if !events.iter().any(|event| event.spec.name == name) {
+            errors.push(RenderError {
+                event: name.to_string(),
+                template: format!("[events.{name}]"),
+                detail: format!(
+                    "there is no event `{name}` in the catalog; check the spelling \
+                     (`herald events list` shows every event)"
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
     } else {
-        content
+        Err(errors)
     }
 }
 
-/// Appends one line of inline Markdown to `out` as plain text.
-fn inline_to_text(line: &str, out: &mut String) {
-    let mut rest = line;
-    let mut previous: Option<char> = None;
-    while let Some(c) = rest.chars().next() {
-        let consumed = match c {
-            '\\' => match rest[1..].chars().next() {
-                Some(escaped) if escaped.is_ascii_punctuation() => {
-                    out.push(escaped);
-                    1 + escaped.len_utf8()
-                }
-                _ => {
-                    out.push('\\');
-                    1
-                }
-            },
-            '`' => code_span(rest, out),
-            '*' | '_' if rest[1..].starts_with(c) => {
-                let run = rest.len() - rest.trim_start_matches(c).len();
-                let next = rest[run..].chars().next();
-                if is_emphasis_run(c, previous, next) {
-                    // Any run of two or more delimiters: `**`, `__`, `***` all go.
-                } else {
-                    out.push_str(&rest[..run]);
-                }
-                run
-            }
-            '!' if rest[1..].starts_with('[') => match link(&rest[1..]) {
-                Some((text, url, len)) => {
-                    push_link(text, url, out);
-                    1 + len
-                }
-                None => {
-                    out.push('!');
-                    1
-                }
-            },
-            '[' => match link(rest) {
-                Some((text, url, len)) => {
-                    push_link(text, url, out);
-                    len
-                }
-                None => {
-                    out.push('[');
-                    1
-                }
-            },
-            '<' => match autolink(rest) {
-                Some((url, len)) => {
-                    out.push_str(url);
-                    len
-                }
-                None => {
-                    out.push('<');
-                    1
-                }
-            },
-            _ => {
-                out.push(c);
-                c.len_utf8()
-            }
-        };
-        previous = rest[..consumed].chars().next_back();
-        rest = &rest[consumed..];
-    }
+/// A payload for a target (no user) with every label `event`'s templates mention
+/// (`labels.NAME`, valued `sample-NAME`) and `data.error`: what a producer would send.
+pub fn sample_payload(event: &EventTemplate) -> Value {
+    crate::routing::build_payload(
+        event,
+        None,
+        &sample_labels(&event.spec, &[]),
+        &sample_data(),
+        &[],
+    )
 }
 
-/// Whether a run of `**` / `__` is an emphasis delimiter rather than text: not surrounded by
-/// whitespace (`2 ** 3`), and for `_` not inside a word (`snake__case`), as CommonMark has it.
-fn is_emphasis_run(c: char, previous: Option<char>, next: Option<char>) -> bool {
-    let space_before = previous.is_none_or(char::is_whitespace);
-    let space_after = next.is_none_or(char::is_whitespace);
-    if space_before && space_after {
-        return false;
-    }
-    if c == '_' {
-        let word_before = previous.is_some_and(char::is_alphanumeric);
-        let word_after = next.is_some_and(char::is_alphanumeric);
-        return !(word_before && word_after);
-    }
-    true
+fn sample_data() -> Value {
+    json!({"error": "sample error"})
 }
 
-/// A code span starting at `text` (which starts with a backtick run): appends its content
-/// verbatim and returns the bytes consumed; an unmatched run is kept as text.
-fn code_span(text: &str, out: &mut String) -> usize {
-    let run = text.len() - text.trim_start_matches('`').len();
-    let body = &text[run..];
-    let mut search = 0;
-    while let Some(found) = body[search..].find('`') {
-        let start = search + found;
-        let close = body[start..].len() - body[start..].trim_start_matches('`').len();
-        if close == run {
-            let content = &body[..start];
-            // CommonMark strips one space on each side when both are there (`` ` `x` ` ``).
-            let content = match content.strip_prefix(' ').and_then(|c| c.strip_suffix(' ')) {
-                Some(inner) if !inner.trim().is_empty() => inner,
-                _ => content,
-            };
-            out.push_str(content);
-            return run + start + close;
-        }
-        search = start + close;
-    }
-    out.push_str(&text[..run]);
-    run
-}
-
-/// `[text](url)` at the start of `text`: the text, the URL and the bytes consumed. The text
-/// may nest brackets; the URL may nest parentheses and carry a `"title"`, which is dropped.
-fn link(text: &str) -> Option<(&str, &str, usize)> {
-    let mut depth = 0usize;
-    let mut close_bracket = None;
-    let mut chars = text.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '[' => depth += 1,
-            ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    close_bracket = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close_bracket = close_bracket?;
-    let after = &text[close_bracket + 1..];
-    if !after.starts_with('(') {
-        return None;
-    }
-    let mut depth = 0usize;
-    let mut close_paren = None;
-    for (i, c) in after.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close_paren = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close_paren = close_paren?;
-    let destination = after[1..close_paren].trim();
-    let url = destination
-        .split_once([' ', '\t'])
-        .map_or(destination, |(url, _title)| url);
-    let url = url
-        .strip_prefix('<')
-        .and_then(|u| u.strip_suffix('>'))
-        .unwrap_or(url);
-    Some((
-        &text[1..close_bracket],
-        url,
-        close_bracket + 1 + close_paren + 1,
-    ))
-}
-
-fn push_link(text: &str, url: &str, out: &mut String) {
-    let mut label = String::with_capacity(text.len());
-    inline_to_text(text, &mut label);
-    if label.is_empty() || label == url {
-        out.push_str(url);
-    } else if url.is_empty() {
-        out.push_str(&label);
-    } else {
-        out.push_str(&label);
-        out.push_str(" (");
-        out.push_str(url);
-        out.push(')');
-    }
-}
-
-/// `<scheme:…>` or `<address@host>` at the start of `text`: the URL and the bytes consumed.
-fn autolink(text: &str) -> Option<(&str, usize)> {
-    let end = text.find('>')?;
-    let inner = &text[1..end];
-    let is_uri = inner.split_once(':').is_some_and(|(scheme, _)| {
-        scheme.len() >= 2
-            && scheme
+/// `sample-NAME` for every `labels.NAME` in `spec`'s templates and in `extra`.
+fn sample_labels(spec: &EventSpec, extra: &[&str]) -> BTreeMap<String, String> {
+    let texts = [spec.title_template.as_str(), spec.body_template.as_str()]
+        .into_iter()
+        .chain(
+            spec.actions
+                .iter()
+                .flat_map(|a| [a.label.as_str(), a.url.as_str()]),
+        )
+        .chain(extra.iter().copied());
+    let mut labels = BTreeMap::new();
+    for text in texts {
+        for (at, _) in text.match_indices("labels.") {
+            let name: String = text[at + "labels.".len()..]
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
-    });
-    let is_email = inner.contains('@') && !inner.contains(':');
-    let plain = !inner.is_empty() && !inner.contains([' ', '<', '\t']);
-    (plain && (is_uri || is_email)).then_some((inner, end + 1))
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                labels.insert(name.clone(), format!("sample-{name}"));
+            }
+        }
+    }
+    labels
+}
+
+fn sample_user() -> User {
+    User {
+        id: Uuid::nil(),
+        username: "sample-user".to_string(),
+        email: "sample-user@example.com".to_string(),
+        name: "Sample User".to_string(),
+        roles: vec![Role::Member],
+        status: UserStatus::Active,
+        created_at: DateTime::UNIX_EPOCH,
+        updated_at: DateTime::UNIX_EPOCH,
+    }
 }
 
 #[cfg(test)]
@@ -723,50 +795,462 @@ mod tests {
         assert!(err.detail.contains("undefined"), "{}", err.detail);
     }
 
+    // -----------------------------------------------------------------------------------------
+    // Compiled-template cache
+    // -----------------------------------------------------------------------------------------
+
     #[test]
-    fn markdown_becomes_plain_text() {
-        let cases = [
-            ("**bold** and __strong__", "bold and strong"),
-            ("# Title", "Title"),
-            ("### Title ###", "Title"),
-            ("#hashtag", "#hashtag"),
-            ("Use `my__var` and ``a ` b``", "Use my__var and a ` b"),
-            (
-                "[the docs](https://x.io/a_(b))",
-                "the docs (https://x.io/a_(b))",
-            ),
-            ("[https://x.io](https://x.io)", "https://x.io"),
-            ("![logo](/l.png \"Logo\")", "logo (/l.png)"),
-            ("[**Build** #7](/b/7)", "Build #7 (/b/7)"),
-            ("see <https://x.io>", "see https://x.io"),
-            ("a < b > c", "a < b > c"),
-            ("[not a link] (x)", "[not a link] (x)"),
-            (
-                "snake__case__word and 2 ** 3",
-                "snake__case__word and 2 ** 3",
-            ),
-            ("\\*literal\\* \\_x\\_", "*literal* _x_"),
-            ("- item one\n- item **two**", "- item one\n- item two"),
-            ("> quoted", "> quoted"),
-            ("unclosed `tick", "unclosed `tick"),
-        ];
-        for (markdown, text) in cases {
-            assert_eq!(markdown_to_text(markdown), text, "from {markdown:?}");
-        }
+    fn a_template_is_compiled_once_and_the_cache_is_bounded() {
+        let cache = TemplateCache::new(2);
+        let context = minijinja::Value::from_serialize(json!({"x": 1}));
+        let render = |source: &str| cache.render(source, &context).unwrap();
+        assert_eq!(render("a {{ x }}"), "a 1");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(render("a {{ x }}"), "a 1");
+        assert_eq!(cache.len(), 1, "the same source is not compiled again");
+        assert_eq!(render("b {{ x + 1 }}"), "b 2");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(render("c {{ x + 2 }}"), "c 3");
+        assert_eq!(cache.len(), 1, "a full cache starts over");
+        assert_eq!(render("a {{ x }}"), "a 1");
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]
-    fn fenced_code_keeps_its_content_verbatim() {
-        let markdown =
-            "Failed:\n\n```text\n# not a heading\n**kept** [a](b)\n```\n\nAfter\n~~~~\nx\n~~~~";
+    fn a_syntax_error_is_not_cached_and_names_no_source_text() {
+        let cache = TemplateCache::new(4);
+        let context = minijinja::Value::from_serialize(json!({}));
+        let error = cache.render("ok {% if %}", &context).unwrap_err();
+        assert_eq!(cache.len(), 0);
+        let detail = describe(&error, Some("body"));
+        assert!(detail.starts_with("syntax error: "), "{detail}");
+        assert!(detail.ends_with(" (in body:1)"), "{detail}");
+    }
+
+    #[test]
+    fn the_catalog_renders_alike_from_many_threads() {
+        let labels = realistic_labels();
+        let data = realistic_data();
+        let user = alice();
+        let cases: Vec<(EventTemplate, Value)> = crate::catalog::builtin()
+            .iter()
+            .map(|spec| {
+                let e = event(spec.clone());
+                let payload = build_payload(&e, Some(&user), &labels, &data, &[]);
+                (e, payload)
+            })
+            .collect();
+        let expected: Vec<Rendered> = cases.iter().map(|(e, p)| render(e, p).unwrap()).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        for ((e, p), want) in cases.iter().zip(&expected) {
+                            assert_eq!(&render(e, p).unwrap(), want);
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // HTML body
+    // -----------------------------------------------------------------------------------------
+
+    #[test]
+    fn the_html_body_is_markdown_with_raw_html_escaped() {
+        let e = event(spec("t", "Deleted by **{{ labels.who }}**.", &[]));
+        let payload = json!({"labels": {"who": "<script>alert(1)</script>"}});
+        let rendered = render(&e, &payload).unwrap();
         assert_eq!(
-            markdown_to_text(markdown),
-            "Failed:\n\n# not a heading\n**kept** [a](b)\n\nAfter\nx"
+            rendered.body_html,
+            "<p>Deleted by <strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong>.</p>\n"
+        );
+        assert_eq!(rendered.body_text, "Deleted by <script>alert(1)</script>.");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Overrides
+    // -----------------------------------------------------------------------------------------
+
+    fn config(toml: &str) -> crate::config::Config {
+        crate::config::Config::from_toml_str(toml, "herald.toml", &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn overrides(toml: &str) -> Overrides {
+        Overrides::from_config(&config(toml)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const PRECEDENCE: &str = r#"
+[events.sample_event]
+title_template = "Event: {{ title }}"
+
+[events.other_event]
+body_template = "never used for sample_event"
+
+[[targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["sample_event"]
+url = "http://hooks.example.com/ops"
+body_template = "Ops body for {{ labels.env }}\n\n{{ body }}"
+
+[[targets]]
+type = "webhook"
+name = "plain"
+notify_on = ["sample_event"]
+url = "http://hooks.example.com/plain"
+
+[[users]]
+username = "alice"
+email = "alice@example.com"
+
+[[users.targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["sample_event"]
+url = "http://hooks.example.com/alice"
+title_template = "Mine: {{ title }}"
+body_template = "Mine only"
+"#;
+
+    #[test]
+    fn a_target_override_beats_the_event_override_which_beats_the_catalog() {
+        let overrides = overrides(PRECEDENCE);
+        let e = event(spec(
+            "Catalog title {{ labels.env }}",
+            "Catalog **body**",
+            &[("Open", "/e/{{ labels.env }}")],
+        ));
+        let payload = json!({"labels": {"env": "prod"}});
+        let render = |target: Option<&str>| render_for(&e, &overrides, target, &payload).unwrap();
+
+        let catalog = super::render(&e, &payload).unwrap();
+        assert_eq!(catalog.title, "Catalog title prod");
+        assert_eq!(catalog.body_markdown, "Catalog **body**");
+
+        let everyone = render(None);
+        assert_eq!(everyone.title, "Event: Catalog title prod");
+        assert_eq!(
+            everyone.body_markdown, "Catalog **body**",
+            "no event body override"
+        );
+        assert_eq!(
+            everyone.actions, catalog.actions,
+            "actions are never overridden"
+        );
+
+        let ops = render(Some("ops"));
+        assert_eq!(
+            ops.title, "Event: Catalog title prod",
+            "the target has no title"
+        );
+        assert_eq!(ops.body_markdown, "Ops body for prod\n\nCatalog **body**");
+        assert_eq!(ops.body_text, "Ops body for prod\n\nCatalog body");
+        assert_eq!(
+            ops.body_html,
+            "<p>Ops body for prod</p>\n<p>Catalog <strong>body</strong></p>\n"
+        );
+
+        let mine = render(Some("alice/ops"));
+        assert_eq!(mine.title, "Mine: Event: Catalog title prod");
+        assert_eq!(mine.body_markdown, "Mine only");
+
+        assert_eq!(
+            render(Some("plain")),
+            everyone,
+            "a target without templates"
+        );
+        assert_eq!(render(Some("nobody")), everyone, "an unknown target");
+        assert!(!overrides.is_empty());
+        assert!(Overrides::default().is_empty());
+    }
+
+    #[test]
+    fn an_override_that_does_not_read_the_catalog_does_not_render_it() {
+        let overrides = overrides(
+            "[events.sample_event]\ntitle_template = \"Fixed\"\nbody_template = \"Fixed body\"\n",
+        );
+        let e = event(spec("{{ labels.missing }}", "{{ labels.missing }}", &[]));
+        let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+        assert_eq!(rendered.title, "Fixed");
+        assert_eq!(rendered.body_markdown, "Fixed body");
+        assert!(render(&e, &json!({})).is_err());
+    }
+
+    #[test]
+    fn an_override_error_at_delivery_names_its_config_key() {
+        let overrides =
+            overrides("[events.sample_event]\nbody_template = \"line one\\n{{ labels.nope }}\"\n");
+        let e = event(spec("t", "b", &[]));
+        let error = render_for(&e, &overrides, None, &json!({})).unwrap_err();
+        assert_eq!(error.template, "events.sample_event.body_template");
+        assert_eq!(error.event, "sample_event");
+        assert!(
+            error
+                .detail
+                .ends_with("(in events.sample_event.body_template:2)"),
+            "{error}"
+        );
+        assert!(error.detail.contains("undefined"), "{error}");
+    }
+
+    #[test]
+    fn a_broken_override_refuses_start_up_naming_its_key() {
+        let cases = [
+            (
+                "[events.run_failure]\nbody_template = \"ok\\n{% if %}\"\n",
+                "events.run_failure.body_template: invalid template: syntax error: ",
+                " (line 2)",
+            ),
+            (
+                "[[targets]]\ntype = \"webhook\"\nname = \"a\"\nnotify_on = [\"x\"]\n\
+                 url = \"http://h/p\"\ntitle_template = \"{{ title \"\n",
+                "targets[0].title_template: invalid template: syntax error: ",
+                " (line 1)",
+            ),
+            (
+                "[[users]]\nusername = \"u\"\nemail = \"u@x\"\n[[users.targets]]\n\
+                 type = \"webhook\"\nname = \"a\"\nnotify_on = [\"x\"]\nurl = \"http://h/p\"\n\
+                 body_template = \"{{ file_tail(labels.log, 5) }}\"\n",
+                "users[0].targets[0].body_template: invalid template: file_tail(labels.log, 5)",
+                "it never comes from event data",
+            ),
+        ];
+        for (toml, starts, ends) in cases {
+            let error = Overrides::from_config(&config(toml))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(starts), "{error}");
+            assert!(error.ends_with(ends), "{error}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // file_tail
+    // -----------------------------------------------------------------------------------------
+
+    fn log_with_lines(dir: &tempfile::TempDir, count: usize) -> String {
+        let path = dir.path().join("pipeline.log");
+        let text: String = (1..=count).map(|n| format!("log line {n}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn an_override_appends_the_tail_of_a_file_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with_lines(&dir, 20);
+        let overrides = overrides(&format!(
+            "[events.sample_event]\nbody_template = '''{{{{ body }}}}\n\n```text\n\
+             {{{{ file_tail(\"{log}\", 3) }}}}\n```'''\n"
+        ));
+        let e = event(spec("t", "Run failed.", &[]));
+        let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+        assert_eq!(
+            rendered.body_markdown,
+            "Run failed.\n\n```text\nlog line 18\nlog line 19\nlog line 20\n```"
+        );
+        assert!(
+            rendered
+                .body_html
+                .contains("<pre><code class=\"language-text\">log line 18\nlog line 19\n"),
+            "{}",
+            rendered.body_html
         );
     }
 
     #[test]
-    fn an_unclosed_fence_runs_to_the_end() {
-        assert_eq!(markdown_to_text("a\n```\n**b**"), "a\n**b**");
+    fn file_tail_returns_at_most_a_thousand_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with_lines(&dir, 1500);
+        let overrides = overrides(&format!(
+            "[events.sample_event]\nbody_template = '{{{{ file_tail(\"{log}\", 5000) }}}}'\n"
+        ));
+        let e = event(spec("t", "b", &[]));
+        let body = render_for(&e, &overrides, None, &json!({}))
+            .unwrap()
+            .body_markdown;
+        assert_eq!(body.lines().count(), MAX_TAIL_LINES);
+        assert!(body.starts_with("log line 501\n"), "{}", &body[..20]);
+    }
+
+    #[test]
+    fn a_missing_file_renders_a_note_instead_of_failing() {
+        let overrides = overrides(
+            "[events.sample_event]\nbody_template = '{{ body }} {{ file_tail(\"/nonexistent/pipeline.log\", 50) }}'\n",
+        );
+        let e = event(spec("t", "Run failed.", &[]));
+        let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+        assert_eq!(
+            rendered.body_markdown,
+            "Run failed. (log /nonexistent/pipeline.log unavailable: No such file or directory \
+             (os error 2))"
+        );
+    }
+
+    #[test]
+    fn a_catalog_template_cannot_read_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with_lines(&dir, 3);
+        // Even a path some override may read: the catalog's context carries event data.
+        let overrides = overrides(&format!(
+            "[events.sample_event]\ntitle_template = '{{{{ file_tail(\"{log}\", 1) }}}}'\n"
+        ));
+        for (body, path) in [
+            ("{{ file_tail(\"/etc/passwd\", 5) }}", "/etc/passwd"),
+            ("{{ file_tail(labels.log, 5) }}", log.as_str()),
+        ] {
+            let e = event(spec("t", body, &[]));
+            let payload = json!({"labels": {"log": log}});
+            let error = render_for(&e, &overrides, None, &payload).unwrap_err();
+            assert_eq!(error.template, "body");
+            assert!(
+                error
+                    .detail
+                    .contains(&format!("file_tail(\"{path}\") is refused")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_override_reads_only_the_paths_it_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with_lines(&dir, 3);
+        // The title names the log; the body reaches for it through an alias and event data.
+        let overrides = overrides(&format!(
+            "[events.sample_event]\ntitle_template = '{{{{ file_tail(\"{log}\", 1) }}}}'\n\
+             body_template = '{{% set tail = file_tail %}}{{{{ tail(labels.log, 5) }}}}'\n"
+        ));
+        let e = event(spec("t", "b", &[]));
+        let payload = json!({"labels": {"log": log}});
+        let error = render_for(&e, &overrides, None, &payload).unwrap_err();
+        assert_eq!(error.template, "events.sample_event.body_template");
+        assert!(
+            error
+                .detail
+                .contains(&format!("file_tail(\"{log}\") is refused")),
+            "{error}"
+        );
+
+        let overrides = overrides_without_body(&log);
+        let rendered = render_for(&e, &overrides, None, &payload).unwrap();
+        assert_eq!(rendered.title, "log line 3");
+    }
+
+    fn overrides_without_body(log: &str) -> Overrides {
+        overrides(&format!(
+            "[events.sample_event]\ntitle_template = '{{{{ file_tail(\"{log}\", 1) }}}}'\n"
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Validation
+    // -----------------------------------------------------------------------------------------
+
+    fn builtin_events() -> Vec<EventTemplate> {
+        crate::catalog::builtin()
+            .iter()
+            .map(|spec| event(spec.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_builtin_catalog_validates_with_and_without_overrides() {
+        let events = builtin_events();
+        assert_eq!(validate_catalog(&events, &Overrides::default()), Ok(()));
+        let overrides = overrides(
+            r#"
+[events.run_failure]
+body_template = "{{ body }}\n\nOwner: {{ labels.pipeline_owner }}"
+
+[[targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["audit_failure", "run_failure"]
+url = "http://hooks.example.com/ops"
+title_template = "[{{ labels.environment }}] {{ title }}"
+"#,
+        );
+        assert_eq!(validate_catalog(&events, &overrides), Ok(()));
+    }
+
+    #[test]
+    fn validation_reports_every_broken_template_once() {
+        let mut events = builtin_events();
+        events.push(event(EventSpec {
+            name: "broken_event".to_string(),
+            ..spec(
+                "ok {{ labels.x }}",
+                "{% if labels.x %}",
+                &[("Open", "{{ data.url.path }}")],
+            )
+        }));
+        let overrides = overrides(
+            r#"
+[events.run_failure]
+title_template = "{{ title | no_such_filter }}"
+
+[events.run_failuer]
+body_template = "typo"
+
+# Hides broken_event's broken body from a render with overrides; validation still finds it.
+[events.broken_event]
+body_template = "masked"
+
+[[targets]]
+type = "webhook"
+name = "ops"
+notify_on = ["run_end"]
+url = "http://hooks.example.com/ops"
+body_template = "{{ data.missing.deeper }}"
+"#,
+        );
+        let errors = validate_catalog(&events, &overrides).unwrap_err();
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let expected = [
+            ("broken_event", "body", "syntax error"),
+            ("broken_event", "action 1 url", "undefined"),
+            ("run_end", "targets[0].body_template", "undefined"),
+            (
+                "run_failure",
+                "events.run_failure.title_template",
+                "no_such_filter",
+            ),
+            (
+                "run_failuer",
+                "[events.run_failuer]",
+                "no event `run_failuer` in the catalog",
+            ),
+        ];
+        assert_eq!(errors.len(), expected.len(), "{texts:#?}");
+        for (event, template, detail) in expected {
+            assert!(
+                errors.iter().any(|e| e.event == event
+                    && e.template == template
+                    && e.detail.contains(detail)),
+                "no {event} / {template} / {detail} in {texts:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sample_payload_has_every_label_the_templates_mention() {
+        let e = event(spec(
+            "{{ labels.a }}",
+            "{% if labels.b_2 %}{{ labels.b_2 }}{% endif %}",
+            &[("{{ labels.c }}", "/x/{{labels.d}}")],
+        ));
+        let payload = sample_payload(&e);
+        assert_eq!(
+            payload["labels"],
+            json!({"a": "sample-a", "b_2": "sample-b_2", "c": "sample-c", "d": "sample-d"})
+        );
+        assert_eq!(payload["data"], json!({"error": "sample error"}));
+        assert_eq!(payload["user_username"], "");
+        assert!(render(&e, &payload).is_ok());
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::channels::Channels;
 use crate::cli::ServeArgs;
 use crate::dispatch::{DispatchSettings, Dispatcher};
+use crate::render::{Overrides, validate_catalog};
 use crate::service::Service;
 use crate::telemetry::{Metrics, serve_metrics};
 
@@ -36,12 +37,14 @@ pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
         .await?;
         tracing::info!(%bound, "serving Prometheus metrics at /metrics");
     }
+    let overrides = checked_templates(service).await?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::new(channels),
         DispatchSettings::from(&config.notifications),
         metrics,
-    )?;
+    )?
+    .with_overrides(overrides);
     tracing::info!(
         notifier_id = %dispatcher.notifier_id(),
         store = %store.display_url(),
@@ -53,6 +56,24 @@ pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
     let _ = stop.send(true);
     running.await.context("the dispatcher task failed")??;
     Ok(())
+}
+
+/// The config's template overrides, after checking that every template (catalog and
+/// overrides) compiles and renders: a broken catalog refuses to start.
+pub async fn checked_templates(service: &Service) -> Result<Overrides> {
+    let overrides = Overrides::from_config(service.config())?;
+    let events = service.store().list_templates().await?;
+    if let Err(errors) = validate_catalog(&events, &overrides) {
+        for e in &errors {
+            tracing::error!("{e}");
+        }
+        anyhow::bail!(
+            "{} template error(s), the first: {}; fix the catalog or the [events]/[[targets]] overrides",
+            errors.len(),
+            errors[0]
+        );
+    }
+    Ok(overrides)
 }
 
 async fn wait_for_signal() -> Result<()> {

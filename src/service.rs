@@ -8,6 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub mod read_models;
+
 use crate::catalog;
 use crate::config::Config;
 use crate::model::{

@@ -192,6 +192,17 @@ pub enum InboxFilter {
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
+/// A `status_reason` shared by failed messages in one state, with how many carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReasonCount {
+    /// `temporary_failure` or `permanent_failure`.
+    pub status: MessageState,
+    /// The reason, word for word.
+    pub reason: String,
+    /// How many messages in `status` carry it.
+    pub count: i64,
+}
+
 /// The shared store. Implementations must keep every operation atomic.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -255,6 +266,30 @@ pub trait Store: Send + Sync {
     /// Deletes messages (with their attempts) last changed before `cutoff`, in bounded batches;
     /// returns how many.
     async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    // read models (the console)
+    /// Like [`Store::list_messages`], and when `reason` is given only messages whose
+    /// `status_reason` is exactly `reason`.
+    async fn search_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>>;
+    /// How many messages [`Store::search_messages`] would return without a page limit.
+    async fn count_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+    ) -> StoreResult<i64>;
+    /// The commonest `status_reason`s of `temporary_failure` and `permanent_failure` messages,
+    /// most frequent first (ties by reason); reads only failed rows.
+    async fn top_status_reasons(&self, limit: u32) -> StoreResult<Vec<ReasonCount>>;
+    /// Messages created at or after `since`, per event name, by name; events with none are
+    /// absent. Walks the primary key from [`uuid_v7_floor`] (message ids are UUIDv7).
+    async fn volume_by_event(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64)>>;
+    /// Delivery attempts started at or after `since`, per outcome; every state is present.
+    async fn attempts_since(&self, since: DateTime<Utc>) -> StoreResult<StateCounts>;
 
     // dispatch
     /// Leases up to `limit` leasable messages (DESIGN §5) to `notifier_id` for `lease_period`,
@@ -431,6 +466,18 @@ fn retryable_states(include_inhibited: bool) -> Vec<MessageState> {
     states
 }
 
+/// The smallest UUIDv7 of the millisecond `time` falls in: every id made with
+/// [`Uuid::now_v7`] at or after `time` sorts at or above it, so it bounds a time range on the
+/// primary key.
+pub fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7, zero random bits
+    bytes[8] = 0x80; // RFC 4122 variant
+    Uuid::from_bytes(bytes)
+}
+
 fn zero_counts() -> StateCounts {
     MessageState::ALL.iter().map(|s| (*s, 0)).collect()
 }
@@ -456,6 +503,20 @@ mod tests {
     fn event_globs_become_escaped_like_patterns() {
         assert_eq!(like_pattern("run_*"), "run\\_%");
         assert_eq!(like_pattern("100%"), "100\\%");
+    }
+
+    #[test]
+    fn the_v7_floor_sorts_below_ids_made_at_or_after_its_time() {
+        let now = Utc::now();
+        let floor = uuid_v7_floor(now);
+        assert_eq!(floor.get_version_num(), 7);
+        let later = Uuid::now_v7();
+        assert!(later >= floor);
+        assert!(
+            later.to_string() >= floor.to_string(),
+            "text order is byte order"
+        );
+        assert!(uuid_v7_floor(now - chrono::Duration::seconds(1)) < floor);
     }
 
     #[test]

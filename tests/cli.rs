@@ -638,7 +638,11 @@ async fn doctor_reaches_every_channel_and_says_what_fails(db: TestDb) {
         "{}",
         run.stdout
     );
-    assert!(line("event catalog").starts_with("[ ok ]"));
+    assert!(
+        line("event catalog").starts_with("[ ok ]"),
+        "{}",
+        run.stdout
+    );
     assert!(
         !run.stdout.contains("s3cret-path"),
         "secrets stay out: {}",
@@ -707,4 +711,55 @@ fn a_config_typo_or_bad_duration_names_the_key() {
         !dir.path().join("herald.db").exists(),
         "a config error writes nothing"
     );
+}
+
+#[test]
+fn a_broken_template_override_refuses_start_up_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "[events.run_failure]\nbody_template = \"{{ broken\"\n",
+    )
+    .unwrap();
+    finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let mut serve = herald_command(dir.path());
+    serve.args(["serve"]).stdout(std::process::Stdio::null());
+    let mut child = serve.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started despite a broken template override");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    finish(child.wait_with_output().unwrap()).fails_with("events.run_failure.body_template");
+    let add = finish(
+        herald_command(dir.path())
+            .args([
+                "users",
+                "add",
+                "alice",
+                "--email",
+                "a@example.com",
+                "--role",
+                "owner",
+            ])
+            .output()
+            .unwrap(),
+    );
+    add.ok();
+    let list = finish(
+        herald_command(dir.path())
+            .args(["--as", "alice", "events", "list"])
+            .output()
+            .unwrap(),
+    );
+    list.fails_with("events.run_failure.body_template");
 }

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use herald::config::{Config, env_table};
-use herald::model::{Method, Role, TargetType};
+use herald::model::{EventTemplate, Method, Role, TargetType};
+use herald::render::{Overrides, render, render_for, validate_catalog};
+use serde_json::json;
+use uuid::Uuid;
 
 const EXAMPLE: &str = include_str!("../config.example.toml");
 
@@ -42,6 +45,12 @@ fn config_example_loads_with_no_environment() {
     assert!(!e.tls.force_tls && !e.tls.starttls && !e.tls.skip_verify);
     assert!(config.targets.is_empty());
     assert!(config.users.is_empty());
+    assert!(config.events.is_empty());
+    assert!(
+        Overrides::from_config(&config)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
     assert_eq!(config.configured_methods(), [Method::Inbox]);
 }
 
@@ -56,16 +65,18 @@ fn uncommented(text: &str) -> String {
         .join("\n")
 }
 
+/// Any variable the example reads: a URL for `…_URL`, else `value-of-NAME`.
+fn example_env(name: &str) -> Option<String> {
+    Some(if name.ends_with("_URL") {
+        "https://hooks.example.com/services/T0/B0/XXXX".to_string()
+    } else {
+        format!("value-of-{name}")
+    })
+}
+
 #[test]
 fn config_example_with_every_example_uncommented_loads() {
-    let env = |name: &str| {
-        Some(if name.ends_with("_URL") {
-            "https://hooks.example.com/services/T0/B0/XXXX".to_string()
-        } else {
-            format!("value-of-{name}")
-        })
-    };
-    let config = Config::from_toml_str(&uncommented(EXAMPLE), "config.example.toml", &env)
+    let config = Config::from_toml_str(&uncommented(EXAMPLE), "config.example.toml", &example_env)
         .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(config.username.as_deref(), Some("alice"));
@@ -96,6 +107,106 @@ fn config_example_with_every_example_uncommented_loads() {
     assert_eq!(
         config.configured_methods(),
         [Method::Smtp, Method::Webhook, Method::Inbox]
+    );
+    assert_eq!(config.events.keys().collect::<Vec<_>>(), ["run_failure"]);
+}
+
+fn builtin_events() -> Vec<EventTemplate> {
+    herald::catalog::builtin()
+        .iter()
+        .map(|spec| EventTemplate {
+            id: Uuid::nil(),
+            spec: spec.clone(),
+            method: None,
+        })
+        .collect()
+}
+
+#[test]
+fn config_example_overrides_compile_validate_and_render() {
+    let config = Config::from_toml_str(&uncommented(EXAMPLE), "config.example.toml", &example_env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let overrides = Overrides::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+    let events = builtin_events();
+    if let Err(errors) = validate_catalog(&events, &overrides) {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("{errors:#?}");
+    }
+
+    let run_failure = events
+        .iter()
+        .find(|e| e.spec.name == "run_failure")
+        .expect("run_failure is built in");
+    let payload = json!({
+        "labels": {"environment": "prod"},
+        "data": {"error": "boom"},
+        "targets": ["incident-bridge"],
+    });
+    let catalog = render(run_failure, &payload).unwrap_or_else(|e| panic!("{e}"));
+    let everyone =
+        render_for(run_failure, &overrides, None, &payload).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(everyone.title, catalog.title);
+    let appended = everyone
+        .body_markdown
+        .strip_prefix(&catalog.body_markdown)
+        .unwrap_or_else(|| panic!("the catalog's body comes first: {}", everyone.body_markdown));
+    assert!(
+        appended.starts_with("\n\nLast lines of the pipeline log:\n\n```text\n"),
+        "{appended}"
+    );
+    assert!(appended.ends_with("\n```"), "{appended}");
+    if !std::path::Path::new("/var/log/pipeline.log").exists() {
+        assert!(
+            appended.contains("(log /var/log/pipeline.log unavailable: "),
+            "{appended}"
+        );
+    }
+
+    let bridge = render_for(run_failure, &overrides, Some("incident-bridge"), &payload)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bridge.title, "[prod] SQLMesh run failed in \"prod\"");
+    assert_eq!(bridge.body_markdown, everyone.body_markdown);
+}
+
+/// The provider block that follows the line starting with `heading`: its `#   ` lines, as TOML.
+fn provider_block(heading: &str) -> String {
+    let mut lines = EXAMPLE
+        .lines()
+        .skip_while(|line| !line.starts_with(heading));
+    let block: Vec<&str> = lines
+        .by_ref()
+        .skip_while(|line| !line.starts_with("#   "))
+        .take_while(|line| line.starts_with("#   "))
+        .map(|line| &line["#   ".len()..])
+        .collect();
+    assert!(
+        !block.is_empty(),
+        "no `{heading}` block in config.example.toml"
+    );
+    block.join("\n")
+}
+
+#[test]
+fn config_example_gmail_and_outlook_setups_load() {
+    let gmail = Config::from_toml_str(&provider_block("# Gmail"), "gmail", &example_env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gmail.email.smarthost.as_deref(), Some("smtp.gmail.com:465"));
+    assert!(gmail.email.tls.force_tls && !gmail.email.tls.starttls);
+    assert_eq!(
+        gmail.email.auth.password.as_ref().map(|p| p.expose()),
+        Some("value-of-GMAIL_APP_PASSWORD")
+    );
+
+    let outlook = Config::from_toml_str(&provider_block("# Outlook"), "outlook", &example_env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        outlook.email.smarthost.as_deref(),
+        Some("smtp.office365.com:587")
+    );
+    assert!(outlook.email.tls.starttls && !outlook.email.tls.force_tls);
+    assert_eq!(
+        outlook.email.auth.username.as_deref(),
+        Some("alerts@contoso.com")
     );
 }
 

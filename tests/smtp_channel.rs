@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -53,6 +54,7 @@ fn rendered() -> Rendered {
         title: "Workspace “dev” deleted — ✓".to_string(),
         body_markdown: "Hi Alice, your workspace **dev** was deleted.".to_string(),
         body_text: "Hi Alice, your workspace dev was deleted.".to_string(),
+        body_html: String::new(),
         actions: vec![Action {
             label: "View workspaces".to_string(),
             url: "https://coder.example.com/workspaces".to_string(),
@@ -666,8 +668,7 @@ fn an_unreadable_password_file_fails_at_start_naming_the_file() {
         missing.display()
     ));
     let error = SmtpChannel::from_config(&config)
-        .err()
-        .expect("a setup error")
+        .expect_err("a setup error")
         .to_string();
     assert!(
         error.contains(&format!(
@@ -676,4 +677,50 @@ fn an_unreadable_password_file_fails_at_start_naming_the_file() {
         )),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn check_reaches_each_server_with_tls_and_auth_without_sending() {
+    let server = SmtpServer::start(
+        SmtpServerOptions::new()
+            .require_starttls()
+            .auth("alice", PASSWORD),
+    );
+    let tls = tls_table("starttls = true\n");
+    let good = smtp_channel(&email_config(&server, &format!("{}{tls}", auth_table(""))));
+    let results = good.check().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(results[0].ok, "{results:?}");
+    assert_eq!(
+        results[0].check,
+        format!("smtp server {} (STARTTLS, AUTH as alice)", server.address())
+    );
+    assert_eq!(
+        results[0].detail,
+        "connected, TLS ok, authenticated as alice; nothing sent"
+    );
+
+    let wrong = config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"{}\"\n\
+         [email.auth]\nusername = \"alice\"\npassword = \"not-{PASSWORD}\"\n{tls}",
+        server.address()
+    ));
+    let results = smtp_channel(&wrong).check().await;
+    assert!(!results[0].ok, "{results:?}");
+    assert!(results[0].detail.contains("535 5.7.8"), "{results:?}");
+    assert!(!results[0].detail.contains(PASSWORD), "{results:?}");
+    assert!(server.received().is_empty());
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced() {
+    let server =
+        SmtpServer::start(SmtpServerOptions::new().idle_timeout(Duration::from_millis(300)));
+    let channel = smtp_channel(&email_config(&server, ""));
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_sent(&deliver_to_alice(&channel).await, &server);
+    let sessions: Vec<u64> = server.received().iter().map(|m| m.session).collect();
+    assert_eq!(sessions, vec![1, 2]);
 }

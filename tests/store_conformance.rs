@@ -480,6 +480,191 @@ async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
     Ok(())
 }
 
+async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let run = template_id(&*store, "run_failure").await;
+    let apply = template_id(&*store, "apply_failure").await;
+    let failed = |t, reason: &str| NewMessage {
+        status: MessageState::PermanentFailure,
+        status_reason: Some(reason.to_string()),
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        failed(run, "webhook 503 after 1.2s"),
+        failed(run, "webhook 503 after 1.2s"),
+        failed(apply, "webhook 503 after 1.2s"),
+        failed(run, "smtp 550 5.1.1 mailbox unavailable"),
+        message(run, None, Method::Webhook, None),
+    ];
+    store.enqueue(&batch).await?;
+    let all = MessageFilter::default();
+    assert_eq!(store.count_messages(&all, None).await?, 5);
+    let reason = Some("webhook 503 after 1.2s");
+    assert_eq!(store.count_messages(&all, reason).await?, 3);
+    let runs = MessageFilter {
+        event: Some("run_*".into()),
+        statuses: vec![MessageState::PermanentFailure],
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count_messages(&runs, None).await?, 3);
+    assert_eq!(store.count_messages(&runs, reason).await?, 2);
+    let page = |before| PageRequest { before, limit: 1 };
+    let first = store.search_messages(&runs, reason, page(None)).await?;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, batch[1].id, "newest first");
+    let second = store
+        .search_messages(&runs, reason, page(Some(first[0].id)))
+        .await?;
+    assert_eq!(second[0].id, batch[0].id);
+    assert_eq!(
+        store
+            .search_messages(
+                &all,
+                None,
+                PageRequest {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await?,
+        store
+            .list_messages(
+                &all,
+                PageRequest {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await?,
+        "without a reason a search is a listing"
+    );
+    Ok(())
+}
+
+async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let mk = |status, reason: &str| NewMessage {
+        status,
+        status_reason: Some(reason.to_string()),
+        ..message(t, None, Method::Webhook, None)
+    };
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.push(mk(MessageState::PermanentFailure, "webhook 404"));
+    }
+    for _ in 0..2 {
+        batch.push(mk(MessageState::TemporaryFailure, "webhook 503 after 1.2s"));
+    }
+    batch.push(mk(MessageState::PermanentFailure, "webhook 503 after 1.2s"));
+    batch.push(mk(MessageState::Inhibited, "disabled by user"));
+    batch.push(mk(MessageState::Pending, "retried by alice"));
+    store.enqueue(&batch).await?;
+    let top = store.top_status_reasons(10).await?;
+    let seen: Vec<(MessageState, &str, i64)> = top
+        .iter()
+        .map(|r| (r.status, r.reason.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (MessageState::PermanentFailure, "webhook 404", 3),
+            (MessageState::TemporaryFailure, "webhook 503 after 1.2s", 2),
+            (MessageState::PermanentFailure, "webhook 503 after 1.2s", 1),
+        ]
+    );
+    assert_eq!(store.top_status_reasons(1).await?.len(), 1);
+    Ok(())
+}
+
+async fn volume_by_event_counts_messages_created_since(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let run = template_id(&*store, "run_failure").await;
+    let apply = template_id(&*store, "apply_end").await;
+    let two_days_ago = Utc::now() - Duration::days(2);
+    let old_id = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(two_days_ago.timestamp())?,
+        0,
+    ));
+    let old = NewMessage {
+        id: old_id,
+        created_at: two_days_ago,
+        ..message(run, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        old,
+        message(run, None, Method::Webhook, None),
+        message(run, None, Method::Inbox, None),
+        message(apply, None, Method::Webhook, None),
+    ];
+    store.enqueue(&batch).await?;
+    let volumes = store
+        .volume_by_event(Utc::now() - Duration::hours(24))
+        .await?;
+    assert_eq!(
+        volumes,
+        vec![("apply_end".to_string(), 1), ("run_failure".to_string(), 2)]
+    );
+    assert!(
+        store
+            .volume_by_event(Utc::now() + Duration::hours(1))
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let batch: Vec<NewMessage> = (0..3)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&batch).await?;
+    let notifier = Uuid::now_v7();
+    let leased = store
+        .lease_batch(notifier, 10, std::time::Duration::from_secs(60), 5)
+        .await?;
+    assert_eq!(leased.len(), 3);
+    let record = |id, started_at, status| herald::store::AttemptRecord {
+        message_id: id,
+        notifier_id: notifier,
+        started_at,
+        duration_ms: 5,
+        result: herald::queue::AttemptResult {
+            status,
+            status_reason: None,
+            attempt_count: 1,
+            next_retry_after: None,
+        },
+    };
+    let now = Utc::now();
+    store
+        .record_attempts(&[
+            record(leased[0].id, now, MessageState::Sent),
+            record(leased[1].id, now, MessageState::PermanentFailure),
+            record(
+                leased[2].id,
+                now - Duration::minutes(10),
+                MessageState::Sent,
+            ),
+        ])
+        .await?;
+    let counts = store.attempts_since(now - Duration::minutes(1)).await?;
+    let get = |s| {
+        counts
+            .iter()
+            .find(|(state, _)| *state == s)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(counts.len(), MessageState::ALL.len());
+    assert_eq!(get(MessageState::Sent), Some(1));
+    assert_eq!(get(MessageState::PermanentFailure), Some(1));
+    assert_eq!(get(MessageState::Pending), Some(0));
+    Ok(())
+}
+
 for_both_backends!(
     existing_mode_requires_a_migrated_store,
     users_are_unique_and_keep_their_roles,
@@ -492,4 +677,8 @@ for_both_backends!(
     one_message_reads_back_exactly,
     retry_moves_only_failed_messages_back_to_pending,
     purge_removes_old_messages_and_keeps_fresh_ones,
+    searches_filter_by_reason_and_count_what_they_would_list,
+    top_status_reasons_count_failures_most_frequent_first,
+    volume_by_event_counts_messages_created_since,
+    attempts_since_count_recent_outcomes,
 );

@@ -167,6 +167,7 @@ mod tests {
             title: "Workspace \"dev\" <deleted> & gone".to_string(),
             body_markdown: body_markdown.to_string(),
             body_text: crate::render::markdown_to_text(body_markdown),
+            body_html: crate::render::markdown_to_html(body_markdown),
             actions: actions
                 .iter()
                 .map(|(label, url)| Action {

@@ -38,10 +38,12 @@ use lettre::transport::smtp::client::{
 };
 use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::{ClientId, Extension};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tokio::sync::Semaphore;
 
 use super::email_layout::render_email;
-use super::{Channel, ChannelError, Delivery};
+use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::config::{Config, EmailTlsConfig, Secret, TargetConfig};
 use crate::model::{DeliveryOutcome, Method, TargetType};
 
@@ -178,24 +180,6 @@ impl SmtpChannel {
         self.relays.iter().map(|r| r.address.clone()).collect()
     }
 
-    /// Opens one connection to every server — TCP, TLS and AUTH, sending no message — and
-    /// keeps it for later deliveries: `(host:port, Ok(()) or the reason it failed)`. For
-    /// `herald doctor`.
-    pub async fn reach_servers(&self) -> Vec<(String, Result<(), String>)> {
-        let mut results = Vec::with_capacity(self.relays.len());
-        for relay in &self.relays {
-            let result = match relay.open().await {
-                Ok(conn) => {
-                    relay.park(conn);
-                    Ok(())
-                }
-                Err(failure) => Err(relay.scrub(&failure.reason)),
-            };
-            results.push((relay.address.clone(), result));
-        }
-        results
-    }
-
     /// The route and recipients of `delivery`, or why it cannot be sent (a permanent failure).
     fn addressing(&self, delivery: &Delivery<'_>) -> Result<(&Route, Vec<Mailbox>), String> {
         if let Some(target) = delivery.target {
@@ -274,6 +258,31 @@ impl Channel for SmtpChannel {
             .relay
             .send(message.envelope(), &message.formatted())
             .await
+    }
+
+    /// Opens one connection to every server — TCP, TLS and AUTH as configured — and quits
+    /// without sending anything.
+    async fn check(&self) -> Vec<CheckResult> {
+        let mut results = Vec::with_capacity(self.relays.len());
+        for relay in &self.relays {
+            let check = format!("smtp server {}", relay.describe());
+            results.push(match relay.open().await {
+                Ok(mut conn) => {
+                    let _ = conn.quit().await;
+                    let mut detail = "connected".to_string();
+                    if relay.mode != TlsMode::None {
+                        detail.push_str(", TLS ok");
+                    }
+                    if let Some(login) = &relay.login {
+                        detail.push_str(&format!(", authenticated as {}", login.username));
+                    }
+                    detail.push_str("; nothing sent");
+                    CheckResult::pass(check, detail)
+                }
+                Err(failure) => CheckResult::fail(check, relay.scrub(&failure.reason)),
+            });
+        }
+        results
     }
 }
 
@@ -581,7 +590,15 @@ impl RelaySpec {
         if let Some((cert_file, key_file)) = &self.client_cert {
             let cert = read_pem(cert_file, "email.tls.cert_file", "CERTIFICATE")?;
             let key = read_pem(key_file, "email.tls.cert_key_file", "PRIVATE KEY")?;
-            let identity = Identity::from_pem(&cert, &key).map_err(|e| {
+            // lettre 0.11's rustls backend takes the certificate of `Identity::from_pem` as
+            // DER despite the name (the key is PEM): hand it the leaf certificate decoded.
+            let leaf = CertificateDer::from_pem_slice(&cert).map_err(|e| {
+                setup(format!(
+                    "email.tls.cert_file {} holds no readable certificate: {e}",
+                    cert_file.display()
+                ))
+            })?;
+            let identity = Identity::from_pem(leaf.as_ref(), &key).map_err(|e| {
                 tls_error(
                     &format!(
                         "client certificate {} with key {}",
@@ -732,6 +749,19 @@ impl Relay {
             reaper_started: AtomicBool::new(false),
             opened: AtomicU64::new(0),
         })
+    }
+
+    /// `host:port (TLS mode[, AUTH as user])`, for `herald doctor`.
+    fn describe(&self) -> String {
+        let tls = match self.mode {
+            TlsMode::None => "no TLS",
+            TlsMode::StartTls => "STARTTLS",
+            TlsMode::Implicit => "implicit TLS",
+        };
+        match &self.login {
+            Some(login) => format!("{} ({tls}, AUTH as {})", self.address, login.username),
+            None => format!("{} ({tls})", self.address),
+        }
     }
 
     /// Sends one message on an idle connection, or a new one, and keeps the connection for the
@@ -1317,6 +1347,7 @@ sender = "alice@example.com"
             title: "t".into(),
             body_markdown: "b".into(),
             body_text: "b".into(),
+            body_html: String::new(),
             actions: Vec::new(),
         };
         let payload = serde_json::json!({"user_email": "a@example.com"});

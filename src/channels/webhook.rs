@@ -174,7 +174,13 @@ impl WebhookChannel {
         // Scrub the whole answer before it is cut to an excerpt: a secret echoed across the
         // cut would otherwise survive half-visible.
         let body = scrub(&String::from_utf8_lossy(&body), url);
-        classify(status, elapsed, retry_after.as_deref(), body.as_bytes(), Utc::now())
+        classify(
+            status,
+            elapsed,
+            retry_after.as_deref(),
+            body.as_bytes(),
+            Utc::now(),
+        )
     }
 }
 

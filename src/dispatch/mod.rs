@@ -24,7 +24,7 @@ use crate::channels::{Channels, Delivery};
 use crate::config::NotificationsConfig;
 use crate::model::{DeliveryOutcome, EventTemplate};
 use crate::queue::{self, RetryPolicy};
-use crate::render;
+use crate::render::{self, Overrides};
 use crate::store::{AttemptRecord, LeasedMessage, Store};
 use crate::telemetry::Metrics;
 
@@ -80,6 +80,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     state: watch::Sender<DispatcherState>,
     in_flight: Arc<AtomicI64>,
+    overrides: Overrides,
 }
 
 /// Everything one delivery task needs, shared by all of them.
@@ -92,6 +93,7 @@ struct DeliveryContext {
     templates: RwLock<HashMap<Uuid, Arc<EventTemplate>>>,
     acks: mpsc::Sender<AttemptRecord>,
     in_flight: Arc<AtomicI64>,
+    overrides: Overrides,
 }
 
 /// Longest pause between retries of a failing store call.
@@ -120,7 +122,15 @@ impl Dispatcher {
             metrics,
             state: watch::Sender::new(DispatcherState::Starting),
             in_flight: Arc::new(AtomicI64::new(0)),
+            overrides: Overrides::default(),
         })
+    }
+
+    /// Renders with the configuration's `[events.NAME]` and target template overrides
+    /// ([`Overrides::from_config`]); without this, every message renders from the catalog.
+    pub fn with_overrides(mut self, overrides: Overrides) -> Dispatcher {
+        self.overrides = overrides;
+        self
     }
 
     /// This notifier's random id (in `status_reason`, attempts and `notification_replicas`).
@@ -168,6 +178,7 @@ impl Dispatcher {
             templates: RwLock::new(HashMap::new()),
             acks: ack_tx,
             in_flight: self.in_flight.clone(),
+            overrides: self.overrides.clone(),
         });
         // Deliveries in flight are bounded; leasing waits for room, and a full ack buffer
         // holds deliveries (and so leasing) back.
@@ -373,7 +384,12 @@ async fn deliver_rendered(
     event: &EventTemplate,
     message: &LeasedMessage,
 ) -> DeliveryOutcome {
-    let rendered = match render::render(event, &message.payload) {
+    let rendered = match render::render_for(
+        event,
+        &ctx.overrides,
+        message.target.as_deref(),
+        &message.payload,
+    ) {
         Ok(r) => r,
         Err(e) => {
             return DeliveryOutcome::Permanent {

@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use super::{
     AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeasedMessage, MessageFilter,
-    NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, Replica, StateCounts,
-    Store, StoreError, StoreResult, add_count, check_version, join_roles, like_pattern, parse_enum,
-    parse_json, retryable_states, split_roles, to_json, zero_counts,
+    NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, ReasonCount, Replica,
+    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
+    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, uuid_v7_floor,
+    zero_counts,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -292,6 +293,42 @@ async fn watch_data_version(options: SqliteConnectOptions, wake: std::sync::Weak
                 last = None;
             }
         }
+    }
+}
+
+/// The `WHERE` clause of a message search (the query must join `t`, the templates).
+fn push_message_filter(
+    q: &mut QueryBuilder<'_, Sqlite>,
+    filter: &MessageFilter,
+    reason: Option<&str>,
+) {
+    q.push(" WHERE 1 = 1");
+    if !filter.statuses.is_empty() {
+        q.push(" AND m.status IN (");
+        let mut sep = q.separated(", ");
+        for s in &filter.statuses {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(event) = &filter.event {
+        if event.contains('*') {
+            q.push(" AND t.name LIKE ")
+                .push_bind(like_pattern(event))
+                .push(" ESCAPE '\\'");
+        } else {
+            q.push(" AND t.name = ").push_bind(event.clone());
+        }
+    }
+    if let Some(user_id) = filter.user_id {
+        q.push(" AND m.user_id = ").push_bind(user_id.to_string());
+    }
+    if let Some(method) = filter.method {
+        q.push(" AND m.method = ").push_bind(method.as_str());
+    }
+    if let Some(reason) = reason {
+        q.push(" AND m.status_reason = ")
+            .push_bind(reason.to_string());
     }
 }
 
@@ -679,38 +716,7 @@ impl Store for SqliteStore {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<Message>> {
-        let mut q = QueryBuilder::<Sqlite>::new(MESSAGE_SELECT);
-        q.push(" WHERE 1 = 1");
-        if !filter.statuses.is_empty() {
-            q.push(" AND m.status IN (");
-            let mut sep = q.separated(", ");
-            for s in &filter.statuses {
-                sep.push_bind(s.as_str());
-            }
-            q.push(")");
-        }
-        if let Some(event) = &filter.event {
-            if event.contains('*') {
-                q.push(" AND t.name LIKE ")
-                    .push_bind(like_pattern(event))
-                    .push(" ESCAPE '\\'");
-            } else {
-                q.push(" AND t.name = ").push_bind(event.clone());
-            }
-        }
-        if let Some(user_id) = filter.user_id {
-            q.push(" AND m.user_id = ").push_bind(user_id.to_string());
-        }
-        if let Some(method) = filter.method {
-            q.push(" AND m.method = ").push_bind(method.as_str());
-        }
-        if let Some(before) = page.before {
-            q.push(" AND m.id < ").push_bind(before.to_string());
-        }
-        q.push(" ORDER BY m.id DESC LIMIT ")
-            .push_bind(i64::from(page.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(message_from_row).collect()
+        self.search_messages(filter, None, page).await
     }
 
     async fn count_by_state(&self) -> StoreResult<StateCounts> {
@@ -809,6 +815,94 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    async fn search_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let mut q = QueryBuilder::<Sqlite>::new(MESSAGE_SELECT);
+        push_message_filter(&mut q, filter, reason);
+        if let Some(before) = page.before {
+            q.push(" AND m.id < ").push_bind(before.to_string());
+        }
+        q.push(" ORDER BY m.id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn count_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+    ) -> StoreResult<i64> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT COUNT(*) AS n FROM notification_messages m \
+             JOIN notification_templates t ON t.id = m.notification_template_id",
+        );
+        push_message_filter(&mut q, filter, reason);
+        Ok(q.build().fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    async fn top_status_reasons(&self, limit: u32) -> StoreResult<Vec<ReasonCount>> {
+        let rows = sqlx::query(
+            "SELECT status, status_reason, COUNT(*) AS n FROM notification_messages
+             WHERE status IN ('temporary_failure', 'permanent_failure')
+               AND status_reason IS NOT NULL
+             GROUP BY status, status_reason
+             ORDER BY n DESC, status_reason, status LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReasonCount {
+                    status: parse_enum("notification_messages", row.try_get("status")?)?,
+                    reason: row.try_get("status_reason")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn volume_by_event(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT t.name, COUNT(*) AS n FROM notification_messages m
+             JOIN notification_templates t ON t.id = m.notification_template_id
+             WHERE m.id >= ? AND m.created_at >= ?
+             GROUP BY t.name ORDER BY t.name",
+        )
+        .bind(uuid_v7_floor(since).to_string())
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("n")?)))
+            .collect()
+    }
+
+    async fn attempts_since(&self, since: DateTime<Utc>) -> StoreResult<StateCounts> {
+        let rows = sqlx::query(
+            "SELECT outcome, COUNT(*) AS n FROM notification_attempts
+             WHERE started_at >= ? GROUP BY outcome",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = zero_counts();
+        for row in rows {
+            add_count(
+                &mut counts,
+                "notification_attempts",
+                row.try_get("outcome")?,
+                row.try_get("n")?,
+            )?;
+        }
+        Ok(counts)
     }
 
     async fn lease_batch(

@@ -66,6 +66,8 @@ pub struct SmtpServerOptions {
     pub rcpt_reply: Option<String>,
     /// Answer every `DATA` (after the message) with this, e.g. `451 4.3.0 try again later`.
     pub data_reply: Option<String>,
+    /// Close a connection idle this long (aiosmtpd's `timeout`; 300 s by default).
+    pub idle_timeout: Duration,
 }
 
 impl Default for SmtpServerOptions {
@@ -79,6 +81,7 @@ impl Default for SmtpServerOptions {
             request_client_cert: false,
             rcpt_reply: None,
             data_reply: None,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -141,6 +144,12 @@ impl SmtpServerOptions {
     /// Answer every `DATA` with `reply`.
     pub fn data_reply(mut self, reply: &str) -> Self {
         self.data_reply = Some(reply.to_string());
+        self
+    }
+
+    /// Close connections idle for `timeout`.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 }
@@ -260,6 +269,7 @@ impl SmtpServer {
             "auth_required": options.auth_required,
             "rcpt_reply": options.rcpt_reply,
             "data_reply": options.data_reply,
+            "idle_timeout": options.idle_timeout.as_secs_f64(),
         });
         let config_path = dir.path().join("config.json");
         let script_path = dir.path().join("server.py");
@@ -382,9 +392,10 @@ impl Drop for SmtpServer {
     }
 }
 
-/// Certificates for TLS tests, made once per test process by the `openssl` CLI: a CA, a
-/// server certificate for `localhost` and `127.0.0.1`, and a client certificate
-/// (`CN=herald-test-client`), all signed by the CA.
+/// Certificates for TLS tests, made by the `openssl` CLI into `<target>/tmp/smtp-test-certs`
+/// and reused while younger than [`CERTS_MAX_AGE`]: a CA, a server certificate for
+/// `localhost` and `127.0.0.1`, and a client certificate (`CN=herald-test-client`), all signed
+/// by the CA.
 pub struct TestCerts {
     /// The CA certificate (PEM), for `email.tls.ca_file`.
     pub ca: PathBuf,
@@ -395,22 +406,67 @@ pub struct TestCerts {
     pub client_key: PathBuf,
 }
 
-/// The test certificates; panics when `openssl` is missing or fails.
-pub fn test_certs() -> &'static TestCerts {
-    static CERTS: OnceLock<(tempfile::TempDir, TestCerts)> = OnceLock::new();
-    &CERTS
-        .get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("herald-smtp-certs-")
-                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-                .unwrap_or_else(|e| panic!("creating a temp dir for test certificates: {e}"));
-            let certs = make_certs(dir.path());
-            (dir, certs)
-        })
-        .1
+/// Test certificates older than this are made again (they are valid for 30 days).
+const CERTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+impl TestCerts {
+    fn in_dir(dir: &Path) -> TestCerts {
+        TestCerts {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
+    }
+
+    /// Whether every file is there and the set is fresh enough.
+    fn usable(&self) -> bool {
+        let files = [
+            &self.ca,
+            &self.server_cert,
+            &self.server_key,
+            &self.client_cert,
+            &self.client_key,
+        ];
+        files.iter().all(|f| f.is_file())
+            && fs::metadata(&self.ca)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age < CERTS_MAX_AGE)
+    }
 }
 
-fn make_certs(dir: &Path) -> TestCerts {
+/// The test certificates; panics when `openssl` is missing or fails.
+pub fn test_certs() -> &'static TestCerts {
+    static CERTS: OnceLock<TestCerts> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("smtp-test-certs");
+        let certs = TestCerts::in_dir(&dir);
+        if certs.usable() {
+            return certs;
+        }
+        // Made aside, then moved in whole: parallel test processes never see half a set.
+        let staging = dir.with_file_name(format!("smtp-test-certs.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", staging.display()));
+        make_certs(&staging);
+        let _ = fs::remove_dir_all(&dir);
+        if fs::rename(&staging, &dir).is_err() || !certs.usable() {
+            let _ = fs::remove_dir_all(&staging);
+            assert!(
+                certs.usable(),
+                "test certificates in {} are incomplete",
+                dir.display()
+            );
+        }
+        certs
+    })
+}
+
+fn make_certs(dir: &Path) {
     let path = |name: &str| dir.join(name);
     let openssl = |args: &[&str]| {
         let output = Command::new("openssl")
@@ -496,13 +552,6 @@ fn make_certs(dir: &Path) -> TestCerts {
         "/CN=herald-test-client",
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
     );
-    TestCerts {
-        ca: path("ca.pem"),
-        server_cert: path("server.pem"),
-        server_key: path("server.key"),
-        client_cert: path("client.pem"),
-        client_key: path("client.key"),
-    }
 }
 
 /// `None` when the system `python3` imports aiosmtpd, else the directory pip installed it
@@ -703,7 +752,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
             "login": auth_data.login.decode(),
             "authzid": server.herald_authzid,
         }
-    return AuthResult(success=ok)
+    # Not handled: on failure aiosmtpd answers 535 itself (handled=True would answer nothing).
+    return AuthResult(success=ok, handled=False)
 
 
 class Server(SMTP):
@@ -743,6 +793,7 @@ async def main():
             auth_required=cfg["auth_required"],
             auth_require_tls=cfg["auth_only_over_tls"],
             auth_exclude_mechanism=excluded,
+            timeout=cfg["idle_timeout"],
             loop=loop,
         )
 

@@ -1,0 +1,153 @@
+//! The queue's filter language: `status=permanent_failure event=run_* user=bob method=webhook`,
+//! plus `reason="…"` for an exact `status_reason`. Pure parsing and printing.
+
+use crate::model::{MessageState, Method};
+use crate::service::read_models::QueueQuery;
+
+/// The keys the language knows.
+const KEYS: &str = "status, event, user, method, reason";
+
+/// Parses filter text; empty text is no filter. Errors say what to write instead.
+pub fn parse(text: &str) -> Result<QueueQuery, String> {
+    let mut query = QueueQuery::default();
+    for (key, value) in terms(text)? {
+        if value.is_empty() {
+            return Err(format!("`{key}=` needs a value"));
+        }
+        match key.as_str() {
+            "status" | "state" => {
+                for name in value.split(',').filter(|s| !s.is_empty()) {
+                    let states: &[MessageState] = match name {
+                        "failed" | "failure" => &[
+                            MessageState::TemporaryFailure,
+                            MessageState::PermanentFailure,
+                        ],
+                        _ => &[name.parse::<MessageState>().map_err(|e| e.to_string())?],
+                    };
+                    for s in states {
+                        if !query.filter.statuses.contains(s) {
+                            query.filter.statuses.push(*s);
+                        }
+                    }
+                }
+            }
+            "event" => query.filter.event = Some(value),
+            "user" => query.user = Some(value),
+            "method" => {
+                query.filter.method = Some(value.parse::<Method>().map_err(|e| e.to_string())?)
+            }
+            "reason" => query.reason = Some(value),
+            other => return Err(format!("unknown filter key `{other}`; use {KEYS}")),
+        }
+    }
+    Ok(query)
+}
+
+/// Splits `key=value` terms; values may be double-quoted (`\"` inside quotes is a quote).
+fn terms(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(out);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        if chars.next_if_eq(&'=').is_none() {
+            return Err(format!(
+                "`{key}` is not a filter term; write key=value, e.g. status=permanent_failure ({KEYS})"
+            ));
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next() {
+                    None => return Err(format!("`{key}=\"` has no closing quote")),
+                    Some('"') => break,
+                    Some('\\') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        value.push('"');
+                    }
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        out.push((key.to_lowercase(), value));
+    }
+}
+
+/// The text that [`parse`] turns back into `query`.
+pub fn format(query: &QueueQuery) -> String {
+    let mut terms = Vec::new();
+    if !query.filter.statuses.is_empty() {
+        let names: Vec<&str> = query.filter.statuses.iter().map(|s| s.as_str()).collect();
+        terms.push(format!("status={}", names.join(",")));
+    }
+    if let Some(event) = &query.filter.event {
+        terms.push(format!("event={}", quote(event)));
+    }
+    if let Some(user) = &query.user {
+        terms.push(format!("user={}", quote(user)));
+    }
+    if let Some(method) = query.filter.method {
+        terms.push(format!("method={method}"));
+    }
+    if let Some(reason) = &query.reason {
+        terms.push(format!("reason={}", quote(reason)));
+    }
+    terms.join(" ")
+}
+
+fn quote(value: &str) -> String {
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"') {
+        format!("\"{}\"", value.replace('"', "\\\""))
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_and_prints_back() {
+        let text = "status=permanent_failure,temporary_failure event=run_* user=bob method=webhook reason=\"smtp 550 \\\"no\\\"\"";
+        let query = parse(text).unwrap();
+        assert_eq!(query.filter.statuses.len(), 2);
+        assert_eq!(query.filter.event.as_deref(), Some("run_*"));
+        assert_eq!(query.user.as_deref(), Some("bob"));
+        assert_eq!(query.filter.method, Some(Method::Webhook));
+        assert_eq!(query.reason.as_deref(), Some("smtp 550 \"no\""));
+        assert_eq!(parse(&format(&query)).unwrap(), query);
+    }
+
+    #[test]
+    fn mistakes_say_what_to_write() {
+        assert!(
+            parse("status=nope")
+                .unwrap_err()
+                .contains("expected one of")
+        );
+        assert!(
+            parse("colour=red")
+                .unwrap_err()
+                .contains("unknown filter key")
+        );
+        assert!(parse("bob").unwrap_err().contains("key=value"));
+        assert!(
+            parse("reason=\"open")
+                .unwrap_err()
+                .contains("closing quote")
+        );
+        assert!(parse("event=").unwrap_err().contains("needs a value"));
+        assert_eq!(parse("  ").unwrap(), QueueQuery::default());
+    }
+}

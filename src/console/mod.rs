@@ -1,0 +1,246 @@
+//! The admin console (DESIGN §11): a ratatui app over the service layer.
+//!
+//! Shape (STYLE.md): [`state::AppState`] is plain data; terminal events become
+//! [`action::Action`]s through the one action table in [`keymap`]; [`update::update`] is pure
+//! and returns [`action::Effect`]s; the [`driver`] runs each effect in a task against the
+//! service and sends its result back as an action; [`view::draw`] draws the state, only when it
+//! changed and at most ~30 times a second. Nothing here touches the store directly.
+
+pub mod action;
+pub mod confirm;
+pub mod delivery;
+pub mod driver;
+pub mod events;
+pub mod filter;
+pub mod footer;
+pub mod header;
+pub mod help;
+pub mod inbox;
+pub mod keymap;
+pub mod optouts;
+pub mod queue;
+pub mod queue_view;
+mod results;
+pub mod state;
+pub mod terminal;
+pub mod theme;
+pub mod troubleshoot;
+pub mod update;
+pub mod view;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use crossterm::event::{Event, KeyEventKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::channels::Channels;
+use crate::dispatch::{DispatchSettings, Dispatcher, DispatcherState};
+use crate::model::User;
+use crate::service::Service;
+use crate::telemetry::{LogHandle, LogRing, Metrics};
+
+use action::Action;
+use state::{AppState, Overlay, Session};
+use terminal::TerminalSession;
+use theme::Theme;
+
+/// `herald console` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleOptions {
+    /// Do not run a dispatcher in this process.
+    pub no_dispatcher: bool,
+    /// Remove every action that changes anything.
+    pub read_only: bool,
+}
+
+/// The shortest time between two frames (~30 fps).
+const FRAME: Duration = Duration::from_millis(33);
+/// How often live data is refreshed.
+const TICK: Duration = Duration::from_secs(1);
+/// How long a clean stop of the embedded dispatcher may take.
+const DISPATCHER_STOP: Duration = Duration::from_secs(30);
+
+/// Runs the console for `caller` until `q`, with an embedded dispatcher unless told not to.
+/// The terminal is restored on every way out; `logs`' stderr output is muted meanwhile.
+pub async fn run(
+    service: Arc<Service>,
+    caller: User,
+    options: ConsoleOptions,
+    logs: Option<LogHandle>,
+) -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal; for scripts use the other commands (e.g. `herald messages list`)"
+        );
+    }
+    let config = service.config();
+    let session = Session {
+        user: caller.clone(),
+        store_url: service.store().display_url().to_string(),
+        read_only: options.read_only,
+        embedded_dispatcher: !options.no_dispatcher,
+        default_method: config.notifications.method,
+        fetch_interval: config.notifications.fetch_interval,
+    };
+    let dispatcher = if options.no_dispatcher {
+        None
+    } else {
+        let store = service.store().clone();
+        let channels = Channels::for_replica(config, store.clone())?;
+        Some(Dispatcher::new(
+            store,
+            Arc::new(channels),
+            DispatchSettings::from(&config.notifications),
+            Arc::new(Metrics::new()),
+        )?)
+    };
+    let ring = logs
+        .as_ref()
+        .map_or_else(|| LogRing::new(0), LogHandle::ring);
+    if let Some(logs) = &logs {
+        logs.set_stderr(false);
+    }
+    let (stop, stopping) = watch::channel(false);
+    let states = dispatcher.as_ref().map(Dispatcher::state);
+    let running = dispatcher.map(|d| tokio::spawn(d.run(stopping)));
+    let (results_tx, results_rx) = mpsc::unbounded_channel();
+    let driver = driver::Driver::new(service.clone(), caller, results_tx);
+    let state = AppState::new(session, Utc::now());
+    let outcome = ui_loop(state, driver, results_rx, ring, states).await;
+    if let Some(logs) = &logs {
+        logs.set_stderr(true);
+    }
+    let _ = stop.send(true);
+    if let Some(task) = running {
+        match tokio::time::timeout(DISPATCHER_STOP, task).await {
+            Ok(joined) => joined.context("the dispatcher task failed")??,
+            Err(_) => tracing::warn!("the dispatcher did not stop within 30s; leaving it"),
+        }
+    }
+    outcome
+}
+
+/// Reads terminal events on a thread of its own until `stop` (crossterm's reader blocks).
+fn read_terminal(events: mpsc::UnboundedSender<Event>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        match crossterm::event::poll(Duration::from_millis(100)) {
+            Ok(true) => match crossterm::event::read() {
+                Ok(event) => {
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            Ok(false) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// What a terminal event means now.
+fn translate(state: &AppState, event: Event) -> Vec<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            keymap::action_for_key(state, key).into_iter().collect()
+        }
+        Event::Resize(..) => vec![Action::Resized],
+        Event::Paste(text) if matches!(state.overlay, Overlay::Prompt(_)) => text
+            .chars()
+            .filter(|c| !c.is_control())
+            .map(|c| Action::Edit(tui_input::InputRequest::InsertChar(c)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Waits for the dispatcher's next state; never returns when there is none.
+async fn next_state(
+    states: &mut Option<watch::Receiver<DispatcherState>>,
+) -> Option<DispatcherState> {
+    match states {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => {
+                *states = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn ui_loop(
+    mut state: AppState,
+    driver: driver::Driver,
+    mut results: mpsc::UnboundedReceiver<Action>,
+    ring: LogRing,
+    mut states: Option<watch::Receiver<DispatcherState>>,
+) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let theme = Theme::from_env();
+    let mut session = TerminalSession::enter().context("cannot take the terminal")?;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop_reading.clone();
+        std::thread::spawn(move || read_terminal(events_tx, stop))
+    };
+    let dispatch = |state: &mut AppState, action: Action| {
+        for effect in update::update(state, action) {
+            driver.spawn(effect);
+        }
+    };
+    for effect in update::init(&mut state) {
+        driver.spawn(effect);
+    }
+    let mut log_generation = ring.generation();
+    dispatch(&mut state, Action::LogsAppended(ring.snapshot()));
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut drawn = None;
+    let outcome = loop {
+        tokio::select! {
+            Some(event) = events.recv() => {
+                for action in translate(&state, event) {
+                    dispatch(&mut state, action);
+                }
+            }
+            Some(action) = results.recv() => dispatch(&mut state, action),
+            _ = tick.tick() => dispatch(&mut state, Action::Tick(Utc::now())),
+            Some(s) = next_state(&mut states) => dispatch(&mut state, Action::DispatcherChanged(s)),
+            _ = hangup.recv() => state.quit = true,
+            _ = terminate.recv() => state.quit = true,
+            _ = frame.tick() => {
+                let generation = ring.generation();
+                if generation != log_generation {
+                    let lines = ring.since(log_generation);
+                    log_generation = generation;
+                    dispatch(&mut state, Action::LogsAppended(lines));
+                }
+                if drawn != Some(state.revision) {
+                    if let Err(e) = session.draw(|f| view::draw(f, &state, theme)) {
+                        break Err(e).context("cannot draw the console");
+                    }
+                    drawn = Some(state.revision);
+                }
+            }
+        }
+        if state.quit {
+            break Ok(());
+        }
+    };
+    stop_reading.store(true, Ordering::Relaxed);
+    drop(session);
+    let _ = reader.join();
+    outcome
+}

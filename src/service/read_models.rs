@@ -1,0 +1,238 @@
+//! The operations the console needs beyond the CLI's: searches by reason, counts, top reasons,
+//! volumes, throughput, replicas, doctor, and a test of any event sent to yourself.
+//!
+//! Same rules as the rest of the service: every operation checks the caller's roles first, and
+//! members only ever see their own messages.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{EnqueueReport, OWNERS, QUEUE_WATCHERS, Service, ServiceError, ServiceResult, require};
+use crate::channels::CheckResult;
+use crate::model::{Message, MessageState, User};
+use crate::queue;
+use crate::routing::{self, EnqueueRequest, RoutingSettings};
+use crate::store::{MessageFilter, NewMessage, PageRequest, ReasonCount, Replica, StateCounts};
+
+/// Which messages the console's queue shows: the store filter, a recipient by name, and an
+/// exact `status_reason` (the Troubleshoot tab's jump).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueQuery {
+    /// Statuses, event glob and method; its `user_id` is ignored (use `user`).
+    pub filter: MessageFilter,
+    /// A recipient's username.
+    pub user: Option<String>,
+    /// Only messages whose `status_reason` is exactly this.
+    pub reason: Option<String>,
+}
+
+/// Retries of a whole query are done in pages of this many.
+const RETRY_PAGE: u32 = 1000;
+
+impl Service {
+    /// The store filter `caller` may run for `query`: members see only their own messages,
+    /// owners and on-call anyone's.
+    async fn visible_filter(
+        &self,
+        caller: &User,
+        query: &QueueQuery,
+    ) -> ServiceResult<MessageFilter> {
+        let mut filter = query.filter.clone();
+        let sees_all = require(caller, QUEUE_WATCHERS, "").is_ok();
+        filter.user_id = match query.user.as_deref() {
+            Some(name) if name != caller.username => {
+                require(caller, QUEUE_WATCHERS, "listing another user's messages")?;
+                Some(self.user_named(name).await?.id)
+            }
+            Some(_) => Some(caller.id),
+            None if !sees_all => Some(caller.id),
+            None => None,
+        };
+        if let Some(event) = &filter.event
+            && !event.contains('*')
+        {
+            self.event_named(event).await?;
+        }
+        Ok(filter)
+    }
+
+    /// A keyset page of the messages matching `query`, newest first.
+    pub async fn search_messages(
+        &self,
+        caller: &User,
+        query: &QueueQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Vec<Message>> {
+        let filter = self.visible_filter(caller, query).await?;
+        Ok(self
+            .store
+            .search_messages(&filter, query.reason.as_deref(), page)
+            .await?)
+    }
+
+    /// How many messages match `query` (as the caller may see them).
+    pub async fn count_matching(&self, caller: &User, query: &QueueQuery) -> ServiceResult<i64> {
+        let filter = self.visible_filter(caller, query).await?;
+        Ok(self
+            .store
+            .count_messages(&filter, query.reason.as_deref())
+            .await?)
+    }
+
+    /// Retries every failed message matching `query`; owners only. Its statuses must be
+    /// failure states (none means both). Returns how many were put back to `pending`.
+    pub async fn retry_query(&self, caller: &User, query: &QueueQuery) -> ServiceResult<usize> {
+        require(caller, OWNERS, "retrying messages")?;
+        let mut filter = self.visible_filter(caller, query).await?;
+        for s in &filter.statuses {
+            if queue::can_retry(*s, false).is_err() {
+                return Err(ServiceError::Invalid(format!(
+                    "cannot retry messages in state {s}: only temporary_failure and permanent_failure can be retried"
+                )));
+            }
+        }
+        if filter.statuses.is_empty() {
+            filter.statuses = vec![
+                MessageState::TemporaryFailure,
+                MessageState::PermanentFailure,
+            ];
+        }
+        let reason = format!("retried by {}", caller.username);
+        let mut total = 0;
+        let mut before = None;
+        loop {
+            let page = self
+                .store
+                .search_messages(
+                    &filter,
+                    query.reason.as_deref(),
+                    PageRequest {
+                        before,
+                        limit: RETRY_PAGE,
+                    },
+                )
+                .await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            let ids: Vec<Uuid> = page.iter().map(|m| m.id).collect();
+            total += self.store.retry_messages(&ids, false, &reason).await?.len();
+        }
+        tracing::info!(user = %caller.username, count = total, "messages retried from the console");
+        Ok(total)
+    }
+
+    /// The commonest reasons messages failed; owners and on-call.
+    pub async fn top_status_reasons(
+        &self,
+        caller: &User,
+        limit: u32,
+    ) -> ServiceResult<Vec<ReasonCount>> {
+        require(caller, QUEUE_WATCHERS, "viewing failure reasons")?;
+        Ok(self.store.top_status_reasons(limit).await?)
+    }
+
+    /// Messages created since `since`, per event; owners and on-call.
+    pub async fn event_volumes(
+        &self,
+        caller: &User,
+        since: DateTime<Utc>,
+    ) -> ServiceResult<Vec<(String, i64)>> {
+        require(caller, QUEUE_WATCHERS, "viewing event volumes")?;
+        Ok(self.store.volume_by_event(since).await?)
+    }
+
+    /// Delivery attempts since `since`, per outcome; owners and on-call.
+    pub async fn throughput(
+        &self,
+        caller: &User,
+        since: DateTime<Utc>,
+    ) -> ServiceResult<StateCounts> {
+        require(caller, QUEUE_WATCHERS, "viewing delivery throughput")?;
+        Ok(self.store.attempts_since(since).await?)
+    }
+
+    /// Every dispatcher's heartbeat row; owners and on-call.
+    pub async fn replicas(&self, caller: &User) -> ServiceResult<Vec<Replica>> {
+        require(caller, QUEUE_WATCHERS, "viewing replicas")?;
+        Ok(self.store.list_replicas().await?)
+    }
+
+    /// `herald doctor`'s checks; owners and on-call.
+    pub async fn doctor(&self, caller: &User) -> ServiceResult<Vec<CheckResult>> {
+        require(caller, QUEUE_WATCHERS, "running doctor")?;
+        Ok(crate::doctor::diagnose(self).await)
+    }
+
+    /// Sends `event` to the caller alone, with sample labels, by the caller's usual methods:
+    /// no audience, no targets, no dedupe, and the caller's opt-out does not apply (they asked
+    /// for it). Anyone may test an event on themselves.
+    pub async fn send_event_test(
+        &self,
+        caller: &User,
+        event: &str,
+    ) -> ServiceResult<EnqueueReport> {
+        let event = self.event_named(event).await?;
+        let sample = crate::render::sample_payload(&event);
+        let mut labels: BTreeMap<String, String> = sample["labels"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.insert("initiator".into(), caller.username.clone());
+        let data = serde_json::json!({"test": true});
+        let settings = RoutingSettings {
+            default_method: self.config.notifications.method,
+            inbox_enabled: self.config.notifications.inbox_enabled,
+            configured: self.config.configured_methods(),
+        };
+        let now = Utc::now();
+        let plan = routing::plan(&EnqueueRequest {
+            event: &event,
+            explicit: std::slice::from_ref(caller),
+            audience: &[],
+            actor: None,
+            audit_owner: None,
+            labels: &labels,
+            data: &data,
+            targets: &[],
+            preferences: &[],
+            settings: &settings,
+            dedupe: false,
+            day: now.date_naive(),
+        });
+        let messages: Vec<NewMessage> = plan
+            .messages
+            .into_iter()
+            .map(|p| NewMessage {
+                id: Uuid::now_v7(),
+                template_id: event.id,
+                user_id: p.user_id,
+                target: p.target,
+                method: p.method,
+                status: p.status,
+                status_reason: p.status_reason,
+                created_by: caller.username.clone(),
+                payload: p.payload,
+                dedupe_hash: None,
+                created_at: now,
+            })
+            .collect();
+        let outcome = self.store.enqueue(&messages).await?;
+        let mut enqueued = Vec::with_capacity(outcome.enqueued.len());
+        for id in &outcome.enqueued {
+            if let Some((m, _)) = self.store.message(*id).await? {
+                enqueued.push(m);
+            }
+        }
+        Ok(EnqueueReport {
+            enqueued,
+            duplicates: outcome.duplicates,
+            warnings: plan.warnings,
+        })
+    }
+}

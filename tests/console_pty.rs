@@ -1,0 +1,360 @@
+//! The real binary's console in a pseudo-terminal (portable-pty, screen read with vt100), on a
+//! seeded SQLite store whose webhook endpoint refuses connections, so the embedded dispatcher
+//! turns every webhook message into a permanent failure.
+//!
+//! As the owner: switch tabs, pause with `P` + `y` (banner and `notifications status` agree),
+//! filter the queue to `permanent_failure`, retry one after confirming and see the counts
+//! change, quit with `q` (exit 0, alternate screen left, cursor shown). As a member, with plain
+//! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use serde_json::Value;
+
+/// Generous: the machine is shared and debug builds are slow.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A seeded store and the environment every `herald` run here gets.
+struct Deployment {
+    _db: common::TestDb,
+    url: String,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Deployment {
+    fn seeded() -> Deployment {
+        let db = common::sqlite_db();
+        let url = db.url.clone();
+        let dir = tempfile::tempdir().expect("a scratch dir");
+        // A port nothing listens on: every webhook delivery is refused at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let env = vec![
+            ("NO_COLOR".into(), "1".into()),
+            ("HERALD_NOTIFICATIONS_METHOD".into(), "webhook".into()),
+            (
+                "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT".into(),
+                format!("http://127.0.0.1:{closed}/hook"),
+            ),
+            ("HERALD_NOTIFICATIONS_MAX_SEND_ATTEMPTS".into(), "1".into()),
+            ("HERALD_NOTIFICATIONS_FETCH_INTERVAL".into(), "1s".into()),
+        ];
+        let d = Deployment {
+            _db: db,
+            url,
+            dir,
+            env,
+        };
+        d.cli(None, &["migrate"]);
+        d.cli(
+            None,
+            &[
+                "users",
+                "add",
+                "alice",
+                "--email",
+                "alice@example.com",
+                "--role",
+                "owner",
+            ],
+        );
+        d.cli(
+            Some("alice"),
+            &["users", "add", "bob", "--email", "bob@example.com"],
+        );
+        for name in ["ws1", "ws2", "ws3"] {
+            d.cli(
+                Some("alice"),
+                &[
+                    "enqueue",
+                    "run_failure",
+                    "--user",
+                    "bob",
+                    "--label",
+                    &format!("name={name}"),
+                ],
+            );
+        }
+        d
+    }
+
+    fn bin() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_herald"))
+    }
+
+    /// Runs `herald` as `user`; panics unless it succeeds; returns stdout.
+    fn cli(&self, user: Option<&str>, args: &[&str]) -> String {
+        let mut cmd = Command::new(Self::bin());
+        cmd.current_dir(self.dir.path())
+            .arg("--database-url")
+            .arg(&self.url);
+        if let Some(user) = user {
+            cmd.arg("--as").arg(user);
+        }
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HERALD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v))).args(args);
+        let out = cmd.output().expect("herald runs");
+        assert!(
+            out.status.success(),
+            "herald {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, user: &str, args: &[&str]) -> Value {
+        let out = self.cli(Some(user), args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    fn count(&self, status: &str) -> usize {
+        let list = self.json("alice", &["messages", "list", "--status", status, "--json"]);
+        list.as_array().map_or(0, Vec::len)
+    }
+
+    /// Starts `herald [args]` as `user` in an 80×24 pseudo-terminal.
+    fn console(&self, user: &str, args: &[&str]) -> Console {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(Self::bin());
+        cmd.cwd(self.dir.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HERALD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("TERM", "xterm-256color");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.args(["--database-url", &self.url, "--as", user]);
+        cmd.args(args);
+        let child = pty.slave.spawn_command(cmd).expect("the console starts");
+        drop(pty.slave);
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = pty.master.try_clone_reader().expect("a pty reader");
+        {
+            let parser = parser.clone();
+            let raw = raw.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    parser.lock().expect("not poisoned").process(&buf[..n]);
+                    raw.lock()
+                        .expect("not poisoned")
+                        .extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let writer = pty.master.take_writer().expect("a pty writer");
+        Console {
+            parser,
+            raw,
+            writer,
+            child,
+            _master: pty.master,
+        }
+    }
+}
+
+struct Console {
+    parser: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
+    _master: Box<dyn MasterPty + Send>,
+}
+
+impl Console {
+    fn screen(&self) -> String {
+        self.parser
+            .lock()
+            .expect("not poisoned")
+            .screen()
+            .contents()
+    }
+
+    /// Waits until the screen shows `needle`; panics with the screen after [`WAIT`].
+    #[track_caller]
+    fn wait_for(&mut self, needle: &str) {
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if self.screen().contains(needle) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the console exited ({status:?}) before showing `{needle}`:\n{}",
+                    self.screen()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("`{needle}` never appeared; the screen:\n{}", self.screen());
+    }
+
+    fn press(&mut self, keys: &str) {
+        self.writer
+            .write_all(keys.as_bytes())
+            .expect("keys reach the console");
+        self.writer.flush().expect("keys reach the console");
+        // Let the console read them one event at a time (and ESC not merge with what follows).
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.press(&c.to_string());
+        }
+    }
+
+    /// Quits with `q` and returns the exit code.
+    #[track_caller]
+    fn quit(&mut self) -> u32 {
+        self.press("q");
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread take in the last bytes.
+                std::thread::sleep(Duration::from_millis(300));
+                return status.exit_code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("the console did not exit after q:\n{}", self.screen());
+    }
+
+    #[track_caller]
+    fn assert_terminal_restored(&self) {
+        let parser = self.parser.lock().expect("not poisoned");
+        assert!(
+            !parser.screen().alternate_screen(),
+            "still on the alternate screen"
+        );
+        assert!(!parser.screen().hide_cursor(), "the cursor is still hidden");
+        let raw = self.raw.lock().expect("not poisoned");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            text.contains("\u{1b}[?1049h"),
+            "never entered the alternate screen"
+        );
+        assert!(
+            text.contains("\u{1b}[?1049l"),
+            "never left the alternate screen"
+        );
+    }
+}
+
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn an_owner_pauses_filters_and_retries_and_a_member_opts_out() {
+    let d = Deployment::seeded();
+
+    // ---- the owner --------------------------------------------------------------------
+    let mut c = d.console("alice", &["console"]);
+    c.wait_for("alice (owner)");
+    c.wait_for("1 Events");
+    // The embedded dispatcher delivers: inbox copies are sent, webhooks refused for good.
+    wait_until("3 permanent failures", || d.count("permanent_failure") == 3);
+
+    c.press("2");
+    c.wait_for("Delivery methods");
+    c.press("3");
+    c.wait_for("Opt-outs of alice");
+    c.press("4");
+    c.wait_for("perm fail 3");
+
+    c.press("P");
+    c.wait_for("Pause delivery on every replica?");
+    c.press("y");
+    c.wait_for("■ PAUSED ■");
+    let status = d.cli(Some("alice"), &["notifications", "status"]);
+    assert!(status.contains("paused"), "{status}");
+
+    c.press("/");
+    c.wait_for("filter:");
+    c.type_text("status=permanent_failure");
+    c.press("\r");
+    c.wait_for("filter: status=permanent_failure");
+    c.wait_for("Messages (3)");
+
+    c.press("r");
+    c.wait_for("Retry 1 message (run_failure to bob by webhook");
+    c.press("y");
+    c.wait_for("retried 1");
+    // Paused, so the retried message waits in pending: the screen and the store agree.
+    c.wait_for("Messages (2)");
+    c.wait_for("pending 1");
+    c.wait_for("perm fail 2");
+    assert_eq!(d.count("pending"), 1);
+    assert_eq!(d.count("permanent_failure"), 2);
+
+    c.press(":");
+    c.type_text("logs");
+    c.press("\r");
+    c.wait_for("Top failure reasons");
+
+    assert_eq!(c.quit(), 0, "q exits 0");
+    c.assert_terminal_restored();
+    d.cli(Some("alice"), &["notifications", "resume"]);
+
+    // ---- a member, with plain `herald` ---------------------------------------------------
+    let before = d.json("bob", &["optout", "list", "--json"]);
+    let first = |list: &Value| {
+        list.as_array()
+            .and_then(|rows| rows.iter().find(|r| r["event"] == "custom_notification"))
+            .map(|r| r["enabled"].clone())
+    };
+    assert_eq!(first(&before), Some(Value::Bool(true)));
+    let mut m = d.console("bob", &[]);
+    m.wait_for("bob (member)");
+    m.press("3");
+    m.wait_for("Opt-outs of bob");
+    m.wait_for("custom_notification");
+    m.press(" ");
+    m.wait_for("bob opted out of custom_notification");
+    m.press("P");
+    assert!(
+        !m.screen().contains("Pause delivery"),
+        "members cannot pause"
+    );
+    assert_eq!(m.quit(), 0);
+    m.assert_terminal_restored();
+    let after = d.json("bob", &["optout", "list", "--json"]);
+    assert_eq!(first(&after), Some(Value::Bool(false)));
+}
