@@ -367,6 +367,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("store/migrations/sqlite/0002_dispatch.sql"),
         postgres: include_str!("store/migrations/postgres/0002_dispatch.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lease_by_status",
+        sqlite: include_str!("store/migrations/sqlite/0003_lease_by_status.sql"),
+        postgres: include_str!("store/migrations/postgres/0003_lease_by_status.sql"),
+    },
 ];
 
 fn latest_version() -> i64 {
@@ -450,6 +456,12 @@ fn like_pattern(glob: &str) -> String {
     }
     out
 }
+
+/// The lease's two passes (DESIGN §5): pending messages, then retries whose time has come and
+/// leases that expired (their replica died). `$now` is the backend's current time.
+const LEASE_PENDING: &str = "status = 'pending'";
+const LEASE_DUE: &str = "((status = 'temporary_failure' AND next_retry_after <= $now)
+     OR (status = 'leased' AND leased_until < $now))";
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
 const PURGE_BATCH: i64 = 5_000;

@@ -594,39 +594,73 @@ impl Store for PostgresStore {
     }
 
     async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
-        let mut outcome = EnqueueOutcome::default();
+        if messages.is_empty() {
+            return Ok(EnqueueOutcome::default());
+        }
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let templates: Vec<Uuid> = messages.iter().map(|m| m.template_id).collect();
+        let users: Vec<Option<Uuid>> = messages.iter().map(|m| m.user_id).collect();
+        let targets: Vec<Option<String>> = messages.iter().map(|m| m.target.clone()).collect();
+        let methods: Vec<&str> = messages.iter().map(|m| m.method.as_str()).collect();
+        let statuses: Vec<&str> = messages.iter().map(|m| m.status.as_str()).collect();
+        let reasons: Vec<Option<String>> =
+            messages.iter().map(|m| m.status_reason.clone()).collect();
+        let creators: Vec<&str> = messages.iter().map(|m| m.created_by.as_str()).collect();
+        let payloads: Vec<String> = messages.iter().map(|m| to_json(&m.payload)).collect();
+        let created: Vec<DateTime<Utc>> = messages.iter().map(|m| m.created_at).collect();
+        let hashes: Vec<Option<String>> = messages.iter().map(|m| m.dedupe_hash.clone()).collect();
         let mut tx = self.pool.begin().await?;
+        // One statement for the whole batch.
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
+                 method, status, status_reason, created_by, payload, attempt_count, created_at,
+                 updated_at, dedupe_hash)
+             SELECT id, template, usr, target, method, status, reason, creator, payload::jsonb,
+                 0, created, created, hash
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+                 AS t(id, template, usr, target, method, status, reason, creator, payload,
+                      created, hash)
+             ON CONFLICT (dedupe_hash) DO NOTHING
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&templates)
+        .bind(&users)
+        .bind(&targets)
+        .bind(&methods)
+        .bind(&statuses)
+        .bind(&reasons)
+        .bind(&creators)
+        .bind(&payloads)
+        .bind(&created)
+        .bind(&hashes)
+        .fetch_all(&mut *tx)
+        .await?;
+        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        let mut outcome = EnqueueOutcome::default();
+        let mut skipped = Vec::new();
         for m in messages {
-            let inserted = sqlx::query(
-                "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
-                     method, status, status_reason, created_by, payload, attempt_count, created_at,
-                     updated_at, dedupe_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 0, $10, $10, $11)
-                 ON CONFLICT (dedupe_hash) DO NOTHING",
-            )
-            .bind(m.id)
-            .bind(m.template_id)
-            .bind(m.user_id)
-            .bind(&m.target)
-            .bind(m.method.as_str())
-            .bind(m.status.as_str())
-            .bind(&m.status_reason)
-            .bind(&m.created_by)
-            .bind(to_json(&m.payload))
-            .bind(m.created_at)
-            .bind(&m.dedupe_hash)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
+            if inserted.contains(&m.id) {
                 outcome.enqueued.push(m.id);
             } else {
-                let existing: Uuid = sqlx::query_scalar(
-                    "SELECT id FROM notification_messages WHERE dedupe_hash = $1",
-                )
-                .bind(&m.dedupe_hash)
-                .fetch_one(&mut *tx)
-                .await?;
-                outcome.duplicates.push(existing);
+                skipped.push(m.dedupe_hash.clone().unwrap_or_default());
+            }
+        }
+        if !skipped.is_empty() {
+            let found: Vec<(String, Uuid)> = sqlx::query_as(
+                "SELECT dedupe_hash, id FROM notification_messages WHERE dedupe_hash = ANY ($1)",
+            )
+            .bind(&skipped)
+            .fetch_all(&mut *tx)
+            .await?;
+            let by_hash: std::collections::HashMap<String, Uuid> = found.into_iter().collect();
+            for hash in &skipped {
+                let id = by_hash.get(hash).ok_or_else(|| StoreError::Corrupt {
+                    table: "notification_messages",
+                    detail: format!("a message was refused but no message has dedupe hash {hash}"),
+                })?;
+                outcome.duplicates.push(*id);
             }
         }
         if !outcome.enqueued.is_empty() {
@@ -834,30 +868,40 @@ impl Store for PostgresStore {
         lease_period: Duration,
         max_send_attempts: u32,
     ) -> StoreResult<Vec<LeasedMessage>> {
-        let rows = sqlx::query(
-            "WITH leasable AS (
-                 SELECT id FROM notification_messages
-                 WHERE status IN ('pending', 'temporary_failure', 'leased')
-                   AND attempt_count < $3
-                   AND (status = 'pending'
-                        OR (status = 'temporary_failure' AND next_retry_after <= now())
-                        OR (status = 'leased' AND leased_until < now()))
-                 ORDER BY id LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE notification_messages m SET status = 'leased',
-                 leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
-                 updated_at = now(),
-                 queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
-             FROM leasable WHERE m.id = leasable.id
-             RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
-                 m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
-        )
-        .bind(millis(lease_period) as f64)
-        .bind(crate::queue::leased_reason(notifier_id))
-        .bind(i32::try_from(max_send_attempts).unwrap_or(i32::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows = Vec::new();
+        // Pending messages first, by a plain ordered scan of (status, id) — which also marks
+        // dead index entries so later scans skip them; the rarer due retries and expired
+        // leases only when the batch is not full.
+        for condition in [super::LEASE_PENDING, super::LEASE_DUE] {
+            let room = i64::from(limit) - rows.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let sql = format!(
+                "WITH leasable AS (
+                     SELECT id FROM notification_messages
+                     WHERE attempt_count < $3 AND {}
+                     ORDER BY id LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE notification_messages m SET status = 'leased',
+                     leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
+                     updated_at = now(),
+                     queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
+                 FROM leasable WHERE m.id = leasable.id
+                 RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
+                     m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
+                condition.replace("$now", "now()")
+            );
+            rows.extend(
+                sqlx::query(&sql)
+                    .bind(millis(lease_period) as f64)
+                    .bind(crate::queue::leased_reason(notifier_id))
+                    .bind(i32::try_from(max_send_attempts).unwrap_or(i32::MAX))
+                    .bind(room)
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+        }
         let mut leased = rows
             .iter()
             .map(leased_from_row)

@@ -37,7 +37,7 @@ pub struct SqliteStore {
 }
 
 /// How often the watcher asks SQLite whether another process committed.
-const DATA_VERSION_POLL: Duration = Duration::from_millis(20);
+const DATA_VERSION_POLL: Duration = Duration::from_millis(5);
 
 /// Fixed-width UTC text, so that comparing strings compares instants.
 fn ts(dt: DateTime<Utc>) -> String {
@@ -665,43 +665,72 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
-        let mut outcome = EnqueueOutcome::default();
+        if messages.is_empty() {
+            return Ok(EnqueueOutcome::default());
+        }
+        let rows: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id.to_string(),
+                    "template": m.template_id.to_string(),
+                    "user": m.user_id.map(|u| u.to_string()),
+                    "target": m.target,
+                    "method": m.method.as_str(),
+                    "status": m.status.as_str(),
+                    "reason": m.status_reason,
+                    "by": m.created_by,
+                    "payload": to_json(&m.payload),
+                    "created": ts(m.created_at),
+                    "hash": m.dedupe_hash,
+                })
+            })
+            .collect();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // One statement for the whole batch; `WHERE true` keeps SQLite from reading
+        // ON CONFLICT as part of the SELECT.
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
+                 method, status, status_reason, created_by, payload, attempt_count, created_at,
+                 updated_at, dedupe_hash)
+             SELECT value ->> 'id', value ->> 'template', value ->> 'user', value ->> 'target',
+                 value ->> 'method', value ->> 'status', value ->> 'reason', value ->> 'by',
+                 value ->> 'payload', 0, value ->> 'created', value ->> 'created',
+                 value ->> 'hash'
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (dedupe_hash) DO NOTHING
+             RETURNING id",
+        )
+        .bind(to_json(&rows))
+        .fetch_all(&mut *tx)
+        .await?;
+        let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+        let mut outcome = EnqueueOutcome::default();
+        let mut skipped = Vec::new();
         for m in messages {
-            let created = ts(m.created_at);
-            let inserted = sqlx::query(
-                "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
-                     method, status, status_reason, created_by, payload, attempt_count, created_at,
-                     updated_at, dedupe_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-                 ON CONFLICT (dedupe_hash) DO NOTHING",
-            )
-            .bind(m.id.to_string())
-            .bind(m.template_id.to_string())
-            .bind(m.user_id.map(|u| u.to_string()))
-            .bind(&m.target)
-            .bind(m.method.as_str())
-            .bind(m.status.as_str())
-            .bind(&m.status_reason)
-            .bind(&m.created_by)
-            .bind(to_json(&m.payload))
-            .bind(&created)
-            .bind(&created)
-            .bind(&m.dedupe_hash)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
+            if inserted.contains(&m.id.to_string()) {
                 outcome.enqueued.push(m.id);
             } else {
-                let existing: String = sqlx::query_scalar(
-                    "SELECT id FROM notification_messages WHERE dedupe_hash = ?",
-                )
-                .bind(&m.dedupe_hash)
-                .fetch_one(&mut *tx)
-                .await?;
+                skipped.push(m.dedupe_hash.clone().unwrap_or_default());
+            }
+        }
+        if !skipped.is_empty() {
+            let found: Vec<(String, String)> = sqlx::query_as(
+                "SELECT dedupe_hash, id FROM notification_messages
+                 WHERE dedupe_hash IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(to_json(&skipped))
+            .fetch_all(&mut *tx)
+            .await?;
+            let by_hash: std::collections::HashMap<String, String> = found.into_iter().collect();
+            for hash in &skipped {
+                let id = by_hash.get(hash).ok_or_else(|| StoreError::Corrupt {
+                    table: "notification_messages",
+                    detail: format!("a message was refused but no message has dedupe hash {hash}"),
+                })?;
                 outcome
                     .duplicates
-                    .push(parse_id("notification_messages", &existing)?);
+                    .push(parse_id("notification_messages", id)?);
             }
         }
         tx.commit().await?;
@@ -915,28 +944,37 @@ impl Store for SqliteStore {
         let now = Utc::now();
         let now_text = ts(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
-            "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
-                 status_reason = ?2, updated_at = ?3,
-                 queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
-             WHERE id IN (
-                 SELECT id FROM notification_messages
-                 WHERE status IN ('pending', 'temporary_failure', 'leased')
-                   AND attempt_count < ?4
-                   AND (status = 'pending'
-                        OR (status = 'temporary_failure' AND next_retry_after <= ?3)
-                        OR (status = 'leased' AND leased_until < ?3))
-                 ORDER BY id LIMIT ?5)
-             RETURNING id, notification_template_id, user_id, target, method, payload,
-                 attempt_count, created_at, queued_seconds",
-        )
-        .bind(ts(now + chrono_duration(lease_period)))
-        .bind(crate::queue::leased_reason(notifier_id))
-        .bind(&now_text)
-        .bind(i64::from(max_send_attempts))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut rows = Vec::new();
+        // Pending messages first, on their own ordered index; the rarer due retries and
+        // expired leases only when the batch is not full.
+        for condition in [super::LEASE_PENDING, super::LEASE_DUE] {
+            let room = i64::from(limit) - rows.len() as i64;
+            if room <= 0 {
+                break;
+            }
+            let sql = format!(
+                "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
+                     status_reason = ?2, updated_at = ?3,
+                     queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
+                 WHERE id IN (
+                     SELECT id FROM notification_messages
+                     WHERE attempt_count < ?4 AND {}
+                     ORDER BY id LIMIT ?5)
+                 RETURNING id, notification_template_id, user_id, target, method, payload,
+                     attempt_count, created_at, queued_seconds",
+                condition.replace("$now", "?3")
+            );
+            rows.extend(
+                sqlx::query(&sql)
+                    .bind(ts(now + chrono_duration(lease_period)))
+                    .bind(crate::queue::leased_reason(notifier_id))
+                    .bind(&now_text)
+                    .bind(i64::from(max_send_attempts))
+                    .bind(room)
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
         tx.commit().await?;
         let mut leased = rows
             .iter()
@@ -969,13 +1007,17 @@ impl Store for SqliteStore {
         let json = to_json(&rows);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
+            // MATERIALIZED: parse the JSON once, then one index lookup per outcome; inlined,
+            // SQLite re-parsed the whole array for every leased row (quadratic).
+            "WITH j AS MATERIALIZED (
+                 SELECT value ->> 'id' AS id, value ->> 'status' AS status,
+                        value ->> 'reason' AS reason, value ->> 'attempts' AS attempts,
+                        value ->> 'next_retry' AS next_retry
+                 FROM json_each(?1))
+             UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
                  attempt_count = j.attempts, next_retry_after = j.next_retry,
                  leased_until = NULL, updated_at = ?2
-             FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status,
-                          value ->> 'reason' AS reason, value ->> 'attempts' AS attempts,
-                          value ->> 'next_retry' AS next_retry
-                   FROM json_each(?1)) AS j
+             FROM j
              WHERE m.id = j.id AND m.status = 'leased'",
         )
         .bind(&json)
