@@ -3,6 +3,10 @@
 //! `--read-only` has no action that changes anything), and the key table behind them.
 
 mod console_fixtures;
+#[path = "console_update/keys.rs"]
+mod keys;
+#[path = "console_update/queue.rs"]
+mod queue;
 
 use console_fixtures::{feed, id, loaded, member, message, now, on_tab, oncall, owner, page};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -97,22 +101,6 @@ fn switching_tabs_reads_what_the_tab_shows_and_members_get_no_counts() {
 }
 
 #[test]
-fn periodic_reads_never_pile_up_and_resume_once_answered() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    s.loading.clear();
-    let first = update(&mut s, Action::Tick(now()));
-    assert!(first.contains(&Effect::LoadCounts));
-    let second = update(&mut s, Action::Tick(now()));
-    assert!(
-        !second.contains(&Effect::LoadCounts),
-        "a count is in flight"
-    );
-    feed(&mut s, Action::CountsLoaded(Ok(console_fixtures::counts())));
-    assert!(!s.loading.contains(&Load::Counts));
-    assert!(update(&mut s, Action::Tick(now())).contains(&Effect::LoadCounts));
-}
-
-#[test]
 fn unchanged_results_do_not_redraw() {
     let mut s = on_tab(owner(), false, Tab::Queue);
     let revision = s.revision;
@@ -195,93 +183,6 @@ fn moving_stays_within_the_list() {
     assert_eq!(s.troubleshoot.selected, 2);
 }
 
-fn full_page(offset: u128) -> Vec<herald::model::Message> {
-    (0..u128::from(PAGE_SIZE))
-        .map(|i| {
-            message(
-                offset - i,
-                "run_failure",
-                None,
-                Method::Webhook,
-                MessageState::PermanentFailure,
-                Some("webhook 503"),
-                10,
-            )
-        })
-        .collect()
-}
-
-#[test]
-fn the_queue_pages_by_keyset_and_drops_stale_pages() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    let seq = s.queue.seq;
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(full_page(1000)),
-        },
-    );
-    let last = s.queue.page[PAGE_SIZE as usize - 1].id;
-    let effects = update(&mut s, Action::PageDown);
-    let Some(Effect::LoadPage {
-        seq: next, before, ..
-    }) = effects.first().cloned()
-    else {
-        panic!("no page asked for: {effects:?}");
-    };
-    assert_eq!(before, Some(last));
-    assert!(next > seq);
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(page()),
-        },
-    );
-    assert_eq!(
-        s.queue.page.len(),
-        PAGE_SIZE as usize,
-        "a stale page is dropped"
-    );
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq: next,
-            result: Ok(full_page(900)),
-        },
-    );
-    assert_eq!(s.queue.page_number(), 2);
-    assert_eq!(s.queue.selected, 0);
-    let effects = update(&mut s, Action::Up);
-    assert!(
-        matches!(effects.first(), Some(Effect::LoadPage { before: None, .. })),
-        "k on the first row goes back a page: {effects:?}"
-    );
-    assert_eq!(s.queue.page_number(), 1);
-    let seq = s.queue.seq;
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(full_page(1000)),
-        },
-    );
-    assert_eq!(
-        s.queue.selected,
-        PAGE_SIZE as usize - 1,
-        "back on its last row"
-    );
-    let effects = update(&mut s, Action::Down);
-    assert!(matches!(
-        effects.first(),
-        Some(Effect::LoadPage {
-            before: Some(_),
-            ..
-        })
-    ));
-}
-
 #[test]
 fn details_open_and_close() {
     let mut s = on_tab(owner(), false, Tab::Events);
@@ -316,39 +217,6 @@ fn details_open_and_close() {
     );
     feed(&mut s, Action::Back);
     assert!(!s.inbox.detail);
-}
-
-#[test]
-fn the_queue_filter_applies_or_says_what_is_wrong() {
-    let mut s = on_tab(member(), false, Tab::Queue);
-    feed(&mut s, Action::Filter);
-    assert!(matches!(s.overlay, Overlay::Prompt(_)));
-    type_text(&mut s, "status=nope");
-    let effects = update(&mut s, Action::SubmitInput);
-    assert!(effects.is_empty());
-    assert!(
-        matches!(s.overlay, Overlay::Prompt(_)),
-        "the prompt stays open"
-    );
-    assert!(s.notice.as_ref().is_some_and(|n| n.error));
-    feed(&mut s, Action::Edit(InputRequest::DeleteLine));
-    type_text(&mut s, "status=permanent_failure event=run_*");
-    let effects = update(&mut s, Action::SubmitInput);
-    assert!(matches!(s.overlay, Overlay::None));
-    match effects.as_slice() {
-        [
-            Effect::LoadPage {
-                query,
-                before: None,
-                ..
-            },
-        ] => {
-            assert_eq!(query.filter.statuses, vec![MessageState::PermanentFailure]);
-            assert_eq!(query.filter.event.as_deref(), Some("run_*"));
-        }
-        other => panic!("expected one page read, got {other:?}"),
-    }
-    assert_eq!(s.queue.filter_text, "status=permanent_failure event=run_*");
 }
 
 #[test]
@@ -531,143 +399,6 @@ fn opt_outs_toggle_for_yourself_and_owners_switch_user() {
 }
 
 #[test]
-fn retry_one_asks_with_what_and_only_owners_may() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    assert!(update(&mut s, Action::RetryOne).is_empty());
-    assert_eq!(confirm_effect(&s), Effect::Retry(vec![page()[0].id]));
-    assert!(confirm_question(&s).contains("Retry 1 message (run_failure"));
-    assert_eq!(
-        update(&mut s, Action::ConfirmYes),
-        vec![Effect::Retry(vec![page()[0].id])]
-    );
-    let effects = update(&mut s, Action::Retried(Ok("retried 1".into())));
-    assert!(
-        effects.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
-        "the page reloads"
-    );
-    assert!(effects.contains(&Effect::LoadCounts));
-
-    feed(&mut s, Action::Down);
-    feed(&mut s, Action::Down);
-    assert_eq!(
-        s.queue.selected_message().map(|m| m.status),
-        Some(MessageState::Sent)
-    );
-    assert!(update(&mut s, Action::RetryOne).is_empty());
-    assert!(
-        matches!(s.overlay, Overlay::None),
-        "a sent message is not retried"
-    );
-    assert!(s.notice.as_ref().is_some_and(|n| n.error));
-
-    for user in [member(), oncall()] {
-        let mut s = on_tab(user, false, Tab::Queue);
-        refused(&mut s, Action::RetryOne);
-        refused(&mut s, Action::RetryMarked);
-        refused(&mut s, Action::RetryAll);
-        refused(&mut s, Action::ToggleMark);
-    }
-}
-
-#[test]
-fn retry_marked_counts_the_marks() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    feed(&mut s, Action::RetryMarked);
-    assert!(matches!(s.overlay, Overlay::None));
-    assert!(
-        s.notice
-            .as_ref()
-            .is_some_and(|n| n.text.contains("mark messages"))
-    );
-    feed(&mut s, Action::ToggleMark);
-    feed(&mut s, Action::ToggleMark);
-    assert_eq!(s.queue.marked.len(), 2);
-    feed(&mut s, Action::RetryMarked);
-    assert!(confirm_question(&s).contains("Retry 2 marked messages"));
-    feed(&mut s, Action::ConfirmYes);
-    feed(&mut s, Action::Retried(Ok("retried 2".into())));
-    assert!(s.queue.marked.is_empty());
-    feed(&mut s, Action::ToggleMark);
-    feed(&mut s, Action::Back);
-    assert!(s.queue.marked.is_empty(), "Esc clears the marks");
-}
-
-#[test]
-fn retry_all_counts_first_then_asks_with_the_number() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    let effects = update(&mut s, Action::RetryAll);
-    let [Effect::CountRetryable(query)] = effects.as_slice() else {
-        panic!("expected a count first: {effects:?}");
-    };
-    assert_eq!(
-        query.filter.statuses,
-        vec![
-            MessageState::TemporaryFailure,
-            MessageState::PermanentFailure
-        ]
-    );
-    feed(
-        &mut s,
-        Action::RetryableCounted {
-            query: query.clone(),
-            result: Ok(0),
-        },
-    );
-    assert!(matches!(s.overlay, Overlay::None));
-    feed(
-        &mut s,
-        Action::RetryableCounted {
-            query: query.clone(),
-            result: Ok(3),
-        },
-    );
-    assert!(confirm_question(&s).contains("Retry all 3 messages"));
-    assert_eq!(
-        update(&mut s, Action::ConfirmYes),
-        vec![Effect::RetryQuery(query.clone())]
-    );
-
-    feed(&mut s, Action::Filter);
-    type_text(&mut s, "status=sent");
-    feed(&mut s, Action::SubmitInput);
-    assert!(update(&mut s, Action::RetryAll).is_empty());
-    assert!(
-        s.notice
-            .as_ref()
-            .is_some_and(|n| n.error && n.text.contains("sent"))
-    );
-}
-
-#[test]
-fn troubleshoot_jumps_to_the_messages_behind_a_reason() {
-    let mut s = on_tab(owner(), false, Tab::Troubleshoot);
-    feed(&mut s, Action::Down);
-    let effects = update(&mut s, Action::Open);
-    assert_eq!(s.tab, Tab::Queue);
-    let expected = QueueQuery {
-        filter: herald::store::MessageFilter {
-            statuses: vec![MessageState::TemporaryFailure],
-            ..Default::default()
-        },
-        user: None,
-        reason: Some("smtp 421 4.7.0 try again later".into()),
-    };
-    assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, Effect::LoadPage { query, .. } if *query == expected))
-    );
-    assert_eq!(
-        s.queue.filter_text,
-        "status=temporary_failure reason=\"smtp 421 4.7.0 try again later\""
-    );
-    refused(
-        &mut on_tab(member(), false, Tab::Troubleshoot),
-        Action::Open,
-    );
-}
-
-#[test]
 fn doctor_runs_for_watchers() {
     let mut s = on_tab(oncall(), false, Tab::Troubleshoot);
     assert_eq!(update(&mut s, Action::RunDoctor), vec![Effect::RunDoctor]);
@@ -713,107 +444,4 @@ fn refresh_reads_again_even_while_reads_are_in_flight() {
     let effects = update(&mut s, Action::Refresh);
     assert!(effects.contains(&Effect::LoadCounts));
     assert!(effects.contains(&Effect::LoadSettings));
-}
-
-#[test]
-fn every_bound_action_runs_on_every_tab_without_panicking() {
-    for user in [owner(), member(), oncall()] {
-        for tab in Tab::ALL {
-            for spec in ACTIONS {
-                let mut s = on_tab(user.clone(), false, tab);
-                let _ = update(&mut s, spec.action.clone());
-                let _ = update(&mut s, Action::Back);
-                let mut empty =
-                    AppState::new(console_fixtures::session(user.clone(), false), now());
-                empty.tab = tab;
-                let _ = update(&mut empty, spec.action.clone());
-            }
-        }
-    }
-}
-
-#[test]
-fn keys_follow_the_table_and_hide_what_the_role_cannot_do() {
-    let owner_state = on_tab(owner(), false, Tab::Queue);
-    assert_eq!(
-        keymap::action_for_key(&owner_state, key('P')),
-        Some(Action::TogglePause)
-    );
-    assert_eq!(
-        keymap::action_for_key(&owner_state, key('r')),
-        Some(Action::RetryOne)
-    );
-    assert_eq!(
-        keymap::action_for_key(
-            &owner_state,
-            KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT)
-        ),
-        Some(Action::RetryAll)
-    );
-    assert_eq!(
-        keymap::action_for_key(&owner_state, key('4')),
-        Some(Action::GoTab(Tab::Queue))
-    );
-
-    let member_state = on_tab(member(), false, Tab::Queue);
-    for c in ['P', 'r', 'R', 'A', ' '] {
-        assert_eq!(
-            keymap::action_for_key(&member_state, key(c)),
-            None,
-            "member pressed {c}"
-        );
-    }
-    let footer: Vec<&str> = keymap::footer_hints(&member_state)
-        .iter()
-        .map(|s| s.label)
-        .collect();
-    assert!(
-        !footer.contains(&"P") && !footer.contains(&"r"),
-        "{footer:?}"
-    );
-    let mut delivery = on_tab(member(), false, Tab::Delivery);
-    assert_eq!(keymap::action_for_key(&delivery, key('m')), None);
-    delivery.session.user = oncall();
-    assert_eq!(
-        keymap::action_for_key(&delivery, key('P')),
-        Some(Action::TogglePause)
-    );
-
-    let read_only = on_tab(owner(), false, Tab::Queue).tap_read_only();
-    assert!(
-        keymap::available(&read_only).all(|s| !s.mutates),
-        "read-only hides every change"
-    );
-    for c in ['P', 'r', 'R', 'A', ' '] {
-        assert_eq!(
-            keymap::action_for_key(&read_only, key(c)),
-            None,
-            "read-only pressed {c}"
-        );
-    }
-    let help: String =
-        herald::console::help::lines(&read_only, herald::console::theme::Theme::plain())
-            .iter()
-            .map(|l| l.to_string())
-            .collect();
-    assert!(!help.contains("retry") && !help.contains("pause"), "{help}");
-}
-
-#[test]
-fn prompts_take_text_and_ctrl_c_still_quits() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    feed(&mut s, Action::Filter);
-    let typed = keymap::action_for_key(&s, key('q'));
-    assert_eq!(
-        typed,
-        Some(Action::Edit(InputRequest::InsertChar('q'))),
-        "q types in a prompt"
-    );
-    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-    assert_eq!(keymap::action_for_key(&s, ctrl_c), Some(Action::Quit));
-    assert_eq!(
-        keymap::action_for_key(&s, key('r')),
-        Some(Action::Edit(InputRequest::InsertChar('r'))),
-        "tab keys do not reach a prompt"
-    );
 }

@@ -120,335 +120,65 @@ impl ActionSpec {
 
 use Scope::{Global, Tab as In};
 
-/// Every binding of the console. Order matters for display only.
+/// Every binding of the console, one per line: scope, keys, label, action, words, then who
+/// may run it (`needs`), whether it changes anything (`mutates`) or asks first
+/// (`destructive`), and whether the footer shows it. Tab bindings come first so the footer
+/// reads a tab's verbs before the global ones.
+#[rustfmt::skip]
 pub static ACTIONS: &[ActionSpec] = &[
     spec(Scope::Always, &[ctrl('c')], "Ctrl-C", Action::Quit, "quit"),
-    // tab-specific first, so the footer reads the tab's verbs before the global ones
-    spec(
-        In(Tab::Events),
-        &[code(KeyCode::Enter)],
-        "Enter",
-        Action::Open,
-        "detail",
-    )
-    .footer(),
-    spec(
-        In(Tab::Events),
-        &[key('t')],
-        "t",
-        Action::SendTest,
-        "send yourself a test",
-    )
-    .mutates()
-    .footer(),
-    spec(
-        In(Tab::Delivery),
-        &[key('m'), key(' ')],
-        "m/space",
-        Action::CycleMethod,
-        "cycle method",
-    )
-    .needs(Need::Owner)
-    .mutates()
-    .footer(),
-    spec(
-        In(Tab::Delivery),
-        &[key('x')],
-        "x",
-        Action::ResetMethod,
-        "reset to default",
-    )
-    .needs(Need::Owner)
-    .mutates()
-    .footer(),
-    spec(
-        In(Tab::OptOuts),
-        &[key(' ')],
-        "space",
-        Action::ToggleOptOut,
-        "toggle on/off",
-    )
-    .mutates()
-    .footer(),
-    spec(
-        In(Tab::OptOuts),
-        &[key('u')],
-        "u",
-        Action::SwitchUser,
-        "switch user",
-    )
-    .needs(Need::Owner)
-    .footer(),
+    spec(In(Tab::Events), &[code(KeyCode::Enter)], "Enter", Action::Open, "detail").footer(),
+    spec(In(Tab::Events), &[key('t')], "t", Action::SendTest, "send yourself a test").mutates().footer(),
+    spec(In(Tab::Delivery), &[key('m'), key(' ')], "m/space", Action::CycleMethod, "cycle method")
+        .needs(Need::Owner).mutates().footer(),
+    spec(In(Tab::Delivery), &[key('x')], "x", Action::ResetMethod, "reset to default")
+        .needs(Need::Owner).mutates().footer(),
+    spec(In(Tab::OptOuts), &[key(' ')], "space", Action::ToggleOptOut, "toggle on/off").mutates().footer(),
+    spec(In(Tab::OptOuts), &[key('u')], "u", Action::SwitchUser, "switch user").needs(Need::Owner).footer(),
     spec(In(Tab::Queue), &[key('/')], "/", Action::Filter, "filter").footer(),
-    spec(
-        In(Tab::Queue),
-        &[code(KeyCode::Enter)],
-        "Enter",
-        Action::Open,
-        "detail",
-    )
-    .footer(),
-    spec(
-        In(Tab::Queue),
-        &[key(' ')],
-        "space",
-        Action::ToggleMark,
-        "mark",
-    )
-    .needs(Need::Owner)
-    .mutates()
-    .footer(),
-    spec(In(Tab::Queue), &[key('r')], "r", Action::RetryOne, "retry")
-        .needs(Need::Owner)
-        .destructive()
-        .footer(),
-    spec(
-        In(Tab::Queue),
-        &[key('R')],
-        "R",
-        Action::RetryMarked,
-        "retry marked",
-    )
-    .needs(Need::Owner)
-    .destructive()
-    .footer(),
-    spec(
-        In(Tab::Queue),
-        &[key('A')],
-        "A",
-        Action::RetryAll,
-        "retry all filtered",
-    )
-    .needs(Need::Owner)
-    .destructive()
-    .footer(),
-    spec(
-        In(Tab::Troubleshoot),
-        &[code(KeyCode::Enter)],
-        "Enter",
-        Action::Open,
-        "show messages",
-    )
-    .needs(Need::QueueWatcher)
-    .footer(),
-    spec(
-        In(Tab::Troubleshoot),
-        &[key('/')],
-        "/",
-        Action::Filter,
-        "filter logs",
-    )
-    .needs(Need::QueueWatcher)
-    .footer(),
-    spec(
-        In(Tab::Troubleshoot),
-        &[key('d')],
-        "d",
-        Action::RunDoctor,
-        "run doctor",
-    )
-    .needs(Need::QueueWatcher)
-    .footer(),
-    spec(
-        In(Tab::Inbox),
-        &[code(KeyCode::Enter)],
-        "Enter",
-        Action::Open,
-        "read",
-    )
-    .footer(),
-    spec(
-        In(Tab::Inbox),
-        &[key(' '), key('m')],
-        "space/m",
-        Action::ToggleRead,
-        "mark read/unread",
-    )
-    .mutates()
-    .footer(),
-    // everywhere
-    spec(
-        Global,
-        &[key('P')],
-        "P",
-        Action::TogglePause,
-        "pause/resume",
-    )
-    .needs(Need::QueueWatcher)
-    .destructive()
-    .footer(),
+    spec(In(Tab::Queue), &[code(KeyCode::Enter)], "Enter", Action::Open, "detail").footer(),
+    spec(In(Tab::Queue), &[key(' ')], "space", Action::ToggleMark, "mark")
+        .needs(Need::Owner).mutates().footer(),
+    spec(In(Tab::Queue), &[key('r')], "r", Action::RetryOne, "retry").needs(Need::Owner).destructive().footer(),
+    spec(In(Tab::Queue), &[key('R')], "R", Action::RetryMarked, "retry marked")
+        .needs(Need::Owner).destructive().footer(),
+    spec(In(Tab::Queue), &[key('A')], "A", Action::RetryAll, "retry all filtered")
+        .needs(Need::Owner).destructive().footer(),
+    spec(In(Tab::Troubleshoot), &[code(KeyCode::Enter)], "Enter", Action::Open, "show messages")
+        .needs(Need::QueueWatcher).footer(),
+    spec(In(Tab::Troubleshoot), &[key('/')], "/", Action::Filter, "filter logs").needs(Need::QueueWatcher).footer(),
+    spec(In(Tab::Troubleshoot), &[key('d')], "d", Action::RunDoctor, "run doctor").needs(Need::QueueWatcher).footer(),
+    spec(In(Tab::Inbox), &[code(KeyCode::Enter)], "Enter", Action::Open, "read").footer(),
+    spec(In(Tab::Inbox), &[key(' '), key('m')], "space/m", Action::ToggleRead, "mark read/unread")
+        .mutates().footer(),
+    spec(Global, &[key('P')], "P", Action::TogglePause, "pause/resume")
+        .needs(Need::QueueWatcher).destructive().footer(),
     spec(Global, &[key('?')], "?", Action::Help, "help").footer(),
     spec(Global, &[key('q')], "q", Action::Quit, "quit").footer(),
-    spec(
-        Global,
-        &[key('1')],
-        "1",
-        Action::GoTab(Tab::Events),
-        "Events tab",
-    ),
-    spec(
-        Global,
-        &[key('2')],
-        "2",
-        Action::GoTab(Tab::Delivery),
-        "Delivery tab",
-    ),
-    spec(
-        Global,
-        &[key('3')],
-        "3",
-        Action::GoTab(Tab::OptOuts),
-        "Opt-outs tab",
-    ),
-    spec(
-        Global,
-        &[key('4')],
-        "4",
-        Action::GoTab(Tab::Queue),
-        "Queue tab",
-    ),
-    spec(
-        Global,
-        &[key('5')],
-        "5",
-        Action::GoTab(Tab::Troubleshoot),
-        "Troubleshoot tab",
-    ),
-    spec(
-        Global,
-        &[key('6')],
-        "6",
-        Action::GoTab(Tab::Inbox),
-        "Inbox tab",
-    ),
-    spec(
-        Global,
-        &[code(KeyCode::Tab)],
-        "Tab",
-        Action::NextTab,
-        "next tab",
-    ),
-    spec(
-        Global,
-        &[code(KeyCode::BackTab)],
-        "S-Tab",
-        Action::PrevTab,
-        "previous tab",
-    ),
-    spec(
-        Global,
-        &[key(':')],
-        ":",
-        Action::Command,
-        "command (:queue :logs :q)",
-    ),
-    spec(
-        Global,
-        &[key('k'), code(KeyCode::Up)],
-        "k/↑",
-        Action::Up,
-        "up",
-    ),
-    spec(
-        Global,
-        &[key('j'), code(KeyCode::Down)],
-        "j/↓",
-        Action::Down,
-        "down",
-    ),
-    spec(
-        Global,
-        &[code(KeyCode::PageUp), ctrl('b')],
-        "PgUp",
-        Action::PageUp,
-        "page up",
-    ),
-    spec(
-        Global,
-        &[code(KeyCode::PageDown), ctrl('f')],
-        "PgDn",
-        Action::PageDown,
-        "page down",
-    ),
-    spec(
-        Global,
-        &[key('g'), code(KeyCode::Home)],
-        "g/Home",
-        Action::Top,
-        "first row",
-    ),
-    spec(
-        Global,
-        &[key('G'), code(KeyCode::End)],
-        "G/End",
-        Action::Bottom,
-        "last row",
-    ),
+    spec(Global, &[key('1')], "1", Action::GoTab(Tab::Events), "Events tab"),
+    spec(Global, &[key('2')], "2", Action::GoTab(Tab::Delivery), "Delivery tab"),
+    spec(Global, &[key('3')], "3", Action::GoTab(Tab::OptOuts), "Opt-outs tab"),
+    spec(Global, &[key('4')], "4", Action::GoTab(Tab::Queue), "Queue tab"),
+    spec(Global, &[key('5')], "5", Action::GoTab(Tab::Troubleshoot), "Troubleshoot tab"),
+    spec(Global, &[key('6')], "6", Action::GoTab(Tab::Inbox), "Inbox tab"),
+    spec(Global, &[code(KeyCode::Tab)], "Tab", Action::NextTab, "next tab"),
+    spec(Global, &[code(KeyCode::BackTab)], "S-Tab", Action::PrevTab, "previous tab"),
+    spec(Global, &[key(':')], ":", Action::Command, "command (:queue :logs :q)"),
+    spec(Global, &[key('k'), code(KeyCode::Up)], "k/↑", Action::Up, "up"),
+    spec(Global, &[key('j'), code(KeyCode::Down)], "j/↓", Action::Down, "down"),
+    spec(Global, &[code(KeyCode::PageUp), ctrl('b')], "PgUp", Action::PageUp, "page up"),
+    spec(Global, &[code(KeyCode::PageDown), ctrl('f')], "PgDn", Action::PageDown, "page down"),
+    spec(Global, &[key('g'), code(KeyCode::Home)], "g/Home", Action::Top, "first row"),
+    spec(Global, &[key('G'), code(KeyCode::End)], "G/End", Action::Bottom, "last row"),
     spec(Global, &[code(KeyCode::Esc)], "Esc", Action::Back, "back"),
-    spec(
-        Global,
-        &[ctrl('r')],
-        "Ctrl-R",
-        Action::Refresh,
-        "reload now",
-    ),
-    // dialogs
-    spec(
-        Scope::Confirm,
-        &[key('y'), key('Y')],
-        "y",
-        Action::ConfirmYes,
-        "yes, do it",
-    )
-    .footer(),
-    spec(
-        Scope::Confirm,
-        &[key('n'), key('N'), code(KeyCode::Esc)],
-        "n/Esc",
-        Action::ConfirmNo,
-        "no",
-    )
-    .footer(),
-    spec(
-        Scope::Prompt,
-        &[code(KeyCode::Enter)],
-        "Enter",
-        Action::SubmitInput,
-        "apply",
-    )
-    .footer(),
-    spec(
-        Scope::Prompt,
-        &[code(KeyCode::Esc)],
-        "Esc",
-        Action::Back,
-        "cancel",
-    )
-    .footer(),
-    spec(
-        Scope::Help,
-        &[key('k'), code(KeyCode::Up)],
-        "k/↑",
-        Action::Up,
-        "scroll up",
-    )
-    .footer(),
-    spec(
-        Scope::Help,
-        &[key('j'), code(KeyCode::Down)],
-        "j/↓",
-        Action::Down,
-        "scroll down",
-    )
-    .footer(),
-    spec(
-        Scope::Help,
-        &[code(KeyCode::Esc), key('?'), key('q')],
-        "Esc/?",
-        Action::Back,
-        "close",
-    )
-    .footer(),
+    spec(Global, &[ctrl('r')], "Ctrl-R", Action::Refresh, "reload now"),
+    spec(Scope::Confirm, &[key('y'), key('Y')], "y", Action::ConfirmYes, "yes, do it").footer(),
+    spec(Scope::Confirm, &[key('n'), key('N'), code(KeyCode::Esc)], "n/Esc", Action::ConfirmNo, "no").footer(),
+    spec(Scope::Prompt, &[code(KeyCode::Enter)], "Enter", Action::SubmitInput, "apply").footer(),
+    spec(Scope::Prompt, &[code(KeyCode::Esc)], "Esc", Action::Back, "cancel").footer(),
+    spec(Scope::Help, &[key('k'), code(KeyCode::Up)], "k/↑", Action::Up, "scroll up").footer(),
+    spec(Scope::Help, &[key('j'), code(KeyCode::Down)], "j/↓", Action::Down, "scroll down").footer(),
+    spec(Scope::Help, &[code(KeyCode::Esc), key('?'), key('q')], "Esc/?", Action::Back, "close").footer(),
 ];
 
 /// Whether the session may run `spec` at all (role and `--read-only`).

@@ -87,11 +87,13 @@ pub async fn run(
         default_method: config.notifications.method,
         fetch_interval: config.notifications.fetch_interval,
     };
+    let mut default_missing = false;
     let dispatcher = if options.no_dispatcher {
         None
     } else {
         let store = service.store().clone();
         let channels = Channels::for_replica(config, store.clone())?;
+        default_missing = channels.get(config.notifications.method).is_none();
         Some(Dispatcher::new(
             store,
             Arc::new(channels),
@@ -104,6 +106,13 @@ pub async fn run(
         .map_or_else(|| LogRing::new(0), LogHandle::ring);
     if let Some(logs) = &logs {
         logs.set_stderr(false);
+    }
+    if default_missing {
+        // Into the log ring only: the Troubleshoot tab shows it.
+        tracing::warn!(
+            "the default delivery method {} is not configured; users get inbox copies only (`d` in Troubleshoot runs doctor)",
+            config.notifications.method
+        );
     }
     let (stop, stopping) = watch::channel(false);
     let states = dispatcher.as_ref().map(Dispatcher::state);
@@ -221,6 +230,10 @@ async fn ui_loop(
             _ = hangup.recv() => state.quit = true,
             _ = terminate.recv() => state.quit = true,
             _ = frame.tick() => {
+                if !terminal::held() {
+                    // A task panicked and the hook gave the terminal back: stop drawing.
+                    break Err(anyhow::anyhow!("the console stopped after an internal error (reported above)"));
+                }
                 let generation = ring.generation();
                 if generation != log_generation {
                     let lines = ring.since(log_generation);

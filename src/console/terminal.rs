@@ -33,6 +33,11 @@ pub fn write_restore(out: &mut impl Write) -> io::Result<()> {
     )
 }
 
+/// Whether the console still holds the terminal (a panic on any thread gives it back).
+pub fn held() -> bool {
+    HELD.load(Ordering::SeqCst)
+}
+
 /// Gives the terminal back if the console holds it: raw mode off, then [`write_restore`].
 pub fn restore() -> io::Result<()> {
     if !HELD.swap(false, Ordering::SeqCst) {

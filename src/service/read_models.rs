@@ -236,3 +236,198 @@ impl Service {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::{Method, Role};
+    use crate::service::EnqueueInput;
+    use crate::store::{self, NewUser, OpenMode};
+
+    struct Fixture {
+        service: Service,
+        owner: User,
+        oncall: User,
+        bob: User,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = store::open(&url, OpenMode::Migrate).await.expect("a store");
+        let service = Service::start(store, Arc::new(Config::default()))
+            .await
+            .expect("a service");
+        let add = |name: &str, roles: &[Role]| NewUser {
+            username: name.to_string(),
+            email: format!("{name}@example.com"),
+            name: String::new(),
+            roles: roles.to_vec(),
+        };
+        let owner = service
+            .add_user(None, add("alice", &[Role::Owner]))
+            .await
+            .expect("alice");
+        let oncall = service
+            .add_user(Some(&owner), add("carol", &[Role::Oncall]))
+            .await
+            .expect("carol");
+        let bob = service
+            .add_user(Some(&owner), add("bob", &[Role::Member]))
+            .await
+            .expect("bob");
+        for user in ["alice", "bob"] {
+            service
+                .enqueue(
+                    &owner,
+                    &EnqueueInput {
+                        event: "run_failure".into(),
+                        users: vec![user.into()],
+                        ..EnqueueInput::default()
+                    },
+                )
+                .await
+                .expect("enqueued");
+        }
+        Fixture {
+            service,
+            owner,
+            oncall,
+            bob,
+            _dir: dir,
+        }
+    }
+
+    fn page() -> PageRequest {
+        PageRequest {
+            before: None,
+            limit: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn members_search_and_count_only_their_own_messages() {
+        let f = fixture().await;
+        let all = QueueQuery::default();
+        let everyone = f
+            .service
+            .search_messages(&f.owner, &all, page())
+            .await
+            .unwrap();
+        let mine = f
+            .service
+            .search_messages(&f.bob, &all, page())
+            .await
+            .unwrap();
+        assert!(everyone.len() > mine.len());
+        assert!(mine.iter().all(|m| m.username.as_deref() == Some("bob")));
+        assert_eq!(
+            f.service.count_matching(&f.bob, &all).await.unwrap(),
+            i64::try_from(mine.len()).unwrap()
+        );
+        let alices = QueueQuery {
+            user: Some("alice".into()),
+            ..QueueQuery::default()
+        };
+        assert!(matches!(
+            f.service.search_messages(&f.bob, &alices, page()).await,
+            Err(ServiceError::Forbidden { .. })
+        ));
+        assert!(
+            !f.service
+                .search_messages(&f.oncall, &alices, page())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn queue_read_models_are_for_owners_and_oncall() {
+        let f = fixture().await;
+        let since = Utc::now() - chrono::Duration::hours(1);
+        for watcher in [&f.owner, &f.oncall] {
+            f.service.top_status_reasons(watcher, 5).await.unwrap();
+            let volumes = f.service.event_volumes(watcher, since).await.unwrap();
+            assert_eq!(volumes.len(), 1);
+            assert_eq!(volumes[0].0, "run_failure");
+            f.service.throughput(watcher, since).await.unwrap();
+            f.service.replicas(watcher).await.unwrap();
+        }
+        let forbidden =
+            |r: Result<(), ServiceError>| matches!(r, Err(ServiceError::Forbidden { .. }));
+        assert!(forbidden(
+            f.service.top_status_reasons(&f.bob, 5).await.map(|_| ())
+        ));
+        assert!(forbidden(
+            f.service.event_volumes(&f.bob, since).await.map(|_| ())
+        ));
+        assert!(forbidden(
+            f.service.throughput(&f.bob, since).await.map(|_| ())
+        ));
+        assert!(forbidden(f.service.replicas(&f.bob).await.map(|_| ())));
+        assert!(forbidden(f.service.doctor(&f.bob).await.map(|_| ())));
+    }
+
+    #[tokio::test]
+    async fn retrying_a_query_is_for_owners_and_only_touches_failures() {
+        let f = fixture().await;
+        let query = QueueQuery::default();
+        assert!(matches!(
+            f.service.retry_query(&f.oncall, &query).await,
+            Err(ServiceError::Forbidden { .. })
+        ));
+        let sent = QueueQuery {
+            filter: MessageFilter {
+                statuses: vec![MessageState::Sent],
+                ..MessageFilter::default()
+            },
+            ..QueueQuery::default()
+        };
+        assert!(matches!(
+            f.service.retry_query(&f.owner, &sent).await,
+            Err(ServiceError::Invalid(_))
+        ));
+        assert_eq!(
+            f.service.retry_query(&f.owner, &query).await.unwrap(),
+            0,
+            "nothing failed yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_test_reaches_only_the_caller() {
+        let f = fixture().await;
+        let report = f
+            .service
+            .send_event_test(&f.bob, "user_account_created")
+            .await
+            .unwrap();
+        assert!(!report.enqueued.is_empty());
+        assert!(
+            report
+                .enqueued
+                .iter()
+                .all(|m| m.username.as_deref() == Some("bob"))
+        );
+        assert!(report.enqueued.iter().any(|m| m.method == Method::Inbox));
+        let again = f
+            .service
+            .send_event_test(&f.bob, "user_account_created")
+            .await
+            .unwrap();
+        assert_eq!(
+            again.enqueued.len(),
+            report.enqueued.len(),
+            "no dedupe for tests"
+        );
+        assert!(matches!(
+            f.service.send_event_test(&f.bob, "no_such_event").await,
+            Err(ServiceError::UnknownEvent { .. })
+        ));
+    }
+}
