@@ -658,6 +658,7 @@ async fn doctor_reaches_every_channel_and_says_what_fails(db: TestDb) {
 }
 
 for_both_backends!(
+    an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
@@ -762,4 +763,67 @@ fn a_broken_template_override_refuses_start_up_naming_its_key() {
             .unwrap(),
     );
     list.fails_with("events.run_failure.body_template");
+}
+
+/// The whole path by email: `herald enqueue` as a producer, `herald serve` as the replica, a
+/// real SMTP server (aiosmtpd) as the peer.
+async fn an_enqueued_event_arrives_by_email_through_serve(db: TestDb) {
+    use common::smtp_server::{SmtpServer, SmtpServerOptions};
+    let smtp = SmtpServer::start(SmtpServerOptions::new());
+    let h = Herald::with_alice_and_bob(db);
+    std::fs::write(
+        h.dir.path().join("herald.toml"),
+        format!(
+            "[email]\nfrom = \"Herald <herald@example.com>\"\nsmarthost = \"{}\"\n",
+            smtp.address()
+        ),
+    )
+    .unwrap();
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "workspace_deleted",
+                "--user",
+                "bob",
+                "--label",
+                "name=ws-mail",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let methods: Vec<&str> = out["enqueued"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["smtp", "inbox"]);
+    let mut serve = herald_command(h.dir.path())
+        .args(["--database-url", &h.db.url, "serve"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while smtp.received().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1, "{}", smtp.stderr());
+    assert_eq!(mails[0].to, ["bob@example.com"]);
+    assert_eq!(mails[0].mime.content_type, "multipart/alternative");
+    assert!(
+        mails[0]
+            .mime
+            .subject
+            .as_deref()
+            .unwrap_or("")
+            .contains("ws-mail"),
+        "{:?}",
+        mails[0].mime.subject
+    );
 }

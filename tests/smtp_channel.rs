@@ -50,16 +50,14 @@ fn smtp_channel(config: &Config) -> SmtpChannel {
 }
 
 fn rendered() -> Rendered {
-    Rendered {
-        title: "Workspace “dev” deleted — ✓".to_string(),
-        body_markdown: "Hi Alice, your workspace **dev** was deleted.".to_string(),
-        body_text: "Hi Alice, your workspace dev was deleted.".to_string(),
-        body_html: String::new(),
-        actions: vec![Action {
+    Rendered::new(
+        "Workspace “dev” deleted — ✓".to_string(),
+        "Hi Alice, your workspace **dev** was deleted.".to_string(),
+        vec![Action {
             label: "View workspaces".to_string(),
             url: "https://coder.example.com/workspaces".to_string(),
         }],
-    }
+    )
 }
 
 fn alice() -> Value {
@@ -723,4 +721,20 @@ async fn a_connection_the_server_closed_while_idle_is_replaced() {
     assert_sent(&deliver_to_alice(&channel).await, &server);
     let sessions: Vec<u64> = server.received().iter().map(|m| m.session).collect();
     assert_eq!(sessions, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_plain_client_at_an_implicit_tls_server_gives_up_with_a_hint() {
+    // The server waits for a TLS handshake, the client for a greeting: only a timeout ends it.
+    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    let channel = smtp_channel(&email_config(&server, ""));
+    let reason = retryable_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "smtp {} did not finish greeting, TLS and AUTH within 20s (a server that expects \
+             implicit TLS never greets a plain client: see email.tls.force_tls)",
+            server.address()
+        )
+    );
 }

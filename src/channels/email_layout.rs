@@ -2,15 +2,14 @@
 //! (`assets/email.txt`, `assets/email.html`; DESIGN §7).
 //!
 //! Pure. The layouts are embedded in the binary and rendered with minijinja; the HTML one is
-//! auto-escaped, so only the body, which [`markdown_to_html`] has already made safe, goes in
-//! unescaped. Raw HTML in a Markdown body is shown as text, never passed through: bodies
-//! interpolate labels and data that other systems send. Links and actions whose URL has a
-//! scheme other than `http`, `https` or `mailto` (`javascript:` …) point nowhere (`#`).
+//! auto-escaped, so only the body goes in unescaped: [`Rendered::body_html`], which
+//! [`crate::render::markdown_to_html`] has already made safe (raw HTML shown as text, links
+//! with a disallowed scheme pointing nowhere). Actions get the same URL rule here: a scheme
+//! other than `http`, `https` or `mailto` (`javascript:` …) becomes `#`.
 
 use std::sync::OnceLock;
 
 use minijinja::{Environment, UndefinedBehavior, Value, context};
-use pulldown_cmark::{CowStr, Event, Options, Parser, Tag};
 
 use crate::render::Rendered;
 
@@ -24,7 +23,7 @@ const HTML_LAYOUT: &str = include_str!("../../assets/email.html");
 /// opt-outs, which works whatever the deployment.
 pub const SETTINGS_HINT: &str = "herald optout list";
 
-/// URL schemes a link or an action may use; anything else becomes `#`.
+/// URL schemes an action may use; anything else becomes `#` (as for links in the body).
 const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 
 /// A layout that failed to render (a broken asset): the message cannot be sent as email.
@@ -37,8 +36,8 @@ pub struct LayoutError {
     pub detail: String,
 }
 
-/// Renders `rendered` into the email's `(text, html)` parts: the title, the body (Markdown
-/// turned into HTML for the HTML part, its plain-text twin for the text part), the actions
+/// Renders `rendered` into the email's `(text, html)` parts: the title, the body
+/// ([`Rendered::body_html`] in the HTML part, [`Rendered::body_text`] in the text part), the actions
 /// (buttons in HTML, `label: url` lines in text) and a footer pointing at the user's
 /// notification settings — `settings_url` when one is known, else [`SETTINGS_HINT`].
 pub fn render_email(
@@ -74,44 +73,9 @@ pub fn render_email(
     let text = render("email.txt", Value::UNDEFINED)?;
     let html = render(
         "email.html",
-        Value::from_safe_string(markdown_to_html(&rendered.body_markdown)),
+        Value::from_safe_string(rendered.body_html.clone()),
     )?;
     Ok((text, html))
-}
-
-/// Markdown (CommonMark with tables and strikethrough) as HTML that is safe to embed: raw
-/// HTML is escaped as text and link or image URLs with a disallowed scheme become `#`.
-pub fn markdown_to_html(markdown: &str) -> String {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let events = Parser::new_ext(markdown, options).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: safe_cow_url(dest_url),
-            title,
-            id,
-        }),
-        Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Image {
-            link_type,
-            dest_url: safe_cow_url(dest_url),
-            title,
-            id,
-        }),
-        other => other,
-    });
-    let mut html = String::with_capacity(markdown.len() * 3 / 2);
-    pulldown_cmark::html::push_html(&mut html, events);
-    html
 }
 
 /// The layouts, parsed once. Strict: a typo in a layout is an error, not a blank.
@@ -127,14 +91,6 @@ fn environment() -> Result<&'static Environment<'static>, &'static String> {
             Ok(env)
         })
         .as_ref()
-}
-
-fn safe_cow_url(url: CowStr<'_>) -> CowStr<'_> {
-    if is_allowed_url(&url) {
-        url
-    } else {
-        CowStr::Borrowed("#")
-    }
 }
 
 /// `url` trimmed when it is relative or uses an allowed scheme, else `#`.
@@ -293,23 +249,5 @@ mod tests {
         assert!(html.contains("<a href=\"&#x2f;relative:path\""), "{html}");
         assert!(text.contains("Click: #\n"), "{text}");
         assert!(text.contains("Ok: /relative:path\n"), "{text}");
-    }
-
-    #[test]
-    fn markdown_tables_and_strikethrough_render() {
-        let html = markdown_to_html("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~");
-        assert!(html.contains("<table>"), "{html}");
-        assert!(html.contains("<td>2</td>"), "{html}");
-        assert!(html.contains("<del>old</del>"), "{html}");
-    }
-
-    #[test]
-    fn a_raw_html_block_is_shown_as_text() {
-        let html = markdown_to_html("<div onclick=\"x()\">hi</div>");
-        assert!(
-            html.contains("&lt;div onclick=\"x()\"&gt;hi&lt;/div&gt;"),
-            "{html}"
-        );
-        assert!(!html.contains("<div"), "{html}");
     }
 }

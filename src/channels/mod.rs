@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::model::{DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
 
+pub use smtp::SmtpChannel;
 pub use webhook::WebhookChannel;
 
 /// One message to deliver, already rendered.
@@ -156,6 +157,9 @@ impl Channels {
         };
         if config.notifications.webhook.endpoint.is_some() || has_target(TargetType::Webhook) {
             channels.insert(Arc::new(WebhookChannel::from_config(config)?));
+        }
+        if config.email.smarthost.is_some() || has_target(TargetType::Smtp) {
+            channels.insert(Arc::new(SmtpChannel::from_config(config)?));
         }
         if has_target(TargetType::SlackWebhook) {
             channels.insert(Arc::new(slack::SlackWebhookChannel::from_config(config)?));

@@ -3,9 +3,11 @@
 //! A user message goes to the user's address (`user_email` in the payload) through the
 //! `[email]` smarthost. A message for an `smtp` target goes to the target's `recipients`,
 //! through the target's own `host`/`port`/`user`/`password` and `sender` where it sets them
-//! (SQLMesh's `BasicSMTPNotificationTarget`: port 465 by default), else `[email]`'s.
+//! (SQLMesh's `BasicSMTPNotificationTarget`: port 465 by default), else `[email]`'s. A
+//! target's own server is secured by the `[email.tls]` settings, except `server_name`, which
+//! names the smarthost's certificate: so on port 465 it gets implicit TLS, as in SQLMesh.
 //!
-//! Each distinct server gets one [`Relay`] at start: its TLS settings, credentials and a small
+//! Each distinct server gets one relay at start: its TLS settings, credentials and a small
 //! pool of open, authenticated connections that bulk mail reuses. The pool is Herald's, over
 //! lettre's [`AsyncSmtpConnection`], rather than lettre's pooled transport, because the
 //! transport can neither send a PLAIN authorization identity (`email.auth.identity`) nor tell
@@ -57,6 +59,11 @@ pub const TARGET_DEFAULT_PORT: u16 = 465;
 /// How long opening a TCP connection may take; the whole delivery is bounded by the
 /// dispatcher's `dispatch_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long greeting, TLS and AUTH on a new connection may take together. lettre bounds only
+/// the TCP connect; without this a client speaking the wrong TLS mode would wait for a
+/// greeting until the dispatcher's timeout, with a reason that does not say why.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Open connections per server at most: enough for bulk mail, few enough for providers that
 /// limit concurrent sessions. Deliveries beyond it wait for a connection.
@@ -836,8 +843,28 @@ impl Relay {
         }
     }
 
-    /// Connects, secures and authenticates a new connection.
+    /// Connects, secures and authenticates a new connection, within [`OPEN_TIMEOUT`].
     async fn open(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
+        match tokio::time::timeout(OPEN_TIMEOUT, self.open_unbounded()).await {
+            Ok(opened) => opened,
+            Err(_) => {
+                let hint = match self.mode {
+                    TlsMode::Implicit => "",
+                    TlsMode::None | TlsMode::StartTls => {
+                        " (a server that expects implicit TLS never greets a plain client: \
+                         see email.tls.force_tls)"
+                    }
+                };
+                Err(OpenFailure::retryable(format!(
+                    "smtp {} did not finish greeting, TLS and AUTH within {}s{hint}",
+                    self.address,
+                    OPEN_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    async fn open_unbounded(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
         let implicit = match self.mode {
             TlsMode::Implicit => self.tls.clone(),
             TlsMode::None | TlsMode::StartTls => None,
