@@ -46,6 +46,21 @@ pub enum Command {
     /// Tabs: Events, Delivery, Opt-outs, Queue, Troubleshoot, Inbox; `?` lists every key.
     /// Needs a terminal (80×24 is enough); honours NO_COLOR.
     Console(ConsoleArgs),
+    /// Try Herald: a demo store with users, live traffic and failing sinks, in the console
+    ///
+    /// Creates ./herald-demo.db in the current directory (or reuses it; --reset starts afresh)
+    /// with the event catalog, users of every role (demo-owner, dana user-admin, tom
+    /// template-admin, olive oncall, mia and max members, sam suspended), a few opt-outs and
+    /// per-event methods. Starts local HTTP sinks on 127.0.0.1 — a healthy webhook, a flaky
+    /// one (503 with Retry-After), one that answers 404, one that hangs past the 3s dispatch
+    /// timeout, and a fake Slack API with one working and one missing channel — enqueues a few
+    /// hundred messages, then a steady trickle of events, and opens the console as demo-owner
+    /// with the embedded dispatcher. Quitting stops the traffic and the sinks; the store stays.
+    ///
+    /// The demo brings its own configuration: it ignores --config, ./herald.toml, HERALD_*
+    /// variables and --as. Only an explicit --database-url replaces ./herald-demo.db (the demo
+    /// users and messages are then written to that store).
+    Demo(DemoArgs),
     /// Create the store if needed and apply pending schema migrations
     Migrate,
     /// Run a headless dispatcher (a replica) until SIGINT/SIGTERM
@@ -97,6 +112,33 @@ pub struct ConsoleArgs {
     /// Look only: every action that changes anything is removed
     #[arg(long)]
     pub read_only: bool,
+}
+
+/// `herald demo` flags.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct DemoArgs {
+    /// Delete ./herald-demo.db first and build the demo from scratch
+    #[arg(long)]
+    pub reset: bool,
+    /// Events enqueued per second while the console is open (0 for none)
+    #[arg(
+        long,
+        value_name = "EVENTS_PER_SEC",
+        default_value_t = 1.5,
+        value_parser = parse_rate,
+        allow_negative_numbers = true
+    )]
+    pub rate: f64,
+}
+
+/// `--rate`: a number of events per second from 0 to 1000.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a rate: give events per second from 0 to 1000, e.g. 1.5"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,7 +366,7 @@ impl Command {
     pub fn needs_identity(&self) -> bool {
         !matches!(
             self,
-            Command::Migrate | Command::Users(UsersCommand::Add { .. })
+            Command::Migrate | Command::Demo(_) | Command::Users(UsersCommand::Add { .. })
         )
     }
 }
@@ -337,5 +379,21 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn demo_rates_are_checked() {
+        let rate = |args: &[&str]| {
+            Cli::try_parse_from([&["herald", "demo"], args].concat()).map(|cli| match cli.command {
+                Some(Command::Demo(demo)) => demo.rate,
+                other => panic!("not demo: {other:?}"),
+            })
+        };
+        assert_eq!(rate(&[]).unwrap(), 1.5);
+        assert_eq!(rate(&["--rate", "0"]).unwrap(), 0.0);
+        assert_eq!(rate(&["--rate", "20"]).unwrap(), 20.0);
+        for bad in ["-1", "NaN", "fast", "1e9"] {
+            assert!(rate(&["--rate", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -26,6 +26,15 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         .command
         .take()
         .unwrap_or(Command::Console(ConsoleArgs::default()));
+    if let Command::Demo(args) = command {
+        // The demo brings its own configuration and store; only --database-url reaches it.
+        let options = crate::demo::DemoOptions {
+            reset: args.reset,
+            rate: args.rate,
+            database_url: cli.database_url.clone(),
+        };
+        return crate::demo::run(&options, logs).await;
+    }
     let env = |name: &str| std::env::var(name).ok();
     let config = Config::load(
         &ConfigSources {
@@ -86,7 +95,10 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
 
     let caller = service.identify(&invoking_user(&cli)?).await?;
     match command {
-        Command::Migrate | Command::Serve(_) | Command::Users(UsersCommand::Add { .. }) => Ok(()),
+        Command::Migrate
+        | Command::Serve(_)
+        | Command::Demo(_)
+        | Command::Users(UsersCommand::Add { .. }) => Ok(()),
         Command::Events(EventsCommand::List(flag)) => {
             events_list(&service, &caller, flag.json).await
         }

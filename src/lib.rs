@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod demo;
 pub mod dispatch;
 pub mod doctor;
 pub mod model;

@@ -15,6 +15,12 @@ fn main() -> ExitCode {
             json: args.log_json,
             ..LogOptions::serve()
         },
+        // The console (and the demo) show INFO lines in their log view; stderr is muted
+        // while they own the terminal.
+        None | Some(Command::Console(_)) | Some(Command::Demo(_)) => LogOptions {
+            filter: std::env::var("HERALD_LOG_FILTER").ok(),
+            ..LogOptions::serve()
+        },
         _ => LogOptions {
             filter: std::env::var("HERALD_LOG_FILTER").ok(),
             ..LogOptions::one_shot()

@@ -9,17 +9,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use common::pty::{Console, herald_bin, wait_until};
 use serde_json::Value;
-
-/// Generous: the machine is shared and debug builds are slow.
-const WAIT: Duration = Duration::from_secs(90);
 
 /// A seeded store and the environment every `herald` run here gets.
 struct Deployment {
@@ -88,13 +81,9 @@ impl Deployment {
         d
     }
 
-    fn bin() -> PathBuf {
-        PathBuf::from(env!("CARGO_BIN_EXE_herald"))
-    }
-
     /// Runs `herald` as `user`; panics unless it succeeds; returns stdout.
     fn cli(&self, user: Option<&str>, args: &[&str]) -> String {
-        let mut cmd = Command::new(Self::bin());
+        let mut cmd = Command::new(herald_bin());
         cmd.current_dir(self.dir.path())
             .arg("--database-url")
             .arg(&self.url);
@@ -128,157 +117,10 @@ impl Deployment {
 
     /// Starts `herald [args]` as `user` in an 80×24 pseudo-terminal.
     fn console(&self, user: &str, args: &[&str]) -> Console {
-        let pty = native_pty_system()
-            .openpty(PtySize {
-                rows: 24,
-                cols: 80,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(Self::bin());
-        cmd.cwd(self.dir.path());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HERALD_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("TERM", "xterm-256color");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.args(["--database-url", &self.url, "--as", user]);
-        cmd.args(args);
-        let child = pty.slave.spawn_command(cmd).expect("the console starts");
-        drop(pty.slave);
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(24, 80, 0)));
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let mut reader = pty.master.try_clone_reader().expect("a pty reader");
-        {
-            let parser = parser.clone();
-            let raw = raw.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    parser.lock().expect("not poisoned").process(&buf[..n]);
-                    raw.lock()
-                        .expect("not poisoned")
-                        .extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        let writer = pty.master.take_writer().expect("a pty writer");
-        Console {
-            parser,
-            raw,
-            writer,
-            child,
-            _master: pty.master,
-        }
+        let mut all = vec!["--database-url", &self.url, "--as", user];
+        all.extend_from_slice(args);
+        Console::spawn(self.dir.path(), &self.env, &all)
     }
-}
-
-struct Console {
-    parser: Arc<Mutex<vt100::Parser>>,
-    raw: Arc<Mutex<Vec<u8>>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn Child + Send + Sync>,
-    _master: Box<dyn MasterPty + Send>,
-}
-
-impl Console {
-    fn screen(&self) -> String {
-        self.parser
-            .lock()
-            .expect("not poisoned")
-            .screen()
-            .contents()
-    }
-
-    /// Waits until the screen shows `needle`; panics with the screen after [`WAIT`].
-    #[track_caller]
-    fn wait_for(&mut self, needle: &str) {
-        let start = Instant::now();
-        while start.elapsed() < WAIT {
-            if self.screen().contains(needle) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the console exited ({status:?}) before showing `{needle}`:\n{}",
-                    self.screen()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("`{needle}` never appeared; the screen:\n{}", self.screen());
-    }
-
-    fn press(&mut self, keys: &str) {
-        self.writer
-            .write_all(keys.as_bytes())
-            .expect("keys reach the console");
-        self.writer.flush().expect("keys reach the console");
-        // Let the console read them one event at a time (and ESC not merge with what follows).
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.press(&c.to_string());
-        }
-    }
-
-    /// Quits with `q` and returns the exit code.
-    #[track_caller]
-    fn quit(&mut self) -> u32 {
-        self.press("q");
-        let start = Instant::now();
-        while start.elapsed() < WAIT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader thread take in the last bytes.
-                std::thread::sleep(Duration::from_millis(300));
-                return status.exit_code();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("the console did not exit after q:\n{}", self.screen());
-    }
-
-    #[track_caller]
-    fn assert_terminal_restored(&self) {
-        let parser = self.parser.lock().expect("not poisoned");
-        assert!(
-            !parser.screen().alternate_screen(),
-            "still on the alternate screen"
-        );
-        assert!(!parser.screen().hide_cursor(), "the cursor is still hidden");
-        let raw = self.raw.lock().expect("not poisoned");
-        let text = String::from_utf8_lossy(&raw);
-        assert!(
-            text.contains("\u{1b}[?1049h"),
-            "never entered the alternate screen"
-        );
-        assert!(
-            text.contains("\u{1b}[?1049l"),
-            "never left the alternate screen"
-        );
-    }
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < WAIT {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

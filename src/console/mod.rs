@@ -73,11 +73,7 @@ pub async fn run(
     options: ConsoleOptions,
     logs: Option<LogHandle>,
 ) -> Result<()> {
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        bail!(
-            "the console needs a terminal; for scripts use the other commands (e.g. `herald messages list`)"
-        );
-    }
+    ensure_terminal()?;
     let config = service.config();
     let session = Session {
         user: caller.clone(),
@@ -94,12 +90,16 @@ pub async fn run(
         let store = service.store().clone();
         let channels = Channels::for_replica(config, store.clone())?;
         default_missing = channels.get(config.notifications.method).is_none();
-        Some(Dispatcher::new(
-            store,
-            Arc::new(channels),
-            DispatchSettings::from(&config.notifications),
-            Arc::new(Metrics::new()),
-        )?)
+        let overrides = crate::serve::checked_templates(&service).await?;
+        Some(
+            Dispatcher::new(
+                store,
+                Arc::new(channels),
+                DispatchSettings::from(&config.notifications),
+                Arc::new(Metrics::new()),
+            )?
+            .with_overrides(overrides),
+        )
     };
     let ring = logs
         .as_ref()
@@ -132,6 +132,17 @@ pub async fn run(
         }
     }
     outcome
+}
+
+/// Refuses to go on unless stdin and stdout are a terminal (checked before any work that only
+/// the console would use).
+pub fn ensure_terminal() -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!(
+            "the console needs a terminal; for scripts use the other commands (e.g. `herald messages list`)"
+        );
+    }
+    Ok(())
 }
 
 /// Reads terminal events on a thread of its own until `stop` (crossterm's reader blocks).

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod http_sink;
+pub mod pty;
 pub mod seed;
 pub mod smtp_server;
 
