@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 pub use file_tail::{MAX_TAIL_BYTES, MAX_TAIL_LINES};
-pub use markdown::{markdown_to_html, markdown_to_text};
+pub use markdown::{is_allowed_url, markdown_to_html, markdown_to_text};
 pub use overrides::{OverrideError, Overrides};
 
 use crate::model::{Action, EventSpec, EventTemplate, Role, User, UserStatus};

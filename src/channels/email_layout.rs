@@ -23,9 +23,6 @@ const HTML_LAYOUT: &str = include_str!("../../assets/email.html");
 /// opt-outs, which works whatever the deployment.
 pub const SETTINGS_HINT: &str = "herald optout list";
 
-/// URL schemes an action may use; anything else becomes `#` (as for links in the body).
-const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
-
 /// A layout that failed to render (a broken asset): the message cannot be sent as email.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot render the email layout {layout}: {detail}")]
@@ -95,21 +92,10 @@ fn environment() -> Result<&'static Environment<'static>, &'static String> {
 
 /// `url` trimmed when it is relative or uses an allowed scheme, else `#`.
 fn safe_url(url: &str) -> &str {
-    if is_allowed_url(url) { url.trim() } else { "#" }
-}
-
-/// Whether `url` is relative or its scheme is in [`ALLOWED_SCHEMES`]. Whitespace and control
-/// characters are ignored while looking for the scheme, as browsers do (`java\tscript:`).
-fn is_allowed_url(url: &str) -> bool {
-    let compact: String = url
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control())
-        .collect();
-    match compact.split_once(':') {
-        Some((scheme, _)) if !scheme.contains(['/', '?', '#']) => ALLOWED_SCHEMES
-            .iter()
-            .any(|allowed| scheme.eq_ignore_ascii_case(allowed)),
-        _ => true,
+    if crate::render::is_allowed_url(url) {
+        url.trim()
+    } else {
+        "#"
     }
 }
 
