@@ -348,11 +348,24 @@ impl Service {
                 })
                 .collect(),
         };
+        self.queue_planned(caller, event.id, planned, plan.warnings)
+            .await
+    }
+
+    /// Inserts routed messages (one transaction) and reads back the ones created.
+    async fn queue_planned(
+        &self,
+        caller: &User,
+        template_id: Uuid,
+        planned: Vec<routing::PlannedMessage>,
+        warnings: Vec<String>,
+    ) -> ServiceResult<EnqueueReport> {
+        let now = Utc::now();
         let messages: Vec<NewMessage> = planned
             .into_iter()
             .map(|p| NewMessage {
                 id: Uuid::now_v7(),
-                template_id: event.id,
+                template_id,
                 user_id: p.user_id,
                 target: p.target,
                 method: p.method,
@@ -377,7 +390,7 @@ impl Service {
         Ok(EnqueueReport {
             enqueued: created,
             duplicates,
-            warnings: plan.warnings,
+            warnings,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::channels::CheckResult;
 use crate::model::{Message, MessageState, User};
 use crate::queue;
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
-use crate::store::{MessageFilter, NewMessage, PageRequest, ReasonCount, Replica, StateCounts};
+use crate::store::{MessageFilter, PageRequest, ReasonCount, Replica, StateCounts};
 
 /// Which messages the console's queue shows: the store filter, a recipient by name, and an
 /// exact `status_reason` (the Troubleshoot tab's jump).
@@ -205,35 +205,8 @@ impl Service {
             dedupe: false,
             day: now.date_naive(),
         });
-        let messages: Vec<NewMessage> = plan
-            .messages
-            .into_iter()
-            .map(|p| NewMessage {
-                id: Uuid::now_v7(),
-                template_id: event.id,
-                user_id: p.user_id,
-                target: p.target,
-                method: p.method,
-                status: p.status,
-                status_reason: p.status_reason,
-                created_by: caller.username.clone(),
-                payload: p.payload,
-                dedupe_hash: None,
-                created_at: now,
-            })
-            .collect();
-        let outcome = self.store.enqueue(&messages).await?;
-        let mut enqueued = Vec::with_capacity(outcome.enqueued.len());
-        for id in &outcome.enqueued {
-            if let Some((m, _)) = self.store.message(*id).await? {
-                enqueued.push(m);
-            }
-        }
-        Ok(EnqueueReport {
-            enqueued,
-            duplicates: outcome.duplicates,
-            warnings: plan.warnings,
-        })
+        self.queue_planned(caller, event.id, plan.messages, plan.warnings)
+            .await
     }
 }
 
