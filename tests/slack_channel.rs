@@ -587,3 +587,36 @@ fn toml_of_bad_token(base: &str) -> String {
         "[[targets]]\ntype = \"slack_api\"\nname = \"alerts\"\nnotify_on = [\"apply_failure\"]\ntoken = \"xoxb-wrong-token\"\nchannel = \"C1\"\napi_base_url = \"{base}/api\"\n"
     )
 }
+
+#[tokio::test]
+async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
+    // Slack answers an empty object with 400 invalid_payload; a revoked URL with 404.
+    let live =
+        HttpSink::start(|_req: &Request, _| Response::new(400).with_body("invalid_payload")).await;
+    let channel = SlackWebhookChannel::from_config(&config(&live.url)).unwrap();
+    let results = channel.check().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(results[0].ok, "{:?}", results[0]);
+    assert!(!results[0].detail.contains("secret"), "{:?}", results[0]);
+    assert_eq!(
+        live.requests()[0].body_text(),
+        "{}",
+        "only an empty object is posted"
+    );
+
+    let gone =
+        HttpSink::start(|_req: &Request, _| Response::new(404).with_body("no_service")).await;
+    let channel = SlackWebhookChannel::from_config(&config(&gone.url)).unwrap();
+    let results = channel.check().await;
+    assert!(!results[0].ok, "{:?}", results[0]);
+    assert!(
+        results[0].detail.contains("404 no_service"),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        !results[0].detail.contains("XXXXsecretXXXX"),
+        "{:?}",
+        results[0]
+    );
+}

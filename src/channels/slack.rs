@@ -120,6 +120,50 @@ impl Channel for SlackWebhookChannel {
         Method::SlackWebhook
     }
 
+    /// Posts an empty object: Slack refuses it (`invalid_payload` / `no_text`) without posting
+    /// anything when the URL is live, and answers 403/404/410 when it is wrong or revoked.
+    async fn check(&self) -> Vec<CheckResult> {
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        let mut results = Vec::new();
+        for name in names {
+            let check = format!("slack_webhook target `{name}`");
+            let Some(Some(url)) = self.targets.get(name) else {
+                results.push(CheckResult::fail(check, "no url configured"));
+                continue;
+            };
+            let url = url.expose();
+            let secrets = [url];
+            let answer = self
+                .client
+                .post(url)
+                .json(&serde_json::json!({}))
+                .send()
+                .await;
+            results.push(match answer {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = body_excerpt(&response.bytes().await.unwrap_or_default());
+                    match status {
+                        400 | 200 => CheckResult::pass(
+                            check,
+                            format!("reachable; the webhook answered {status} {body} to an empty test (nothing posted)"),
+                        ),
+                        _ => CheckResult::fail(
+                            check,
+                            scrub(&format!("the webhook answered {status} {body}: check or recreate its URL"), &secrets),
+                        ),
+                    }
+                }
+                Err(e) => CheckResult::fail(
+                    check,
+                    scrub(&format!("request failed: {}", error_chain(&e.without_url())), &secrets),
+                ),
+            });
+        }
+        results
+    }
+
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
         let url = match self.url_for(delivery) {
             Ok(url) => url,
