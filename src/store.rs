@@ -253,6 +253,8 @@ pub trait Store: Send + Sync {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<Message>>;
+    /// Messages per state, from the counts the store keeps as messages change (the
+    /// `notification_counts` table): it never scans the messages.
     async fn count_by_state(&self) -> StoreResult<StateCounts>;
     async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>>;
     /// Puts failed messages (and inhibited ones when `include_inhibited`) back to `pending`
@@ -372,6 +374,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "lease_by_status",
         sqlite: include_str!("store/migrations/sqlite/0003_lease_by_status.sql"),
         postgres: include_str!("store/migrations/postgres/0003_lease_by_status.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "counts",
+        sqlite: include_str!("store/migrations/sqlite/0004_counts.sql"),
+        postgres: include_str!("store/migrations/postgres/0004_counts.sql"),
     },
 ];
 

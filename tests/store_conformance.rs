@@ -9,7 +9,7 @@ use common::TestDb;
 use herald::catalog;
 use herald::model::{MessageState, Method, Preference, Role, UserStatus};
 use herald::store::{
-    self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, Store, StoreError,
+    self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, StateCounts, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -665,6 +665,135 @@ async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
     Ok(())
 }
 
+/// `count_by_state` must agree with a count of the rows themselves.
+async fn assert_counts_exact(store: &dyn Store, when: &str) -> anyhow::Result<StateCounts> {
+    let kept = store.count_by_state().await?;
+    assert_eq!(
+        kept.len(),
+        MessageState::ALL.len(),
+        "{when}: every state is present"
+    );
+    for (state, n) in &kept {
+        let filter = MessageFilter {
+            statuses: vec![*state],
+            ..MessageFilter::default()
+        };
+        let rows = store.count_messages(&filter, None).await?;
+        assert_eq!(
+            *n, rows,
+            "{when}: {state} is kept as {n} but {rows} rows have it"
+        );
+    }
+    Ok(kept)
+}
+
+async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let with = |status, hash: Option<&str>| NewMessage {
+        status,
+        ..message(t, None, Method::Webhook, hash)
+    };
+    let count = |counts: &StateCounts, s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
+    assert_counts_exact(&*store, "empty").await?;
+
+    let mut batch: Vec<NewMessage> = (0..6)
+        .map(|i| with(MessageState::Pending, Some(&format!("p{i}"))))
+        .collect();
+    batch.push(with(MessageState::Inhibited, None));
+    batch.push(with(MessageState::Sent, None));
+    store.enqueue(&batch).await?;
+    let duplicate = with(MessageState::Pending, Some("p0"));
+    assert_eq!(store.enqueue(&[duplicate]).await?.enqueued.len(), 0);
+    let refused = vec![
+        with(MessageState::Pending, None),
+        NewMessage {
+            template_id: Uuid::now_v7(),
+            ..with(MessageState::Pending, None)
+        },
+    ];
+    assert!(store.enqueue(&refused).await.is_err());
+    let counts = assert_counts_exact(&*store, "after enqueue").await?;
+    assert_eq!(
+        count(&counts, MessageState::Pending),
+        6,
+        "a duplicate and a failed batch add nothing"
+    );
+
+    let notifier = Uuid::now_v7();
+    let leased = store
+        .lease_batch(notifier, 4, std::time::Duration::from_secs(60), 5)
+        .await?;
+    assert_eq!(leased.len(), 4);
+    let counts = assert_counts_exact(&*store, "after lease").await?;
+    assert_eq!(count(&counts, MessageState::Leased), 4);
+
+    let record = |id, status| herald::store::AttemptRecord {
+        message_id: id,
+        notifier_id: notifier,
+        started_at: Utc::now(),
+        duration_ms: 5,
+        result: herald::queue::AttemptResult {
+            status,
+            status_reason: Some("webhook 503".into()),
+            attempt_count: 1,
+            next_retry_after: (status == MessageState::TemporaryFailure)
+                .then(|| Utc::now() + Duration::hours(1)),
+        },
+    };
+    store
+        .record_attempts(&[
+            record(leased[0].id, MessageState::Sent),
+            record(leased[1].id, MessageState::Sent),
+            record(leased[2].id, MessageState::TemporaryFailure),
+            record(leased[3].id, MessageState::PermanentFailure),
+            // Not leased: the outcome is ignored, and so must the counts ignore it.
+            record(batch[7].id, MessageState::PermanentFailure),
+        ])
+        .await?;
+    let counts = assert_counts_exact(&*store, "after ack").await?;
+    assert_eq!(
+        (
+            count(&counts, MessageState::Leased),
+            count(&counts, MessageState::Sent)
+        ),
+        (0, 3)
+    );
+
+    let retried = store
+        .retry_messages(
+            &[leased[2].id, leased[3].id, leased[0].id, batch[6].id],
+            false,
+            "retried by alice",
+        )
+        .await?;
+    assert_eq!(retried.len(), 2);
+    let counts = assert_counts_exact(&*store, "after retry").await?;
+    assert_eq!(count(&counts, MessageState::Pending), 4);
+
+    let old: Vec<NewMessage> = [
+        MessageState::Sent,
+        MessageState::PermanentFailure,
+        MessageState::Pending,
+    ]
+    .into_iter()
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(10),
+        ..with(status, None)
+    })
+    .collect();
+    store.enqueue(&old).await?;
+    assert_counts_exact(&*store, "before purge").await?;
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        3
+    );
+    let counts = assert_counts_exact(&*store, "after purge").await?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 8);
+    Ok(())
+}
+
 for_both_backends!(
     existing_mode_requires_a_migrated_store,
     users_are_unique_and_keep_their_roles,
@@ -681,4 +810,5 @@ for_both_backends!(
     top_status_reasons_count_failures_most_frequent_first,
     volume_by_event_counts_messages_created_since,
     attempts_since_count_recent_outcomes,
+    counts_stay_exact_through_enqueue_lease_ack_retry_and_purge,
 );

@@ -685,15 +685,16 @@ impl Store for PostgresStore {
     }
 
     async fn count_by_state(&self) -> StoreResult<StateCounts> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) AS n FROM notification_messages GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT status, SUM(n)::bigint AS n FROM notification_counts GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut counts = zero_counts();
         for row in rows {
             add_count(
                 &mut counts,
-                "notification_messages",
+                "notification_counts",
                 row.try_get("status")?,
                 row.try_get("n")?,
             )?;

@@ -749,15 +749,14 @@ impl Store for SqliteStore {
     }
 
     async fn count_by_state(&self) -> StoreResult<StateCounts> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) AS n FROM notification_messages GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query("SELECT status, n FROM notification_counts")
+            .fetch_all(&self.pool)
+            .await?;
         let mut counts = zero_counts();
         for row in rows {
             add_count(
                 &mut counts,
-                "notification_messages",
+                "notification_counts",
                 row.try_get("status")?,
                 row.try_get("n")?,
             )?;

@@ -1,0 +1,1029 @@
+//! Console benchmark (issue 5, item 6): the Queue tab over a store of 1,000,000 messages.
+//!
+//! Each backend gets a fresh database (`tests/common`: a temp-dir SQLite file, a throwaway
+//! PostgreSQL cluster or `HERALD_TEST_DATABASE_URL`), seeded with N messages of mixed states,
+//! events, users and methods with payloads built the way routing builds them, through
+//! [`Store::enqueue`] in batches. Then a fresh store handle and service, as a console process
+//! would open them, and the console's own code: [`update::update`] turns actions into effects,
+//! [`Driver`] runs them against the service in tasks (as the run loop does), and
+//! [`view::draw`] draws a 120×40 frame into ratatui's `TestBackend`.
+//!
+//! * **first Queue frame**: from the `4` key (`GoTab(Queue)`) until every effect the tab asked
+//!   for (page, counts, throughput, pause flag) has answered and the frame is drawn;
+//! * **page step**: from `PgDn` until the next keyset page is in and drawn, over `--steps`
+//!   steps, with no filter and with filters (`status=permanent_failure`, `event=run_*`, both,
+//!   `user=…`);
+//! * **counts refresh**: the `LoadCounts` effect alone, next to the `GROUP BY status` scan the
+//!   counts used to be;
+//! * **memory**: the peak RSS (`VmHWM`) of the process that does all of the above. The console
+//!   part runs in a child process of its own (this binary with `--console-child`), so that
+//!   the seeder's heap does not count: it opens the store and the service, as `herald console`
+//!   does, and reports its figures as one JSON line.
+//!
+//! ```text
+//! cargo bench --bench console                       # N = 1,000,000 on SQLite and PostgreSQL
+//! cargo bench --bench console -- sqlite --n 100000  # smaller, one backend
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use common::TestDb;
+use herald::config::Config;
+use herald::console::action::Action;
+use herald::console::driver::Driver;
+use herald::console::state::{AppState, Session, Tab};
+use herald::console::theme::Theme;
+use herald::console::{update, view};
+use herald::model::{EventTemplate, MessageState, Method, Role, User};
+use herald::service::Service;
+use herald::store::{self, NewMessage, NewUser, OpenMode};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use sqlx::Connection;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// The terminal the frames are drawn in.
+const WIDTH: u16 = 120;
+const HEIGHT: u16 = 40;
+/// Users in the seeded store (one owner, the rest members): about 5,000 messages each at
+/// N = 1,000,000, enough for the `user=` filter's page steps.
+const USERS: usize = 200;
+/// Seeded messages are spread over this many days before now.
+const SPREAD_DAYS: i64 = 30;
+/// How often the counts refresh is timed.
+const COUNT_RUNS: usize = 20;
+/// How often the old whole-table count is timed (it is slow).
+const SCAN_RUNS: usize = 3;
+/// Messages per Queue page.
+const PAGE_SIZE: usize = herald::console::queue::PAGE_SIZE as usize;
+/// Any single effect taking longer than this has failed.
+const EFFECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The hidden flag that runs the console part in a child process, and the child's answer.
+const CHILD_FLAG: &str = "--console-child";
+const CHILD_MARK: &str = "FIGURES ";
+
+/// The targets of issue 5, item 6.
+const FIRST_FRAME_TARGET: Duration = Duration::from_millis(100);
+const STEP_TARGET: Duration = Duration::from_millis(50);
+const MEMORY_TARGET_KB: u64 = 100 * 1024;
+
+/// The filters the page steps are timed with, as typed after `/`.
+const FILTERS: &[&str] = &[
+    "",
+    "status=permanent_failure",
+    "event=run_*",
+    "status=permanent_failure event=run_*",
+    "user=user042",
+    // Rare ones: about 1 % and 0.5 % of the messages.
+    "event=your_account_*",
+    "event=migration_failure",
+];
+
+const USAGE: &str = "\
+usage: cargo bench --bench console -- [--n N] [--steps S] [--batch B] [sqlite] [postgres]
+
+  --n N      messages in the store (default 1,000,000)
+  --steps S  page steps timed per filter (default 50)
+  --batch B  messages per Store::enqueue call while seeding (default 10,000)
+  sqlite, postgres
+             run only these backends (default: both)";
+
+fn main() -> anyhow::Result<()> {
+    let Some(options) = Options::parse(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    match options.child_url.clone() {
+        Some(url) => {
+            let figures = runtime.block_on(measure_console(&url, &options))?;
+            println!("{CHILD_MARK}{}", serde_json::to_string(&figures)?);
+            Ok(())
+        }
+        None => runtime.block_on(run(options)),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    n: usize,
+    steps: usize,
+    batch: usize,
+    backends: Vec<Backend>,
+    /// Set in the child: measure the console on this already seeded store.
+    child_url: Option<String>,
+}
+
+impl Options {
+    /// The options, or `None` when help was asked for. Cargo's own `--bench` is ignored.
+    fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
+        let mut options = Options {
+            n: 1_000_000,
+            steps: 50,
+            batch: 10_000,
+            backends: Vec::new(),
+            child_url: None,
+        };
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| -> anyhow::Result<usize> {
+                let text = args
+                    .next()
+                    .with_context(|| format!("{name} needs a value\n\n{USAGE}"))?;
+                match text.trim().replace('_', "").parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => bail!("{name} wants a positive whole number, not `{text}`"),
+                }
+            };
+            match arg.as_str() {
+                "--bench" => {}
+                "-h" | "--help" => return Ok(None),
+                "--n" => options.n = value("--n")?,
+                "--steps" => options.steps = value("--steps")?,
+                "--batch" => options.batch = value("--batch")?,
+                CHILD_FLAG => {
+                    options.child_url = Some(args.next().context("--console-child needs a URL")?)
+                }
+                "sqlite" => options.backends.push(Backend::Sqlite),
+                "postgres" => options.backends.push(Backend::Postgres),
+                other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+            }
+        }
+        if options.backends.is_empty() {
+            options.backends = vec![Backend::Sqlite, Backend::Postgres];
+        }
+        Ok(Some(options))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// An empty database; the harness shells out to `psql`, so it runs off the async workers.
+    fn fresh_db(self) -> TestDb {
+        tokio::task::block_in_place(|| match self {
+            Backend::Sqlite => common::sqlite_db(),
+            Backend::Postgres => common::postgres_db(),
+        })
+    }
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    println!("# herald console benchmark\n");
+    println!("- nproc: {}", nproc());
+    println!("- load average at start: {}", read_trimmed("/proc/loadavg"));
+    println!(
+        "- N = {}, {} page steps per filter, seeding batches of {}, {WIDTH}×{HEIGHT} TestBackend\n",
+        thousands(options.n as f64),
+        options.steps,
+        thousands(options.batch as f64)
+    );
+    let mut reports = Vec::new();
+    for &backend in &options.backends {
+        let report = measure(backend, &options)
+            .await
+            .with_context(|| format!("the console benchmark on {}", backend.name()))?;
+        reports.push(report);
+    }
+    println!("\n## Results\n");
+    println!(
+        "load average at the end: {}\n",
+        read_trimmed("/proc/loadavg")
+    );
+    print_tables(&reports, &options);
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Seeding
+// -------------------------------------------------------------------------------------------
+
+/// A small deterministic generator (SplitMix64), so every run seeds the same store.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// An item of `items` with probability proportional to its weight.
+    fn weighted<'a, T>(&mut self, items: &'a [(T, u32)]) -> &'a T {
+        let total: u32 = items.iter().map(|(_, w)| w).sum();
+        let mut pick = (self.next() % u64::from(total)) as u32;
+        for (item, weight) in items {
+            if pick < *weight {
+                return item;
+            }
+            pick -= weight;
+        }
+        &items[items.len() - 1].0
+    }
+}
+
+/// Relative frequencies: mostly delivered, a tail of failures, a little backlog.
+const STATES: &[(MessageState, u32)] = &[
+    (MessageState::Sent, 780),
+    (MessageState::Pending, 60),
+    (MessageState::Leased, 10),
+    (MessageState::TemporaryFailure, 40),
+    (MessageState::PermanentFailure, 50),
+    (MessageState::Inhibited, 60),
+];
+
+const METHODS: &[(Method, u32)] = &[
+    (Method::Smtp, 35),
+    (Method::Inbox, 30),
+    (Method::Webhook, 15),
+    (Method::SlackWebhook, 10),
+    (Method::SlackApi, 10),
+];
+
+/// Events by how often they fire; run_*, apply_* and workspace builds dominate.
+const EVENTS: &[(&str, u32)] = &[
+    ("run_start", 120),
+    ("run_end", 120),
+    ("run_failure", 40),
+    ("apply_start", 60),
+    ("apply_end", 60),
+    ("apply_failure", 20),
+    ("audit_failure", 10),
+    ("migration_start", 10),
+    ("migration_end", 10),
+    ("migration_failure", 5),
+    ("workspace_created", 60),
+    ("workspace_deleted", 30),
+    ("workspace_autobuild_failed", 30),
+    ("workspace_manual_build_failed", 20),
+    ("workspace_manually_updated", 30),
+    ("workspace_autoupdated", 60),
+    ("workspace_marked_dormant", 40),
+    ("workspace_marked_for_deletion", 20),
+    ("workspace_out_of_memory", 10),
+    ("workspace_out_of_disk", 10),
+    ("task_idle", 50),
+    ("task_working", 50),
+    ("template_deleted", 5),
+    ("template_deprecated", 5),
+    ("template_workspace_builds_failed_report", 10),
+    ("user_account_created", 20),
+    ("user_account_deleted", 10),
+    ("user_account_suspended", 10),
+    ("user_account_activated", 10),
+    ("your_account_suspended", 5),
+    ("your_account_activated", 5),
+    ("user_password_reset", 10),
+    ("test_notification", 10),
+    ("custom_notification", 20),
+];
+
+const FAILURE_REASONS: &[(&str, u32)] = &[
+    ("webhook 503 after 1.2s", 30),
+    ("smtp 550 5.1.1 mailbox unavailable", 20),
+    ("slack rate_limited (retry after 30s)", 15),
+    ("webhook 404 Not Found", 10),
+    ("connection refused (os error 111)", 10),
+    ("smtp 421 4.7.0 try again later", 10),
+    ("slack channel_not_found", 5),
+];
+
+/// What the seeder draws from: the catalog and the users.
+struct Seeder {
+    rng: Rng,
+    templates: Vec<(EventTemplate, u32)>,
+    users: Vec<User>,
+    notifier: Uuid,
+}
+
+impl Seeder {
+    /// `count` messages created at evenly spaced instants from `first` on, `gap` apart, with
+    /// UUIDv7 ids of those instants (so id order is creation order, as in production).
+    fn batch(
+        &mut self,
+        first: DateTime<Utc>,
+        gap: chrono::Duration,
+        count: usize,
+    ) -> Vec<NewMessage> {
+        (0..count)
+            .map(|i| {
+                let created = first + gap * i32::try_from(i).unwrap_or(i32::MAX);
+                self.message(created)
+            })
+            .collect()
+    }
+
+    fn message(&mut self, created: DateTime<Utc>) -> NewMessage {
+        let template = self.rng.weighted(&self.templates).clone();
+        let status = *self.rng.weighted(STATES);
+        let method = *self.rng.weighted(METHODS);
+        // One in twenty goes to a global target (webhook or Slack), not a user.
+        let to_target =
+            method != Method::Smtp && method != Method::Inbox && self.rng.below(20) == 0;
+        let user = (!to_target).then(|| self.users[self.rng.below(self.users.len())].clone());
+        let target = to_target.then(|| format!("ops-{}", self.rng.below(4)));
+        let status_reason = match status {
+            MessageState::TemporaryFailure | MessageState::PermanentFailure => {
+                Some(self.rng.weighted(FAILURE_REASONS).to_string())
+            }
+            MessageState::Inhibited => Some("disabled by user".to_string()),
+            MessageState::Leased => Some(herald::queue::leased_reason(self.notifier)),
+            MessageState::Pending | MessageState::Sent => None,
+        };
+        let workspace = self.rng.below(20_000);
+        let owner = &self.users[self.rng.below(self.users.len())];
+        let labels: BTreeMap<String, String> = [
+            ("workspace_name", format!("ws-{workspace}")),
+            ("workspace_owner_username", owner.username.clone()),
+            ("template_name", format!("tpl-{}", workspace % 40)),
+            ("template_version_name", format!("v{}", workspace % 7)),
+            ("initiator", "system".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let data = serde_json::json!({
+            "build_id": self.rng.next() % 10_000_000,
+            "run_url": format!("https://ci.example.com/runs/{}", self.rng.next() % 1_000_000),
+            "duration_seconds": self.rng.below(3_600),
+        });
+        let targets: Vec<String> = target.iter().cloned().collect();
+        let payload =
+            herald::routing::build_payload(&template, user.as_ref(), &labels, &data, &targets);
+        let millis = u64::try_from(created.timestamp_millis()).unwrap_or(0);
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from(millis % 1000).unwrap_or(0) * 1_000_000,
+        ));
+        NewMessage {
+            id,
+            template_id: template.id,
+            user_id: user.as_ref().map(|u| u.id),
+            target,
+            method,
+            status,
+            status_reason,
+            created_by: "seed".into(),
+            payload,
+            dedupe_hash: Some(format!(
+                "{:016x}{:016x}{:016x}{:016x}",
+                self.rng.next(),
+                self.rng.next(),
+                self.rng.next(),
+                self.rng.next()
+            )),
+            created_at: created,
+        }
+    }
+}
+
+struct Seeded {
+    elapsed: Duration,
+    peak_kb: u64,
+    /// Mean size of a payload's JSON text, from every 1,000th message.
+    payload_bytes: usize,
+}
+
+/// Migrates the store, syncs the catalog, adds the users and enqueues `n` messages.
+async fn seed(url: &str, options: &Options) -> anyhow::Result<Seeded> {
+    let started = Instant::now();
+    let store = store::open(url, OpenMode::Migrate).await?;
+    store.upsert_catalog(herald::catalog::builtin()).await?;
+    let mut users = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        let (username, roles) = if i == 0 {
+            ("alice".to_string(), vec![Role::Owner])
+        } else {
+            (format!("user{i:03}"), vec![Role::Member])
+        };
+        users.push(
+            store
+                .insert_user(&NewUser {
+                    email: format!("{username}@example.com"),
+                    name: username.to_uppercase(),
+                    username,
+                    roles,
+                })
+                .await?,
+        );
+    }
+    let mut templates = Vec::with_capacity(EVENTS.len());
+    for (name, weight) in EVENTS {
+        let template = store
+            .template_by_name(name)
+            .await?
+            .with_context(|| format!("the builtin catalog has no `{name}` event"))?;
+        templates.push((template, *weight));
+    }
+    let mut seeder = Seeder {
+        rng: Rng(0x6865_7261_6c64),
+        templates,
+        users,
+        notifier: Uuid::now_v7(),
+    };
+    let span = chrono::Duration::days(SPREAD_DAYS);
+    let gap = span / i32::try_from(options.n).unwrap_or(i32::MAX);
+    let first = Utc::now() - span;
+    let mut done = 0;
+    let mut payload_sizes = Vec::new();
+    let mut last_report = Instant::now();
+    while done < options.n {
+        let count = options.batch.min(options.n - done);
+        let start = first + gap * i32::try_from(done).unwrap_or(i32::MAX);
+        let batch = seeder.batch(start, gap, count);
+        for m in batch.iter().step_by(1_000) {
+            payload_sizes.push(serde_json::to_string(&m.payload)?.len());
+        }
+        let outcome = store.enqueue(&batch).await?;
+        if outcome.enqueued.len() != count {
+            bail!(
+                "enqueued {} of {count} seeded messages",
+                outcome.enqueued.len()
+            );
+        }
+        done += count;
+        if last_report.elapsed() > Duration::from_secs(15) {
+            last_report = Instant::now();
+            eprintln!(
+                "  … seeded {} of {} in {:.0} s",
+                thousands(done as f64),
+                thousands(options.n as f64),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(store);
+    Ok(Seeded {
+        elapsed: started.elapsed(),
+        peak_kb: memory().peak_kb,
+        payload_bytes: payload_sizes.iter().sum::<usize>() / payload_sizes.len().max(1),
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// The console, driven by its own code
+// -------------------------------------------------------------------------------------------
+
+/// The console's state, driver and a test terminal: the run loop without the terminal I/O.
+struct Console {
+    state: AppState,
+    driver: Driver,
+    results: mpsc::UnboundedReceiver<Action>,
+    outstanding: usize,
+    terminal: Terminal<TestBackend>,
+    theme: Theme,
+}
+
+impl Console {
+    fn new(service: Arc<Service>, caller: User) -> anyhow::Result<Console> {
+        let config = service.config();
+        let session = Session {
+            user: caller.clone(),
+            store_url: service.store().display_url().to_string(),
+            read_only: false,
+            embedded_dispatcher: false,
+            default_method: config.notifications.method,
+            fetch_interval: config.notifications.fetch_interval,
+        };
+        let (tx, results) = mpsc::unbounded_channel();
+        let mut console = Console {
+            state: AppState::new(session, Utc::now()),
+            driver: Driver::new(service, caller, tx),
+            results,
+            outstanding: 0,
+            terminal: Terminal::new(TestBackend::new(WIDTH, HEIGHT))?,
+            theme: Theme::colored(),
+        };
+        let effects = update::init(&mut console.state);
+        console.spawn(effects);
+        Ok(console)
+    }
+
+    fn spawn(&mut self, effects: Vec<herald::console::action::Effect>) {
+        for effect in effects {
+            self.driver.spawn(effect);
+            self.outstanding += 1;
+        }
+    }
+
+    /// What the run loop does with an action.
+    fn dispatch(&mut self, action: Action) {
+        let effects = update::update(&mut self.state, action);
+        self.spawn(effects);
+    }
+
+    /// Feeds effect results back until no effect is in flight; fails on an error notice.
+    async fn settle(&mut self) -> anyhow::Result<()> {
+        while self.outstanding > 0 {
+            let action = tokio::time::timeout(EFFECT_TIMEOUT, self.results.recv())
+                .await
+                .context("an effect took longer than a minute")?
+                .context("the driver's channel closed")?;
+            self.outstanding -= 1;
+            self.dispatch(action);
+        }
+        if let Some(notice) = &self.state.notice
+            && notice.error
+        {
+            bail!("the console reported an error: {}", notice.text);
+        }
+        Ok(())
+    }
+
+    fn draw(&mut self) -> anyhow::Result<()> {
+        let (state, theme) = (&self.state, self.theme);
+        self.terminal.draw(|f| view::draw(f, state, theme))?;
+        Ok(())
+    }
+
+    /// The drawn screen as text, for sanity checks.
+    fn screen(&self) -> String {
+        let buffer = self.terminal.backend().buffer();
+        buffer.content.iter().map(|c| c.symbol()).collect()
+    }
+
+    /// Types `text` into the queue's filter prompt and submits it, as `/` would.
+    fn filter(&mut self, text: &str) {
+        self.dispatch(Action::Filter);
+        self.dispatch(Action::Edit(tui_input::InputRequest::DeleteLine));
+        for c in text.chars() {
+            self.dispatch(Action::Edit(tui_input::InputRequest::InsertChar(c)));
+        }
+        self.dispatch(Action::SubmitInput);
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FilterRun {
+    filter: String,
+    applied: Duration,
+    steps: Vec<Duration>,
+    rows: usize,
+}
+
+/// What the console child measures.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ConsoleFigures {
+    /// From a fresh console to its first full frame on the Events tab (for reference).
+    start_frame: Duration,
+    first_frame: Duration,
+    first_effects: Vec<(String, Duration)>,
+    counts: Vec<Duration>,
+    filters: Vec<FilterRun>,
+    /// Peak and current RSS of the console process at the end.
+    peak_kb: u64,
+    rss_kb: u64,
+}
+
+struct Report {
+    backend: Backend,
+    n: usize,
+    seeded: Seeded,
+    scans: Vec<Duration>,
+    console: ConsoleFigures,
+}
+
+/// Seeds a fresh database, times the old count, then measures the console in a child process.
+async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> {
+    let db = backend.fresh_db();
+    eprintln!(
+        "{}: seeding {} messages…",
+        backend.name(),
+        thousands(options.n as f64)
+    );
+    let seeded = seed(&db.url, options).await?;
+    eprintln!(
+        "{}: seeded in {:.1} s ({:.0} msg/s)",
+        backend.name(),
+        seeded.elapsed.as_secs_f64(),
+        options.n as f64 / seeded.elapsed.as_secs_f64()
+    );
+    if backend == Backend::Postgres {
+        // Autovacuum analyzes a table this busy within a minute; do it now so every run plans
+        // with current statistics.
+        raw_execute(&db.url, "ANALYZE").await?;
+    }
+    let scans = old_count_scans(&db.url).await?;
+    let console = tokio::task::block_in_place(|| run_child(&db.url, options))?;
+    tokio::task::block_in_place(move || drop(db));
+    Ok(Report {
+        backend,
+        n: options.n,
+        seeded,
+        scans,
+        console,
+    })
+}
+
+/// Runs this binary again with [`CHILD_FLAG`] and reads its figures.
+fn run_child(url: &str, options: &Options) -> anyhow::Result<ConsoleFigures> {
+    let exe = std::env::current_exe().context("finding this benchmark's executable")?;
+    let output = std::process::Command::new(exe)
+        .args([CHILD_FLAG, url])
+        .args(["--n", &options.n.to_string()])
+        .args(["--steps", &options.steps.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the console child process")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("the console child failed ({}): {stdout}", output.status);
+    }
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(CHILD_MARK))
+        .with_context(|| format!("the console child printed no figures: {stdout}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// The console's part, in a process of its own: open the seeded store and the service as
+/// `herald console` does, start on the Events tab, then time the Queue tab.
+async fn measure_console(url: &str, options: &Options) -> anyhow::Result<ConsoleFigures> {
+    let store = store::open(url, OpenMode::Existing).await?;
+    let service = Arc::new(Service::start(store, Arc::new(Config::default())).await?);
+    let owner = service
+        .store()
+        .user_by_username("alice")
+        .await?
+        .context("the seeded owner is missing")?;
+    let started = Instant::now();
+    let mut console = Console::new(service.clone(), owner.clone())?;
+    console.settle().await?;
+    console.draw()?;
+    let start_frame = started.elapsed();
+
+    // The first Queue frame: `4`, every effect answered, one frame drawn.
+    let started = Instant::now();
+    console.dispatch(Action::GoTab(Tab::Queue));
+    console.settle().await?;
+    console.draw()?;
+    let first_frame = started.elapsed();
+    check_page(&console, "the first Queue frame")?;
+    let total: i64 = console
+        .state
+        .queue
+        .counts
+        .as_ref()
+        .context("the first Queue frame has no counts")?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    if total != options.n as i64 {
+        bail!("the counts add up to {total}, not {}", options.n);
+    }
+
+    // The same effects one at a time, to see where the first frame's time goes.
+    let driver = Driver::new(service.clone(), owner.clone(), mpsc::unbounded_channel().0);
+    let mut first_effects = Vec::new();
+    for effect in update::update(&mut console.state, Action::Refresh) {
+        let name = format!("{effect:?}");
+        let name = name
+            .split([' ', '(', '{'])
+            .next()
+            .unwrap_or("?")
+            .to_string();
+        let clock = Instant::now();
+        driver.perform(effect).await;
+        first_effects.push((name, clock.elapsed()));
+    }
+    console.state.loading.clear();
+
+    let mut counts = Vec::with_capacity(COUNT_RUNS);
+    for _ in 0..COUNT_RUNS {
+        let clock = Instant::now();
+        let action = driver
+            .perform(herald::console::action::Effect::LoadCounts)
+            .await;
+        console.dispatch(action);
+        counts.push(clock.elapsed());
+    }
+
+    let mut filters = Vec::new();
+    for filter in FILTERS {
+        let run = page_steps(&mut console, filter, options.steps)
+            .await
+            .with_context(|| format!("paging with the filter `{filter}`"))?;
+        let steps = sorted(&run.steps);
+        eprintln!(
+            "  filter `{filter}`: applied in {}, step median {} p95 {}",
+            ms(run.applied),
+            ms(percentile(&steps, 0.5)),
+            ms(percentile(&steps, 0.95))
+        );
+        filters.push(run);
+    }
+    let memory = memory();
+    Ok(ConsoleFigures {
+        start_frame,
+        first_frame,
+        first_effects,
+        counts,
+        filters,
+        peak_kb: memory.peak_kb,
+        rss_kb: memory.rss_kb,
+    })
+}
+
+/// Applies `filter` (timed like a first frame), then pages down `steps` times.
+async fn page_steps(
+    console: &mut Console,
+    filter: &str,
+    steps: usize,
+) -> anyhow::Result<FilterRun> {
+    let started = Instant::now();
+    console.filter(filter);
+    console.settle().await?;
+    console.draw()?;
+    let applied = started.elapsed();
+    check_page(console, "the filtered first page")?;
+    let mut times = Vec::with_capacity(steps);
+    let mut rows = console.state.queue.page.len();
+    // A short page is the end of the table (only with a small --n): PgDn stays put there.
+    while times.len() < steps && console.state.queue.page.len() == PAGE_SIZE {
+        let step = times.len() + 1;
+        let before = console.state.queue.page.last().map(|m| m.id);
+        let started = Instant::now();
+        console.dispatch(Action::PageDown);
+        console.settle().await?;
+        console.draw()?;
+        times.push(started.elapsed());
+        let page = &console.state.queue.page;
+        if page.is_empty() || !console.screen().contains("Messages (") {
+            bail!("page step {step} drew no messages");
+        }
+        if page.first().map(|m| m.id) >= before {
+            bail!("page step {step} did not move to older messages");
+        }
+        rows += page.len();
+    }
+    Ok(FilterRun {
+        filter: filter.to_string(),
+        applied,
+        steps: times,
+        rows,
+    })
+}
+
+/// The page must be full and drawn.
+fn check_page(console: &Console, what: &str) -> anyhow::Result<()> {
+    let q = &console.state.queue;
+    if !q.loaded || q.page.len() < PAGE_SIZE {
+        bail!("{what} shows {} messages, not a full page", q.page.len());
+    }
+    let screen = console.screen();
+    if !screen.contains("Messages (50+)") {
+        bail!("{what} was not drawn as a full message table");
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Around the console: plain SQL on a separate connection
+// -------------------------------------------------------------------------------------------
+
+/// The whole-table `GROUP BY status` that `count_by_state` ran before the counts table.
+async fn old_count_scans(url: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(SCAN_RUNS);
+    for _ in 0..SCAN_RUNS {
+        let clock = Instant::now();
+        raw_execute(
+            url,
+            "SELECT status, COUNT(*) FROM notification_messages GROUP BY status",
+        )
+        .await?;
+        times.push(clock.elapsed());
+    }
+    Ok(times)
+}
+
+/// Runs `sql` on a connection of its own (not the store's); the connect time is excluded.
+async fn raw_execute(url: &str, sql: &str) -> anyhow::Result<()> {
+    if url.starts_with("sqlite:") {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
+        conn.close().await?;
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
+        conn.close().await?;
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------------------------------------
+// Memory
+// -------------------------------------------------------------------------------------------
+
+struct Memory {
+    /// `VmHWM`: the peak resident set since the start or the last reset.
+    peak_kb: u64,
+    /// `VmRSS`: the resident set now.
+    rss_kb: u64,
+}
+
+fn memory() -> Memory {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        peak_kb: field("VmHWM:"),
+        rss_kb: field("VmRSS:"),
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Figures and the report
+// -------------------------------------------------------------------------------------------
+
+fn sorted(values: &[Duration]) -> Vec<Duration> {
+    let mut values = values.to_vec();
+    values.sort();
+    values
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    match d.as_secs_f64() * 1000.0 {
+        millis if millis < 1.0 => format!("{millis:.2} ms"),
+        millis => format!("{millis:.1} ms"),
+    }
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1024.0)
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{value:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn verdict(met: bool, value: f64, target: f64) -> String {
+    if met {
+        "met".into()
+    } else {
+        format!("**missed** by {:.0}%", 100.0 * (value / target - 1.0))
+    }
+}
+
+fn print_tables(reports: &[Report], options: &Options) {
+    println!("| backend | N | seeding | seeding msg/s | mean payload | seeding peak RSS |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in reports {
+        println!(
+            "| {} | {} | {:.1} s | {} | {} B | {} |",
+            r.backend.name(),
+            thousands(r.n as f64),
+            r.seeded.elapsed.as_secs_f64(),
+            thousands(r.n as f64 / r.seeded.elapsed.as_secs_f64()),
+            r.seeded.payload_bytes,
+            mb(r.seeded.peak_kb)
+        );
+    }
+    println!();
+    println!("| backend | measure | median | p95 | max | target | result |");
+    println!("|---|---|---:|---:|---:|---|---|");
+    for r in reports {
+        let b = r.backend.name();
+        println!(
+            "| {b} | for reference: start-up, first full Events frame (catalog, 24 h volumes, inbox, pause flag) | {} | | | | |",
+            ms(r.console.start_frame)
+        );
+        println!(
+            "| {b} | first Queue frame (`4` → counts + page + throughput drawn) | {} | | | < 100 ms | {} |",
+            ms(r.console.first_frame),
+            verdict(
+                r.console.first_frame < FIRST_FRAME_TARGET,
+                r.console.first_frame.as_secs_f64(),
+                FIRST_FRAME_TARGET.as_secs_f64()
+            )
+        );
+        for f in &r.console.filters {
+            let steps = sorted(&f.steps);
+            let p95 = percentile(&steps, 0.95);
+            let label = if f.filter.is_empty() {
+                "no filter".to_string()
+            } else {
+                format!("`{}`", f.filter)
+            };
+            println!(
+                "| {b} | filter {label}: applied (first page drawn) | {} | | | | |",
+                ms(f.applied)
+            );
+            println!(
+                "| {b} | page step (PgDn → next page drawn), {label}, {} steps, {} rows | {} | {} | {} | < 50 ms | {} |",
+                steps.len(),
+                thousands(f.rows as f64),
+                ms(percentile(&steps, 0.5)),
+                ms(p95),
+                ms(steps.last().copied().unwrap_or_default()),
+                verdict(
+                    p95 < STEP_TARGET,
+                    p95.as_secs_f64(),
+                    STEP_TARGET.as_secs_f64()
+                )
+            );
+        }
+        let counts = sorted(&r.console.counts);
+        println!(
+            "| {b} | counts refresh (`LoadCounts`, {} runs) | {} | {} | {} | no table scan | reads `notification_counts` |",
+            counts.len(),
+            ms(percentile(&counts, 0.5)),
+            ms(percentile(&counts, 0.95)),
+            ms(counts.last().copied().unwrap_or_default())
+        );
+        let scans = sorted(&r.scans);
+        println!(
+            "| {b} | for comparison: `GROUP BY status` over the table ({} runs, own connection) | {} | | {} | | what the counts cost before |",
+            scans.len(),
+            ms(percentile(&scans, 0.5)),
+            ms(scans.last().copied().unwrap_or_default())
+        );
+        println!(
+            "| {b} | peak RSS of the console process (VmHWM; RSS at the end {}) | {} | | | < 100 MB | {} |",
+            mb(r.console.rss_kb),
+            mb(r.console.peak_kb),
+            verdict(
+                r.console.peak_kb < MEMORY_TARGET_KB,
+                r.console.peak_kb as f64,
+                MEMORY_TARGET_KB as f64
+            )
+        );
+    }
+    println!();
+    println!("Where the first frame's time goes (each effect alone, after the first frame):\n");
+    println!("| backend | effect | time |");
+    println!("|---|---|---:|");
+    for r in reports {
+        for (name, time) in &r.console.first_effects {
+            println!("| {} | {name} | {} |", r.backend.name(), ms(*time));
+        }
+    }
+    println!();
+    println!(
+        "(--steps {}, --batch {}; times exclude the run loop's wait for its next frame tick, at most {} ms)",
+        options.steps, options.batch, 33
+    );
+}
+
+fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
