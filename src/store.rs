@@ -498,21 +498,16 @@ pub fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-fn zero_counts() -> StateCounts {
-    MessageState::ALL.iter().map(|s| (*s, 0)).collect()
-}
-
-fn add_count(
-    counts: &mut StateCounts,
-    table: &'static str,
-    status: &str,
-    n: i64,
-) -> StoreResult<()> {
-    let state: MessageState = parse_enum(table, status)?;
-    if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
-        slot.1 += n;
+/// Counts per state from `(status, n)` rows; every state is present, zero when absent.
+fn tally(table: &'static str, rows: Vec<(String, i64)>) -> StoreResult<StateCounts> {
+    let mut counts: StateCounts = MessageState::ALL.iter().map(|s| (*s, 0)).collect();
+    for (status, n) in rows {
+        let state: MessageState = parse_enum(table, &status)?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 += n;
+        }
     }
-    Ok(())
+    Ok(counts)
 }
 
 #[cfg(test)]

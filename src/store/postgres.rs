@@ -15,9 +15,8 @@ use uuid::Uuid;
 use super::{
     AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeasedMessage, MessageFilter,
     NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, ReasonCount, Replica,
-    StateCounts, Store, StoreError, StoreResult, add_count, check_version, join_roles,
-    like_pattern, parse_enum, parse_json, retryable_states, split_roles, to_json, uuid_v7_floor,
-    zero_counts,
+    StateCounts, Store, StoreError, StoreResult, check_version, join_roles, like_pattern,
+    parse_enum, parse_json, retryable_states, split_roles, tally, to_json, uuid_v7_floor,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
@@ -685,21 +684,12 @@ impl Store for PostgresStore {
     }
 
     async fn count_by_state(&self) -> StoreResult<StateCounts> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT status, SUM(n)::bigint AS n FROM notification_counts GROUP BY status",
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut counts = zero_counts();
-        for row in rows {
-            add_count(
-                &mut counts,
-                "notification_counts",
-                row.try_get("status")?,
-                row.try_get("n")?,
-            )?;
-        }
-        Ok(counts)
+        tally("notification_counts", rows)
     }
 
     async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>> {
@@ -843,23 +833,14 @@ impl Store for PostgresStore {
     }
 
     async fn attempts_since(&self, since: DateTime<Utc>) -> StoreResult<StateCounts> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT outcome, COUNT(*) AS n FROM notification_attempts
              WHERE started_at >= $1 GROUP BY outcome",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        let mut counts = zero_counts();
-        for row in rows {
-            add_count(
-                &mut counts,
-                "notification_attempts",
-                row.try_get("outcome")?,
-                row.try_get("n")?,
-            )?;
-        }
-        Ok(counts)
+        tally("notification_attempts", rows)
     }
 
     async fn lease_batch(
