@@ -446,7 +446,7 @@ impl Replica {
         let dispatcher = Dispatcher::new(
             store.clone(),
             Arc::new(channels),
-            DispatchSettings::from(&config.notifications),
+            DispatchSettings::from(config),
             metrics.clone(),
         )?;
         let (stop, stopping) = watch::channel(false);

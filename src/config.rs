@@ -162,6 +162,8 @@ pub struct NotificationsConfig {
     pub max_send_attempts: u32,
     /// Wait after a retryable failure before the next attempt.
     pub retry_interval: Duration,
+    /// The longest wait between attempts, whatever a peer's `Retry-After` asks for.
+    pub max_retry_delay: Duration,
     /// Poll interval when nothing wakes the dispatcher earlier.
     pub fetch_interval: Duration,
     /// Messages leased per batch (at least 1).
@@ -307,6 +309,7 @@ impl Default for NotificationsConfig {
             dispatch_timeout: Duration::from_secs(60),
             max_send_attempts: 5,
             retry_interval: Duration::from_secs(5 * 60),
+            max_retry_delay: Duration::from_secs(60 * 60),
             fetch_interval: Duration::from_secs(15),
             lease_count: 100,
             lease_period: Duration::from_secs(2 * 60),
@@ -390,6 +393,22 @@ impl Config {
         }
         methods.push(Method::Inbox);
         methods
+    }
+
+    /// What a replica built from this configuration delivers (DESIGN §6): user messages of
+    /// [`Config::configured_methods`], and every declared target.
+    pub fn capabilities(&self) -> crate::model::Capabilities {
+        let mut targets: Vec<String> = self
+            .target_refs()
+            .iter()
+            .map(|t| t.qualified_name())
+            .collect();
+        targets.sort();
+        targets.dedup();
+        crate::model::Capabilities {
+            methods: self.configured_methods(),
+            targets,
+        }
     }
 
     /// Every target as routing sees it: the global ones (`owner: None`), then each user's.
@@ -812,6 +831,8 @@ const SETTINGS: &[Setting] = &[
         notifications.max_send_attempts => positive_u32),
     setting!("notifications.retry_interval", "HERALD_NOTIFICATIONS_RETRY_INTERVAL",
         notifications.retry_interval => duration),
+    setting!("notifications.max_retry_delay", "HERALD_NOTIFICATIONS_MAX_RETRY_DELAY",
+        notifications.max_retry_delay => positive_duration),
     setting!("notifications.fetch_interval", "HERALD_NOTIFICATIONS_FETCH_INTERVAL",
         notifications.fetch_interval => positive_duration),
     setting!("notifications.lease_count", "HERALD_NOTIFICATIONS_LEASE_COUNT",
@@ -2100,7 +2121,7 @@ url = "${SLACK_WEBHOOK_URL}"
             parse_err(text),
             "herald.toml line 4: unknown key `notifications.fetch_intervall`; expected one of: \
              method, inbox_enabled, dispatch_timeout, max_send_attempts, retry_interval, \
-             fetch_interval, lease_count, lease_period, store_sync_interval, store_sync_buffer, \
+             max_retry_delay, fetch_interval, lease_count, lease_period, store_sync_interval, store_sync_buffer, \
              retention, webhook"
         );
     }
@@ -2252,6 +2273,7 @@ chanel = "U123"
             ("HERALD_NOTIFICATIONS_DISPATCH_TIMEOUT", "10s"),
             ("HERALD_NOTIFICATIONS_MAX_SEND_ATTEMPTS", "9"),
             ("HERALD_NOTIFICATIONS_RETRY_INTERVAL", "1s"),
+            ("HERALD_NOTIFICATIONS_MAX_RETRY_DELAY", "10m"),
             ("HERALD_NOTIFICATIONS_FETCH_INTERVAL", "2s"),
             ("HERALD_NOTIFICATIONS_LEASE_COUNT", "7"),
             ("HERALD_NOTIFICATIONS_LEASE_PERIOD", "20s"),
@@ -2286,6 +2308,7 @@ chanel = "U123"
         assert!(!n.inbox_enabled);
         assert_eq!(n.dispatch_timeout, Duration::from_secs(10));
         assert_eq!(n.max_send_attempts, 9);
+        assert_eq!(n.max_retry_delay, Duration::from_secs(600));
         assert_eq!(n.retry_interval, Duration::from_secs(1));
         assert_eq!(n.fetch_interval, Duration::from_secs(2));
         assert_eq!(n.lease_count, 7);

@@ -248,6 +248,45 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// What one replica can deliver (DESIGN §6), published in its `notification_replicas` row and
+/// applied to its leases: user messages of `methods` (target is NULL) and target messages of
+/// the qualified target names in `targets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub methods: Vec<Method>,
+    pub targets: Vec<String>,
+}
+
+impl Capabilities {
+    /// Whether a message of `method` for `target` (None for a user message) can be delivered.
+    pub fn covers(&self, method: Method, target: Option<&str>) -> bool {
+        match target {
+            None => self.methods.contains(&method),
+            Some(t) => self.targets.iter().any(|c| c == t),
+        }
+    }
+
+    /// Everything any of `all` can deliver.
+    pub fn union<'a>(all: impl IntoIterator<Item = &'a Capabilities>) -> Capabilities {
+        let mut out = Capabilities::default();
+        for c in all {
+            for m in &c.methods {
+                if !out.methods.contains(m) {
+                    out.methods.push(*m);
+                }
+            }
+            for t in &c.targets {
+                if !out.targets.contains(t) {
+                    out.targets.push(t.clone());
+                }
+            }
+        }
+        out.methods.sort();
+        out.targets.sort();
+        out
+    }
+}
+
 /// A row of `notification_messages`, joined with the event name and username.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {

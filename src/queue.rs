@@ -13,6 +13,69 @@ use crate::model::{DeliveryOutcome, MessageState};
 pub struct RetryPolicy {
     pub max_send_attempts: u32,
     pub retry_interval: Duration,
+    /// No computed wait (a peer's `Retry-After` included) is longer than this.
+    pub max_retry_delay: Duration,
+}
+
+/// The longest `status_reason` written: longer peer text is cut (with `…`).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Text from a peer (a response body, an SMTP reply, a Slack error) made safe to store, log
+/// and print: control characters (NUL, terminal escape sequences, C1 controls, bidi overrides)
+/// are removed, whitespace runs become one space, and the result is cut to `max_chars`.
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars + 8));
+    let mut chars = text.chars().peekable();
+    let mut count = 0;
+    let mut space = false;
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence: CSI (ESC [ … final), OSC (ESC ] … BEL or ESC \\), or ESC
+            // plus one character.
+            if chars.next_if_eq(&'[').is_some() {
+                for p in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&p) {
+                        break;
+                    }
+                }
+            } else if chars.next_if_eq(&']').is_some() {
+                while let Some(p) = chars.next() {
+                    if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+        {
+            continue;
+        }
+        if space {
+            if count + 1 >= max_chars {
+                out.push('…');
+                return out;
+            }
+            out.push(' ');
+            count += 1;
+            space = false;
+        }
+        if count + 1 > max_chars {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
 }
 
 /// Where a message goes after one delivery attempt.
@@ -46,7 +109,7 @@ pub fn after_attempt(
         },
         DeliveryOutcome::Permanent { reason } => AttemptResult {
             status: MessageState::PermanentFailure,
-            status_reason: Some(reason.clone()),
+            status_reason: Some(clean_text(reason, MAX_REASON_CHARS)),
             attempt_count,
             next_retry_after: None,
         },
@@ -54,6 +117,7 @@ pub fn after_attempt(
             reason,
             retry_after,
         } => {
+            let reason = clean_text(reason, MAX_REASON_CHARS);
             if attempt_count >= max_attempts(policy) {
                 return AttemptResult {
                     status: MessageState::PermanentFailure,
@@ -65,13 +129,15 @@ pub fn after_attempt(
                     next_retry_after: None,
                 };
             }
-            let wait = retry_after.map_or(policy.retry_interval, |hint| {
-                hint.max(policy.retry_interval)
-            });
+            let wait = retry_after
+                .map_or(policy.retry_interval, |hint| {
+                    hint.max(policy.retry_interval)
+                })
+                .min(policy.max_retry_delay);
             let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
             AttemptResult {
                 status: MessageState::TemporaryFailure,
-                status_reason: Some(reason.clone()),
+                status_reason: Some(reason),
                 attempt_count,
                 next_retry_after: Some(
                     now.checked_add_signed(wait)
@@ -131,6 +197,7 @@ mod tests {
         RetryPolicy {
             max_send_attempts: 3,
             retry_interval: Duration::from_secs(300),
+            max_retry_delay: Duration::from_secs(3600),
         }
     }
 
@@ -200,6 +267,15 @@ mod tests {
                 MessageState::TemporaryFailure,
                 1,
                 Some(now + chrono::Duration::seconds(900)),
+                "503",
+            ),
+            // An absurd Retry-After waits no longer than max_retry_delay.
+            (
+                0,
+                retryable(Some(99_999_999_999)),
+                MessageState::TemporaryFailure,
+                1,
+                Some(now + chrono::Duration::seconds(3600)),
                 "503",
             ),
             // A Retry-After shorter than retry_interval does not hurry the retry.
@@ -285,5 +361,31 @@ mod tests {
         assert!(can_retry(MessageState::Inhibited, true).is_ok());
         assert!(can_retry(MessageState::Sent, true).is_err());
         assert!(can_retry(MessageState::Pending, false).is_err());
+    }
+
+    #[test]
+    fn peer_text_loses_controls_and_escapes_and_is_bounded() {
+        let hostile = "bad\0request \u{1b}[31mred\u{1b}[0m\r\n\tnext\u{7}\u{9b}\u{202e}end";
+        assert_eq!(clean_text(hostile, 100), "badrequest red nextend");
+        let long = "x".repeat(2_000);
+        let cut = clean_text(&long, MAX_REASON_CHARS);
+        assert_eq!(cut.chars().count(), MAX_REASON_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(clean_text("  a   b  ", 10), "a b");
+        assert_eq!(clean_text("ünïcødé ok", 100), "ünïcødé ok");
+    }
+
+    #[test]
+    fn reasons_written_to_the_store_are_clean() {
+        let outcome = DeliveryOutcome::Permanent {
+            reason: "webhook 400: \0\u{1b}]0;title\u{7}body".into(),
+        };
+        let got = after_attempt(0, &outcome, &policy(), Utc::now());
+        let reason = got.status_reason.unwrap();
+        assert!(
+            !reason.contains('\0') && !reason.contains('\u{1b}'),
+            "{reason:?}"
+        );
+        assert_eq!(reason, "webhook 400: body");
     }
 }

@@ -41,7 +41,7 @@ pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::new(channels),
-        DispatchSettings::from(&config.notifications),
+        DispatchSettings::from(config),
         metrics,
     )?
     .with_overrides(overrides);

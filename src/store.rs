@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::config::redact_url_password;
 use crate::model::{
-    Attempt, EventSpec, EventTemplate, Message, MessageState, Method, Preference, Role, Settings,
-    User, UserStatus,
+    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
+    Role, Settings, User, UserStatus,
 };
 use crate::queue::AttemptResult;
 
@@ -129,12 +129,63 @@ pub struct LeasedMessage {
     pub created_at: DateTime<Utc>,
     /// How long it waited in its previous state before this lease.
     pub queued_seconds: f64,
+    /// This lease's token: the outcome is written only while the message still holds it.
+    pub lease_token: Uuid,
+}
+
+/// One [`Store::lease_batch`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    pub notifier_id: Uuid,
+    pub limit: u32,
+    pub lease_period: Duration,
+    pub max_send_attempts: u32,
+    /// Only messages this replica can deliver are leased; the rest wait for one that can.
+    pub capabilities: &'a Capabilities,
+}
+
+/// Messages no running replica can deliver, per method and target (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Undeliverable {
+    pub method: Method,
+    /// The qualified target name; None for user messages.
+    pub target: Option<String>,
+    pub count: i64,
+}
+
+impl Undeliverable {
+    /// `14 smtp messages wait: no replica has an smtp channel`.
+    pub fn describe(&self) -> String {
+        let noun = if self.count == 1 {
+            "message"
+        } else {
+            "messages"
+        };
+        match &self.target {
+            None => {
+                let article = match self.method {
+                    Method::Smtp | Method::Inbox => "an",
+                    _ => "a",
+                };
+                format!(
+                    "{} {} {noun} wait: no replica has {article} {} channel",
+                    self.count, self.method, self.method
+                )
+            }
+            Some(t) => format!(
+                "{} {noun} for target `{t}` ({}) wait: no replica has that target configured",
+                self.count, self.method
+            ),
+        }
+    }
 }
 
 /// One finished delivery attempt and the state it leads to, for [`Store::record_attempts`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub message_id: Uuid,
+    /// The lease the delivery ran under ([`LeasedMessage::lease_token`]).
+    pub lease_token: Uuid,
     pub notifier_id: Uuid,
     pub started_at: DateTime<Utc>,
     pub duration_ms: i64,
@@ -150,6 +201,8 @@ pub struct Replica {
     pub started_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub in_flight: i32,
+    /// What it delivers (its leases take nothing else).
+    pub capabilities: Capabilities,
 }
 
 /// A row for `inbox_notifications`.
@@ -265,8 +318,9 @@ pub trait Store: Send + Sync {
         include_inhibited: bool,
         reason: &str,
     ) -> StoreResult<Vec<Uuid>>;
-    /// Deletes messages (with their attempts) last changed before `cutoff`, in bounded batches;
-    /// returns how many.
+    /// Deletes messages in a final state (`sent`, `permanent_failure`, `inhibited`), with their
+    /// attempts, last changed before `cutoff`, in bounded batches; returns how many. Nothing
+    /// that can still be delivered is ever deleted.
     async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 
     // read models (the console)
@@ -294,18 +348,21 @@ pub trait Store: Send + Sync {
     async fn attempts_since(&self, since: DateTime<Utc>) -> StoreResult<StateCounts>;
 
     // dispatch
-    /// Leases up to `limit` leasable messages (DESIGN §5) to `notifier_id` for `lease_period`,
-    /// oldest first; concurrent callers never get the same message.
-    async fn lease_batch(
-        &self,
-        notifier_id: Uuid,
-        limit: u32,
-        lease_period: Duration,
-        max_send_attempts: u32,
-    ) -> StoreResult<Vec<LeasedMessage>>;
-    /// Applies finished attempts in bulk: the messages' new states (only those still leased)
-    /// and one `notification_attempts` row each.
-    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()>;
+    /// Leases up to `limit` leasable messages (DESIGN §5) that the caller can deliver, under a
+    /// fresh lease token, oldest first; concurrent callers never get the same message. Due
+    /// retries and expired leases get a share of every batch; a lease that expired counts as
+    /// an attempt. Messages whose attempts are used up are finalised instead of leased, and a
+    /// row that cannot be read is made `permanent_failure` (with why) instead of failing the
+    /// batch.
+    async fn lease_batch(&self, request: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>>;
+    /// Applies finished attempts in bulk: the messages' new states — only where the message
+    /// still holds the record's lease token — and one `notification_attempts` row each, numbered
+    /// after the message's earlier attempts. Returns how many outcomes came too late (their
+    /// lease was gone) and were dropped.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64>;
+    /// Messages that wait (`pending`, `temporary_failure`) for a method or target that
+    /// `capabilities` does not cover, per method and target.
+    async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>>;
     /// The earliest moment a waiting retry or an expired lease makes a message leasable.
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Notified when messages may have become leasable or the pause flag changed: an enqueue,
@@ -381,6 +438,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("store/migrations/sqlite/0004_counts.sql"),
         postgres: include_str!("store/migrations/postgres/0004_counts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "faults",
+        sqlite: include_str!("store/migrations/sqlite/0005_faults.sql"),
+        postgres: include_str!("store/migrations/postgres/0005_faults.sql"),
+    },
 ];
 
 fn latest_version() -> i64 {
@@ -449,6 +512,14 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
+/// The `status_reason` of a message whose row could not be read at lease time.
+fn unreadable_reason(error: &StoreError) -> String {
+    crate::queue::clean_text(
+        &format!("the stored message cannot be read ({error}); it was not delivered"),
+        crate::queue::MAX_REASON_CHARS,
+    )
+}
+
 /// Translates a `*` glob over event names into a SQL LIKE pattern (escape `\`).
 fn like_pattern(glob: &str) -> String {
     let mut out = String::with_capacity(glob.len());
@@ -465,11 +536,31 @@ fn like_pattern(glob: &str) -> String {
     out
 }
 
-/// The lease's two passes (DESIGN §5): pending messages, then retries whose time has come and
-/// leases that expired (their replica died). `$now` is the backend's current time.
-const LEASE_PENDING: &str = "status = 'pending'";
-const LEASE_DUE: &str = "((status = 'temporary_failure' AND next_retry_after <= $now)
-     OR (status = 'leased' AND leased_until < $now))";
+/// The lease's passes (DESIGN §5): pending messages, and retries whose time has come and leases
+/// that expired (their replica died or the delivery hung; that lease counts as an attempt).
+/// `$now` is the backend's current time, `$max` max_send_attempts.
+const LEASE_PENDING: &str = "status = 'pending' AND attempt_count < $max";
+const LEASE_DUE: &str =
+    "((status = 'temporary_failure' AND next_retry_after <= $now AND attempt_count < $max)
+     OR (status = 'leased' AND leased_until < $now AND attempt_count + 1 < $max))";
+/// Due messages whose attempts are used up (max_send_attempts was lowered, or a lease expired on
+/// the last attempt): they are finalised rather than left stuck.
+const LEASE_EXHAUSTED: &str =
+    "((status = 'temporary_failure' AND next_retry_after <= $now AND attempt_count >= $max)
+     OR (status = 'leased' AND leased_until < $now AND attempt_count + 1 >= $max))";
+/// The `status_reason` a finalised exhausted message gets (SQL, `$max` as above).
+const EXHAUSTED_REASON: &str = "CASE WHEN status = 'leased'
+     THEN 'lease expired without an outcome (the delivery hung or its replica died); gave up after '
+          || (attempt_count + 1) || ' attempts; max_send_attempts is ' || $max
+     ELSE COALESCE(status_reason, 'failed') || ' (gave up after ' || attempt_count
+          || ' attempts; max_send_attempts is ' || $max || ')' END";
+/// The share of each lease kept for due retries and expired leases, so a backlog of new
+/// messages cannot starve them.
+fn due_share(limit: u32) -> i64 {
+    i64::from(limit.div_ceil(4).max(1))
+}
+/// States retention and `messages purge` may delete.
+const FINAL_STATES_SQL: &str = "('sent', 'permanent_failure', 'inhibited')";
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
 const PURGE_BATCH: i64 = 5_000;

@@ -691,6 +691,10 @@ pub struct Metrics {
     pending_updates: AtomicI64,
     leased: AtomicU64,
     flush_seconds: Histogram,
+    late_outcomes: AtomicU64,
+    isolated_outcomes: AtomicU64,
+    /// `(method, target, count)` of messages no running replica can deliver.
+    undeliverable: std::sync::Mutex<Vec<(String, String, i64)>>,
 }
 
 impl Metrics {
@@ -705,6 +709,9 @@ impl Metrics {
             pending_updates: AtomicI64::new(0),
             leased: AtomicU64::new(0),
             flush_seconds: Histogram::new(FLUSH_BUCKETS),
+            late_outcomes: AtomicU64::new(0),
+            isolated_outcomes: AtomicU64::new(0),
+            undeliverable: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -749,6 +756,24 @@ impl Metrics {
     /// How long one bulk flush of outcomes to the store took.
     pub fn observe_flush(&self, seconds: f64) {
         self.flush_seconds.observe(seconds);
+    }
+
+    /// `n` outcomes dropped because their lease had expired and the message moved on.
+    pub fn record_late_outcomes(&self, n: u64) {
+        self.late_outcomes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One outcome the store refused, replaced by a final state with the store's reason.
+    pub fn record_isolated_outcome(&self) {
+        self.isolated_outcomes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages waiting for a method or target no running replica delivers:
+    /// `(method, target or "", count)`.
+    pub fn set_undeliverable(&self, waiting: Vec<(String, String, i64)>) {
+        if let Ok(mut slot) = self.undeliverable.lock() {
+            *slot = waiting;
+        }
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4.
@@ -864,6 +889,51 @@ impl Metrics {
             &[],
             &self.flush_seconds.snapshot(),
         );
+
+        family_header(
+            &mut out,
+            "herald_late_outcomes_total",
+            "Delivery outcomes dropped because the message's lease had expired and passed on.",
+            "counter",
+        );
+        let late = self.late_outcomes.load(Ordering::Relaxed);
+        sample(
+            &mut out,
+            "herald_late_outcomes_total",
+            &[],
+            &late.to_string(),
+        );
+
+        family_header(
+            &mut out,
+            "herald_isolated_outcomes_total",
+            "Delivery outcomes the store refused; the message was given a final state instead.",
+            "counter",
+        );
+        let isolated = self.isolated_outcomes.load(Ordering::Relaxed);
+        sample(
+            &mut out,
+            "herald_isolated_outcomes_total",
+            &[],
+            &isolated.to_string(),
+        );
+
+        family_header(
+            &mut out,
+            "herald_undeliverable_messages",
+            "Messages waiting for a method or target that no running replica can deliver.",
+            "gauge",
+        );
+        if let Ok(waiting) = self.undeliverable.lock() {
+            for (method, target, count) in waiting.iter() {
+                sample(
+                    &mut out,
+                    "herald_undeliverable_messages",
+                    &[("method", method), ("target", target)],
+                    &count.to_string(),
+                );
+            }
+        }
         out
     }
 }
@@ -1750,7 +1820,7 @@ mod tests {
             }
         }
         assert!(text.ends_with('\n'));
-        assert_eq!(typed.len(), 8, "{typed:?}");
+        assert_eq!(typed.len(), 11, "{typed:?}");
         assert_eq!(
             helped.len(),
             typed.len(),

@@ -74,7 +74,7 @@ async fn start(config: &Config) -> Running {
     let dispatcher = Dispatcher::new(
         store,
         Arc::new(channels),
-        DispatchSettings::from(&config.notifications),
+        DispatchSettings::from(config),
         Arc::new(Metrics::new()),
     )
     .expect("dispatcher");

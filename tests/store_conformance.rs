@@ -7,9 +7,11 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use common::TestDb;
 use herald::catalog;
-use herald::model::{MessageState, Method, Preference, Role, UserStatus};
+use herald::model::{Capabilities, MessageState, Method, Preference, Role, UserStatus};
+use herald::queue::AttemptResult;
 use herald::store::{
-    self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, StateCounts, Store, StoreError,
+    self, AttemptRecord, LeaseRequest, LeasedMessage, MessageFilter, NewMessage, NewUser, OpenMode,
+    PageRequest, StateCounts, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -32,6 +34,69 @@ fn new_user(name: &str, roles: &[Role]) -> NewUser {
 
 async fn template_id(store: &dyn Store, name: &str) -> Uuid {
     store.template_by_name(name).await.unwrap().unwrap().id
+}
+
+/// A replica that delivers every method (and no targets).
+fn every_method() -> Capabilities {
+    Capabilities {
+        methods: Method::ALL.to_vec(),
+        targets: vec![],
+    }
+}
+
+/// Leases up to `n` messages for a minute, with every method and max_send_attempts 5.
+async fn lease(store: &dyn Store, notifier: Uuid, n: u32) -> anyhow::Result<Vec<LeasedMessage>> {
+    lease_with(
+        store,
+        notifier,
+        n,
+        std::time::Duration::from_secs(60),
+        5,
+        &every_method(),
+    )
+    .await
+}
+
+async fn lease_with(
+    store: &dyn Store,
+    notifier: Uuid,
+    n: u32,
+    lease_period: std::time::Duration,
+    max_send_attempts: u32,
+    capabilities: &Capabilities,
+) -> anyhow::Result<Vec<LeasedMessage>> {
+    Ok(store
+        .lease_batch(&LeaseRequest {
+            notifier_id: notifier,
+            limit: n,
+            lease_period,
+            max_send_attempts,
+            capabilities,
+        })
+        .await?)
+}
+
+/// The outcome of `leased`'s delivery by `notifier`.
+fn outcome(
+    leased: &LeasedMessage,
+    notifier: Uuid,
+    status: MessageState,
+    reason: Option<&str>,
+) -> AttemptRecord {
+    AttemptRecord {
+        message_id: leased.id,
+        lease_token: leased.lease_token,
+        notifier_id: notifier,
+        started_at: Utc::now(),
+        duration_ms: 3,
+        result: AttemptResult {
+            status,
+            status_reason: reason.map(str::to_string),
+            attempt_count: leased.attempt_count + 1,
+            next_retry_after: (status == MessageState::TemporaryFailure)
+                .then(|| Utc::now() - Duration::seconds(1)),
+        },
+    }
 }
 
 fn message(
@@ -458,12 +523,18 @@ async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
 async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
     let store = migrated(&db).await?;
     let t = template_id(&*store, "run_start").await;
-    let old: Vec<NewMessage> = (0..3)
-        .map(|_| NewMessage {
-            created_at: Utc::now() - Duration::days(10),
-            ..message(t, None, Method::Webhook, None)
-        })
-        .collect();
+    let old: Vec<NewMessage> = [
+        MessageState::Sent,
+        MessageState::PermanentFailure,
+        MessageState::Inhibited,
+    ]
+    .into_iter()
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(10),
+        status,
+        ..message(t, None, Method::Webhook, None)
+    })
+    .collect();
     let fresh = message(t, None, Method::Webhook, None);
     store.enqueue(&old).await?;
     store.enqueue(std::slice::from_ref(&fresh)).await?;
@@ -623,12 +694,11 @@ async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
         .collect();
     store.enqueue(&batch).await?;
     let notifier = Uuid::now_v7();
-    let leased = store
-        .lease_batch(notifier, 10, std::time::Duration::from_secs(60), 5)
-        .await?;
+    let leased = lease(&*store, notifier, 10).await?;
     assert_eq!(leased.len(), 3);
-    let record = |id, started_at, status| herald::store::AttemptRecord {
-        message_id: id,
+    let record = |m: &LeasedMessage, started_at, status| herald::store::AttemptRecord {
+        message_id: m.id,
+        lease_token: m.lease_token,
         notifier_id: notifier,
         started_at,
         duration_ms: 5,
@@ -642,13 +712,9 @@ async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
     let now = Utc::now();
     store
         .record_attempts(&[
-            record(leased[0].id, now, MessageState::Sent),
-            record(leased[1].id, now, MessageState::PermanentFailure),
-            record(
-                leased[2].id,
-                now - Duration::minutes(10),
-                MessageState::Sent,
-            ),
+            record(&leased[0], now, MessageState::Sent),
+            record(&leased[1], now, MessageState::PermanentFailure),
+            record(&leased[2], now - Duration::minutes(10), MessageState::Sent),
         ])
         .await?;
     let counts = store.attempts_since(now - Duration::minutes(1)).await?;
@@ -721,15 +787,14 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     );
 
     let notifier = Uuid::now_v7();
-    let leased = store
-        .lease_batch(notifier, 4, std::time::Duration::from_secs(60), 5)
-        .await?;
+    let leased = lease(&*store, notifier, 4).await?;
     assert_eq!(leased.len(), 4);
     let counts = assert_counts_exact(&*store, "after lease").await?;
     assert_eq!(count(&counts, MessageState::Leased), 4);
 
-    let record = |id, status| herald::store::AttemptRecord {
+    let record = |(id, lease_token), status| herald::store::AttemptRecord {
         message_id: id,
+        lease_token,
         notifier_id: notifier,
         started_at: Utc::now(),
         duration_ms: 5,
@@ -743,12 +808,21 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     };
     store
         .record_attempts(&[
-            record(leased[0].id, MessageState::Sent),
-            record(leased[1].id, MessageState::Sent),
-            record(leased[2].id, MessageState::TemporaryFailure),
-            record(leased[3].id, MessageState::PermanentFailure),
+            record((leased[0].id, leased[0].lease_token), MessageState::Sent),
+            record((leased[1].id, leased[1].lease_token), MessageState::Sent),
+            record(
+                (leased[2].id, leased[2].lease_token),
+                MessageState::TemporaryFailure,
+            ),
+            record(
+                (leased[3].id, leased[3].lease_token),
+                MessageState::PermanentFailure,
+            ),
             // Not leased: the outcome is ignored, and so must the counts ignore it.
-            record(batch[7].id, MessageState::PermanentFailure),
+            record(
+                (batch[7].id, Uuid::now_v7()),
+                MessageState::PermanentFailure,
+            ),
         ])
         .await?;
     let counts = assert_counts_exact(&*store, "after ack").await?;
@@ -774,7 +848,7 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     let old: Vec<NewMessage> = [
         MessageState::Sent,
         MessageState::PermanentFailure,
-        MessageState::Pending,
+        MessageState::Inhibited,
     ]
     .into_iter()
     .map(|status| NewMessage {
@@ -794,7 +868,263 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     Ok(())
 }
 
+async fn leases_take_only_what_the_replica_can_deliver(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let smtp = message(t, None, Method::Smtp, None);
+    let webhook = message(t, None, Method::Webhook, None);
+    let ops = NewMessage {
+        target: Some("ops".into()),
+        ..message(t, None, Method::SlackWebhook, None)
+    };
+    let other = NewMessage {
+        target: Some("elsewhere".into()),
+        ..message(t, None, Method::SlackWebhook, None)
+    };
+    store
+        .enqueue(&[smtp.clone(), webhook.clone(), ops.clone(), other.clone()])
+        .await?;
+    let partial = Capabilities {
+        methods: vec![Method::Webhook, Method::Inbox],
+        targets: vec!["ops".into()],
+    };
+    let waiting = store.undeliverable(&partial).await?;
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|w| (w.method, w.target.clone(), w.count))
+            .collect::<Vec<_>>(),
+        vec![
+            (Method::SlackWebhook, Some("elsewhere".to_string()), 1),
+            (Method::Smtp, None, 1)
+        ]
+    );
+    assert_eq!(
+        waiting[1].describe(),
+        "1 smtp message wait: no replica has an smtp channel"
+    );
+    let notifier = Uuid::now_v7();
+    let leased = lease_with(
+        &*store,
+        notifier,
+        10,
+        std::time::Duration::from_secs(60),
+        5,
+        &partial,
+    )
+    .await?;
+    let mut ids: Vec<Uuid> = leased.iter().map(|m| m.id).collect();
+    ids.sort();
+    let mut expected = vec![webhook.id, ops.id];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "only the webhook message and the `ops` target"
+    );
+    let (untouched, _) = store.message(smtp.id).await?.expect("smtp message");
+    assert_eq!(untouched.status, MessageState::Pending);
+    assert!(
+        store
+            .undeliverable(&every_method())
+            .await?
+            .iter()
+            .all(|w| w.target.is_some())
+    );
+    Ok(())
+}
+
+async fn a_late_outcome_never_overwrites_a_newer_lease(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let (slow, fast) = (Uuid::now_v7(), Uuid::now_v7());
+    let short = std::time::Duration::from_millis(1);
+    let first = lease_with(&*store, slow, 1, short, 5, &every_method()).await?;
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = lease(&*store, fast, 1).await?;
+    assert_eq!(second.len(), 1, "the expired lease is taken over");
+    assert_ne!(first[0].lease_token, second[0].lease_token);
+    assert_eq!(
+        second[0].attempt_count, 1,
+        "the expired lease counted as an attempt"
+    );
+    // The slow replica's outcome arrives after the takeover: dropped, counted as late.
+    let late = store
+        .record_attempts(&[outcome(
+            &first[0],
+            slow,
+            MessageState::PermanentFailure,
+            Some("webhook 404"),
+        )])
+        .await?;
+    assert_eq!(late, 1);
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Leased);
+    assert!(attempts.is_empty());
+    let late = store
+        .record_attempts(&[outcome(&second[0], fast, MessageState::Sent, None)])
+        .await?;
+    assert_eq!(late, 0);
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Sent);
+    assert_eq!(attempts.len(), 1);
+    Ok(())
+}
+
+async fn attempt_history_survives_retries(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let notifier = Uuid::now_v7();
+    for reason in ["webhook 404 after 0.1s", "webhook 410 after 0.1s"] {
+        let leased = lease(&*store, notifier, 1).await?;
+        assert_eq!(leased.len(), 1);
+        store
+            .record_attempts(&[outcome(
+                &leased[0],
+                notifier,
+                MessageState::PermanentFailure,
+                Some(reason),
+            )])
+            .await?;
+        store
+            .retry_messages(&[m.id], false, "retried by alice")
+            .await?;
+    }
+    let leased = lease(&*store, notifier, 1).await?;
+    store
+        .record_attempts(&[outcome(&leased[0], notifier, MessageState::Sent, None)])
+        .await?;
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Sent);
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt_number, a.reason.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, Some("webhook 404 after 0.1s".to_string())),
+            (2, Some("webhook 410 after 0.1s".to_string())),
+            (3, None)
+        ]
+    );
+    Ok(())
+}
+
+async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let old = |status| NewMessage {
+        created_at: Utc::now() - Duration::days(30),
+        status,
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch: Vec<NewMessage> = MessageState::ALL.iter().map(|s| old(*s)).collect();
+    store.enqueue(&batch).await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 1).await?;
+    assert_eq!(leased.len(), 1);
+    // Everything is "older" than a cutoff in the future; only final states may go.
+    let purged = store.purge_messages(Utc::now() + Duration::days(1)).await?;
+    assert_eq!(purged, 3, "sent, permanent_failure and inhibited");
+    for m in &batch {
+        let kept = store.message(m.id).await?;
+        let is_final = matches!(
+            m.status,
+            MessageState::Sent | MessageState::PermanentFailure | MessageState::Inhibited
+        );
+        assert_eq!(kept.is_none(), is_final, "{} message", m.status);
+    }
+    // The in-flight delivery's outcome still lands.
+    let late = store
+        .record_attempts(&[outcome(&leased[0], notifier, MessageState::Sent, None)])
+        .await?;
+    assert_eq!(late, 0);
+    Ok(())
+}
+
+async fn used_up_attempts_are_finalised_not_stuck(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let notifier = Uuid::now_v7();
+    for _ in 0..2 {
+        let leased = lease(&*store, notifier, 1).await?;
+        store
+            .record_attempts(&[outcome(
+                &leased[0],
+                notifier,
+                MessageState::TemporaryFailure,
+                Some("webhook 503 after 0.1s"),
+            )])
+            .await?;
+    }
+    // max_send_attempts lowered to 2 (a restart with a new config): not leased, finalised.
+    let leased = lease_with(
+        &*store,
+        notifier,
+        10,
+        std::time::Duration::from_secs(60),
+        2,
+        &every_method(),
+    )
+    .await?;
+    assert!(leased.is_empty());
+    let (now, _) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::PermanentFailure);
+    let reason = now.status_reason.unwrap_or_default();
+    assert!(reason.contains("gave up after 2 attempts"), "{reason}");
+    assert_eq!(store.next_due().await?, None, "nothing left to wake up for");
+    Ok(())
+}
+
+async fn due_retries_get_a_share_of_every_lease(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let early: Vec<NewMessage> = (0..2)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&early).await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 2).await?;
+    let failed: Vec<AttemptRecord> = leased
+        .iter()
+        .map(|l| {
+            outcome(
+                l,
+                notifier,
+                MessageState::TemporaryFailure,
+                Some("webhook 503"),
+            )
+        })
+        .collect();
+    store.record_attempts(&failed).await?;
+    // A backlog of newer messages arrives after the retries came due.
+    let backlog: Vec<NewMessage> = (0..20)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&backlog).await?;
+    let leased = lease(&*store, notifier, 8).await?;
+    assert_eq!(leased.len(), 8);
+    let retried = leased
+        .iter()
+        .filter(|l| early.iter().any(|e| e.id == l.id))
+        .count();
+    assert_eq!(retried, 2, "due retries are not starved by the backlog");
+    Ok(())
+}
+
 for_both_backends!(
+    leases_take_only_what_the_replica_can_deliver,
+    a_late_outcome_never_overwrites_a_newer_lease,
+    attempt_history_survives_retries,
+    purge_never_deletes_what_can_still_be_delivered,
+    used_up_attempts_are_finalised_not_stuck,
+    due_retries_get_a_share_of_every_lease,
     existing_mode_requires_a_migrated_store,
     users_are_unique_and_keep_their_roles,
     catalog_upsert_never_clobbers_the_admin_method,

@@ -95,7 +95,7 @@ pub async fn run(
             Dispatcher::new(
                 store,
                 Arc::new(channels),
-                DispatchSettings::from(&config.notifications),
+                DispatchSettings::from(config),
                 Arc::new(Metrics::new()),
             )?
             .with_overrides(overrides),

@@ -8,27 +8,49 @@ use chrono::Utc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::store::{Replica, Store};
+use crate::model::Capabilities;
+use crate::store::{Replica, Store, StoreResult, Undeliverable};
+use crate::telemetry::Metrics;
 
 /// How often a notifier says it is alive.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A replica silent this long is considered dead and removed.
 pub const REPLICA_EXPIRY: Duration = Duration::from_secs(60);
+/// How often a notifier counts what no replica can deliver (a scan of waiting messages).
+const UNDELIVERABLE_INTERVAL: Duration = Duration::from_secs(30);
 /// How often retention runs (by one replica at a time).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 
-pub(super) async fn run(
-    store: Arc<dyn Store>,
-    notifier_id: Uuid,
-    retention: Duration,
-    in_flight: Arc<AtomicI64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// What the background duties need.
+pub(super) struct Duties {
+    pub store: Arc<dyn Store>,
+    pub notifier_id: Uuid,
+    pub retention: Duration,
+    pub capabilities: Capabilities,
+    pub in_flight: Arc<AtomicI64>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub(super) async fn run(duties: Duties, mut shutdown: watch::Receiver<bool>) {
+    let Duties {
+        store,
+        notifier_id,
+        retention,
+        capabilities,
+        in_flight,
+        metrics,
+    } = duties;
     let started_at = Utc::now();
     let hostname = hostname();
     let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let mut retention_tick = tokio::time::interval(RETENTION_INTERVAL);
+    // After the first heartbeat, so this replica's own capabilities are counted.
+    let mut waiting_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + HEARTBEAT_INTERVAL,
+        UNDELIVERABLE_INTERVAL,
+    );
+    waiting_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = heartbeat.tick() => {
@@ -39,6 +61,7 @@ pub(super) async fn run(
                     started_at,
                     last_seen_at: Utc::now(),
                     in_flight: i32::try_from(in_flight.load(Ordering::Relaxed)).unwrap_or(i32::MAX),
+                    capabilities: capabilities.clone(),
                 };
                 if let Err(e) = store.heartbeat(&replica).await {
                     tracing::warn!(error = %e, "notifier heartbeat failed");
@@ -50,6 +73,7 @@ pub(super) async fn run(
                     Err(e) => tracing::warn!(error = %e, "cannot prune dead replicas"),
                 }
             }
+            _ = waiting_tick.tick() => report_undeliverable(&*store, &metrics).await,
             _ = retention_tick.tick() => purge_old_messages(&*store, notifier_id, retention).await,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -58,6 +82,40 @@ pub(super) async fn run(
             }
         }
     }
+}
+
+/// Messages no running replica can deliver, for `/metrics` and a warning in the log.
+async fn report_undeliverable(store: &dyn Store, metrics: &Metrics) {
+    let waiting = match undeliverable_now(store).await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count undeliverable messages");
+            return;
+        }
+    };
+    for w in &waiting {
+        tracing::warn!(method = %w.method, target = w.target.as_deref().unwrap_or(""), "{}", w.describe());
+    }
+    metrics.set_undeliverable(
+        waiting
+            .into_iter()
+            .map(|w| (w.method.to_string(), w.target.unwrap_or_default(), w.count))
+            .collect(),
+    );
+}
+
+/// What waits for a method or target that none of the replicas alive now can deliver.
+pub async fn undeliverable_now(store: &dyn Store) -> StoreResult<Vec<Undeliverable>> {
+    let replicas = store.list_replicas().await?;
+    let expiry = chrono::Duration::from_std(REPLICA_EXPIRY).unwrap_or(chrono::Duration::MAX);
+    let alive = Utc::now() - expiry;
+    let covered = Capabilities::union(
+        replicas
+            .iter()
+            .filter(|r| r.last_seen_at >= alive)
+            .map(|r| &r.capabilities),
+    );
+    store.undeliverable(&covered).await
 }
 
 /// Deletes messages untouched for `retention`, when this notifier holds the retention duty.

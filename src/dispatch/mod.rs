@@ -8,7 +8,7 @@
 mod acks;
 mod housekeeping;
 
-pub use housekeeping::purge_old_messages;
+pub use housekeeping::{purge_old_messages, undeliverable_now};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,16 +21,18 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::channels::{Channels, Delivery};
-use crate::config::NotificationsConfig;
-use crate::model::{DeliveryOutcome, EventTemplate};
+use crate::config::Config;
+use crate::model::{Capabilities, DeliveryOutcome, EventTemplate};
 use crate::queue::{self, RetryPolicy};
 use crate::render::{self, Overrides};
-use crate::store::{AttemptRecord, LeasedMessage, Store};
+use crate::store::{AttemptRecord, LeaseRequest, LeasedMessage, Store};
 use crate::telemetry::Metrics;
 
-/// The dispatcher's knobs, from `[notifications]`.
+/// The dispatcher's knobs, from `[notifications]`, and what this replica can deliver.
 #[derive(Debug, Clone)]
 pub struct DispatchSettings {
+    /// The methods and targets this replica leases (DESIGN §6).
+    pub capabilities: Capabilities,
     pub lease_count: u32,
     pub lease_period: Duration,
     pub dispatch_timeout: Duration,
@@ -41,9 +43,11 @@ pub struct DispatchSettings {
     pub policy: RetryPolicy,
 }
 
-impl From<&NotificationsConfig> for DispatchSettings {
-    fn from(n: &NotificationsConfig) -> Self {
+impl From<&Config> for DispatchSettings {
+    fn from(config: &Config) -> Self {
+        let n = &config.notifications;
         DispatchSettings {
+            capabilities: config.capabilities(),
             lease_count: n.lease_count.max(1),
             lease_period: n.lease_period,
             dispatch_timeout: n.dispatch_timeout,
@@ -54,6 +58,7 @@ impl From<&NotificationsConfig> for DispatchSettings {
             policy: RetryPolicy {
                 max_send_attempts: n.max_send_attempts,
                 retry_interval: n.retry_interval,
+                max_retry_delay: n.max_retry_delay,
             },
         }
     }
@@ -163,10 +168,14 @@ impl Dispatcher {
             self.metrics.clone(),
         ));
         let housekeeping = tokio::spawn(housekeeping::run(
-            self.store.clone(),
-            self.notifier_id,
-            s.retention,
-            self.in_flight.clone(),
+            housekeeping::Duties {
+                store: self.store.clone(),
+                notifier_id: self.notifier_id,
+                retention: s.retention,
+                capabilities: s.capabilities.clone(),
+                in_flight: self.in_flight.clone(),
+                metrics: self.metrics.clone(),
+            },
             shutdown.clone(),
         ));
         let context = Arc::new(DeliveryContext {
@@ -214,16 +223,14 @@ impl Dispatcher {
                 continue;
             }
             let want = room.min(s.lease_count);
-            let batch = match self
-                .store
-                .lease_batch(
-                    self.notifier_id,
-                    want,
-                    s.lease_period,
-                    s.policy.max_send_attempts,
-                )
-                .await
-            {
+            let request = LeaseRequest {
+                notifier_id: self.notifier_id,
+                limit: want,
+                lease_period: s.lease_period,
+                max_send_attempts: s.policy.max_send_attempts,
+                capabilities: &s.capabilities,
+            };
+            let batch = match self.store.lease_batch(&request).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     self.degraded(&e, &mut backoff, &mut shutdown).await;
@@ -242,7 +249,7 @@ impl Dispatcher {
                 };
                 let context = context.clone();
                 tasks.spawn(async move {
-                    deliver(&context, message).await;
+                    deliver(context, message).await;
                     drop(permit);
                 });
             }
@@ -318,16 +325,16 @@ async fn wait_for_work(
 }
 
 /// Renders and delivers one message, then queues its outcome for the bulk write.
-async fn deliver(ctx: &DeliveryContext, message: LeasedMessage) {
+async fn deliver(ctx: Arc<DeliveryContext>, message: LeasedMessage) {
     ctx.in_flight.fetch_add(1, Ordering::Relaxed);
     ctx.metrics.inflight_add(1);
     ctx.metrics
         .observe_queued(message.method.as_str(), message.queued_seconds);
     let started_at = Utc::now();
     let clock = Instant::now();
-    let (event_name, outcome) = match template(ctx, message.template_id).await {
+    let (event_name, outcome) = match template(&ctx, message.template_id).await {
         Some(event) => {
-            let outcome = deliver_rendered(ctx, &event, &message).await;
+            let outcome = deliver_guarded(&ctx, &event, &message).await;
             (event.spec.name.clone(), outcome)
         }
         None => (
@@ -356,16 +363,18 @@ async fn deliver(ctx: &DeliveryContext, message: LeasedMessage) {
     if message.attempt_count > 0 {
         ctx.metrics.record_retry(message.method.as_str());
     }
-    match &outcome {
-        DeliveryOutcome::Sent => {
+    match (&outcome, &result.status_reason) {
+        (DeliveryOutcome::Sent, _) => {
             tracing::debug!(message_id = %message.id, method = %message.method, "notification sent")
         }
-        DeliveryOutcome::Retryable { reason, .. } | DeliveryOutcome::Permanent { reason } => {
+        (_, reason) => {
+            let reason = reason.as_deref().unwrap_or_default();
             tracing::warn!(message_id = %message.id, method = %message.method, event = %event_name, status = %result.status, "notification delivery failed: {reason}")
         }
     }
     let record = AttemptRecord {
         message_id: message.id,
+        lease_token: message.lease_token,
         notifier_id: ctx.notifier_id,
         started_at,
         duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
@@ -377,6 +386,49 @@ async fn deliver(ctx: &DeliveryContext, message: LeasedMessage) {
     }
     ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
     ctx.metrics.inflight_add(-1);
+}
+
+/// Runs the render and the channel in a task of their own under `dispatch_timeout`, so a
+/// delivery that panics or hangs still ends in an outcome (an attempt) instead of a lease that
+/// silently expires.
+async fn deliver_guarded(
+    ctx: &Arc<DeliveryContext>,
+    event: &Arc<EventTemplate>,
+    message: &LeasedMessage,
+) -> DeliveryOutcome {
+    let timeout = ctx.settings.dispatch_timeout;
+    let mut task = {
+        let (ctx, event, message) = (ctx.clone(), event.clone(), message.clone());
+        tokio::spawn(async move { deliver_rendered(&ctx, &event, &message).await })
+    };
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(joined)) => {
+            let what = match joined.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_string()),
+                Err(_) => "cancelled".to_string(),
+            };
+            tracing::error!(message_id = %message.id, method = %message.method, "delivery panicked: {what}");
+            DeliveryOutcome::Retryable {
+                reason: format!("delivery failed inside herald (panic: {what})"),
+                retry_after: None,
+            }
+        }
+        Err(_) => {
+            task.abort();
+            DeliveryOutcome::Retryable {
+                reason: format!(
+                    "dispatch timeout after {}",
+                    humantime::format_duration(timeout)
+                ),
+                retry_after: None,
+            }
+        }
+    }
 }
 
 async fn deliver_rendered(
@@ -398,11 +450,14 @@ async fn deliver_rendered(
         }
     };
     let Some(channel) = ctx.channels.get(message.method) else {
-        return DeliveryOutcome::Permanent {
+        // Leases take only what this replica's capabilities cover, so this is a wiring fault:
+        // keep the message for a replica that can deliver it.
+        return DeliveryOutcome::Retryable {
             reason: format!(
-                "no {} channel is configured on this replica; configure it (see `herald doctor`) and retry the message",
-                message.method
+                "no {} channel is set up on notifier {}; another replica (or this one, once configured) will deliver it",
+                message.method, ctx.notifier_id
             ),
+            retry_after: None,
         };
     };
     let delivery = Delivery {
@@ -414,17 +469,7 @@ async fn deliver_rendered(
         payload: &message.payload,
         rendered: &rendered,
     };
-    let timeout = ctx.settings.dispatch_timeout;
-    match tokio::time::timeout(timeout, channel.deliver(&delivery)).await {
-        Ok(outcome) => outcome,
-        Err(_) => DeliveryOutcome::Retryable {
-            reason: format!(
-                "dispatch timeout after {}",
-                humantime::format_duration(timeout)
-            ),
-            retry_after: None,
-        },
-    }
+    channel.deliver(&delivery).await
 }
 
 /// The event behind a message, from a cache refreshed from the store on a miss.

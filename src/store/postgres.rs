@@ -13,14 +13,15 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeasedMessage, MessageFilter,
-    NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, ReasonCount, Replica,
-    StateCounts, Store, StoreError, StoreResult, check_version, join_roles, like_pattern,
-    parse_enum, parse_json, retryable_states, split_roles, tally, to_json, uuid_v7_floor,
+    AttemptRecord, EnqueueOutcome, FINAL_STATES_SQL, InboxEntry, InboxFilter, LeaseRequest,
+    LeasedMessage, MessageFilter, NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH,
+    PageRequest, ReasonCount, Replica, StateCounts, Store, StoreError, StoreResult, Undeliverable,
+    check_version, join_roles, like_pattern, parse_enum, parse_json, retryable_states, split_roles,
+    tally, to_json, unreadable_reason, uuid_v7_floor,
 };
 use crate::model::{
-    Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
-    Settings, User, UserStatus,
+    Action, Attempt, Capabilities, EventKind, EventSpec, EventTemplate, Message, Method,
+    Preference, Role, Settings, User, UserStatus,
 };
 
 /// PostgreSQL implementation of [`Store`].
@@ -220,6 +221,7 @@ fn leased_from_row(row: &PgRow) -> StoreResult<LeasedMessage> {
         queued_seconds: row
             .try_get::<Option<f64>, _>("queued_seconds")?
             .unwrap_or(0.0),
+        lease_token: row.try_get("lease_token")?,
     })
 }
 
@@ -231,6 +233,7 @@ fn replica_from_row(row: &PgRow) -> StoreResult<Replica> {
         started_at: row.try_get("started_at")?,
         last_seen_at: row.try_get("last_seen_at")?,
         in_flight: row.try_get("in_flight")?,
+        capabilities: parse_json("notification_replicas", row.try_get("capabilities")?)?,
     })
 }
 
@@ -239,6 +242,27 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl PostgresStore {
+    /// Makes a leased row that cannot be read `permanent_failure` with why, so it never fails
+    /// (or wedges) a batch again.
+    async fn isolate_unreadable(&self, row: &PgRow, token: Uuid, error: &StoreError) {
+        let id: Option<Uuid> = row.try_get("id").ok();
+        tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
+        let Some(id) = id else { return };
+        let done = sqlx::query(
+            "UPDATE notification_messages SET status = 'permanent_failure', status_reason = $1,
+                 leased_until = NULL, lease_token = NULL, updated_at = now()
+             WHERE id = $2 AND lease_token = $3",
+        )
+        .bind(unreadable_reason(error))
+        .bind(id)
+        .bind(token)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = done {
+            tracing::error!(message_id = %id, error = %e, "cannot isolate the unreadable message; its lease will expire");
+        }
+    }
+
     /// Connects to `url` and, with [`OpenMode::Migrate`], applies pending migrations.
     pub async fn open(url: &str, mode: OpenMode) -> StoreResult<PostgresStore> {
         let shown = crate::config::redact_url_password(url);
@@ -749,10 +773,11 @@ impl Store for PostgresStore {
     async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let done = sqlx::query(
+            let done = sqlx::query(&format!(
                 "DELETE FROM notification_messages WHERE id IN (
-                     SELECT id FROM notification_messages WHERE updated_at < $1 LIMIT $2)",
-            )
+                     SELECT id FROM notification_messages
+                     WHERE updated_at < $1 AND status IN {FINAL_STATES_SQL} LIMIT $2)"
+            ))
             .bind(cutoff)
             .bind(PURGE_BATCH)
             .execute(&self.pool)
@@ -843,64 +868,96 @@ impl Store for PostgresStore {
         tally("notification_attempts", rows)
     }
 
-    async fn lease_batch(
-        &self,
-        notifier_id: Uuid,
-        limit: u32,
-        lease_period: Duration,
-        max_send_attempts: u32,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn lease_batch(&self, req: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>> {
+        let token = Uuid::now_v7();
+        let max = i32::try_from(req.max_send_attempts).unwrap_or(i32::MAX);
+        let methods: Vec<&str> = req
+            .capabilities
+            .methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect();
+        sqlx::query(&format!(
+            "UPDATE notification_messages SET status = 'permanent_failure',
+                 status_reason = {},
+                 attempt_count = attempt_count + (CASE WHEN status = 'leased' THEN 1 ELSE 0 END),
+                 leased_until = NULL, next_retry_after = NULL, updated_at = now()
+             WHERE {}",
+            super::EXHAUSTED_REASON.replace("$max", "$1::int::text"),
+            super::LEASE_EXHAUSTED
+                .replace("$now", "now()")
+                .replace("$max", "$1::int")
+        ))
+        .bind(max)
+        .execute(&self.pool)
+        .await?;
         let mut rows = Vec::new();
-        // Pending messages first, by a plain ordered scan of (status, id) — which also marks
-        // dead index entries so later scans skip them; the rarer due retries and expired
-        // leases only when the batch is not full.
-        for condition in [super::LEASE_PENDING, super::LEASE_DUE] {
-            let room = i64::from(limit) - rows.len() as i64;
+        // Due retries and expired leases first, up to their share; then pending messages by a
+        // plain ordered scan of (status, id) — which also marks dead index entries so later
+        // scans skip them; then due ones again if room is left.
+        let passes = [
+            (super::LEASE_DUE, super::due_share(req.limit)),
+            (super::LEASE_PENDING, i64::MAX),
+            (super::LEASE_DUE, i64::MAX),
+        ];
+        for (condition, share) in passes {
+            let room = (i64::from(req.limit) - rows.len() as i64).min(share);
             if room <= 0 {
-                break;
+                continue;
             }
             let sql = format!(
                 "WITH leasable AS (
                      SELECT id FROM notification_messages
-                     WHERE attempt_count < $3 AND {}
+                     WHERE {}
+                       AND ((target IS NULL AND method = ANY ($6)) OR target = ANY ($7))
                      ORDER BY id LIMIT $4
                      FOR UPDATE SKIP LOCKED)
                  UPDATE notification_messages m SET status = 'leased',
                      leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
-                     updated_at = now(),
+                     updated_at = now(), lease_token = $5,
+                     attempt_count = m.attempt_count
+                         + (CASE WHEN m.status = 'leased' THEN 1 ELSE 0 END),
                      queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
                  FROM leasable WHERE m.id = leasable.id
                  RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
-                     m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
-                condition.replace("$now", "now()")
+                     m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds,
+                     m.lease_token",
+                condition.replace("$now", "now()").replace("$max", "$3")
             );
             rows.extend(
                 sqlx::query(&sql)
-                    .bind(millis(lease_period) as f64)
-                    .bind(crate::queue::leased_reason(notifier_id))
-                    .bind(i32::try_from(max_send_attempts).unwrap_or(i32::MAX))
+                    .bind(millis(req.lease_period) as f64)
+                    .bind(crate::queue::leased_reason(req.notifier_id))
+                    .bind(max)
                     .bind(room)
+                    .bind(token)
+                    .bind(&methods)
+                    .bind(&req.capabilities.targets)
                     .fetch_all(&self.pool)
                     .await?,
             );
         }
-        let mut leased = rows
-            .iter()
-            .map(leased_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match leased_from_row(row) {
+                Ok(message) => leased.push(message),
+                Err(e) => self.isolate_unreadable(row, token, &e).await,
+            }
+        }
         leased.sort_by_key(|m| m.id);
         Ok(leased)
     }
 
-    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let ids: Vec<Uuid> = records.iter().map(|r| r.message_id).collect();
+        let tokens: Vec<Uuid> = records.iter().map(|r| r.lease_token).collect();
         let statuses: Vec<&str> = records.iter().map(|r| r.result.status.as_str()).collect();
-        let reasons: Vec<Option<String>> = records
+        let reasons: Vec<Option<&str>> = records
             .iter()
-            .map(|r| r.result.status_reason.clone())
+            .map(|r| r.result.status_reason.as_deref())
             .collect();
         let attempts: Vec<i32> = records.iter().map(|r| r.result.attempt_count).collect();
         let retries: Vec<Option<DateTime<Utc>>> =
@@ -908,40 +965,67 @@ impl Store for PostgresStore {
         let notifiers: Vec<Uuid> = records.iter().map(|r| r.notifier_id).collect();
         let started: Vec<DateTime<Utc>> = records.iter().map(|r| r.started_at).collect();
         let durations: Vec<i64> = records.iter().map(|r| r.duration_ms).collect();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE notification_messages m SET status = j.status, status_reason = j.reason,
-                 attempt_count = j.attempts, next_retry_after = j.next_retry,
-                 leased_until = NULL, updated_at = now()
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
-                 AS j(id, status, reason, attempts, next_retry)
-             WHERE m.id = j.id AND m.status = 'leased'",
+        // One statement: the state change where the lease still holds, and an attempt row for
+        // each change, numbered after the message's earlier attempts.
+        let written: i64 = sqlx::query_scalar(
+            "WITH j AS (
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[],
+                     $6::timestamptz[], $7::uuid[], $8::timestamptz[], $9::bigint[])
+                 AS j(id, token, status, reason, attempts, next_retry, notifier, started,
+                      duration)),
+             changed AS (
+                 UPDATE notification_messages m SET status = j.status, status_reason = j.reason,
+                     attempt_count = j.attempts, next_retry_after = j.next_retry,
+                     leased_until = NULL, lease_token = NULL, updated_at = now()
+                 FROM j
+                 WHERE m.id = j.id AND m.status = 'leased' AND m.lease_token = j.token
+                 RETURNING m.id),
+             recorded AS (
+                 INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                     started_at, duration_ms, outcome, reason)
+                 SELECT j.id,
+                     COALESCE((SELECT MAX(a.attempt_number) FROM notification_attempts a
+                               WHERE a.message_id = j.id), 0) + 1,
+                     j.notifier, j.started, j.duration, j.status, j.reason
+                 FROM j JOIN changed ON changed.id = j.id
+                 RETURNING 1)
+             SELECT COUNT(*) FROM recorded",
         )
         .bind(&ids)
+        .bind(&tokens)
         .bind(&statuses)
         .bind(&reasons)
         .bind(&attempts)
         .bind(&retries)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
-                 started_at, duration_ms, outcome, reason)
-             SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::timestamptz[],
-                 $5::bigint[], $6::text[], $7::text[])
-             ON CONFLICT (message_id, attempt_number) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&attempts)
         .bind(&notifiers)
         .bind(&started)
         .bind(&durations)
-        .bind(&statuses)
-        .bind(&reasons)
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(records.len() as u64 - u64::try_from(written).unwrap_or(0))
+    }
+
+    async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>> {
+        let methods: Vec<&str> = capabilities.methods.iter().map(|m| m.as_str()).collect();
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT method, target, COUNT(*) FROM notification_messages
+             WHERE status IN ('pending', 'temporary_failure')
+               AND NOT ((target IS NULL AND method = ANY ($1)) OR COALESCE(target = ANY ($2), false))
+             GROUP BY method, target ORDER BY method, target",
+        )
+        .bind(&methods)
+        .bind(&capabilities.targets)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(method, target, count)| {
+                Ok(Undeliverable {
+                    method: parse_enum("notification_messages", &method)?,
+                    target,
+                    count,
+                })
+            })
+            .collect()
     }
 
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -967,10 +1051,11 @@ impl Store for PostgresStore {
 
     async fn heartbeat(&self, replica: &Replica) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at, in_flight)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at,
+                 in_flight, capabilities)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
-                 in_flight = excluded.in_flight",
+                 in_flight = excluded.in_flight, capabilities = excluded.capabilities",
         )
         .bind(replica.id)
         .bind(&replica.hostname)
@@ -978,6 +1063,7 @@ impl Store for PostgresStore {
         .bind(replica.started_at)
         .bind(replica.last_seen_at)
         .bind(replica.in_flight)
+        .bind(to_json(&replica.capabilities))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1001,7 +1087,7 @@ impl Store for PostgresStore {
 
     async fn list_replicas(&self) -> StoreResult<Vec<Replica>> {
         let rows = sqlx::query(
-            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight
+            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight, capabilities
              FROM notification_replicas ORDER BY started_at",
         )
         .fetch_all(&self.pool)

@@ -16,14 +16,15 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
-    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeasedMessage, MessageFilter,
-    NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH, PageRequest, ReasonCount, Replica,
-    StateCounts, Store, StoreError, StoreResult, check_version, join_roles, like_pattern,
-    parse_enum, parse_json, retryable_states, split_roles, tally, to_json, uuid_v7_floor,
+    AttemptRecord, EnqueueOutcome, FINAL_STATES_SQL, InboxEntry, InboxFilter, LeaseRequest,
+    LeasedMessage, MessageFilter, NewInboxEntry, NewMessage, NewUser, OpenMode, PURGE_BATCH,
+    PageRequest, ReasonCount, Replica, StateCounts, Store, StoreError, StoreResult, Undeliverable,
+    check_version, join_roles, like_pattern, parse_enum, parse_json, retryable_states, split_roles,
+    tally, to_json, unreadable_reason, uuid_v7_floor,
 };
 use crate::model::{
-    Action, Attempt, EventKind, EventSpec, EventTemplate, Message, Method, Preference, Role,
-    Settings, User, UserStatus,
+    Action, Attempt, Capabilities, EventKind, EventSpec, EventTemplate, Message, Method,
+    Preference, Role, Settings, User, UserStatus,
 };
 
 /// SQLite implementation of [`Store`].
@@ -171,6 +172,28 @@ fn unique_violation(err: &sqlx::Error) -> bool {
 }
 
 impl SqliteStore {
+    /// Makes a leased row that cannot be read `permanent_failure` with why, so it never fails
+    /// (or wedges) a batch again.
+    async fn isolate_unreadable(&self, row: &SqliteRow, token: Uuid, error: &StoreError) {
+        let id: Option<String> = row.try_get("id").ok();
+        tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
+        let Some(id) = id else { return };
+        let done = sqlx::query(
+            "UPDATE notification_messages SET status = 'permanent_failure', status_reason = ?1,
+                 leased_until = NULL, lease_token = NULL, updated_at = ?2
+             WHERE id = ?3 AND lease_token = ?4",
+        )
+        .bind(unreadable_reason(error))
+        .bind(ts(Utc::now()))
+        .bind(&id)
+        .bind(token.to_string())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = done {
+            tracing::error!(message_id = %id, error = %e, "cannot isolate the unreadable message; its lease will expire");
+        }
+    }
+
     /// Opens (and with [`OpenMode::Migrate`], creates and migrates) the database at `url`.
     pub async fn open(url: &str, mode: OpenMode) -> StoreResult<SqliteStore> {
         let open_err = |detail: String| StoreError::Open {
@@ -348,6 +371,7 @@ fn leased_from_row(row: &SqliteRow) -> StoreResult<LeasedMessage> {
         queued_seconds: row
             .try_get::<Option<f64>, _>("queued_seconds")?
             .unwrap_or(0.0),
+        lease_token: parse_id(T, row.try_get("lease_token")?)?,
     })
 }
 
@@ -360,6 +384,7 @@ fn replica_from_row(row: &SqliteRow) -> StoreResult<Replica> {
         started_at: parse_ts(T, row.try_get("started_at")?)?,
         last_seen_at: parse_ts(T, row.try_get("last_seen_at")?)?,
         in_flight: row.try_get("in_flight")?,
+        capabilities: parse_json(T, row.try_get("capabilities")?)?,
     })
 }
 
@@ -820,10 +845,11 @@ impl Store for SqliteStore {
         let cutoff = ts(cutoff);
         let mut total = 0;
         loop {
-            let done = sqlx::query(
+            let done = sqlx::query(&format!(
                 "DELETE FROM notification_messages WHERE id IN (
-                     SELECT id FROM notification_messages WHERE updated_at < ? LIMIT ?)",
-            )
+                     SELECT id FROM notification_messages
+                     WHERE updated_at < ? AND status IN {FINAL_STATES_SQL} LIMIT ?)"
+            ))
             .bind(&cutoff)
             .bind(PURGE_BATCH)
             .execute(&self.pool)
@@ -914,59 +940,85 @@ impl Store for SqliteStore {
         tally("notification_attempts", rows)
     }
 
-    async fn lease_batch(
-        &self,
-        notifier_id: Uuid,
-        limit: u32,
-        lease_period: Duration,
-        max_send_attempts: u32,
-    ) -> StoreResult<Vec<LeasedMessage>> {
+    async fn lease_batch(&self, req: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>> {
         let now = Utc::now();
         let now_text = ts(now);
+        let token = Uuid::now_v7();
+        let max = i64::from(req.max_send_attempts);
+        let methods = to_json(&req.capabilities.methods);
+        let targets = to_json(&req.capabilities.targets);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(&format!(
+            "UPDATE notification_messages SET status = 'permanent_failure',
+                 status_reason = {}, attempt_count = attempt_count + (status = 'leased'),
+                 leased_until = NULL, next_retry_after = NULL, updated_at = ?1
+             WHERE {}",
+            super::EXHAUSTED_REASON.replace("$max", "?2"),
+            super::LEASE_EXHAUSTED
+                .replace("$now", "?1")
+                .replace("$max", "?2")
+        ))
+        .bind(&now_text)
+        .bind(max)
+        .execute(&mut *tx)
+        .await?;
         let mut rows = Vec::new();
-        // Pending messages first, on their own ordered index; the rarer due retries and
-        // expired leases only when the batch is not full.
-        for condition in [super::LEASE_PENDING, super::LEASE_DUE] {
-            let room = i64::from(limit) - rows.len() as i64;
+        // Due retries and expired leases first, up to their share; then pending messages on
+        // their own ordered index; then due ones again if room is left.
+        let passes = [
+            (super::LEASE_DUE, super::due_share(req.limit)),
+            (super::LEASE_PENDING, i64::MAX),
+            (super::LEASE_DUE, i64::MAX),
+        ];
+        for (condition, share) in passes {
+            let room = (i64::from(req.limit) - rows.len() as i64).min(share);
             if room <= 0 {
-                break;
+                continue;
             }
             let sql = format!(
                 "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
-                     status_reason = ?2, updated_at = ?3,
+                     status_reason = ?2, updated_at = ?3, lease_token = ?6,
+                     attempt_count = attempt_count + (status = 'leased'),
                      queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
                  WHERE id IN (
                      SELECT id FROM notification_messages
-                     WHERE attempt_count < ?4 AND {}
+                     WHERE {}
+                       AND ((target IS NULL AND method IN (SELECT value FROM json_each(?7)))
+                            OR target IN (SELECT value FROM json_each(?8)))
                      ORDER BY id LIMIT ?5)
                  RETURNING id, notification_template_id, user_id, target, method, payload,
-                     attempt_count, created_at, queued_seconds",
-                condition.replace("$now", "?3")
+                     attempt_count, created_at, queued_seconds, lease_token",
+                condition.replace("$now", "?3").replace("$max", "?4")
             );
             rows.extend(
                 sqlx::query(&sql)
-                    .bind(ts(now + chrono_duration(lease_period)))
-                    .bind(crate::queue::leased_reason(notifier_id))
+                    .bind(ts(now + chrono_duration(req.lease_period)))
+                    .bind(crate::queue::leased_reason(req.notifier_id))
                     .bind(&now_text)
-                    .bind(i64::from(max_send_attempts))
+                    .bind(max)
                     .bind(room)
+                    .bind(token.to_string())
+                    .bind(&methods)
+                    .bind(&targets)
                     .fetch_all(&mut *tx)
                     .await?,
             );
         }
         tx.commit().await?;
-        let mut leased = rows
-            .iter()
-            .map(leased_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match leased_from_row(row) {
+                Ok(message) => leased.push(message),
+                Err(e) => self.isolate_unreadable(row, token, &e).await,
+            }
+        }
         leased.sort_by_key(|m| m.id);
         Ok(leased)
     }
 
-    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<()> {
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let now = ts(Utc::now());
         let rows: Vec<serde_json::Value> = records
@@ -974,6 +1026,7 @@ impl Store for SqliteStore {
             .map(|r| {
                 serde_json::json!({
                     "id": r.message_id.to_string(),
+                    "token": r.lease_token.to_string(),
                     "status": r.result.status.as_str(),
                     "reason": r.result.status_reason,
                     "attempts": r.result.attempt_count,
@@ -986,37 +1039,68 @@ impl Store for SqliteStore {
             .collect();
         let json = to_json(&rows);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
+        let applied: Vec<String> = sqlx::query_scalar(
             // MATERIALIZED: parse the JSON once, then one index lookup per outcome; inlined,
             // SQLite re-parsed the whole array for every leased row (quadratic).
             "WITH j AS MATERIALIZED (
-                 SELECT value ->> 'id' AS id, value ->> 'status' AS status,
+                 SELECT value ->> 'id' AS id, value ->> 'token' AS token,
+                        value ->> 'status' AS status,
                         value ->> 'reason' AS reason, value ->> 'attempts' AS attempts,
                         value ->> 'next_retry' AS next_retry
                  FROM json_each(?1))
              UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
                  attempt_count = j.attempts, next_retry_after = j.next_retry,
-                 leased_until = NULL, updated_at = ?2
+                 leased_until = NULL, lease_token = NULL, updated_at = ?2
              FROM j
-             WHERE m.id = j.id AND m.status = 'leased'",
+             WHERE m.id = j.id AND m.status = 'leased' AND m.lease_token = j.token
+             RETURNING id",
         )
         .bind(&json)
         .bind(&now)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
-                 started_at, duration_ms, outcome, reason)
-             SELECT value ->> 'id', value ->> 'attempts', value ->> 'notifier',
-                 value ->> 'started', value ->> 'duration', value ->> 'status', value ->> 'reason'
-             FROM json_each(?1) WHERE true
-             ON CONFLICT (message_id, attempt_number) DO NOTHING",
-        )
-        .bind(&json)
-        .execute(&mut *tx)
-        .await?;
+        if !applied.is_empty() {
+            sqlx::query(
+                "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                     started_at, duration_ms, outcome, reason)
+                 SELECT value ->> 'id',
+                     COALESCE((SELECT MAX(a.attempt_number) FROM notification_attempts a
+                               WHERE a.message_id = value ->> 'id'), 0) + 1,
+                     value ->> 'notifier', value ->> 'started', value ->> 'duration',
+                     value ->> 'status', value ->> 'reason'
+                 FROM json_each(?1)
+                 WHERE value ->> 'id' IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(&json)
+            .bind(to_json(&applied))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok((records.len() - applied.len()) as u64)
+    }
+
+    async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>> {
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT method, target, COUNT(*) FROM notification_messages
+             WHERE status IN ('pending', 'temporary_failure')
+               AND NOT ((target IS NULL AND method IN (SELECT value FROM json_each(?1)))
+                        OR COALESCE(target IN (SELECT value FROM json_each(?2)), 0))
+             GROUP BY method, target ORDER BY method, target",
+        )
+        .bind(to_json(&capabilities.methods))
+        .bind(to_json(&capabilities.targets))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(method, target, count)| {
+                Ok(Undeliverable {
+                    method: parse_enum("notification_messages", &method)?,
+                    target,
+                    count,
+                })
+            })
+            .collect()
     }
 
     async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
@@ -1044,10 +1128,11 @@ impl Store for SqliteStore {
 
     async fn heartbeat(&self, replica: &Replica) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at, in_flight)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO notification_replicas (id, hostname, pid, started_at, last_seen_at,
+                 in_flight, capabilities)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at,
-                 in_flight = excluded.in_flight",
+                 in_flight = excluded.in_flight, capabilities = excluded.capabilities",
         )
         .bind(replica.id.to_string())
         .bind(&replica.hostname)
@@ -1055,6 +1140,7 @@ impl Store for SqliteStore {
         .bind(ts(replica.started_at))
         .bind(ts(replica.last_seen_at))
         .bind(replica.in_flight)
+        .bind(to_json(&replica.capabilities))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1078,7 +1164,7 @@ impl Store for SqliteStore {
 
     async fn list_replicas(&self) -> StoreResult<Vec<Replica>> {
         let rows = sqlx::query(
-            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight
+            "SELECT id, hostname, pid, started_at, last_seen_at, in_flight, capabilities
              FROM notification_replicas ORDER BY started_at",
         )
         .fetch_all(&self.pool)

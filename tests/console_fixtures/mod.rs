@@ -379,6 +379,7 @@ pub fn loaded(user: User, read_only: bool, paused: bool) -> AppState {
                 started_at: ago(3600),
                 last_seen_at: ago(2),
                 in_flight: 3,
+                capabilities: Default::default(),
             }])),
         );
         feed(
