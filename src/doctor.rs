@@ -68,6 +68,25 @@ pub async fn diagnose(service: &Service) -> Vec<CheckResult> {
         Err(e) => results.push(CheckResult::fail("dispatchers", e.to_string())),
     }
 
+    results.push(match crate::dispatch::undeliverable_now(&**store).await {
+        Ok(waiting) if waiting.is_empty() => CheckResult::pass(
+            "waiting messages",
+            "every waiting message has a running replica that can deliver it",
+        ),
+        Ok(waiting) => CheckResult::fail(
+            "waiting messages",
+            format!(
+                "{}; start a replica configured for it (or configure this one)",
+                waiting
+                    .iter()
+                    .map(|w| w.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Err(e) => CheckResult::fail("waiting messages", e.to_string()),
+    });
+
     let default = config.notifications.method;
     let configured = config.configured_methods();
     results.push(if configured.contains(&default) {

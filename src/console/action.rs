@@ -12,7 +12,7 @@ use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
 use crate::model::{Attempt, EventTemplate, Message, Method};
 use crate::service::read_models::QueueQuery;
-use crate::store::{InboxEntry, ReasonCount, Replica, StateCounts};
+use crate::store::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
 use super::state::Tab;
@@ -168,6 +168,8 @@ pub enum Action {
     ReasonsLoaded(Result<Vec<ReasonCount>, Failure>),
     /// The dispatchers' heartbeats.
     ReplicasLoaded(Result<Vec<Replica>, Failure>),
+    /// Messages no running replica can deliver, per method and target.
+    UndeliverableLoaded(Result<Vec<Undeliverable>, Failure>),
     /// `doctor`'s results.
     DoctorFinished(Result<Vec<CheckResult>, Failure>),
 }
@@ -239,6 +241,8 @@ pub enum Effect {
     LoadReasons,
     /// Read the replicas.
     LoadReplicas,
+    /// Count what waits for a channel no replica has.
+    LoadUndeliverable,
     /// Run `doctor`.
     RunDoctor,
 }
@@ -260,6 +264,8 @@ pub enum Load {
     Reasons,
     /// [`Effect::LoadReplicas`].
     Replicas,
+    /// [`Effect::LoadUndeliverable`].
+    Undeliverable,
     /// [`Effect::LoadInbox`].
     Inbox,
 }
@@ -275,6 +281,7 @@ impl Effect {
             Effect::LoadPage { .. } => Load::Page,
             Effect::LoadReasons => Load::Reasons,
             Effect::LoadReplicas => Load::Replicas,
+            Effect::LoadUndeliverable => Load::Undeliverable,
             Effect::LoadInbox => Load::Inbox,
             _ => return None,
         })
@@ -292,6 +299,7 @@ impl Action {
             Action::PageLoaded { .. } => Load::Page,
             Action::ReasonsLoaded(_) => Load::Reasons,
             Action::ReplicasLoaded(_) => Load::Replicas,
+            Action::UndeliverableLoaded(_) => Load::Undeliverable,
             Action::InboxLoaded(_) => Load::Inbox,
             _ => return None,
         })

@@ -190,6 +190,9 @@ impl Driver {
                 Action::ReasonsLoaded(s.top_status_reasons(me, REASONS).await.map_err(text))
             }
             Effect::LoadReplicas => Action::ReplicasLoaded(s.replicas(me).await.map_err(text)),
+            Effect::LoadUndeliverable => {
+                Action::UndeliverableLoaded(s.undeliverable(me).await.map_err(text))
+            }
             Effect::RunDoctor => Action::DoctorFinished(s.doctor(me).await.map_err(text)),
         }
     }

@@ -42,8 +42,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     } else {
         ""
     };
+    let waiting: i64 = state.undeliverable.iter().flatten().map(|w| w.count).sum();
+    let waiting = if waiting > 0 {
+        format!(" │ {waiting} undeliverable")
+    } else {
+        String::new()
+    };
     let fixed = format!(
-        " herald │ {} ({roles}) │ {delivery} │ {}{read_only} │ ",
+        " herald │ {} ({roles}) │ {delivery} │ {}{read_only}{waiting} │ ",
         user.username,
         dispatcher_text(state),
     );

@@ -103,6 +103,10 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         Action::ReplicasLoaded(Ok(replicas)) => {
             set(&mut state.troubleshoot.replicas, Some(replicas))
         }
+        Action::UndeliverableLoaded(Ok(waiting)) => {
+            state.undeliverable_at = Some(state.now);
+            set(&mut state.undeliverable, Some(waiting))
+        }
         Action::DoctorFinished(result) => {
             state.troubleshoot.doctor_running = false;
             match result {
@@ -146,7 +150,8 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         | Action::InboxLoaded(Err(why))
         | Action::InboxMarked(Err(why))
         | Action::ReasonsLoaded(Err(why))
-        | Action::ReplicasLoaded(Err(why)) => {
+        | Action::ReplicasLoaded(Err(why))
+        | Action::UndeliverableLoaded(Err(why)) => {
             let changed = state.notice.as_ref().is_none_or(|n| n.text != why);
             state.fail(why);
             changed

@@ -9,6 +9,7 @@ use tui_input::Input;
 
 use crate::dispatch::DispatcherState;
 use crate::model::{Method, Role, User};
+use crate::store::Undeliverable;
 
 use super::action::{Effect, Load};
 use super::events::EventsState;
@@ -208,6 +209,10 @@ pub struct AppState {
     pub troubleshoot: TroubleshootState,
     /// The Inbox tab.
     pub inbox: InboxState,
+    /// Messages no running replica can deliver (watchers only), once read.
+    pub undeliverable: Option<Vec<Undeliverable>>,
+    /// When they were last read.
+    pub undeliverable_at: Option<DateTime<Utc>>,
     /// Periodic reads in flight (one of each at a time).
     pub loading: BTreeSet<Load>,
     /// Bumped on every visible change: the runner redraws when it moves.
@@ -234,6 +239,8 @@ impl AppState {
             queue: QueueState::default(),
             troubleshoot: TroubleshootState::default(),
             inbox: InboxState::default(),
+            undeliverable: None,
+            undeliverable_at: None,
             loading: BTreeSet::new(),
             revision: 0,
             quit: false,

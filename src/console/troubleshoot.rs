@@ -189,6 +189,9 @@ fn draw_replicas(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) 
             theme.error(),
         ));
     }
+    for w in state.undeliverable.iter().flatten() {
+        lines.push(Line::styled(w.describe(), theme.error()));
+    }
     for r in replicas {
         let quiet = (state.now - r.last_seen_at).num_seconds() > QUIET_SECS;
         lines.push(Line::from(vec![

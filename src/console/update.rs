@@ -71,10 +71,21 @@ fn enter_tab(state: &mut AppState, fx: &mut Vec<Effect>) {
     refresh(state, fx);
 }
 
+/// How often the header's count of undeliverable messages is refreshed (a scan of the
+/// waiting messages, so not every tick).
+const UNDELIVERABLE_REFRESH_SECS: i64 = 15;
+
 /// The periodic reads for what is on screen.
 fn refresh(state: &mut AppState, fx: &mut Vec<Effect>) {
     request(state, fx, Effect::LoadSettings);
     let watcher = state.watches_queue();
+    if watcher
+        && state
+            .undeliverable_at
+            .is_none_or(|at| (state.now - at).num_seconds() >= UNDELIVERABLE_REFRESH_SECS)
+    {
+        request(state, fx, Effect::LoadUndeliverable);
+    }
     match state.tab {
         Tab::Events if watcher && state.events.volumes_stale(state.now) => {
             request(state, fx, Effect::LoadVolumes);

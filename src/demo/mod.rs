@@ -88,6 +88,16 @@ async fn run_with_sinks(
     config.database_url = url.to_string();
     let store = store::open(url, OpenMode::Migrate).await?;
     let display_url = store.display_url().to_string();
+    let strangers = foreign_users(&config, &store.list_users().await?);
+    if !strangers.is_empty() {
+        bail!(
+            "the store at {display_url} holds users that are not the demo's ({}); herald demo sends \
+             its traffic and failing sinks to every user of the store, so it only runs on its own \
+             store: run `herald demo` without --database-url (./{DEMO_DATABASE_FILE}) or point it at \
+             an empty store",
+            strangers.join(", ")
+        );
+    }
     let service = Arc::new(Service::start(store, Arc::new(config)).await?);
     let owner = service.identify(DEMO_OWNER).await?;
     prepare(&service, &owner).await?;
@@ -114,6 +124,23 @@ async fn run_with_sinks(
         tracing::warn!("the demo traffic did not stop cleanly: {e}");
     }
     outcome.map(|()| display_url)
+}
+
+/// Usernames in the store that the demo configuration does not declare, sorted; at most a few
+/// are named.
+fn foreign_users(config: &Config, users: &[User]) -> Vec<String> {
+    let mut strangers: Vec<String> = users
+        .iter()
+        .filter(|u| !config.users.iter().any(|d| d.username == u.username))
+        .map(|u| u.username.clone())
+        .collect();
+    strangers.sort();
+    if strangers.len() > 5 {
+        let more = strangers.len() - 5;
+        strangers.truncate(5);
+        strangers.push(format!("and {more} more"));
+    }
+    strangers
 }
 
 /// Deletes the SQLite file and its WAL companions; missing files are fine.
@@ -268,6 +295,26 @@ async fn prepare(service: &Service, owner: &User) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_with_users_of_its_own_is_not_the_demos() {
+        let config = demo_config("http://127.0.0.1:9").unwrap();
+        let user = |name: &str| User {
+            id: uuid::Uuid::now_v7(),
+            username: name.to_string(),
+            email: format!("{name}@example.com"),
+            name: String::new(),
+            roles: vec![],
+            status: UserStatus::Active,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        assert!(foreign_users(&config, &[user(DEMO_OWNER), user("mia")]).is_empty());
+        assert_eq!(
+            foreign_users(&config, &[user("mia"), user("zoe"), user("alice")]),
+            ["alice", "zoe"]
+        );
+    }
 
     #[test]
     fn the_demo_configuration_is_valid_and_reaches_every_sink() {

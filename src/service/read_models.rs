@@ -14,7 +14,7 @@ use crate::channels::CheckResult;
 use crate::model::{Message, MessageState, User};
 use crate::queue;
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
-use crate::store::{MessageFilter, PageRequest, ReasonCount, Replica, StateCounts};
+use crate::store::{MessageFilter, PageRequest, ReasonCount, Replica, StateCounts, Undeliverable};
 
 /// Which messages the console's queue shows: the store filter, a recipient by name, and an
 /// exact `status_reason` (the Troubleshoot tab's jump).
@@ -157,6 +157,13 @@ impl Service {
     pub async fn replicas(&self, caller: &User) -> ServiceResult<Vec<Replica>> {
         require(caller, QUEUE_WATCHERS, "viewing replicas")?;
         Ok(self.store.list_replicas().await?)
+    }
+
+    /// Messages that wait for a method or target no running replica delivers; owners and
+    /// on-call.
+    pub async fn undeliverable(&self, caller: &User) -> ServiceResult<Vec<Undeliverable>> {
+        require(caller, QUEUE_WATCHERS, "viewing undeliverable messages")?;
+        Ok(crate::dispatch::undeliverable_now(&*self.store).await?)
     }
 
     /// `herald doctor`'s checks; owners and on-call.
