@@ -51,16 +51,16 @@ pub(super) async fn flush_outcomes(
         if buffer.is_empty() {
             continue;
         }
-        flush(&*store, &mut buffer, &metrics).await;
+        write_outcomes(&*store, &mut buffer, &metrics).await;
     }
     Ok(())
 }
 
-/// Writes the buffer, retrying while the store is unavailable. An outcome the store refuses
+/// Writes `buffer` (emptying it), retrying while the store is unavailable. An outcome the store refuses
 /// (DESIGN §6.7) is isolated: the batch is written one outcome at a time, a refused outcome is
 /// replaced by a final state that says why, and the rest are written — one bad row never holds
 /// the others back.
-async fn flush(store: &dyn Store, buffer: &mut Vec<AttemptRecord>, metrics: &Metrics) {
+pub async fn write_outcomes(store: &dyn Store, buffer: &mut Vec<AttemptRecord>, metrics: &Metrics) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let started = Instant::now();

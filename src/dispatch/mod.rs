@@ -8,6 +8,7 @@
 mod acks;
 mod housekeeping;
 
+pub use acks::write_outcomes;
 pub use housekeeping::{purge_old_messages, undeliverable_now};
 
 use std::collections::HashMap;

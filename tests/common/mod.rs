@@ -113,7 +113,10 @@ pub fn sqlite_db() -> TestDb {
 ///
 /// Panics, with instructions, when no server can be had.
 pub fn postgres_db() -> TestDb {
-    let server = server();
+    database_on(server())
+}
+
+fn database_on(server: &'static Server) -> TestDb {
     let name = format!("herald_test_{}", uuid::Uuid::now_v7().simple());
     if let Err(e) = server.psql(&format!("CREATE DATABASE {name}")) {
         panic!(
@@ -127,6 +130,58 @@ pub fn postgres_db() -> TestDb {
         backend: "postgres",
         name,
         resource: Resource::Postgres(server),
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, for faults that would disturb every other test on
+/// the shared one (a restart). Always a throwaway cluster, even when `HERALD_TEST_DATABASE_URL`
+/// is set.
+pub struct PrivateCluster {
+    server: &'static Server,
+}
+
+impl PrivateCluster {
+    /// Starts it (a few seconds); panics with instructions when PostgreSQL is missing.
+    pub fn start() -> PrivateCluster {
+        let server =
+            start_cluster().unwrap_or_else(|e| panic!("no private PostgreSQL cluster: {e}"));
+        // Leaked on purpose: the cluster lives until the test process ends (its watchdog then
+        // removes it), like the shared one.
+        PrivateCluster {
+            server: Box::leak(Box::new(server)),
+        }
+    }
+
+    /// A fresh database on it.
+    pub fn db(&self) -> TestDb {
+        database_on(self.server)
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is cut, and the server is back when this
+    /// returns.
+    pub fn restart(&self) {
+        let control = self.server.control.as_ref().expect("a throwaway cluster");
+        let status = pg_command(&control.pg_ctl, &control.root, control.as_postgres)
+            .arg("-D")
+            .arg(&control.data)
+            .arg("-l")
+            .arg(self.server.log.as_deref().expect("a log"))
+            .args(["-m", "fast", "-w", "-t", "60", "restart"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("running pg_ctl restart");
+        assert!(
+            status.success(),
+            "pg_ctl restart failed{}",
+            self.server.log_tail()
+        );
+        wait_until_ready(
+            &self.server.admin_url,
+            self.server.log.as_deref().expect("a log"),
+            Instant::now() + START_TIMEOUT,
+        )
+        .expect("the restarted cluster accepts connections");
     }
 }
 
@@ -234,6 +289,16 @@ struct Server {
     /// Write end of the watchdog's stdin. Never written or dropped: the kernel closes it when
     /// this process exits, however it exits, and that end-of-file is the watchdog's signal.
     _watchdog: Option<ChildStdin>,
+    /// How to restart a throwaway cluster; `None` for an external server.
+    control: Option<ClusterControl>,
+}
+
+/// What `pg_ctl restart` needs for a throwaway cluster.
+struct ClusterControl {
+    pg_ctl: PathBuf,
+    root: PathBuf,
+    data: PathBuf,
+    as_postgres: bool,
 }
 
 impl Server {
@@ -270,6 +335,7 @@ fn external_server(url: &str) -> Result<Server, String> {
         admin_url: url.to_owned(),
         log: None,
         _watchdog: None,
+        control: None,
     })
 }
 
@@ -377,6 +443,12 @@ fn start_cluster() -> Result<Server, String> {
                 admin_url,
                 log: Some(log),
                 _watchdog: Some(watchdog),
+                control: Some(ClusterControl {
+                    pg_ctl: pg_ctl.clone(),
+                    root: root.clone(),
+                    data: data.clone(),
+                    as_postgres,
+                }),
             });
         }
         let new_log = fs::read(&log)
