@@ -31,9 +31,10 @@ pub enum LabelError {
     /// A template of a planned message that does not render without labels that were not
     /// given (e.g. one a config override reads unguarded).
     #[error(
-        "event {event} needs the {} {} for its {} template ({}); add {}",
+        "event {event} needs the {} {}: without {} its {} template fails with \"{}\"; add {}",
         plural("label", labels.len()),
         Listed(labels.clone()),
+        if labels.len() == 1 { "it" } else { "them" },
         error.template,
         error.detail,
         label_flags(labels.iter().map(String::as_str))
@@ -48,7 +49,8 @@ pub enum LabelError {
     /// labels are added: a value it cannot use, or data it needs.
     #[error(
         "event {event} does not render with the labels and data given: its {} template \
-         fails ({}); `herald events show {event}` lists what it reads",
+         fails with \"{}\"; check --label and --data (`herald events show {event}` lists \
+         what the event reads)",
         error.template,
         error.detail
     )]
@@ -310,12 +312,13 @@ mod tests {
         let message = err.to_string();
         assert!(
             message.starts_with(
-                "event user_account_created needs the label account_name for its title template ("
+                "event user_account_created needs the label account_name: without it its title \
+                 template fails with \"undefined value"
             ),
             "{message}"
         );
         assert!(
-            message.ends_with("); add --label account_name=VALUE"),
+            message.ends_with("\"; add --label account_name=VALUE"),
             "{message}"
         );
     }
@@ -358,7 +361,7 @@ mod tests {
         .unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("needs the labels account_name and team for its title template"),
+            message.contains("needs the labels account_name and team: without them its title"),
             "{message}"
         );
         assert!(
@@ -378,12 +381,15 @@ mod tests {
         assert!(
             message.starts_with(
                 "event user_account_created does not render with the labels and data given: \
-                 its body template fails ("
+                 its body template fails with \"undefined value"
             ),
             "{message}"
         );
         assert!(
-            message.ends_with("`herald events show user_account_created` lists what it reads"),
+            message.ends_with(
+                "check --label and --data (`herald events show user_account_created` lists \
+                 what the event reads)"
+            ),
             "{message}"
         );
     }

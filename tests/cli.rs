@@ -419,6 +419,86 @@ async fn bad_input_is_refused_and_writes_nothing(db: TestDb) {
     );
 }
 
+async fn a_missing_required_label_is_refused_and_writes_nothing(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let before = h.message_count();
+    let run = h
+        .as_user(
+            "alice",
+            &["enqueue", "user_account_created", "--user", "bob"],
+        )
+        .fails_with("needs the label account_name");
+    assert!(
+        run.stderr
+            .contains("(the new account's username); add --label account_name=VALUE"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        h.message_count(),
+        before,
+        "a refused enqueue writes nothing"
+    );
+
+    // With it the message is accepted, and a label the event does not declare passes through.
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "user_account_created",
+                "--user",
+                "bob",
+                "--label",
+                "account_name=carol",
+                "--label",
+                "ticket=OPS-12",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let rows = out["enqueued"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{out}");
+    for row in rows {
+        assert_eq!(row["payload"]["labels"]["account_name"], "carol");
+        assert_eq!(row["payload"]["labels"]["ticket"], "OPS-12");
+    }
+}
+
+async fn a_label_an_override_reads_unguarded_is_needed_at_enqueue(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    std::fs::write(
+        h.dir.path().join("herald.toml"),
+        "[events.run_failure]\nbody_template = \"{{ body }}\\n\\nModel: {{ labels.model }}\"\n",
+    )
+    .unwrap();
+    let run = h
+        .as_user("alice", &["enqueue", "run_failure", "--user", "bob"])
+        .fails_with(
+            "needs the label model: without it its events.run_failure.body_template template fails",
+        );
+    assert!(
+        run.stderr.contains("add --label model=VALUE"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.message_count(), 0);
+    h.as_user(
+        "alice",
+        &[
+            "enqueue",
+            "run_failure",
+            "--user",
+            "bob",
+            "--label",
+            "model=sales.orders",
+        ],
+    )
+    .ok();
+    assert!(h.message_count() > 0);
+}
+
 async fn unmigrated_and_unreachable_stores_say_what_to_do(db: TestDb) {
     let h = Herald::new(db);
     h.as_user("alice", &["messages", "list"])
@@ -665,6 +745,8 @@ for_both_backends!(
     members_cannot_pause_retry_or_touch_others_opt_outs,
     a_members_own_opt_out_inhibits_their_next_message,
     bad_input_is_refused_and_writes_nothing,
+    a_missing_required_label_is_refused_and_writes_nothing,
+    a_label_an_override_reads_unguarded_is_needed_at_enqueue,
     unmigrated_and_unreachable_stores_say_what_to_do,
     the_first_owner_bootstraps_and_then_identity_is_required,
     owners_retry_failed_messages,

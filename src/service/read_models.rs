@@ -205,7 +205,7 @@ impl Service {
             dedupe: false,
             day: now.date_naive(),
         });
-        self.queue_planned(caller, event.id, plan.messages, plan.warnings)
+        self.queue_planned(caller, &event, &labels, plan.messages, plan.warnings)
             .await
     }
 }
@@ -369,6 +369,50 @@ mod tests {
             f.service.retry_query(&f.owner, &query).await.unwrap(),
             0,
             "nothing failed yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_built_in_sender_satisfies_the_label_contract() {
+        let f = fixture().await;
+        for event in crate::catalog::builtin() {
+            let report = f.service.send_event_test(&f.bob, &event.name).await;
+            assert!(report.is_ok(), "{}: {report:?}", event.name);
+        }
+        f.service.send_test(&f.bob, None).await.unwrap();
+        f.service
+            .send_custom(&f.bob, "Build done", "")
+            .await
+            .unwrap();
+        f.service
+            .send_custom(&f.bob, "", "All green")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_enqueue_without_a_required_label_is_refused_and_writes_nothing() {
+        let f = fixture().await;
+        let all = QueueQuery::default();
+        let before = f.service.count_matching(&f.owner, &all).await.unwrap();
+        let input = EnqueueInput {
+            event: "user_account_created".into(),
+            users: vec!["bob".into()],
+            labels: vec!["initiator=alice".into()],
+            ..EnqueueInput::default()
+        };
+        let err = f.service.enqueue(&f.owner, &input).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Labels(crate::labels::LabelError::Missing { missing, .. })
+                    if missing.len() == 1 && missing[0].name == "account_name"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            f.service.count_matching(&f.owner, &all).await.unwrap(),
+            before
         );
     }
 
