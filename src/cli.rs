@@ -179,6 +179,22 @@ pub struct ServeArgs {
 pub enum EventsCommand {
     /// List every event: name, group, method, audience, enabled by default
     List(JsonFlag),
+    /// Show one event: the labels a producer sends, who receives it, its templates and actions
+    ///
+    /// Labels are what `herald enqueue EVENT --label NAME=VALUE` gives the templates. A required
+    /// label must be given: enqueue refuses the event without it, naming it, and writes
+    /// nothing. An optional one only adds to the text when given. Labels the event does not
+    /// declare are accepted and passed through in the payload.
+    #[command(
+        after_help = "Examples:\n  herald events show user_account_created\n  herald events show run_failure --json"
+    )]
+    Show {
+        /// Event name (see `herald events list`)
+        event: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +215,8 @@ pub struct EnqueueArgs {
     /// [default: `username` from the config]
     #[arg(long, value_name = "USER")]
     pub actor: Option<String>,
-    /// A template label, KEY=VALUE (repeatable)
+    /// A template label, KEY=VALUE (repeatable); `herald events show EVENT` lists the
+    /// event's labels, and enqueue refuses the event without its required ones
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     /// Structured details as a JSON object, e.g. '{"error": "…"}'
