@@ -174,15 +174,17 @@ impl Service {
         event: &str,
     ) -> ServiceResult<EnqueueReport> {
         let event = self.event_named(event).await?;
-        let sample = crate::render::sample_payload(&event);
-        let mut labels: BTreeMap<String, String> = sample["labels"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Every label a template may read, the config overrides' too: the test is admitted
+        // and renders as a real message would. (Broken overrides refuse it at admission.)
+        let overrides = self.overrides.as_ref().ok().cloned().unwrap_or_default();
+        let mut labels: BTreeMap<String, String> =
+            crate::render::labels_read(&event.spec, &overrides)
+                .into_iter()
+                .map(|name| {
+                    let value = format!("sample-{name}");
+                    (name, value)
+                })
+                .collect();
         labels.insert("initiator".into(), caller.username.clone());
         let data = serde_json::json!({"test": true});
         let settings = RoutingSettings {
@@ -388,6 +390,59 @@ mod tests {
             .send_custom(&f.bob, "", "All green")
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_event_test_gives_the_labels_an_override_reads_which_enqueue_requires() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = store::open(&url, OpenMode::Migrate).await.expect("a store");
+        let config = Config::from_toml_str(
+            "[events.run_failure]\nbody_template = \"{{ body }} Model: {{ labels.model }}\"\n",
+            "herald.toml",
+            &|_| None,
+        )
+        .expect("a config");
+        let service = Service::start(store, Arc::new(config))
+            .await
+            .expect("a service");
+        let owner = service
+            .add_user(
+                None,
+                NewUser {
+                    username: "alice".into(),
+                    email: "alice@example.com".into(),
+                    name: String::new(),
+                    roles: vec![Role::Owner],
+                },
+            )
+            .await
+            .expect("alice");
+        let report = service
+            .send_event_test(&owner, "run_failure")
+            .await
+            .unwrap();
+        assert!(!report.enqueued.is_empty());
+        assert!(
+            report
+                .enqueued
+                .iter()
+                .all(|m| m.payload["labels"]["model"] == "sample-model")
+        );
+        let input = EnqueueInput {
+            event: "run_failure".into(),
+            users: vec!["alice".into()],
+            ..EnqueueInput::default()
+        };
+        let err = service.enqueue(&owner, &input).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Labels(crate::labels::LabelError::NeededByTemplate { labels, .. })
+                    if labels == &["model"]
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
