@@ -472,7 +472,7 @@ fn sample_labels(spec: &EventSpec, extra: &[&str]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Every label `event`'s templates mention (`labels.NAME`), its catalog templates' and those of
+/// Every label `spec`'s templates mention (`labels.NAME`), its catalog templates' and those of
 /// the overrides that may apply to it, by name: what a message of it could read.
 pub fn labels_read(spec: &EventSpec, overrides: &Overrides) -> BTreeSet<String> {
     mentioned_labels(catalog_sources(spec).chain(overrides.sources_for(&spec.name)))
