@@ -1,8 +1,10 @@
 //! The built-in event catalog (`assets/events.toml`, DESIGN §3) and its parser.
 //!
 //! The catalog is data so that wording can change without touching code. [`parse`] checks what
-//! serde cannot (unique snake_case names, non-empty templates), and every error names the
-//! event, the field and the TOML line, so a broken catalog is fixed from one message.
+//! serde cannot (unique snake_case names, non-empty templates, labels declared once), and every
+//! error names the event, the field and the TOML line, so a broken catalog is fixed from one
+//! message. Each event declares the labels its templates read ([`LabelSpec`]): the contract
+//! enqueue checks a producer's labels against (DESIGN §3).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -12,7 +14,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Action, EventKind, EventSpec, Role};
+use crate::model::{Action, EventKind, EventSpec, LabelSpec, Role};
 
 /// The catalog shipped in the binary.
 const BUILTIN_SOURCE: &str = include_str!("../assets/events.toml");
@@ -29,6 +31,16 @@ pub fn builtin() -> &'static [EventSpec] {
             panic!("the built-in event catalog assets/events.toml is invalid: {err}")
         })
     })
+}
+
+/// The labels the built-in event `event` declares; none for an event this binary's catalog
+/// lacks (one another version upserted). The store keeps no labels: it fills them in from here.
+pub fn declared_labels(event: &str) -> Vec<LabelSpec> {
+    builtin()
+        .iter()
+        .find(|spec| spec.name == event)
+        .map(|spec| spec.labels.clone())
+        .unwrap_or_default()
 }
 
 /// Parses and validates a catalog in the `assets/events.toml` format.
@@ -87,6 +99,26 @@ pub enum CatalogError {
         event: String,
         field: String,
         line: usize,
+    },
+    /// A declared label whose name templates could not read as `labels.NAME`.
+    #[error(
+        "line {line}: event `{event}`: label name `{name}` is not snake_case: use lowercase \
+         ASCII letters, digits and `_`, starting with a letter"
+    )]
+    InvalidLabelName {
+        event: String,
+        name: String,
+        line: usize,
+    },
+    /// One label declared twice for one event.
+    #[error(
+        "line {line}: event `{event}` declares the label `{name}` twice (first at line {first_line})"
+    )]
+    DuplicateLabel {
+        event: String,
+        name: String,
+        line: usize,
+        first_line: usize,
     },
 }
 
@@ -182,7 +214,19 @@ struct RawEvent {
     #[serde(default)]
     reaches_suspended: bool,
     #[serde(default)]
+    labels: Vec<RawLabel>,
+    #[serde(default)]
     actions: Vec<RawAction>,
+}
+
+/// One entry of an event's `labels = [...]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabel {
+    name: Spanned<String>,
+    /// Stated for every label, never defaulted: it decides whether enqueue refuses a message.
+    required: bool,
+    description: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +256,9 @@ impl RawEvent {
             templates.push((format!("actions[{index}].label"), &action.label));
             templates.push((format!("actions[{index}].url"), &action.url));
         }
+        for (index, label) in self.labels.iter().enumerate() {
+            templates.push((format!("labels[{index}].description"), &label.description));
+        }
         if let Some((field, value)) = templates
             .into_iter()
             .find(|(_, value)| value.get_ref().trim().is_empty())
@@ -222,6 +269,7 @@ impl RawEvent {
                 line: line_at(text, value.span().start),
             });
         }
+        let labels = labels_of(&name, self.labels, text)?;
         Ok(EventSpec {
             name,
             group: self.group.into_inner(),
@@ -240,8 +288,41 @@ impl RawEvent {
             kind: self.kind,
             inbox: self.inbox,
             reaches_suspended: self.reaches_suspended,
+            labels,
         })
     }
+}
+
+/// An event's declared labels, each a snake_case name declared once.
+fn labels_of(event: &str, raw: Vec<RawLabel>, text: &str) -> Result<Vec<LabelSpec>, CatalogError> {
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    let mut labels = Vec::with_capacity(raw.len());
+    for label in raw {
+        let line = line_at(text, label.name.span().start);
+        let name = label.name.into_inner();
+        if !is_snake_case(&name) {
+            return Err(CatalogError::InvalidLabelName {
+                event: event.to_string(),
+                name,
+                line,
+            });
+        }
+        if let Some(&first_line) = first_line_of.get(&name) {
+            return Err(CatalogError::DuplicateLabel {
+                event: event.to_string(),
+                name,
+                line,
+                first_line,
+            });
+        }
+        first_line_of.insert(name.clone(), line);
+        labels.push(LabelSpec {
+            name,
+            required: label.required,
+            description: label.description.into_inner(),
+        });
+    }
+    Ok(labels)
 }
 
 /// `^[a-z][a-z0-9_]*$`, by hand to spare a regex dependency.
@@ -577,6 +658,176 @@ mod tests {
         }
     }
 
+    /// `event` as stored, for rendering.
+    fn stored(spec: &EventSpec) -> crate::model::EventTemplate {
+        crate::model::EventTemplate {
+            id: uuid::Uuid::nil(),
+            spec: spec.clone(),
+            method: None,
+        }
+    }
+
+    /// `sample-NAME` for each of `names`.
+    fn sample<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+        names
+            .map(|n| (n.to_string(), format!("sample-{n}")))
+            .collect()
+    }
+
+    /// Renders `event` with `labels` and no data, to a user and to a target.
+    fn render_with(
+        event: &crate::model::EventTemplate,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), crate::render::RenderError> {
+        let user = crate::model::User {
+            id: uuid::Uuid::nil(),
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            name: String::new(),
+            roles: vec![Role::Member],
+            status: crate::model::UserStatus::Active,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let data = serde_json::json!({});
+        for recipient in [Some(&user), None] {
+            let payload = crate::routing::build_payload(event, recipient, labels, &data, &[]);
+            crate::render::render(event, &payload)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_label_a_template_reads_is_declared_and_every_declared_one_is_read() {
+        for event in builtin() {
+            let read = crate::render::labels_read(event, &crate::render::Overrides::default());
+            let declared: std::collections::BTreeSet<String> =
+                event.labels.iter().map(|l| l.name.clone()).collect();
+            let undeclared: Vec<&String> = read.difference(&declared).collect();
+            assert!(
+                undeclared.is_empty(),
+                "`{}` reads undeclared labels {undeclared:?}: add them to its `labels`",
+                event.name
+            );
+            let unread: Vec<&String> = declared.difference(&read).collect();
+            assert!(
+                unread.is_empty(),
+                "`{}` declares labels no template reads: {unread:?}",
+                event.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_event_renders_with_only_its_required_labels() {
+        for event in builtin() {
+            let labels = sample(event.required_labels().map(|l| l.name.as_str()));
+            if let Err(e) = render_with(&stored(event), &labels) {
+                panic!(
+                    "`{}` with only its required labels {:?}: {e}; mark the label it needs \
+                     `required = true` or guard it with {{% if %}}",
+                    event.name,
+                    labels.keys().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_required_label_is_really_needed() {
+        for event in builtin() {
+            let all = sample(event.labels.iter().map(|l| l.name.as_str()));
+            assert_eq!(render_with(&stored(event), &all), Ok(()), "{}", event.name);
+            for required in event.required_labels() {
+                let mut without = all.clone();
+                without.remove(&required.name);
+                assert!(
+                    render_with(&stored(event), &without).is_err(),
+                    "`{}` renders without `{}`: mark it `required = false`",
+                    event.name,
+                    required.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_label_says_what_it_is() {
+        for event in builtin() {
+            for label in &event.labels {
+                assert!(
+                    !label.description.ends_with('.') && label.description.len() >= 8,
+                    "`{}` label `{}`: describe it in a short phrase without a full stop",
+                    event.name,
+                    label.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn producers_must_give_the_identifying_labels() {
+        let required = |name: &str| -> Vec<&str> {
+            event(name)
+                .required_labels()
+                .map(|l| l.name.as_str())
+                .collect()
+        };
+        assert_eq!(required("user_account_created"), ["account_name"]);
+        assert_eq!(required("workspace_deleted"), ["name"]);
+        assert_eq!(required("task_idle"), ["task"]);
+        assert_eq!(required("user_password_reset"), ["one_time_passcode"]);
+        assert_eq!(required("audit_failure"), ["audit"]);
+        assert_eq!(
+            required("custom_notification"),
+            ["custom_title", "custom_message"]
+        );
+        for name in ["run_failure", "test_notification", "migration_start"] {
+            assert!(required(name).is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn declared_labels_are_looked_up_by_event_name() {
+        assert_eq!(
+            declared_labels("user_account_created"),
+            event("user_account_created").labels
+        );
+        assert!(declared_labels("no_such_event").is_empty());
+    }
+
+    #[test]
+    fn labels_are_refused_unless_snake_case_and_declared_once() {
+        let with = |labels: &str| parse(&one_event("labelled", &format!("labels = [{labels}]\n")));
+        let err =
+            with(r#"{ name = "Name", required = true, description = "the name" }"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 7: event `labelled`: label name `Name` is not snake_case: use lowercase ASCII \
+             letters, digits and `_`, starting with a letter"
+        );
+        let twice = r#"{ name = "x", required = true, description = "one x" },
+  { name = "x", required = false, description = "another x" }"#;
+        assert_eq!(
+            with(twice).unwrap_err().to_string(),
+            "line 8: event `labelled` declares the label `x` twice (first at line 7)"
+        );
+        let blank = r#"{ name = "x", required = true, description = " " }"#;
+        assert_eq!(
+            with(blank).unwrap_err().to_string(),
+            "line 7: event `labelled`: `labels[0].description` is empty"
+        );
+        let unstated = r#"{ name = "x", description = "an x" }"#;
+        let message = with(unstated).unwrap_err().to_string();
+        assert!(
+            message.contains("event `labelled`, field `labels`: missing field `required`"),
+            "{message}"
+        );
+        let unknown = r#"{ name = "x", required = true, description = "an x", default = "y" }"#;
+        let message = with(unknown).unwrap_err().to_string();
+        assert!(message.contains("unknown field `default`"), "{message}");
+    }
+
     #[test]
     fn omitted_flags_take_their_defaults() {
         let events = parse(&one_event("plain", "")).unwrap();
@@ -586,6 +837,7 @@ mod tests {
         assert!(!plain.reaches_suspended);
         assert_eq!(plain.kind, EventKind::System);
         assert!(plain.actions.is_empty());
+        assert!(plain.labels.is_empty());
     }
 
     #[test]
@@ -600,6 +852,7 @@ enabled_by_default = false
 kind = \"custom\"
 inbox = false
 reaches_suspended = true
+labels = [{ name = \"topic\", required = true, description = \"what it is about\" }]
 [[events.actions]]
 label = \"Open\"
 url = \"{{ base_url }}/x\"
@@ -621,6 +874,11 @@ url = \"{{ base_url }}/x\"
                 kind: EventKind::Custom,
                 inbox: false,
                 reaches_suspended: true,
+                labels: vec![LabelSpec {
+                    name: "topic".into(),
+                    required: true,
+                    description: "what it is about".into(),
+                }],
             }]
         );
     }

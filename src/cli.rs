@@ -16,6 +16,7 @@ use crate::model::{MessageState, Method, Role};
 /// Start here:
 ///   herald --database-url sqlite://herald.db migrate
 ///   herald users add alice --email alice@example.com --role owner
+///   herald --as alice events show workspace_deleted
 ///   herald --as alice enqueue workspace_deleted --user alice --label name=ws1
 ///   herald --as alice messages list
 #[derive(Debug, Parser)]
@@ -78,6 +79,10 @@ pub enum Command {
     /// event's audience roles, and the notification targets subscribed to the event (only the
     /// actor's own targets when --actor is given). An identical message already queued today is
     /// not queued again; it is reported as a duplicate.
+    ///
+    /// An event without one of its required labels (`herald events show EVENT` lists them), or
+    /// whose templates do not render with the labels and data given, is refused, naming the
+    /// label, and nothing is queued.
     #[command(
         after_help = "Examples:\n  herald enqueue workspace_deleted --user bob --label name=ws1 --label reason=\"initiated by user\"\n  herald enqueue run_failure --data '{\"error\": \"model x failed\"}'"
     )]
@@ -179,6 +184,24 @@ pub struct ServeArgs {
 pub enum EventsCommand {
     /// List every event: name, group, method, audience, enabled by default
     List(JsonFlag),
+    /// Show one event: the labels a producer sends, who receives it, its templates and actions
+    ///
+    /// Labels are what `herald enqueue EVENT --label NAME=VALUE` gives the templates. A required
+    /// label must be given: enqueue refuses the event without it, naming it, and writes
+    /// nothing. An optional one only adds to the text when given. Labels the event does not
+    /// declare are accepted and passed through in the payload. A template override in the
+    /// config ([events.NAME], or a target's title_template / body_template) may read more
+    /// labels: enqueue checks those too, and names any it needs.
+    #[command(
+        after_help = "Examples:\n  herald events show user_account_created\n  herald events show run_failure --json"
+    )]
+    Show {
+        /// Event name (see `herald events list`)
+        event: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -199,7 +222,8 @@ pub struct EnqueueArgs {
     /// [default: `username` from the config]
     #[arg(long, value_name = "USER")]
     pub actor: Option<String>,
-    /// A template label, KEY=VALUE (repeatable)
+    /// A template label, KEY=VALUE (repeatable); `herald events show EVENT` lists the
+    /// event's labels, and enqueue refuses the event without its required ones
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     /// Structured details as a JSON object, e.g. '{"error": "…"}'

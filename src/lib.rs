@@ -1,6 +1,6 @@
 //! Herald: a notification dispatcher with a terminal admin console.
 //!
-//! Layers (STYLE.md): `model` and `routing` are pure; `store` is the I/O adapter;
+//! Layers (STYLE.md): `model`, `routing` and `labels` are pure; `store` is the I/O adapter;
 //! `service` holds every operation a person can do, with the permission check; `cli` is a
 //! front end that only calls the service.
 
@@ -13,6 +13,7 @@ pub mod console;
 pub mod demo;
 pub mod dispatch;
 pub mod doctor;
+pub mod labels;
 pub mod model;
 pub mod output;
 pub mod queue;

@@ -151,6 +151,17 @@ pub struct Action {
     pub url: String,
 }
 
+/// A label an event's templates read: part of the contract a producer writes to (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabelSpec {
+    /// The key of `--label NAME=VALUE`, read by templates as `labels.NAME`.
+    pub name: String,
+    /// True when a template reads it unguarded: a message without it is refused at enqueue.
+    pub required: bool,
+    /// What the value is, for the producer: e.g. `the new account's username`.
+    pub description: String,
+}
+
 /// An event as declared in the catalog (`assets/events.toml`), before it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpec {
@@ -170,6 +181,21 @@ pub struct EventSpec {
     pub inbox: bool,
     /// True for events about a user's own account, which reach that user even when suspended.
     pub reaches_suspended: bool,
+    /// The labels its templates read, in catalog order. Not stored: the binary's catalog is
+    /// their only source, so the store fills them in by event name.
+    pub labels: Vec<LabelSpec>,
+}
+
+impl EventSpec {
+    /// The declared label called `name`.
+    pub fn label(&self, name: &str) -> Option<&LabelSpec> {
+        self.labels.iter().find(|label| label.name == name)
+    }
+
+    /// The required labels, in declaration order.
+    pub fn required_labels(&self) -> impl Iterator<Item = &LabelSpec> {
+        self.labels.iter().filter(|label| label.required)
+    }
 }
 
 /// A stored event (a row of `notification_templates`).

@@ -62,6 +62,20 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `text` with every line indented by `spaces` (blank lines stay empty) and a final newline.
+pub fn indented(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    let mut out = String::with_capacity(text.len() + spaces * 8);
+    for line in text.lines() {
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// `2026-11-24 10:03:12` (UTC), for tables.
 pub fn short_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -76,5 +90,11 @@ mod tests {
         let mut t = Table::new(["A", "LONGER"]);
         t.row(["xyz".to_string(), "1".to_string()]);
         assert_eq!(t.render(), "A    LONGER\nxyz  1\n");
+    }
+
+    #[test]
+    fn indented_text_keeps_blank_lines_empty() {
+        assert_eq!(indented("a\n\n  b", 2), "  a\n\n    b\n");
+        assert_eq!(indented("", 2), "");
     }
 }

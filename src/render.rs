@@ -16,7 +16,7 @@ mod file_tail;
 mod markdown;
 mod overrides;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 use chrono::DateTime;
@@ -463,23 +463,43 @@ fn sample_data() -> Value {
 
 /// `sample-NAME` for every `labels.NAME` in `spec`'s templates and in `extra`.
 fn sample_labels(spec: &EventSpec, extra: &[&str]) -> BTreeMap<String, String> {
-    let texts = [spec.title_template.as_str(), spec.body_template.as_str()]
+    mentioned_labels(catalog_sources(spec).chain(extra.iter().copied()))
+        .into_iter()
+        .map(|name| {
+            let value = format!("sample-{name}");
+            (name, value)
+        })
+        .collect()
+}
+
+/// Every label `spec`'s templates mention (`labels.NAME`), its catalog templates' and those of
+/// the overrides that may apply to it, by name: what a message of it could read.
+pub fn labels_read(spec: &EventSpec, overrides: &Overrides) -> BTreeSet<String> {
+    mentioned_labels(catalog_sources(spec).chain(overrides.sources_for(&spec.name)))
+}
+
+/// The catalog templates of `spec`: title, body, then each action's label and URL.
+fn catalog_sources(spec: &EventSpec) -> impl Iterator<Item = &str> {
+    [spec.title_template.as_str(), spec.body_template.as_str()]
         .into_iter()
         .chain(
             spec.actions
                 .iter()
                 .flat_map(|a| [a.label.as_str(), a.url.as_str()]),
         )
-        .chain(extra.iter().copied());
-    let mut labels = BTreeMap::new();
-    for text in texts {
+}
+
+/// The names after every `labels.` in `sources`.
+fn mentioned_labels<'a>(sources: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut labels = BTreeSet::new();
+    for text in sources {
         for (at, _) in text.match_indices("labels.") {
             let name: String = text[at + "labels.".len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                labels.insert(name.clone(), format!("sample-{name}"));
+                labels.insert(name);
             }
         }
     }
@@ -537,6 +557,7 @@ mod tests {
             kind: EventKind::Custom,
             inbox: true,
             reaches_suspended: false,
+            labels: Vec::new(),
         }
     }
 

@@ -474,6 +474,7 @@ mod tests {
                 kind: EventKind::System,
                 inbox: true,
                 reaches_suspended: false,
+                labels: vec![],
             },
             method: None,
         }

@@ -3,6 +3,7 @@
 //! The CLI and the console both call this layer; neither talks to the store directly. Each
 //! operation takes the caller (an existing, active [`User`]) and checks its roles first.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,10 +13,12 @@ pub mod read_models;
 
 use crate::catalog;
 use crate::config::Config;
+use crate::labels::{self, LabelError};
 use crate::model::{
     Attempt, EventTemplate, Message, Method, Preference, Role, Settings, User, UserStatus,
 };
 use crate::queue;
+use crate::render::{OverrideError, Overrides};
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
 use crate::store::{
     EnqueueOutcome, InboxEntry, InboxFilter, MessageFilter, NewMessage, NewUser, PageRequest,
@@ -40,6 +43,9 @@ pub enum ServiceError {
     UnknownMessage(String),
     #[error("{0}")]
     Invalid(String),
+    /// A message refused at enqueue for its labels (DESIGN §3); nothing was written.
+    #[error(transparent)]
+    Labels(#[from] LabelError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,6 +93,9 @@ pub struct OptOutEntry {
 pub struct Service {
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    /// The config's template overrides, which enqueue renders every message with; an override
+    /// that does not compile refuses enqueues (and `serve`), not the service.
+    overrides: Result<Overrides, OverrideError>,
 }
 
 /// Roles allowed to see every message and the pause switch.
@@ -177,7 +186,12 @@ impl Service {
                 })
                 .await?;
         }
-        Ok(Service { store, config })
+        let overrides = Overrides::from_config(&config);
+        Ok(Service {
+            store,
+            config,
+            overrides,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -226,6 +240,11 @@ impl Service {
     /// The catalog; everyone may read it.
     pub async fn events(&self, _caller: &User) -> ServiceResult<Vec<EventTemplate>> {
         Ok(self.store.list_templates().await?)
+    }
+
+    /// One event of the catalog, with its labels; everyone may read it.
+    pub async fn event(&self, _caller: &User, name: &str) -> ServiceResult<EventTemplate> {
+        self.event_named(name).await
     }
 
     /// The deployment's default method (`notifications.method`).
@@ -332,9 +351,6 @@ impl Service {
             dedupe,
             day: now.date_naive(),
         });
-        for warning in &plan.warnings {
-            tracing::warn!(event = %event.spec.name, "{warning}");
-        }
         let planned = plan.messages.into_iter();
         let planned: Vec<_> = match only_method {
             None => planned.collect(),
@@ -348,18 +364,25 @@ impl Service {
                 })
                 .collect(),
         };
-        self.queue_planned(caller, event.id, planned, plan.warnings)
+        self.queue_planned(caller, &event, &labels, planned, plan.warnings)
             .await
     }
 
-    /// Inserts routed messages (one transaction) and reads back the ones created.
+    /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]), inserts them
+    /// (one transaction) and reads back the ones created. Every path into the queue comes here.
     async fn queue_planned(
         &self,
         caller: &User,
-        template_id: Uuid,
+        event: &EventTemplate,
+        labels: &BTreeMap<String, String>,
         planned: Vec<routing::PlannedMessage>,
         warnings: Vec<String>,
     ) -> ServiceResult<EnqueueReport> {
+        self.admit(event, labels, &planned)?;
+        for warning in &warnings {
+            tracing::warn!(event = %event.spec.name, "{warning}");
+        }
+        let template_id = event.id;
         let now = Utc::now();
         let messages: Vec<NewMessage> = planned
             .into_iter()
@@ -392,6 +415,27 @@ impl Service {
             duplicates,
             warnings,
         })
+    }
+
+    /// Labels at the door (DESIGN §3): refuses, before anything is written, a message without a
+    /// label its event requires, or one whose templates do not render for a planned recipient
+    /// with the config's overrides, as the dispatcher would render it.
+    fn admit(
+        &self,
+        event: &EventTemplate,
+        labels: &BTreeMap<String, String>,
+        planned: &[routing::PlannedMessage],
+    ) -> ServiceResult<()> {
+        labels::check_required(&event.spec, labels)?;
+        let overrides = self.overrides.as_ref().map_err(|e| {
+            ServiceError::Invalid(format!(
+                "cannot check the message against the config's template overrides: {e}; fix \
+                 the override (`herald doctor` checks every template)"
+            ))
+        })?;
+        let messages = planned.iter().map(|p| (p.target.as_deref(), &p.payload));
+        labels::check_renders(event, overrides, messages)?;
+        Ok(())
     }
 
     /// Sends `test_notification` to the caller, bypassing dedupe: by `method` only when given,

@@ -419,6 +419,168 @@ async fn bad_input_is_refused_and_writes_nothing(db: TestDb) {
     );
 }
 
+async fn a_missing_required_label_is_refused_and_writes_nothing(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let before = h.message_count();
+    let run = h
+        .as_user(
+            "alice",
+            &["enqueue", "user_account_created", "--user", "bob"],
+        )
+        .fails_with("needs the label account_name");
+    assert!(
+        run.stderr
+            .contains("(the new account's username); add --label account_name=VALUE"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        h.message_count(),
+        before,
+        "a refused enqueue writes nothing"
+    );
+
+    // With it the message is accepted, and a label the event does not declare passes through.
+    let out = h
+        .as_user(
+            "alice",
+            &[
+                "enqueue",
+                "user_account_created",
+                "--user",
+                "bob",
+                "--label",
+                "account_name=carol",
+                "--label",
+                "ticket=OPS-12",
+                "--json",
+            ],
+        )
+        .ok()
+        .json();
+    let rows = out["enqueued"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{out}");
+    for row in rows {
+        assert_eq!(row["payload"]["labels"]["account_name"], "carol");
+        assert_eq!(row["payload"]["labels"]["ticket"], "OPS-12");
+    }
+}
+
+async fn a_label_an_override_reads_unguarded_is_needed_at_enqueue(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    std::fs::write(
+        h.dir.path().join("herald.toml"),
+        "[events.run_failure]\nbody_template = \"{{ body }}\\n\\nModel: {{ labels.model }}\"\n",
+    )
+    .unwrap();
+    let run = h
+        .as_user("alice", &["enqueue", "run_failure", "--user", "bob"])
+        .fails_with(
+            "needs the label model: without it its events.run_failure.body_template template fails",
+        );
+    assert!(
+        run.stderr.contains("add --label model=VALUE"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.message_count(), 0);
+    h.as_user(
+        "alice",
+        &[
+            "enqueue",
+            "run_failure",
+            "--user",
+            "bob",
+            "--label",
+            "model=sales.orders",
+        ],
+    )
+    .ok();
+    assert!(h.message_count() > 0);
+}
+
+async fn events_show_lists_the_labels_a_producer_writes_to(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let text = h
+        .as_user("bob", &["events", "show", "user_account_created"])
+        .ok()
+        .stdout;
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting with `{needle}` in:\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("account_name"),
+        "account_name required the new account's username"
+    );
+    assert_eq!(
+        line("account_display_name"),
+        "account_display_name optional the account's display name"
+    );
+    for needle in [
+        "User Events",
+        "owner, user-admin",
+        "User account \"{{ labels.account_name }}\" created",
+        "View accounts",
+        "herald enqueue user_account_created --label account_name=VALUE",
+    ] {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+
+    let json = h
+        .as_user("bob", &["events", "show", "user_account_created", "--json"])
+        .ok()
+        .json();
+    assert_eq!(json["name"], "user_account_created");
+    assert_eq!(json["group"], "User Events");
+    assert_eq!(
+        json["audience_roles"],
+        serde_json::json!(["owner", "user-admin"])
+    );
+    assert_eq!(json["method"], Value::Null);
+    assert_eq!(json["effective_method"], "smtp");
+    assert_eq!(
+        json["labels"][0],
+        serde_json::json!({
+            "name": "account_name",
+            "required": true,
+            "description": "the new account's username",
+        })
+    );
+    assert!(
+        json["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .all(|l| l["required"] == false),
+        "{json}"
+    );
+    assert_eq!(json["actions"][0]["label"], "View accounts");
+    assert!(
+        json["title_template"]
+            .as_str()
+            .unwrap()
+            .contains("labels.account_name")
+    );
+
+    let list = h.as_user("bob", &["events", "list", "--json"]).ok().json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "user_account_created")
+        .unwrap();
+    assert_eq!(listed["labels"], json["labels"]);
+
+    h.as_user("bob", &["events", "show", "user_acount_created"])
+        .fails_with("unknown event `user_acount_created` (did you mean `user_account_created`?)");
+}
+
 async fn unmigrated_and_unreachable_stores_say_what_to_do(db: TestDb) {
     let h = Herald::new(db);
     h.as_user("alice", &["messages", "list"])
@@ -665,6 +827,9 @@ for_both_backends!(
     members_cannot_pause_retry_or_touch_others_opt_outs,
     a_members_own_opt_out_inhibits_their_next_message,
     bad_input_is_refused_and_writes_nothing,
+    a_missing_required_label_is_refused_and_writes_nothing,
+    a_label_an_override_reads_unguarded_is_needed_at_enqueue,
+    events_show_lists_the_labels_a_producer_writes_to,
     unmigrated_and_unreachable_stores_say_what_to_do,
     the_first_owner_bootstraps_and_then_identity_is_required,
     owners_retry_failed_messages,

@@ -5,6 +5,8 @@
 //!
 //! Each event renders a fixed, realistic payload: fixed ids, a value for every label its
 //! templates mention, and the data its templates show (errors, audit SQL, volumes, reports).
+//! Each also renders as the least a producer may send: only its required labels and no data
+//! (`{event}__required_labels`), the message enqueue admits without asking for more.
 //! Email and webhook messages go to a user (`alice`); Slack messages to a target, as SQLMesh
 //! sends them. Update after a deliberate change with `cargo insta review`, or
 //! `INSTA_UPDATE=always cargo test --test goldens` and a read of
@@ -28,7 +30,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// What each event is snapshotted as: `tests/snapshots/goldens/{event}__{kind}.snap`.
-const KINDS: [&str; 4] = ["email_text", "email_html", "webhook", "slack"];
+const KINDS: [&str; 5] = [
+    "email_text",
+    "email_html",
+    "webhook",
+    "slack",
+    "required_labels",
+];
 
 const SNAPSHOTS: &str = "tests/snapshots/goldens";
 
@@ -214,6 +222,14 @@ fn payloads(event: &EventTemplate) -> (Value, Value) {
     (for_user, for_target)
 }
 
+/// Only the labels `event` requires, with the same realistic values.
+fn required_labels_for(event: &EventTemplate) -> BTreeMap<String, String> {
+    labels_for(event)
+        .into_iter()
+        .filter(|(name, _)| event.spec.label(name).is_some_and(|label| label.required))
+        .collect()
+}
+
 fn rendered(event: &EventTemplate, payload: &Value) -> Rendered {
     render(event, payload).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -235,6 +251,45 @@ fn email_goldens() {
             render_email(&rendered(&event, &payload), None).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(format!("{}__email_text", spec.name), text);
         insta::assert_snapshot!(format!("{}__email_html", spec.name), html);
+    }
+}
+
+/// The message to alice (its email text) and to the Slack target (title, Markdown body and
+/// actions) when the producer sent only the required labels and no data.
+#[test]
+fn required_labels_goldens() {
+    let _guard = settings().bind_to_scope();
+    for spec in catalog() {
+        let event = event(spec);
+        let labels = required_labels_for(&event);
+        let data = json!({});
+        let to_alice = herald::routing::build_payload(&event, Some(&alice()), &labels, &data, &[]);
+        let to_target = herald::routing::build_payload(
+            &event,
+            None,
+            &labels,
+            &data,
+            &[SLACK_TARGET.to_string()],
+        );
+        let given: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let (email_text, _) =
+            render_email(&rendered(&event, &to_alice), None).unwrap_or_else(|e| panic!("{e}"));
+        let target = rendered(&event, &to_target);
+        let mut text = format!(
+            "labels: {}\n\n── to alice, the email's text ──\n{email_text}\n\n── to the target \
+             {SLACK_TARGET}, title and Markdown ──\n{}\n\n{}\n",
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(" ")
+            },
+            target.title,
+            target.body_markdown,
+        );
+        for action in &target.actions {
+            text.push_str(&format!("\n→ {}: {}", action.label, action.url));
+        }
+        insta::assert_snapshot!(format!("{}__required_labels", spec.name), text);
     }
 }
 

@@ -291,18 +291,19 @@ mod tests {
     #[test]
     fn every_demo_event_is_in_the_catalog_with_valid_labels_and_data() {
         let dice = Dice::seeded();
-        let known: Vec<&str> = crate::catalog::builtin()
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
+        let catalog = crate::catalog::builtin();
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..2000 {
             let input = next_event(&dice);
-            assert!(known.contains(&input.event.as_str()), "{}", input.event);
-            assert!(
-                crate::routing::parse_labels(&input.labels).is_ok(),
-                "{input:?}"
-            );
+            let spec = catalog
+                .iter()
+                .find(|e| e.name == input.event)
+                .unwrap_or_else(|| panic!("{} is not in the catalog", input.event));
+            let labels = crate::routing::parse_labels(&input.labels)
+                .unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            if let Err(e) = crate::labels::check_required(spec, &labels) {
+                panic!("{input:?}: {e}");
+            }
             if let Some(data) = &input.data {
                 let value: serde_json::Value = serde_json::from_str(data).unwrap();
                 assert!(value.is_object(), "{data}");

@@ -181,15 +181,17 @@ impl Service {
         event: &str,
     ) -> ServiceResult<EnqueueReport> {
         let event = self.event_named(event).await?;
-        let sample = crate::render::sample_payload(&event);
-        let mut labels: BTreeMap<String, String> = sample["labels"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Every label a template may read, the config overrides' too: the test is admitted
+        // and renders as a real message would. (Broken overrides refuse it at admission.)
+        let overrides = self.overrides.as_ref().ok().cloned().unwrap_or_default();
+        let mut labels: BTreeMap<String, String> =
+            crate::render::labels_read(&event.spec, &overrides)
+                .into_iter()
+                .map(|name| {
+                    let value = format!("sample-{name}");
+                    (name, value)
+                })
+                .collect();
         labels.insert("initiator".into(), caller.username.clone());
         let data = serde_json::json!({"test": true});
         let settings = RoutingSettings {
@@ -212,7 +214,7 @@ impl Service {
             dedupe: false,
             day: now.date_naive(),
         });
-        self.queue_planned(caller, event.id, plan.messages, plan.warnings)
+        self.queue_planned(caller, &event, &labels, plan.messages, plan.warnings)
             .await
     }
 }
@@ -376,6 +378,103 @@ mod tests {
             f.service.retry_query(&f.owner, &query).await.unwrap(),
             0,
             "nothing failed yet"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_built_in_sender_satisfies_the_label_contract() {
+        let f = fixture().await;
+        for event in crate::catalog::builtin() {
+            let report = f.service.send_event_test(&f.bob, &event.name).await;
+            assert!(report.is_ok(), "{}: {report:?}", event.name);
+        }
+        f.service.send_test(&f.bob, None).await.unwrap();
+        f.service
+            .send_custom(&f.bob, "Build done", "")
+            .await
+            .unwrap();
+        f.service
+            .send_custom(&f.bob, "", "All green")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_event_test_gives_the_labels_an_override_reads_which_enqueue_requires() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = store::open(&url, OpenMode::Migrate).await.expect("a store");
+        let config = Config::from_toml_str(
+            "[events.run_failure]\nbody_template = \"{{ body }} Model: {{ labels.model }}\"\n",
+            "herald.toml",
+            &|_| None,
+        )
+        .expect("a config");
+        let service = Service::start(store, Arc::new(config))
+            .await
+            .expect("a service");
+        let owner = service
+            .add_user(
+                None,
+                NewUser {
+                    username: "alice".into(),
+                    email: "alice@example.com".into(),
+                    name: String::new(),
+                    roles: vec![Role::Owner],
+                },
+            )
+            .await
+            .expect("alice");
+        let report = service
+            .send_event_test(&owner, "run_failure")
+            .await
+            .unwrap();
+        assert!(!report.enqueued.is_empty());
+        assert!(
+            report
+                .enqueued
+                .iter()
+                .all(|m| m.payload["labels"]["model"] == "sample-model")
+        );
+        let input = EnqueueInput {
+            event: "run_failure".into(),
+            users: vec!["alice".into()],
+            ..EnqueueInput::default()
+        };
+        let err = service.enqueue(&owner, &input).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Labels(crate::labels::LabelError::NeededByTemplate { labels, .. })
+                    if labels == &["model"]
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_enqueue_without_a_required_label_is_refused_and_writes_nothing() {
+        let f = fixture().await;
+        let all = QueueQuery::default();
+        let before = f.service.count_matching(&f.owner, &all).await.unwrap();
+        let input = EnqueueInput {
+            event: "user_account_created".into(),
+            users: vec!["bob".into()],
+            labels: vec!["initiator=alice".into()],
+            ..EnqueueInput::default()
+        };
+        let err = f.service.enqueue(&f.owner, &input).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ServiceError::Labels(crate::labels::LabelError::Missing { missing, .. })
+                    if missing.len() == 1 && missing[0].name == "account_name"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            f.service.count_matching(&f.owner, &all).await.unwrap(),
+            before
         );
     }
 

@@ -101,11 +101,14 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
 fn template_from_row(row: &SqliteRow) -> StoreResult<EventTemplate> {
     const T: &str = "notification_templates";
     let method: Option<String> = row.try_get("method")?;
+    let name: String = row.try_get("name")?;
     Ok(EventTemplate {
         id: parse_id(T, row.try_get("id")?)?,
         method: method.map(|m| parse_enum::<Method>(T, &m)).transpose()?,
         spec: EventSpec {
-            name: row.try_get("name")?,
+            // Not a column: labels come from the binary's catalog (DESIGN §3).
+            labels: crate::catalog::declared_labels(&name),
+            name,
             group: row.try_get("group")?,
             title_template: row.try_get("title_template")?,
             body_template: row.try_get("body_template")?,
