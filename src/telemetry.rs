@@ -551,9 +551,16 @@ struct FieldSet {
 impl FieldSet {
     fn set(&mut self, field: &Field, value: FieldValue) {
         let name = field.name();
+        // Peer text reaches logs through messages and `%`/`?` fields: control characters
+        // (terminal escapes, NUL) are shown escaped, never written raw to a terminal.
+        let value = match value {
+            FieldValue::Formatted(s) => FieldValue::Formatted(escape_controls(s)),
+            other => other,
+        };
         if name == "message" {
             self.message = Some(match value {
-                FieldValue::Str(s) | FieldValue::Formatted(s) => s,
+                FieldValue::Str(s) => escape_controls(s),
+                FieldValue::Formatted(s) => s,
                 other => text_value(&other),
             });
             return;
@@ -612,6 +619,22 @@ impl Visit for FieldSet {
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.set(field, FieldValue::Bool(value));
     }
+}
+
+/// `text` with every control character written as an escape (`\u{1b}`, `\0`, `\n`).
+fn escape_controls(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A value as written after `name=`: strings quoted only when they would not read as one word.
@@ -1470,6 +1493,19 @@ mod tests {
         .unwrap();
         assert!(expected.is_match(&stderr), "{stderr:?}");
         assert!(!stderr.contains('\x1b'), "no colour unless asked");
+    }
+
+    #[test]
+    fn peer_text_in_a_log_line_cannot_reach_the_terminal_raw() {
+        let hostile = "bad\0body \u{1b}[2J\u{1b}]0;pwned\u{7}";
+        let (stderr, ring) = run_logging(&opts(Level::INFO, None), || {
+            warn!(error = %hostile, reason = hostile, "failed: {hostile}");
+        });
+        assert!(!stderr.contains('\u{1b}') && !stderr.contains('\0'), "{stderr:?}");
+        assert!(stderr.contains("\\u{1b}[2J"), "{stderr:?}");
+        for line in ring.snapshot() {
+            assert!(!line.text.chars().any(char::is_control), "{line:?}");
+        }
     }
 
     #[test]
