@@ -364,7 +364,9 @@ pub trait Store: Send + Sync {
     /// `capabilities` does not cover, per method and target.
     async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>>;
     /// The earliest moment a waiting retry or an expired lease makes a message leasable.
-    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Only messages `capabilities` covers count: a replica is not woken for what it cannot
+    /// deliver.
+    async fn next_due(&self, capabilities: &Capabilities) -> StoreResult<Option<DateTime<Utc>>>;
     /// Notified when messages may have become leasable or the pause flag changed: an enqueue,
     /// retry or pause here, or in another process (`LISTEN/NOTIFY` on PostgreSQL,
     /// `PRAGMA data_version` on SQLite).

@@ -1501,7 +1501,10 @@ mod tests {
         let (stderr, ring) = run_logging(&opts(Level::INFO, None), || {
             warn!(error = %hostile, reason = hostile, "failed: {hostile}");
         });
-        assert!(!stderr.contains('\u{1b}') && !stderr.contains('\0'), "{stderr:?}");
+        assert!(
+            !stderr.contains('\u{1b}') && !stderr.contains('\0'),
+            "{stderr:?}"
+        );
         assert!(stderr.contains("\\u{1b}[2J"), "{stderr:?}");
         for line in ring.snapshot() {
             assert!(!line.text.chars().any(char::is_control), "{line:?}");

@@ -1078,7 +1078,40 @@ async fn used_up_attempts_are_finalised_not_stuck(db: TestDb) -> R {
     assert_eq!(now.status, MessageState::PermanentFailure);
     let reason = now.status_reason.unwrap_or_default();
     assert!(reason.contains("gave up after 2 attempts"), "{reason}");
-    assert_eq!(store.next_due().await?, None, "nothing left to wake up for");
+    assert_eq!(
+        store.next_due(&every_method()).await?,
+        None,
+        "nothing left to wake up for"
+    );
+    Ok(())
+}
+
+async fn replicas_are_not_woken_for_what_they_cannot_deliver(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    store
+        .enqueue(&[message(t, None, Method::Smtp, None)])
+        .await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 1).await?;
+    store
+        .record_attempts(&[outcome(
+            &leased[0],
+            notifier,
+            MessageState::TemporaryFailure,
+            Some("smtp 451 try later"),
+        )])
+        .await?;
+    let webhook_only = Capabilities {
+        methods: vec![Method::Webhook],
+        targets: vec![],
+    };
+    assert!(store.next_due(&every_method()).await?.is_some());
+    assert_eq!(
+        store.next_due(&webhook_only).await?,
+        None,
+        "a due smtp retry must not wake (and spin) a replica without smtp"
+    );
     Ok(())
 }
 
@@ -1125,6 +1158,7 @@ for_both_backends!(
     purge_never_deletes_what_can_still_be_delivered,
     used_up_attempts_are_finalised_not_stuck,
     due_retries_get_a_share_of_every_lease,
+    replicas_are_not_woken_for_what_they_cannot_deliver,
     existing_mode_requires_a_migrated_store,
     users_are_unique_and_keep_their_roles,
     catalog_upsert_never_clobbers_the_admin_method,

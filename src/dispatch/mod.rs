@@ -257,7 +257,7 @@ impl Dispatcher {
             if full {
                 continue; // more may be waiting: keep leasing while batches come back full
             }
-            let idle = match self.store.next_due().await {
+            let idle = match self.store.next_due(&s.capabilities).await {
                 Ok(Some(due)) => (due - Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)

@@ -1031,13 +1031,18 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn next_due(&self, capabilities: &Capabilities) -> StoreResult<Option<DateTime<Utc>>> {
+        let methods: Vec<&str> = capabilities.methods.iter().map(|m| m.as_str()).collect();
         Ok(sqlx::query_scalar(
             "SELECT LEAST(
                  (SELECT MIN(next_retry_after) FROM notification_messages
-                  WHERE status = 'temporary_failure'),
-                 (SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased'))",
+                  WHERE status = 'temporary_failure'
+                    AND ((target IS NULL AND method = ANY ($1)) OR target = ANY ($2))),
+                 (SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased'
+                    AND ((target IS NULL AND method = ANY ($1)) OR target = ANY ($2))))",
         )
+        .bind(&methods)
+        .bind(&capabilities.targets)
         .fetch_one(&self.pool)
         .await?)
     }

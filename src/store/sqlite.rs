@@ -1106,14 +1106,20 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn next_due(&self, capabilities: &Capabilities) -> StoreResult<Option<DateTime<Utc>>> {
         let due: Option<String> = sqlx::query_scalar(
             "SELECT MIN(due) FROM (
                  SELECT MIN(next_retry_after) AS due FROM notification_messages
                  WHERE status = 'temporary_failure'
+                   AND ((target IS NULL AND method IN (SELECT value FROM json_each(?1)))
+                        OR target IN (SELECT value FROM json_each(?2)))
                  UNION ALL
-                 SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased')",
+                 SELECT MIN(leased_until) FROM notification_messages WHERE status = 'leased'
+                   AND ((target IS NULL AND method IN (SELECT value FROM json_each(?1)))
+                        OR target IN (SELECT value FROM json_each(?2))))",
         )
+        .bind(to_json(&capabilities.methods))
+        .bind(to_json(&capabilities.targets))
         .fetch_one(&self.pool)
         .await?;
         parse_opt_ts("notification_messages", due)
