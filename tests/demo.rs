@@ -120,3 +120,49 @@ fn reset_with_an_explicit_database_url_is_refused() {
     });
     assert!(!dir.path().join("elsewhere.db").exists(), "{seen}");
 }
+
+#[test]
+fn the_demo_refuses_a_store_with_users_of_its_own() {
+    let dir = tempfile::tempdir().expect("a scratch dir");
+    let url = format!("sqlite://{}", dir.path().join("prod.db").display());
+    for args in [
+        vec!["--database-url", url.as_str(), "migrate"],
+        vec![
+            "--database-url",
+            url.as_str(),
+            "users",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--role",
+            "owner",
+        ],
+    ] {
+        let out = Command::new(herald_bin())
+            .current_dir(dir.path())
+            .env_remove("HERALD_DATABASE_URL")
+            .env_remove("HERALD_USER")
+            .env_remove("HERALD_CONFIG")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("herald runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = Console::spawn(dir.path(), &env(), &["--database-url", &url, "demo"]);
+    assert_eq!(c.wait_exit(), 1, "{}", c.output());
+    let said = c.output();
+    assert!(
+        said.contains("users that are not the demo's (alice)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("demo-owner (owner)"),
+        "the console never opened"
+    );
+}

@@ -37,10 +37,16 @@ struct Running {
 
 impl Running {
     async fn start(config: &Config) -> Running {
+        Running::start_with(config, |_| {}).await
+    }
+
+    /// Like [`Running::start`], with `adjust` replacing channels before the dispatcher starts.
+    async fn start_with(config: &Config, adjust: impl FnOnce(&mut Channels)) -> Running {
         let store = store::open(&config.database_url, OpenMode::Existing)
             .await
             .expect("open store");
-        let channels = Channels::for_replica(config, store.clone()).expect("channels");
+        let mut channels = Channels::for_replica(config, store.clone()).expect("channels");
+        adjust(&mut channels);
         let dispatcher = Dispatcher::new(
             store,
             Arc::new(channels),
@@ -339,6 +345,73 @@ async fn hostile_peers_end_in_the_state_they_earn(db: TestDb) -> R {
     Ok(())
 }
 
+/// A webhook channel with a bug: it panics, or never returns.
+struct BrokenChannel {
+    panics: bool,
+}
+
+#[async_trait::async_trait]
+impl herald::channels::Channel for BrokenChannel {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn deliver(
+        &self,
+        _delivery: &herald::channels::Delivery<'_>,
+    ) -> herald::model::DeliveryOutcome {
+        if self.panics {
+            panic!("index out of bounds: the len is 0 but the index is 0");
+        }
+        std::future::pending().await
+    }
+}
+
+async fn a_delivery_that_panics_or_hangs_counts_as_an_attempt(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    for panics in [true, false] {
+        let config = config(
+            &db,
+            "dispatch_timeout = \"300ms\"\nretry_interval = \"100ms\"\nmax_send_attempts = 2",
+            "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/never\"\n",
+        );
+        let ids = queue(
+            &*store,
+            3,
+            Method::Webhook,
+            None,
+            None,
+            chrono::Duration::zero(),
+        )
+        .await;
+        let running = Running::start_with(&config, |channels| {
+            channels.insert(Arc::new(BrokenChannel { panics }));
+        })
+        .await;
+        wait_until(
+            &*store,
+            "every attempt used up",
+            Duration::from_secs(30),
+            |c| count(c, MessageState::PermanentFailure) == if panics { 3 } else { 6 },
+        )
+        .await;
+        running.stop().await;
+        for id in ids {
+            let (m, attempts) = store.message(id).await?.expect("message");
+            let reason = m.status_reason.unwrap_or_default();
+            assert_eq!(attempts.len(), 2, "{reason}");
+            let expected = if panics {
+                "delivery failed inside herald (panic: index out of bounds"
+            } else {
+                "dispatch timeout after 300ms"
+            };
+            assert!(reason.starts_with(expected), "{reason}");
+            assert!(reason.contains("gave up after 2 attempts"), "{reason}");
+        }
+    }
+    Ok(())
+}
+
 // ---- purges and retention during delivery ------------------------------------------------
 
 async fn purges_during_delivery_never_delete_what_is_deliverable(db: TestDb) -> R {
@@ -618,6 +691,7 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
 
 for_both_backends!(
     a_nul_answering_webhook_never_wedges_delivery,
+    a_delivery_that_panics_or_hangs_counts_as_an_attempt,
     hostile_peers_end_in_the_state_they_earn,
     purges_during_delivery_never_delete_what_is_deliverable,
     a_replica_without_email_leaves_smtp_to_one_that_has_it,

@@ -74,18 +74,21 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn pass(check: impl Into<String>, detail: impl Into<String>) -> CheckResult {
-        CheckResult {
-            check: check.into(),
-            ok: true,
-            detail: detail.into(),
-        }
+        CheckResult::new(check.into(), true, detail.into())
     }
 
     pub fn fail(check: impl Into<String>, detail: impl Into<String>) -> CheckResult {
+        CheckResult::new(check.into(), false, detail.into())
+    }
+
+    /// The detail often quotes a peer (an SMTP greeting, a Slack error): it is cleaned of
+    /// control characters and bounded like a `status_reason`.
+    fn new(check: String, ok: bool, detail: String) -> CheckResult {
+        let clean = |text: &str| crate::queue::clean_text(text, 2 * crate::queue::MAX_REASON_CHARS);
         CheckResult {
-            check: check.into(),
-            ok: false,
-            detail: detail.into(),
+            check: clean(&check),
+            ok,
+            detail: clean(&detail),
         }
     }
 }
@@ -198,6 +201,12 @@ mod tests {
 
     fn config(toml: &str) -> Config {
         Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
+    }
+
+    #[test]
+    fn check_results_quote_peers_without_control_characters() {
+        let r = CheckResult::fail("smtp 127.0.0.1:25", "greeting 554 \u{1b}[2Jno\0 thanks");
+        assert_eq!(r.detail, "greeting 554 no thanks");
     }
 
     #[test]

@@ -141,6 +141,21 @@ impl Console {
         }
     }
 
+    /// Waits for the program to end on its own and returns the exit code.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> u32 {
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(300));
+                return status.exit_code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("the program did not exit:\n{}", self.screen());
+    }
+
     /// Quits with `q` and returns the exit code.
     #[track_caller]
     pub fn quit(&mut self) -> u32 {
