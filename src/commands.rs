@@ -330,9 +330,15 @@ fn recipient(m: &Message) -> String {
     }
 }
 
+/// A stored reason as a terminal may show it: rows written before reasons were cleaned may
+/// still carry a peer's control characters.
+fn shown(reason: &str) -> String {
+    crate::queue::clean_text(reason, crate::queue::MAX_REASON_CHARS)
+}
+
 fn status_text(m: &Message) -> String {
     match &m.status_reason {
-        Some(reason) => format!("{} ({reason})", m.status),
+        Some(reason) => format!("{} ({})", m.status, shown(reason)),
         None => m.status.to_string(),
     }
 }
@@ -464,7 +470,7 @@ async fn messages(service: &Service, caller: &User, cmd: MessagesCommand) -> Res
             println!("status:           {}", message.status);
             println!(
                 "status_reason:    {}",
-                message.status_reason.as_deref().unwrap_or("-")
+                message.status_reason.as_deref().map_or("-".into(), shown)
             );
             println!("attempt_count:    {}", message.attempt_count);
             println!("created_at:       {}", message.created_at.to_rfc3339());
@@ -490,7 +496,7 @@ async fn messages(service: &Service, caller: &User, cmd: MessagesCommand) -> Res
                         short_time(a.started_at),
                         format!("{}ms", a.duration_ms),
                         a.outcome.to_string(),
-                        a.reason.clone().unwrap_or_default(),
+                        a.reason.as_deref().map(shown).unwrap_or_default(),
                     ]);
                 }
                 table.print();
@@ -564,7 +570,7 @@ async fn messages_list(service: &Service, caller: &User, args: ListArgs) -> Resu
             m.method.to_string(),
             m.status.to_string(),
             m.attempt_count.to_string(),
-            m.status_reason.clone().unwrap_or_default(),
+            m.status_reason.as_deref().map(shown).unwrap_or_default(),
         ]);
     }
     table.print();

@@ -175,7 +175,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
                 },
             ),
             Line::raw(m.attempt_count.to_string()),
-            Line::styled(m.status_reason.clone().unwrap_or_default(), theme.dim()),
+            Line::styled(shown(m.status_reason.as_deref()), theme.dim()),
         ])
     });
     let table = Table::new(
@@ -237,7 +237,11 @@ fn draw_detail(
         ]),
         Line::from(vec![
             label("status_reason"),
-            Span::raw(m.status_reason.clone().unwrap_or_else(|| "-".into())),
+            Span::raw(
+                m.status_reason
+                    .as_deref()
+                    .map_or("-".into(), |r| shown(Some(r))),
+            ),
         ]),
         Line::from(vec![
             label("attempts"),
@@ -277,7 +281,7 @@ fn draw_detail(
                 format!("{:<17}", a.outcome.as_str()),
                 theme.state(a.outcome),
             ),
-            Span::raw(format!(" {}", a.reason.clone().unwrap_or_default())),
+            Span::raw(format!(" {}", shown(a.reason.as_deref()))),
         ]));
     }
     lines.push(Line::default());
@@ -293,4 +297,11 @@ fn draw_detail(
             .block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
+}
+
+/// A stored reason fit for the terminal (older rows may carry a peer's control characters).
+fn shown(reason: Option<&str>) -> String {
+    reason.map_or_else(String::new, |r| {
+        crate::queue::clean_text(r, crate::queue::MAX_REASON_CHARS)
+    })
 }

@@ -158,7 +158,11 @@ fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         Row::new(vec![
             Line::raw(r.count.to_string()),
             Line::styled(short_state(r.status), theme.state(r.status)),
-            Line::raw(r.reason.clone()),
+            // Shown clean; the filter behind Enter keeps the stored text.
+            Line::raw(crate::queue::clean_text(
+                &r.reason,
+                crate::queue::MAX_REASON_CHARS,
+            )),
         ])
     });
     let table = Table::new(
