@@ -223,7 +223,7 @@ pub struct EmailTlsConfig {
     pub force_tls: bool,
     /// Upgrade a plain connection with STARTTLS.
     pub starttls: bool,
-    /// Do not verify the server's certificate (insecure).
+    /// Do not verify the server's certificate nor the name in it (insecure).
     pub skip_verify: bool,
     /// Name to verify the certificate against, when it differs from the smarthost's host.
     pub server_name: Option<String>,

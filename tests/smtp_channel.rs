@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use common::smtp_server::{ReceivedMail, SmtpServer, SmtpServerOptions, test_certs};
+use common::smtp_server::{
+    ReceivedMail, SELF_SIGNED_NAME, SmtpServer, SmtpServerOptions, test_certs,
+};
 use herald::channels::smtp::SmtpChannel;
 use herald::channels::{Channel, Delivery};
 use herald::config::Config;
@@ -274,6 +276,64 @@ async fn an_untrusted_certificate_is_retryable_unless_verification_is_skipped() 
         "[email.tls]\nforce_tls = true\nskip_verify = true\n",
     ));
     assert_sent(&deliver_to_alice(&skipping).await, &server);
+}
+
+/// Coder's `CODER_EMAIL_TLS_SKIPVERIFY`: skipping verification accepts a certificate nobody
+/// signed that names another host, over implicit TLS and STARTTLS alike.
+#[tokio::test]
+async fn skip_verify_accepts_a_self_signed_certificate_for_another_host_name() {
+    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls().self_signed_cert());
+    let prefix = format!(
+        "smtp cannot connect to {} with implicit TLS: ",
+        server.address()
+    );
+
+    let verified = smtp_channel(&email_config(&server, "[email.tls]\nforce_tls = true\n"));
+    let reason = retryable_reason(deliver_to_alice(&verified).await);
+    assert!(reason.starts_with(&prefix), "{reason}");
+    assert!(reason.contains("certificate"), "{reason}");
+
+    // Trusted, but for the wrong name: the name is what is refused, and the reason says so.
+    let trusted = smtp_channel(&email_config(
+        &server,
+        &format!(
+            "[email.tls]\nforce_tls = true\nca_file = \"{}\"\n",
+            test_certs().self_signed_cert.display()
+        ),
+    ));
+    let reason = retryable_reason(deliver_to_alice(&trusted).await);
+    assert!(reason.starts_with(&prefix), "{reason}");
+    assert!(
+        reason.contains("not valid for name \"127.0.0.1\"") && reason.contains(SELF_SIGNED_NAME),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(
+            "(trust its CA with email.tls.ca_file, or name it with email.tls.server_name; \
+             email.tls.skip_verify skips every check, for test servers only)"
+        ),
+        "{reason}"
+    );
+    assert!(server.received().is_empty());
+
+    let skipping = smtp_channel(&email_config(
+        &server,
+        "[email.tls]\nforce_tls = true\nskip_verify = true\n",
+    ));
+    assert_sent(&deliver_to_alice(&skipping).await, &server);
+    assert!(only_mail(&server).tls);
+
+    let starttls = SmtpServer::start(
+        SmtpServerOptions::new()
+            .require_starttls()
+            .self_signed_cert(),
+    );
+    let skipping = smtp_channel(&email_config(
+        &starttls,
+        "[email.tls]\nstarttls = true\nskip_verify = true\n",
+    ));
+    assert_sent(&deliver_to_alice(&skipping).await, &starttls);
+    assert!(only_mail(&starttls).tls);
 }
 
 #[tokio::test]

@@ -575,7 +575,9 @@ impl RelaySpec {
     }
 
     /// lettre's TLS parameters: the CA file replaces the built-in roots, the client
-    /// certificate and key are presented when the server asks.
+    /// certificate and key are presented when the server asks. `skip_verify` skips both the
+    /// chain and the host-name checks (Coder's `CODER_EMAIL_TLS_SKIPVERIFY`): lettre's rustls
+    /// backend checks the name even for a certificate it was told to accept.
     fn tls_parameters(&self) -> Result<TlsParameters, ChannelError> {
         let address = self.address();
         let tls_error = |what: &str, e: SmtpError| {
@@ -585,7 +587,8 @@ impl RelaySpec {
             ))
         };
         let mut builder = TlsParameters::builder(self.server_name.clone())
-            .dangerous_accept_invalid_certs(self.skip_verify);
+            .dangerous_accept_invalid_certs(self.skip_verify)
+            .dangerous_accept_invalid_hostnames(self.skip_verify);
         if let Some(ca_file) = &self.ca_file {
             let pem = read_pem(ca_file, "email.tls.ca_file", "CERTIFICATE")?;
             let ca = Certificate::from_pem(&pem)
@@ -731,7 +734,8 @@ impl Relay {
         if spec.skip_verify && spec.mode != TlsMode::None {
             tracing::warn!(
                 server = %address,
-                "email.tls.skip_verify is set: the certificate of {address} is not verified"
+                "email.tls.skip_verify is set: neither the certificate of {address} nor the \
+                 name in it is verified"
             );
         }
         let tls = match spec.mode {
@@ -894,9 +898,10 @@ impl Relay {
                         OpenFailure::permanent(format!("smtp STARTTLS refused: {reply}"))
                     }
                     _ => OpenFailure::retryable(format!(
-                        "smtp STARTTLS with {} failed: {}",
+                        "smtp STARTTLS with {} failed: {}{}",
                         self.address,
-                        detail(&e)
+                        detail(&e),
+                        certificate_hint(&e)
                     )),
                 })?;
         }
@@ -923,9 +928,10 @@ impl Relay {
                     TlsMode::None | TlsMode::StartTls => "",
                 };
                 OpenFailure::retryable(format!(
-                    "smtp cannot connect to {}{how}: {}",
+                    "smtp cannot connect to {}{how}: {}{}",
                     self.address,
-                    detail(error)
+                    detail(error),
+                    certificate_hint(error)
                 ))
             }
         }
@@ -1104,6 +1110,16 @@ fn detail(error: &SmtpError) -> String {
     std::error::Error::source(error)
         .map(ToString::to_string)
         .unwrap_or_else(|| error.to_string())
+}
+
+/// What to change when `error` is the server's certificate being refused, else nothing.
+fn certificate_hint(error: &SmtpError) -> &'static str {
+    if detail(error).contains("invalid peer certificate") {
+        " (trust its CA with email.tls.ca_file, or name it with email.tls.server_name; \
+         email.tls.skip_verify skips every check, for test servers only)"
+    } else {
+        ""
+    }
 }
 
 /// Whether a failure on a reused connection means it had been closed meanwhile: an I/O or
