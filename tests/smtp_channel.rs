@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use common::silent_server::SilentServer;
 use common::smtp_server::{
     ReceivedMail, SELF_SIGNED_NAME, SmtpServer, SmtpServerOptions, test_certs,
 };
@@ -665,6 +666,104 @@ async fn concurrent_messages_share_a_bounded_pool() {
         "{} connections for 30 concurrent messages",
         server.connections()
     );
+}
+
+/// What the pool holds at most per server (`MAX_CONNECTIONS_PER_SERVER`).
+const POOL_SIZE: usize = 10;
+
+/// A channel whose smarthost is `server` and whose `dispatch_timeout` is `timeout`, with every
+/// connection slot held by a delivery stuck waiting for `server`'s greeting.
+async fn saturated_channel(
+    server: &SilentServer,
+    timeout: &str,
+) -> (Arc<SmtpChannel>, JoinSet<DeliveryOutcome>) {
+    let channel = Arc::new(smtp_channel(&config(&format!(
+        "[notifications]\ndispatch_timeout = \"{timeout}\"\n\
+         [email]\nfrom = \"{SENDER}\"\nsmarthost = \"{}\"\n",
+        server.address()
+    ))));
+    let mut stuck = JoinSet::new();
+    for _ in 0..POOL_SIZE {
+        let channel = Arc::clone(&channel);
+        stuck.spawn(async move { deliver_to_alice(&channel).await });
+    }
+    server.wait_for_connections(POOL_SIZE).await;
+    (channel, stuck)
+}
+
+/// Delivers as the dispatcher does, under `dispatch_timeout`; a bare dispatcher timeout (no
+/// outcome from the channel) fails the test.
+async fn deliver_under(channel: &SmtpChannel, dispatch_timeout: Duration) -> DeliveryOutcome {
+    tokio::time::timeout(dispatch_timeout, deliver_to_alice(channel))
+        .await
+        .unwrap_or_else(|_| panic!("the dispatcher's own timeout fired: the reason names no wait"))
+}
+
+/// `waited N s` in `reason`, as seconds.
+#[track_caller]
+fn waited_seconds(reason: &str) -> f64 {
+    let rest = reason
+        .split_once("(waited ")
+        .unwrap_or_else(|| panic!("no wait in {reason}"))
+        .1;
+    let number = rest.split_once(" s ").map_or("", |(n, _)| n);
+    number
+        .parse()
+        .unwrap_or_else(|e| panic!("`{number}` in {reason}: {e}"))
+}
+
+#[tokio::test]
+async fn a_delivery_that_finds_every_connection_busy_says_how_long_it_waited() {
+    let server = SilentServer::start().await;
+    let (channel, _stuck) = saturated_channel(&server, "1s").await;
+    let reason = retryable_reason(deliver_under(&channel, Duration::from_secs(1)).await);
+    assert!(
+        reason.starts_with("dispatch timeout after 1s (waited "),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!(
+            " s for a connection to {}: all {POOL_SIZE} of its connections were busy)",
+            server.address()
+        )),
+        "{reason}"
+    );
+    let waited = waited_seconds(&reason);
+    assert!((0.8..=1.0).contains(&waited), "{reason}");
+    assert_eq!(
+        server.accepted(),
+        POOL_SIZE,
+        "no connection beyond the pool"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_cut_off_after_waiting_for_a_connection_counts_the_wait_in_its_reason() {
+    let server = SilentServer::start().await;
+    let (channel, mut stuck) = saturated_channel(&server, "2s").await;
+    let waiting = tokio::spawn({
+        let channel = Arc::clone(&channel);
+        async move { deliver_under(&channel, Duration::from_secs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stuck deliveries fail (the server hung up) and free their slots; the waiting one gets
+    // a connection to a server that never greets it either.
+    server.close_connections();
+    while let Some(outcome) = stuck.join_next().await {
+        retryable_reason(outcome.expect("a stuck delivery"));
+    }
+    let reason = retryable_reason(waiting.await.expect("the waiting delivery"));
+    assert!(
+        reason.starts_with("dispatch timeout after 2s (waited "),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!(" s for a connection to {})", server.address())),
+        "{reason}"
+    );
+    let waited = waited_seconds(&reason);
+    assert!((0.4..=1.5).contains(&waited), "{reason}");
+    assert_eq!(server.accepted(), POOL_SIZE + 1);
 }
 
 #[tokio::test]

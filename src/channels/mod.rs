@@ -2,7 +2,8 @@
 //!
 //! A channel turns every error into a [`DeliveryOutcome`] and never panics; the dispatcher
 //! runs each [`Channel::deliver`] under `dispatch_timeout` itself, so a channel sets no overall
-//! timeout of its own.
+//! timeout of its own — except that the smtp channel ends a delivery that queued for a
+//! connection just before that timeout, to say how long it queued.
 
 pub mod email_layout;
 pub mod inbox;

@@ -19,6 +19,12 @@
 //! * AUTH configured but not offered, STARTTLS required but not offered: `Permanent`, with
 //!   what to change.
 //!
+//! A delivery that finds every connection to its server busy waits for one. The wait counts
+//! against the dispatcher's `dispatch_timeout` like the rest of the delivery, so such a delivery
+//! ends itself just before that timeout would, with a reason that says how long it queued:
+//! `dispatch timeout after 5s (waited 4.9 s for a connection to mail:25: all 10 of its
+//! connections were busy)` rather than a bare timeout that blames the server.
+//!
 //! Passwords are read at start (`password` or `password_file`) and never appear in a reason or
 //! a log line: lettre's own tracing is off, and every reason is scrubbed of the password.
 
@@ -42,7 +48,7 @@ use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::email_layout::render_email;
 use super::{Channel, ChannelError, CheckResult, Delivery};
@@ -69,6 +75,11 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// limit concurrent sessions. Deliveries beyond it wait for a connection.
 const MAX_CONNECTIONS_PER_SERVER: usize = 10;
 
+/// How long before the dispatcher's `dispatch_timeout` a delivery that had to wait for a
+/// connection ends itself, so that its own reason, which names the wait, is the one recorded.
+/// At most a tenth of the timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
 /// An idle connection older than this is closed rather than reused: servers drop idle
 /// sessions after a while (RFC 5321 asks for at least 5 minutes; many use less).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +94,8 @@ pub struct SmtpChannel {
     relays: Vec<Arc<Relay>>,
     /// The right-hand side of `Message-Id`.
     message_id_domain: String,
+    /// `notifications.dispatch_timeout`: the dispatcher's bound on one delivery.
+    dispatch_timeout: Duration,
 }
 
 /// Where a message goes through, and as whom.
@@ -179,6 +192,7 @@ impl SmtpChannel {
             targets,
             relays: relays.into_relays(),
             message_id_domain,
+            dispatch_timeout: config.notifications.dispatch_timeout,
         })
     }
 
@@ -253,6 +267,7 @@ impl Channel for SmtpChannel {
     }
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
+        let budget = Budget::starting_now(self.dispatch_timeout);
         let (route, to) = match self.addressing(delivery) {
             Ok(addressing) => addressing,
             Err(reason) => return DeliveryOutcome::Permanent { reason },
@@ -263,7 +278,7 @@ impl Channel for SmtpChannel {
         };
         route
             .relay
-            .send(message.envelope(), &message.formatted())
+            .send(message.envelope(), &message.formatted(), &budget)
             .await
     }
 
@@ -699,6 +714,46 @@ struct IdleConnection {
     since: Instant,
 }
 
+/// The dispatcher's time limit on one delivery, as seen from the delivery's start.
+struct Budget {
+    /// `notifications.dispatch_timeout`, for reasons.
+    dispatch_timeout: Duration,
+    /// When a delivery that had to wait for a connection gives up: [`DEADLINE_MARGIN`] (at
+    /// most a tenth of the timeout) before the dispatcher would cut it off.
+    deadline: tokio::time::Instant,
+}
+
+impl Budget {
+    fn starting_now(dispatch_timeout: Duration) -> Budget {
+        let margin = DEADLINE_MARGIN.min(dispatch_timeout / 10);
+        let now = tokio::time::Instant::now();
+        Budget {
+            dispatch_timeout,
+            deadline: now
+                .checked_add(dispatch_timeout - margin)
+                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365)),
+        }
+    }
+
+    /// `dispatch timeout after 5s (waited 4.9 s for a connection to host:port…)`: the
+    /// dispatcher's own words, plus the wait.
+    fn exceeded(&self, waited: Duration, address: &str, all_busy: bool) -> DeliveryOutcome {
+        let busy = if all_busy {
+            format!(": all {MAX_CONNECTIONS_PER_SERVER} of its connections were busy")
+        } else {
+            String::new()
+        };
+        DeliveryOutcome::Retryable {
+            reason: format!(
+                "dispatch timeout after {} (waited {:.1} s for a connection to {address}{busy})",
+                humantime::format_duration(self.dispatch_timeout),
+                waited.as_secs_f64()
+            ),
+            retry_after: None,
+        }
+    }
+}
+
 /// A failure while opening a connection, already classified.
 struct OpenFailure {
     permanent: bool,
@@ -776,14 +831,48 @@ impl Relay {
     }
 
     /// Sends one message on an idle connection, or a new one, and keeps the connection for the
-    /// next message. A reused connection that turns out to be closed is replaced once.
-    async fn send(self: &Arc<Self>, envelope: &Envelope, email: &[u8]) -> DeliveryOutcome {
-        let Ok(_slot) = self.slots.acquire().await else {
-            return DeliveryOutcome::Retryable {
-                reason: "smtp channel is shutting down".to_string(),
-                retry_after: None,
-            };
+    /// next message. When every connection is busy it waits for one; then the whole delivery
+    /// ends at `budget`'s deadline with a reason that names the wait (see the module doc).
+    async fn send(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        email: &[u8],
+        budget: &Budget,
+    ) -> DeliveryOutcome {
+        let shutting_down = || DeliveryOutcome::Retryable {
+            reason: "smtp channel is shutting down".to_string(),
+            retry_after: None,
         };
+        let (_slot, waited) = match self.slots.try_acquire() {
+            Ok(slot) => (slot, None),
+            Err(TryAcquireError::Closed) => return shutting_down(),
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = tokio::time::Instant::now();
+                match tokio::time::timeout_at(budget.deadline, self.slots.acquire()).await {
+                    Ok(Ok(slot)) => (slot, Some(waiting.elapsed())),
+                    Ok(Err(_)) => return shutting_down(),
+                    Err(_) => return budget.exceeded(waiting.elapsed(), &self.address, true),
+                }
+            }
+        };
+        let Some(waited) = waited else {
+            return self.send_on_slot(envelope, email).await;
+        };
+        tracing::debug!(
+            server = %self.address,
+            waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            "waited for a free SMTP connection"
+        );
+        let sending = self.send_on_slot(envelope, email);
+        match tokio::time::timeout_at(budget.deadline, sending).await {
+            Ok(outcome) => outcome,
+            Err(_) => budget.exceeded(waited, &self.address, false),
+        }
+    }
+
+    /// [`Relay::send`] once it holds a connection slot. A reused connection that turns out to
+    /// be closed is replaced once.
+    async fn send_on_slot(self: &Arc<Self>, envelope: &Envelope, email: &[u8]) -> DeliveryOutcome {
         if let Some(mut conn) = self.take_idle() {
             match conn.send(envelope, email).await {
                 Ok(_) => {
