@@ -109,7 +109,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         Command::Prefs(cmd) => prefs(&service, &caller, cmd).await,
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
-        Command::Doctor(flag) => doctor(&service, flag.json).await,
+        Command::Doctor(flag) => doctor(&service, &caller, flag.json).await,
         Command::Console(args) => {
             let options = crate::console::ConsoleOptions {
                 no_dispatcher: args.no_dispatcher,
@@ -295,8 +295,8 @@ async fn notifications(service: &Service, caller: &User, cmd: NotificationsComma
     Ok(())
 }
 
-async fn doctor(service: &Service, json: bool) -> Result<()> {
-    let results = crate::doctor::diagnose(service).await;
+async fn doctor(service: &Service, caller: &User, json: bool) -> Result<()> {
+    let results = service.doctor(caller).await?;
     let failed = results.iter().filter(|r| !r.ok).count();
     if json {
         print_json(&results)?;

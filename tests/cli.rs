@@ -657,9 +657,40 @@ async fn doctor_reaches_every_channel_and_says_what_fails(db: TestDb) {
     );
 }
 
+async fn doctor_is_for_owners_and_on_call(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let refused = h.as_user("bob", &["doctor"]).fails_with(
+        "permission denied: running doctor requires the owner or oncall role (bob has: member)",
+    );
+    assert_eq!(refused.stdout, "", "no check ran for a member");
+
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--role",
+            "oncall",
+        ],
+    )
+    .ok();
+    // No dispatcher is running here, so a check fails; but on-call gets the checks.
+    let run = h.as_user("carol", &["doctor"]);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("[ ok ] store ")),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
 for_both_backends!(
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
+    doctor_is_for_owners_and_on_call,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,
