@@ -415,13 +415,19 @@ async fn messages(service: &Service, caller: &User, cmd: MessagesCommand) -> Res
         MessagesCommand::Retry(args) => retry(service, caller, args).await,
         MessagesCommand::Purge { older_than } => {
             let age = match older_than {
-                Some(text) => humantime::parse_duration(&text).with_context(|| {
-                    format!("--older-than `{text}` is not a duration (expected e.g. 12h, 7d)")
-                })?,
+                Some(text) => crate::config::parse_duration(&text)
+                    .map_err(|why| anyhow::anyhow!("--older-than: {why}"))?,
                 None => service.config().notifications.retention,
             };
-            let cutoff = Utc::now()
-                - chrono::Duration::from_std(age).context("--older-than is too large")?;
+            let cutoff = chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| Utc::now().checked_sub_signed(age))
+                .with_context(|| {
+                    format!(
+                        "a cut-off {} ago is before any date the store can hold",
+                        humantime::format_duration(age)
+                    )
+                })?;
             let n = service.purge_messages(caller, cutoff).await?;
             println!(
                 "purged {n} messages last changed before {}",

@@ -576,6 +576,25 @@ enum Raw {
 
 const DURATION_HINT: &str = "expected e.g. 15s, 5m, 7d";
 
+/// The longest duration a setting or flag takes: 100 years (humantime's `100y`). Durations are
+/// added to and taken from timestamps (leases, retries, retention cut-offs); far beyond this
+/// they leave the range chrono and the stores can hold, and well before that they are typos.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// A humantime duration (`15s`, `5m`, `7d`) of at most [`MAX_DURATION`], for config values and
+/// command-line flags; the error names the text but not the key, which the caller adds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("invalid duration `{text}` ({DURATION_HINT})"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is too long (at most {})",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
 impl Raw {
     fn found(&self) -> &'static str {
         match self {
@@ -671,8 +690,7 @@ impl Raw {
             }
             other => return Err(format!("expected a duration, found {}", other.found())),
         };
-        humantime::parse_duration(text.trim())
-            .map_err(|_| format!("invalid duration `{text}` ({DURATION_HINT})"))
+        parse_duration(&text)
     }
 
     fn positive_duration(self) -> Result<Duration, String> {
@@ -2183,6 +2201,39 @@ chanel = "U123"
         );
         let error = parse_err("[notifications]\nfetch_interval = 15\n");
         assert!(error.contains("a number needs a unit"), "{error}");
+    }
+
+    #[test]
+    fn a_duration_past_any_timestamp_is_refused_naming_the_key() {
+        // 1,000,000 years past now is no date chrono (or a store) can hold.
+        assert_eq!(
+            parse_err("[notifications]\nlease_period = \"1000000y\"\n"),
+            "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most \
+             100years)"
+        );
+        for key in [
+            "dispatch_timeout",
+            "retry_interval",
+            "fetch_interval",
+            "store_sync_interval",
+            "retention",
+        ] {
+            let error = parse_err(&format!("[notifications]\n{key} = \"300000y\"\n"));
+            assert!(
+                error.starts_with(&format!(
+                    "herald.toml line 2: notifications.{key}: `300000y` is too long"
+                )),
+                "{error}"
+            );
+        }
+        let env = env_of(&[("HERALD_NOTIFICATIONS_RETENTION", "1000000 years")]);
+        let error = Config::load(&ConfigSources::default(), &env).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "HERALD_NOTIFICATIONS_RETENTION: `1000000 years` is too long (at most 100years)"
+        );
+        let config = parse("[notifications]\nretention = \"100y\"\n").unwrap();
+        assert_eq!(config.notifications.retention, MAX_DURATION);
     }
 
     #[test]

@@ -687,10 +687,21 @@ async fn doctor_is_for_owners_and_on_call(db: TestDb) {
     );
 }
 
+async fn purge_refuses_an_age_past_any_timestamp(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user("alice", &["messages", "purge", "--older-than", "300000y"])
+        .fails_with("--older-than: `300000y` is too long (at most 100years)");
+    h.as_user("alice", &["messages", "purge", "--older-than", "soon"])
+        .fails_with("--older-than: invalid duration `soon` (expected e.g. 15s, 5m, 7d)");
+    h.as_user("alice", &["messages", "purge", "--older-than", "100y"])
+        .ok();
+}
+
 for_both_backends!(
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
     doctor_is_for_owners_and_on_call,
+    purge_refuses_an_age_past_any_timestamp,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,
@@ -729,6 +740,22 @@ fn a_config_typo_or_bad_duration_names_the_key() {
             .unwrap(),
     );
     run.fails_with("notifications.retry_interval");
+
+    // Past any date a timestamp can hold: refused up front, not a panic at the first lease.
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "[notifications]\nlease_period = \"1000000y\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .output()
+            .unwrap(),
+    );
+    run.fails_with(
+        "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most 100years)",
+    );
 
     std::fs::remove_file(dir.path().join("herald.toml")).unwrap();
     let run = finish(
