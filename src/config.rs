@@ -89,21 +89,67 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Shows a URL with only the password of its `user:password@` part redacted, e.g. a
-/// `postgres://herald:<redacted>@db:5432/herald` database URL in the console header.
+/// Shows a URL with only its passwords redacted: the password of its `user:password@` part
+/// and the values of the `password` and `sslpassword` query parameters (which PostgreSQL
+/// URLs accept too), e.g. a `postgres://herald:<redacted>@db:5432/herald` database URL in the
+/// console header.
 pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}{tail}"),
-            None => url.to_string(),
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => authority.to_string(),
         },
-        None => url.to_string(),
+        None => authority.to_string(),
+    };
+    let (before_fragment, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, value)) if !value.is_empty() && is_password_parameter(name) => {
+                        format!("{name}=<redacted>")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}{fragment}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whether a query parameter's name, percent-decoded as drivers decode it, names a password.
+fn is_password_parameter(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
     }
+    let decoded = String::from_utf8_lossy(&decoded);
+    ["password", "sslpassword"]
+        .iter()
+        .any(|secret| decoded.trim().eq_ignore_ascii_case(secret))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2772,6 +2818,41 @@ title_template = "Deploying {{ labels.environment }}"
             redact_url_password("sqlite://herald.db"),
             "sqlite://herald.db"
         );
+    }
+
+    #[test]
+    fn redact_url_password_hides_password_query_parameters_too() {
+        let cases = [
+            (
+                "postgres://db/herald?password=s3cret&sslmode=require",
+                "postgres://db/herald?password=<redacted>&sslmode=require",
+            ),
+            (
+                "postgresql://herald@db:5432/herald?sslmode=verify-full&sslpassword=k3y",
+                "postgresql://herald@db:5432/herald?sslmode=verify-full&sslpassword=<redacted>",
+            ),
+            (
+                "postgres://herald:pw@db/herald?application_name=herald&PassWord=s3cret#top",
+                "postgres://herald:<redacted>@db/herald?application_name=herald&PassWord=<redacted>#top",
+            ),
+            // sqlx decodes the names and values of query parameters.
+            (
+                "postgres://db/herald?pass%77ord=a%26b%3Dc&sslmode=disable",
+                "postgres://db/herald?pass%77ord=<redacted>&sslmode=disable",
+            ),
+            (
+                "postgres://db/herald?sslmode=require&passfile=/etc/herald/pgpass",
+                "postgres://db/herald?sslmode=require&passfile=/etc/herald/pgpass",
+            ),
+            (
+                "postgres://db/herald?password",
+                "postgres://db/herald?password",
+            ),
+            ("sqlite://herald.db?mode=rwc", "sqlite://herald.db?mode=rwc"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url_password(url), shown, "{url}");
+        }
     }
 
     #[test]
