@@ -697,11 +697,55 @@ async fn purge_refuses_an_age_past_any_timestamp(db: TestDb) {
         .ok();
 }
 
+async fn on_call_sees_the_queue_but_not_the_users_or_their_emails(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--role",
+            "oncall",
+        ],
+    )
+    .ok();
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "dave",
+            "--email",
+            "dave@example.com",
+            "--role",
+            "user-admin",
+        ],
+    )
+    .ok();
+    for args in [&["users", "list"][..], &["users", "list", "--json"]] {
+        let refused = h.as_user("carol", args).fails_with(
+            "permission denied: listing users requires the owner or user-admin role (carol has: oncall)",
+        );
+        assert!(
+            !refused.stdout.contains("@example.com"),
+            "{}",
+            refused.stdout
+        );
+    }
+    h.as_user("carol", &["messages", "list"]).ok();
+    let listed = h.as_user("dave", &["users", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed}");
+}
+
 for_both_backends!(
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
     doctor_is_for_owners_and_on_call,
     purge_refuses_an_age_past_any_timestamp,
+    on_call_sees_the_queue_but_not_the_users_or_their_emails,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,
