@@ -170,6 +170,10 @@ pub struct ConfigSources {
 pub struct Config {
     /// `sqlite:…` (embedded default) or `postgres://…` / `postgresql://…`.
     pub database_url: String,
+    /// The deployment's URL (Coder's access URL), an absolute http(s) URL without a trailing
+    /// slash: templates see it as `{{ base_url }}`, and relative action URLs are made absolute
+    /// with it, so Slack buttons and email links work.
+    pub base_url: Option<String>,
     /// SQLMesh's rule: when set, every enqueue made with this config acts as `--actor` this user.
     pub username: Option<String>,
     /// `[notifications]`: queue and dispatcher tuning, deployment default method, webhook.
@@ -335,6 +339,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: "sqlite://herald.db".to_string(),
+            base_url: None,
             username: None,
             notifications: NotificationsConfig::default(),
             email: EmailConfig::default(),
@@ -792,6 +797,45 @@ impl Raw {
         }
     }
 
+    /// `base_url`: an absolute http(s) URL with a host, no query, fragment or credentials,
+    /// kept without trailing slashes (templates append `/path`).
+    fn base_url(self) -> Result<Option<String>, String> {
+        let Some(text) = self.optional_text()? else {
+            return Ok(None);
+        };
+        let url = text.trim();
+        let invalid = || {
+            let shown = if url.contains('@') { "<redacted>" } else { url };
+            format!(
+                "invalid URL `{shown}` (expected an absolute http:// or https:// URL, e.g. \
+                 https://herald.example.com)"
+            )
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
+            })
+            .ok_or_else(invalid)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(format!(
+                "`{}` holds credentials, which would be in every link sent",
+                redact_url_password(url)
+            ));
+        }
+        if !valid_host(authority) || url.contains(char::is_whitespace) {
+            return Err(invalid());
+        }
+        if url.contains(['?', '#']) {
+            return Err(format!(
+                "`{url}` has a query or fragment; give the URL templates append paths to, e.g. \
+                 {scheme}://{authority}"
+            ));
+        }
+        Ok(Some(url.trim_end_matches('/').to_string()))
+    }
+
     fn optional_http_url(self) -> Result<Option<String>, String> {
         let Some(url) = self.optional_text()? else {
             return Ok(None);
@@ -865,6 +909,7 @@ macro_rules! setting {
 /// Every scalar setting, in the order the "expected one of" lists show them.
 const SETTINGS: &[Setting] = &[
     setting!("database_url", "HERALD_DATABASE_URL", database_url => database_url),
+    setting!("base_url", "HERALD_BASE_URL", base_url => base_url),
     setting!("username", "HERALD_USERNAME", username => optional_text),
     setting!("notifications.method", "HERALD_NOTIFICATIONS_METHOD",
         notifications.method => default_method),
@@ -2187,7 +2232,7 @@ url = "${SLACK_WEBHOOK_URL}"
 
         let error = parse_err("datbase_url = \"sqlite://x\"");
         assert!(
-            error.starts_with("herald.toml line 1: unknown key `datbase_url`; expected one of: database_url, username, notifications, email, targets, users"),
+            error.starts_with("herald.toml line 1: unknown key `datbase_url`; expected one of: database_url, base_url, username, notifications, email, targets, users"),
             "{error}"
         );
     }
@@ -2283,6 +2328,61 @@ chanel = "U123"
     }
 
     #[test]
+    fn base_url_is_an_absolute_http_url_kept_without_trailing_slashes() {
+        assert_eq!(parse("").unwrap().base_url, None);
+        let cases = [
+            ("https://coder.example.com", "https://coder.example.com"),
+            ("https://coder.example.com/", "https://coder.example.com"),
+            (
+                "http://127.0.0.1:3000/herald//",
+                "http://127.0.0.1:3000/herald",
+            ),
+        ];
+        for (given, kept) in cases {
+            let config = parse(&format!("base_url = \"{given}\"\n")).unwrap();
+            assert_eq!(config.base_url.as_deref(), Some(kept), "{given}");
+        }
+        let env = env_of(&[("HERALD_BASE_URL", "https://env.example.com/")]);
+        let config = Config::load(&ConfigSources::default(), &env).unwrap();
+        assert_eq!(config.base_url.as_deref(), Some("https://env.example.com"));
+
+        let refused = [
+            (
+                "coder.example.com",
+                "invalid URL `coder.example.com` (expected an absolute http:// or https:// URL, \
+                 e.g. https://herald.example.com)",
+            ),
+            (
+                "/relative",
+                "invalid URL `/relative` (expected an absolute http:// or https:// URL, e.g. \
+                 https://herald.example.com)",
+            ),
+            (
+                "ftp://coder.example.com",
+                "invalid URL `ftp://coder.example.com` (expected an absolute http:// or \
+                 https:// URL, e.g. https://herald.example.com)",
+            ),
+            (
+                "https://coder.example.com/?x=1",
+                "`https://coder.example.com/?x=1` has a query or fragment; give the URL \
+                 templates append paths to, e.g. https://coder.example.com",
+            ),
+            (
+                "https://user:pw@coder.example.com",
+                "`https://user:<redacted>@coder.example.com` holds credentials, which would \
+                 be in every link sent",
+            ),
+        ];
+        for (given, why) in refused {
+            assert_eq!(
+                parse_err(&format!("base_url = \"{given}\"\n")),
+                format!("herald.toml line 1: base_url: {why}"),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_env_value_names_the_environment_variable() {
         let cases = [
             (
@@ -2343,6 +2443,7 @@ chanel = "U123"
     fn every_env_variable_overrides_its_setting() {
         let values = [
             ("HERALD_DATABASE_URL", "postgresql://db/herald"),
+            ("HERALD_BASE_URL", "https://herald.example.com/"),
             ("HERALD_USERNAME", "alice"),
             ("HERALD_NOTIFICATIONS_METHOD", "webhook"),
             ("HERALD_NOTIFICATIONS_INBOX_ENABLED", "false"),
@@ -2378,6 +2479,7 @@ chanel = "U123"
         let c = Config::load(&ConfigSources::default(), &env).unwrap();
         let n = &c.notifications;
         assert_eq!(c.database_url, "postgresql://db/herald");
+        assert_eq!(c.base_url.as_deref(), Some("https://herald.example.com"));
         assert_eq!(c.username.as_deref(), Some("alice"));
         assert_eq!(n.method, Method::Webhook);
         assert!(!n.inbox_enabled);
@@ -2683,7 +2785,7 @@ title_template = "Deploying {{ labels.environment }}"
         assert!(
             error.starts_with(
                 "herald.toml line 1: unknown key `evnts`; expected one of: database_url, \
-                 username, notifications, email, targets, users, events"
+                 base_url, username, notifications, email, targets, users, events"
             ),
             "{error}"
         );

@@ -22,7 +22,7 @@ use herald::channels::smtp::SmtpChannel;
 use herald::channels::{Channel, Delivery};
 use herald::config::Config;
 use herald::model::{Action, DeliveryOutcome, Method};
-use herald::render::Rendered;
+use herald::render::{Overrides, Rendered, render_for};
 
 const PASSWORD: &str = "hunter2-Zq9!";
 const SENDER: &str = "herald@example.com";
@@ -200,6 +200,70 @@ async fn a_user_message_arrives_as_multipart_alternative_with_subject_from_to_id
     assert!(
         head.contains("Content-Type: multipart/alternative;"),
         "{head}"
+    );
+}
+
+#[tokio::test]
+async fn with_base_url_the_catalogs_relative_actions_are_absolute_links_in_the_email() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let config = config(&format!(
+        "base_url = \"https://coder.example.com/\"\n\
+         [email]\nfrom = \"Herald <{SENDER}>\"\nsmarthost = \"{}\"\n",
+        server.address()
+    ));
+    let spec = herald::catalog::builtin()
+        .iter()
+        .find(|e| e.name == "workspace_deleted")
+        .expect("workspace_deleted in the catalog")
+        .clone();
+    let event = herald::model::EventTemplate {
+        id: Uuid::now_v7(),
+        spec,
+        method: None,
+    };
+    let user = herald::model::User {
+        id: Uuid::now_v7(),
+        username: "alice".to_string(),
+        email: "alice@example.com".to_string(),
+        name: "Alice Liddell".to_string(),
+        roles: vec![herald::model::Role::Member],
+        status: herald::model::UserStatus::Active,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let labels = [("name".to_string(), "dev".to_string())].into();
+    let payload = herald::routing::build_payload(&event, Some(&user), &labels, &json!({}), &[]);
+    let overrides = Overrides::from_config(&config).expect("overrides");
+    let rendered = render_for(&event, &overrides, None, &payload).expect("rendered");
+    let delivery = Delivery {
+        message_id: Uuid::now_v7(),
+        event: "workspace_deleted",
+        method: Method::Smtp,
+        user_id: Some(user.id),
+        target: None,
+        payload: &payload,
+        rendered: &rendered,
+    };
+    assert_sent(&smtp_channel(&config).deliver(&delivery).await, &server);
+
+    let mail = only_mail(&server);
+    let text = mail.mime.parts[0].content.as_deref().expect("text part");
+    // The layout escapes `/` in attributes as `&#x2f;`.
+    let html = mail.mime.parts[1]
+        .content
+        .as_deref()
+        .expect("html part")
+        .replace("&#x2f;", "/");
+    for (label, url) in [
+        ("View workspaces", "https://coder.example.com/workspaces"),
+        ("View templates", "https://coder.example.com/templates"),
+    ] {
+        assert!(text.contains(&format!("{label}: {url}")), "{text}");
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+    }
+    assert!(
+        !html.contains("href=\"/"),
+        "a relative link is left: {html}"
     );
 }
 
