@@ -5,7 +5,8 @@
 //! As the owner: switch tabs, pause with `P` + `y` (banner and `notifications status` agree),
 //! filter the queue to `permanent_failure`, retry one after confirming and see the counts
 //! change, quit with `q` (exit 0, alternate screen left, cursor shown). As a member, with plain
-//! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree.
+//! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree. With
+//! `--read-only`, no dispatcher runs: nothing is delivered and no replica row appears.
 
 mod common;
 
@@ -199,4 +200,34 @@ fn an_owner_pauses_filters_and_retries_and_a_member_opts_out() {
     m.assert_terminal_restored();
     let after = d.json("bob", &["optout", "list", "--json"]);
     assert_eq!(first(&after), Some(Value::Bool(false)));
+}
+
+/// The replicas registered in the store (`notification_replicas`).
+fn replicas(url: &str) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let store = herald::store::open(url, herald::store::OpenMode::Existing)
+            .await
+            .expect("the store opens");
+        store.list_replicas().await.expect("replicas").len()
+    })
+}
+
+#[test]
+fn a_read_only_console_runs_no_dispatcher() {
+    let d = Deployment::seeded();
+    let pending = d.count("pending");
+    assert!(pending > 0, "the seed queued messages");
+    let mut c = d.console("alice", &["console", "--read-only"]);
+    c.wait_for("read-only");
+    // A dispatcher registers at once and delivers within a fetch interval (1s here).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(replicas(&d.url), 0, "a replica row appeared");
+    assert_eq!(d.count("pending"), pending, "messages were delivered");
+    c.wait_for("no dispatcher here");
+    assert_eq!(c.quit(), 0);
+    c.assert_terminal_restored();
 }

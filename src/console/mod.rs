@@ -54,8 +54,17 @@ use theme::Theme;
 pub struct ConsoleOptions {
     /// Do not run a dispatcher in this process.
     pub no_dispatcher: bool,
-    /// Remove every action that changes anything.
+    /// Remove every action that changes anything; implies `no_dispatcher`.
     pub read_only: bool,
+}
+
+impl ConsoleOptions {
+    /// Whether this console runs a dispatcher. A read-only console runs none: a dispatcher
+    /// changes the store (leases, outcomes, retention, its heartbeat row), and someone who
+    /// only looks must not deliver from their terminal.
+    pub fn embeds_dispatcher(&self) -> bool {
+        !self.no_dispatcher && !self.read_only
+    }
 }
 
 /// The shortest time between two frames (~30 fps).
@@ -79,12 +88,12 @@ pub async fn run(
         user: caller.clone(),
         store_url: service.store().display_url().to_string(),
         read_only: options.read_only,
-        embedded_dispatcher: !options.no_dispatcher,
+        embedded_dispatcher: options.embeds_dispatcher(),
         default_method: config.notifications.method,
         fetch_interval: config.notifications.fetch_interval,
     };
     let mut default_missing = false;
-    let dispatcher = if options.no_dispatcher {
+    let dispatcher = if !options.embeds_dispatcher() {
         None
     } else {
         let store = service.store().clone();
