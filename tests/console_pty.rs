@@ -6,7 +6,8 @@
 //! filter the queue to `permanent_failure`, retry one after confirming and see the counts
 //! change, quit with `q` (exit 0, alternate screen left, cursor shown). As a member, with plain
 //! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree. With
-//! `--read-only`, no dispatcher runs: nothing is delivered and no replica row appears.
+//! `--read-only`, no dispatcher runs: nothing is delivered and no replica row appears. Quitting
+//! waits for the deliveries in flight (up to `dispatch_timeout`) instead of abandoning them.
 
 mod common;
 
@@ -230,4 +231,63 @@ fn a_read_only_console_runs_no_dispatcher() {
     c.wait_for("no dispatcher here");
     assert_eq!(c.quit(), 0);
     c.assert_terminal_restored();
+}
+
+/// Longer than the fixed 30 s the console used to wait for its dispatcher on quit.
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(35);
+
+#[test]
+fn quitting_waits_for_deliveries_in_flight_up_to_the_dispatch_timeout() {
+    let mut d = Deployment::seeded();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let sink = runtime.block_on(common::http_sink::HttpSink::start(|_, _| {
+        common::http_sink::Response::ok().with_delay(SLOW_ANSWER)
+    }));
+    for (key, value) in &mut d.env {
+        if key == "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT" {
+            *value = format!("{}/hook", sink.url);
+        }
+    }
+    d.env
+        .push(("HERALD_NOTIFICATIONS_DISPATCH_TIMEOUT".into(), "50s".into()));
+    let webhooks = |status: &str| {
+        let list = d.json(
+            "alice",
+            &[
+                "messages", "list", "--method", "webhook", "--status", status, "--json",
+            ],
+        );
+        list.as_array().map_or(0, Vec::len)
+    };
+    let queued = webhooks("pending");
+    assert_eq!(queued, 3, "the seed queued three webhooks");
+
+    let mut c = d.console("alice", &["console"]);
+    c.wait_for("alice (owner)");
+    wait_until("every webhook in flight", || sink.count() == 3);
+    let quitting = std::time::Instant::now();
+    assert_eq!(c.quit(), 0);
+    assert!(
+        quitting.elapsed() >= SLOW_ANSWER - std::time::Duration::from_secs(3),
+        "the console exited after {:?}, before the deliveries finished",
+        quitting.elapsed()
+    );
+    c.assert_terminal_restored();
+    assert!(
+        c.output()
+            .contains("waiting up to 1m 5s for the dispatcher to finish the deliveries in flight"),
+        "the wait is explained:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        webhooks("sent"),
+        3,
+        "every delivery in flight was finished and recorded"
+    );
+    assert_eq!(webhooks("leased"), 0);
+    assert_eq!(
+        replicas(&d.url),
+        0,
+        "the replica row is removed on a clean stop"
+    );
 }
