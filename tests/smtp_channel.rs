@@ -540,6 +540,60 @@ async fn auth_configured_but_not_offered_is_permanent_and_says_what_to_change() 
     );
 }
 
+/// A hostile SMTP server on loopback: greets, answers every `EHLO` with `ehlo_reply`, `QUIT`
+/// with 221 and anything else with 502. Returns its `host:port`; it stops with the runtime.
+async fn scripted_smtp_server(ehlo_reply: &'static str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("its address").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 hostile ESMTP\r\n").await?;
+                while let Some(line) = lines.next_line().await? {
+                    let command = line.to_ascii_uppercase();
+                    if command.starts_with("EHLO") {
+                        write.write_all(ehlo_reply.as_bytes()).await?;
+                    } else if command.starts_with("QUIT") {
+                        write.write_all(b"221 2.0.0 bye\r\n").await?;
+                        break;
+                    } else {
+                        write.write_all(b"502 5.5.1 not here\r\n").await?;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_ehlo_reply_with_multi_byte_keywords_is_read_without_panicking() {
+    let server = scripted_smtp_server(
+        "250-hostile.example\r\n250-AUTHé PLAIN\r\n250-ÄUTH=LOGIN\r\n250-AUTH€\r\n\
+         250 8BITMIME\r\n",
+    )
+    .await;
+    let channel = smtp_channel(&config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"{server}\"\n{}",
+        auth_table("")
+    )));
+    // None of those lines is an AUTH line: the server offers no AUTH at all.
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "the SMTP server {server} does not offer AUTH; remove email.auth.* or enable \
+             authentication on the server"
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_550_recipient_is_permanent_and_quotes_the_reply() {
     let server =

@@ -1177,8 +1177,12 @@ fn auth_mechanisms(line: &str) -> Option<String> {
     let keyword = words.next()?;
     let first = if keyword.eq_ignore_ascii_case("AUTH") {
         None
-    } else if keyword.len() > 5 && keyword[..5].eq_ignore_ascii_case("AUTH=") {
-        Some(&keyword[5..])
+    } else if let Some((_, rest)) = keyword
+        // `None` when byte 5 is inside a character: a server may send any UTF-8.
+        .split_at_checked(5)
+        .filter(|(head, rest)| head.eq_ignore_ascii_case("AUTH=") && !rest.is_empty())
+    {
+        Some(rest)
     } else {
         return None;
     };
@@ -1307,6 +1311,23 @@ mod tests {
         assert_eq!(auth_mechanisms("AUTH"), Some(String::new()));
         assert_eq!(auth_mechanisms("STARTTLS"), None);
         assert_eq!(auth_mechanisms("AUTHX"), None);
+    }
+
+    #[test]
+    fn a_hostile_ehlo_line_with_multi_byte_characters_is_no_auth_line() {
+        // Byte 5 falls inside a multi-byte character in each: slicing there would panic.
+        for line in [
+            "AUTHé PLAIN",
+            "AUTH€",
+            "ÄUTH=PLAIN",
+            "AUT🙂 LOGIN",
+            "🙂🙂 AUTH",
+            "ＡＵＴＨ",
+        ] {
+            assert_eq!(auth_mechanisms(line), None, "{line}");
+        }
+        assert_eq!(auth_mechanisms("AUTH=é LOGIN"), Some("é LOGIN".into()));
+        assert_eq!(auth_mechanisms("AUTH PLAIN ü"), Some("PLAIN ü".into()));
     }
 
     #[test]
