@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use common::http_sink::{HttpSink, Request, Response};
+use common::silent_server::SilentServer;
 use herald::channels::slack::{SlackApiChannel, SlackWebhookChannel};
 use herald::channels::{Channel, Delivery};
 use herald::config::Config;
@@ -689,4 +690,47 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
         "{:?}",
         results[0]
     );
+}
+
+#[tokio::test]
+async fn doctor_gives_up_on_a_slack_that_accepts_the_connection_and_never_answers() {
+    let silent = SilentServer::start().await;
+    let base = silent.url();
+    // The checks wait as long as a delivery may (dispatch_timeout), here 1s.
+    let config = Config::from_toml_str(
+        &format!(
+            "[notifications]\ndispatch_timeout = \"1s\"\n\
+             [[targets]]\ntype = \"slack_api\"\nname = \"alerts\"\nnotify_on = [\"apply_failure\"]\n\
+             token = \"{TOKEN}\"\nchannel = \"{CHANNEL}\"\napi_base_url = \"{base}/api\"\n\
+             [[targets]]\ntype = \"slack_webhook\"\nname = \"team\"\nnotify_on = [\"apply_failure\"]\n\
+             url = \"{base}{WEBHOOK_PATH}\"\n"
+        ),
+        "test.toml",
+        &|_| None,
+    )
+    .expect("test config");
+    let channels: [Box<dyn Channel>; 2] = [
+        Box::new(SlackApiChannel::from_config(&config).expect("api")),
+        Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+    ];
+    for channel in channels {
+        let results = tokio::time::timeout(WAIT, channel.check())
+            .await
+            .unwrap_or_else(|_| panic!("{:?} doctor hung on a silent server", channel.method()));
+        assert_eq!(results.len(), 1, "{results:?}");
+        let result = &results[0];
+        assert!(!result.ok, "{result:?}");
+        assert!(
+            result
+                .detail
+                .starts_with("no answer within 1s from http://"),
+            "{result:?}"
+        );
+        assert!(!result.detail.contains(TOKEN), "{result:?}");
+        assert!(
+            !result.detail.contains(WEBHOOK_PATH.trim_start_matches('/')),
+            "{result:?}"
+        );
+    }
+    assert_eq!(silent.accepted(), 2, "each check reached the server");
 }
