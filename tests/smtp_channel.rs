@@ -595,6 +595,25 @@ async fn an_ehlo_reply_with_multi_byte_keywords_is_read_without_panicking() {
 }
 
 #[tokio::test]
+async fn an_ehlo_reply_lettre_cannot_parse_is_a_failure_not_a_panic() {
+    // lettre 0.11 panics on an EHLO line that is only whitespace.
+    let server = scripted_smtp_server("250-hostile.example\r\n250- \r\n250 8BITMIME\r\n").await;
+    let channel = smtp_channel(&config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"{server}\"\n"
+    )));
+    let reason = retryable_reason(deliver_to_alice(&channel).await);
+    assert!(
+        reason.starts_with(&format!(
+            "smtp {server} sent a greeting or EHLO reply the SMTP client cannot read ("
+        )),
+        "{reason}"
+    );
+    let results = channel.check().await;
+    assert!(!results[0].ok, "{results:?}");
+    assert!(results[0].detail.contains("cannot read"), "{results:?}");
+}
+
+#[tokio::test]
 async fn a_550_recipient_is_permanent_and_quotes_the_reply() {
     let server =
         SmtpServer::start(SmtpServerOptions::new().rcpt_reply("550 5.1.1 mailbox unavailable"));

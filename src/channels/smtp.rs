@@ -14,7 +14,8 @@
 //! an AUTH rejection or a server without AUTH apart from a refused message — and the
 //! classification below depends on exactly that:
 //!
-//! * a 4xx reply, a connection, TLS or authentication failure: `Retryable`;
+//! * a 4xx reply, a connection, TLS or authentication failure, a greeting or `EHLO` reply the
+//!   client cannot read: `Retryable`;
 //! * a 5xx reply to the message (`smtp 550 5.1.1 mailbox unavailable`): `Permanent`;
 //! * AUTH configured but not offered, STARTTLS required but not offered: `Permanent`, with
 //!   what to change.
@@ -30,10 +31,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -938,8 +943,14 @@ impl Relay {
 
     /// Connects, secures and authenticates a new connection, within [`OPEN_TIMEOUT`].
     async fn open(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
-        match tokio::time::timeout(OPEN_TIMEOUT, self.open_unbounded()).await {
-            Ok(opened) => opened,
+        let opening = CatchPanic::new(self.open_unbounded());
+        match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(panic)) => Err(OpenFailure::retryable(format!(
+                "smtp {} sent a greeting or EHLO reply the SMTP client cannot read ({panic}); \
+                 the server is broken or not an SMTP server",
+                self.address
+            ))),
             Err(_) => {
                 let hint = match self.mode {
                     TlsMode::Implicit => "",
@@ -1151,6 +1162,38 @@ impl fmt::Debug for Relay {
             )
             .field("opened", &self.opened.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+/// A future that turns a panic while it is polled into `Err(the panic's message)`. lettre
+/// 0.11 panics on some malformed replies (an `EHLO` line of only whitespace): a hostile server
+/// must cost one failed delivery, not the dispatcher's delivery task.
+struct CatchPanic<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> CatchPanic<F> {
+    fn new(inner: F) -> Self {
+        CatchPanic {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(move || inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "it panicked".to_string()))),
+        }
     }
 }
 
