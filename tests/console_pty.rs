@@ -291,3 +291,79 @@ fn quitting_waits_for_deliveries_in_flight_up_to_the_dispatch_timeout() {
         "the replica row is removed on a clean stop"
     );
 }
+
+/// An SMTP server on loopback whose EHLO reply has a line of only whitespace, which lettre
+/// 0.11 panics on. Returns its `host:port`; it lives as long as the test process.
+fn hostile_smtp_server() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = listener.local_addr().expect("its address").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || -> std::io::Result<()> {
+                stream.write_all(b"220 hostile ESMTP\r\n")?;
+                let mut reader = BufReader::new(stream.try_clone()?);
+                let mut line = String::new();
+                while reader.read_line(&mut line)? > 0 {
+                    if line.to_ascii_uppercase().starts_with("EHLO") {
+                        stream.write_all(b"250-hostile.example\r\n250- \r\n250 8BITMIME\r\n")?;
+                    } else {
+                        stream.write_all(b"502 5.5.1 not here\r\n")?;
+                    }
+                    line.clear();
+                }
+                Ok(())
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_hostile_smtp_server_fails_its_message_and_the_console_keeps_running() {
+    let mut d = Deployment::seeded();
+    d.env.extend([
+        ("HERALD_NOTIFICATIONS_METHOD".into(), "smtp".into()),
+        ("HERALD_EMAIL_SMARTHOST".into(), hostile_smtp_server()),
+        ("HERALD_EMAIL_FROM".into(), "herald@example.com".into()),
+    ]);
+    d.cli(
+        Some("alice"),
+        &[
+            "enqueue",
+            "run_failure",
+            "--user",
+            "bob",
+            "--label",
+            "name=ws9",
+        ],
+    );
+    let smtp = |d: &Deployment| {
+        d.json("alice", &["messages", "list", "--method", "smtp", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(smtp(&d).len(), 1, "one email queued");
+
+    let mut c = d.console("alice", &["console"]);
+    c.wait_for("alice (owner)");
+    wait_until("the email to fail", || {
+        smtp(&d)[0]["status"] == "permanent_failure"
+    });
+    let reason = smtp(&d)[0]["status_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("sent a greeting or EHLO reply the SMTP client cannot read"),
+        "{reason}"
+    );
+    // Still drawing: the caught panic did not take the terminal back.
+    c.press("4");
+    c.wait_for("perm fail");
+    assert!(c.screen().contains("dispatcher running"), "{}", c.screen());
+    assert_eq!(c.quit(), 0);
+    c.assert_terminal_restored();
+}
