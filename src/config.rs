@@ -107,22 +107,38 @@ pub fn redact_url_password(url: &str) -> String {
         None => authority.to_string(),
     };
     let (before_fragment, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
-    let tail = match before_fragment.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, value)) if !value.is_empty() && is_password_parameter(name) => {
-                        format!("{name}=<redacted>")
-                    }
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{path}?{}{fragment}", query.join("&"))
-        }
-        None => tail.to_string(),
+    let Some((path, query)) = before_fragment.split_once('?') else {
+        return format!("{scheme}://{authority}{tail}");
     };
-    format!("{scheme}://{authority}{tail}")
+    // A password with a raw `&` or `#` in it spills into what follows: a piece without `=`
+    // after a password, and the fragment, are hidden with it.
+    let mut redacting = false;
+    let mut hid_one = false;
+    let mut shown: Vec<String> = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((name, value)) if is_password_parameter(name) => {
+                redacting = !value.is_empty();
+                hid_one |= redacting;
+                shown.push(if redacting {
+                    format!("{name}=<redacted>")
+                } else {
+                    pair.to_string()
+                });
+            }
+            None if redacting => {}
+            _ => {
+                redacting = false;
+                shown.push(pair.to_string());
+            }
+        }
+    }
+    let fragment = if hid_one && !fragment.is_empty() {
+        "#<redacted>"
+    } else {
+        fragment
+    };
+    format!("{scheme}://{authority}{path}?{}{fragment}", shown.join("&"))
 }
 
 /// Whether a query parameter's name, percent-decoded as drivers decode it, names a password.
@@ -2934,8 +2950,21 @@ title_template = "Deploying {{ labels.environment }}"
                 "postgresql://herald@db:5432/herald?sslmode=verify-full&sslpassword=<redacted>",
             ),
             (
-                "postgres://herald:pw@db/herald?application_name=herald&PassWord=s3cret#top",
-                "postgres://herald:<redacted>@db/herald?application_name=herald&PassWord=<redacted>#top",
+                "postgres://herald:pw@db/herald?application_name=herald&PassWord=s3cret",
+                "postgres://herald:<redacted>@db/herald?application_name=herald&PassWord=<redacted>",
+            ),
+            // Raw `&` and `#` in a password: no piece of it shows.
+            (
+                "postgres://db/herald?password=ab&cd&sslmode=require",
+                "postgres://db/herald?password=<redacted>&sslmode=require",
+            ),
+            (
+                "postgres://db/herald?password=ab#cd",
+                "postgres://db/herald?password=<redacted>#<redacted>",
+            ),
+            (
+                "postgres://db/herald?sslmode=require#section",
+                "postgres://db/herald?sslmode=require#section",
             ),
             // sqlx decodes the names and values of query parameters.
             (

@@ -1353,7 +1353,7 @@ mod tests {
 
     #[test]
     fn a_hostile_ehlo_line_with_multi_byte_characters_is_no_auth_line() {
-        // Byte 5 falls inside a multi-byte character in each: slicing there would panic.
+        // Byte 5 inside a multi-byte character (slicing there panics), or a lookalike of AUTH.
         for line in [
             "AUTHé PLAIN",
             "AUTH€",
