@@ -114,7 +114,7 @@ pub struct ConsoleArgs {
     /// Do not deliver from this process (another replica does)
     #[arg(long)]
     pub no_dispatcher: bool,
-    /// Look only: every action that changes anything is removed
+    /// Look only: every action that changes anything is removed, and no dispatcher runs
     #[arg(long)]
     pub read_only: bool,
 }

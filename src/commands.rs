@@ -112,7 +112,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         Command::Prefs(cmd) => prefs(&service, &caller, cmd).await,
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
-        Command::Doctor(flag) => doctor(&service, flag.json).await,
+        Command::Doctor(flag) => doctor(&service, &caller, flag.json).await,
         Command::Console(args) => {
             let options = crate::console::ConsoleOptions {
                 no_dispatcher: args.no_dispatcher,
@@ -386,8 +386,8 @@ async fn notifications(service: &Service, caller: &User, cmd: NotificationsComma
     Ok(())
 }
 
-async fn doctor(service: &Service, json: bool) -> Result<()> {
-    let results = crate::doctor::diagnose(service).await;
+async fn doctor(service: &Service, caller: &User, json: bool) -> Result<()> {
+    let results = service.doctor(caller).await?;
     let failed = results.iter().filter(|r| !r.ok).count();
     if json {
         print_json(&results)?;
@@ -506,13 +506,19 @@ async fn messages(service: &Service, caller: &User, cmd: MessagesCommand) -> Res
         MessagesCommand::Retry(args) => retry(service, caller, args).await,
         MessagesCommand::Purge { older_than } => {
             let age = match older_than {
-                Some(text) => humantime::parse_duration(&text).with_context(|| {
-                    format!("--older-than `{text}` is not a duration (expected e.g. 12h, 7d)")
-                })?,
+                Some(text) => crate::config::parse_duration(&text)
+                    .map_err(|why| anyhow::anyhow!("--older-than: {why}"))?,
                 None => service.config().notifications.retention,
             };
-            let cutoff = Utc::now()
-                - chrono::Duration::from_std(age).context("--older-than is too large")?;
+            let cutoff = chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| Utc::now().checked_sub_signed(age))
+                .with_context(|| {
+                    format!(
+                        "a cut-off {} ago is before any date the store can hold",
+                        humantime::format_duration(age)
+                    )
+                })?;
             let n = service.purge_messages(caller, cutoff).await?;
             println!(
                 "purged {n} messages last changed before {}",

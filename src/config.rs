@@ -89,21 +89,83 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Shows a URL with only the password of its `user:password@` part redacted, e.g. a
-/// `postgres://herald:<redacted>@db:5432/herald` database URL in the console header.
+/// Shows a URL with only its passwords redacted: the password of its `user:password@` part
+/// and the values of the `password` and `sslpassword` query parameters (which PostgreSQL
+/// URLs accept too), e.g. a `postgres://herald:<redacted>@db:5432/herald` database URL in the
+/// console header.
 pub fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}{tail}"),
-            None => url.to_string(),
+            Some((user, _password)) => format!("{user}:<redacted>@{host}"),
+            None => authority.to_string(),
         },
-        None => url.to_string(),
+        None => authority.to_string(),
+    };
+    let (before_fragment, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    let Some((path, query)) = before_fragment.split_once('?') else {
+        return format!("{scheme}://{authority}{tail}");
+    };
+    // A password with a raw `&` or `#` in it spills into what follows: a piece without `=`
+    // after a password, and the fragment, are hidden with it.
+    let mut redacting = false;
+    let mut hid_one = false;
+    let mut shown: Vec<String> = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((name, value)) if is_password_parameter(name) => {
+                redacting = !value.is_empty();
+                hid_one |= redacting;
+                shown.push(if redacting {
+                    format!("{name}=<redacted>")
+                } else {
+                    pair.to_string()
+                });
+            }
+            None if redacting => {}
+            _ => {
+                redacting = false;
+                shown.push(pair.to_string());
+            }
+        }
     }
+    let fragment = if hid_one && !fragment.is_empty() {
+        "#<redacted>"
+    } else {
+        fragment
+    };
+    format!("{scheme}://{authority}{path}?{}{fragment}", shown.join("&"))
+}
+
+/// Whether a query parameter's name, percent-decoded as drivers decode it, names a password.
+fn is_password_parameter(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    ["password", "sslpassword"]
+        .iter()
+        .any(|secret| decoded.trim().eq_ignore_ascii_case(secret))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,6 +186,10 @@ pub struct ConfigSources {
 pub struct Config {
     /// `sqlite:…` (embedded default) or `postgres://…` / `postgresql://…`.
     pub database_url: String,
+    /// The deployment's URL (Coder's access URL), an absolute http(s) URL without a trailing
+    /// slash: templates see it as `{{ base_url }}`, and relative action URLs are made absolute
+    /// with it, so Slack buttons and email links work.
+    pub base_url: Option<String>,
     /// SQLMesh's rule: when set, every enqueue made with this config acts as `--actor` this user.
     pub username: Option<String>,
     /// `[notifications]`: queue and dispatcher tuning, deployment default method, webhook.
@@ -225,7 +291,7 @@ pub struct EmailTlsConfig {
     pub force_tls: bool,
     /// Upgrade a plain connection with STARTTLS.
     pub starttls: bool,
-    /// Do not verify the server's certificate (insecure).
+    /// Do not verify the server's certificate nor the name in it (insecure).
     pub skip_verify: bool,
     /// Name to verify the certificate against, when it differs from the smarthost's host.
     pub server_name: Option<String>,
@@ -291,6 +357,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: "sqlite://herald.db".to_string(),
+            base_url: None,
             username: None,
             notifications: NotificationsConfig::default(),
             email: EmailConfig::default(),
@@ -595,6 +662,25 @@ enum Raw {
 
 const DURATION_HINT: &str = "expected e.g. 15s, 5m, 7d";
 
+/// The longest duration a setting or flag takes: 100 years (humantime's `100y`). Durations are
+/// added to and taken from timestamps (leases, retries, retention cut-offs); far beyond this
+/// they leave the range chrono and the stores can hold, and well before that they are typos.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// A humantime duration (`15s`, `5m`, `7d`) of at most [`MAX_DURATION`], for config values and
+/// command-line flags; the error names the text but not the key, which the caller adds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|_| format!("invalid duration `{text}` ({DURATION_HINT})"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is too long (at most {})",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
 impl Raw {
     fn found(&self) -> &'static str {
         match self {
@@ -690,8 +776,7 @@ impl Raw {
             }
             other => return Err(format!("expected a duration, found {}", other.found())),
         };
-        humantime::parse_duration(text.trim())
-            .map_err(|_| format!("invalid duration `{text}` ({DURATION_HINT})"))
+        parse_duration(&text)
     }
 
     fn positive_duration(self) -> Result<Duration, String> {
@@ -745,6 +830,45 @@ impl Raw {
                 "invalid smarthost `{text}` (expected host:port, e.g. smtp.example.com:587)"
             )),
         }
+    }
+
+    /// `base_url`: an absolute http(s) URL with a host, no query, fragment or credentials,
+    /// kept without trailing slashes (templates append `/path`).
+    fn base_url(self) -> Result<Option<String>, String> {
+        let Some(text) = self.optional_text()? else {
+            return Ok(None);
+        };
+        let url = text.trim();
+        let invalid = || {
+            let shown = if url.contains('@') { "<redacted>" } else { url };
+            format!(
+                "invalid URL `{shown}` (expected an absolute http:// or https:// URL, e.g. \
+                 https://herald.example.com)"
+            )
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
+            })
+            .ok_or_else(invalid)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(format!(
+                "`{}` holds credentials, which would be in every link sent",
+                redact_url_password(url)
+            ));
+        }
+        if !valid_host(authority) || url.contains(char::is_whitespace) {
+            return Err(invalid());
+        }
+        if url.contains(['?', '#']) {
+            return Err(format!(
+                "`{url}` has a query or fragment; give the URL templates append paths to, e.g. \
+                 {scheme}://{authority}"
+            ));
+        }
+        Ok(Some(url.trim_end_matches('/').to_string()))
     }
 
     fn optional_http_url(self) -> Result<Option<String>, String> {
@@ -820,6 +944,7 @@ macro_rules! setting {
 /// Every scalar setting, in the order the "expected one of" lists show them.
 const SETTINGS: &[Setting] = &[
     setting!("database_url", "HERALD_DATABASE_URL", database_url => database_url),
+    setting!("base_url", "HERALD_BASE_URL", base_url => base_url),
     setting!("username", "HERALD_USERNAME", username => optional_text),
     setting!("notifications.method", "HERALD_NOTIFICATIONS_METHOD",
         notifications.method => default_method),
@@ -2144,7 +2269,7 @@ url = "${SLACK_WEBHOOK_URL}"
 
         let error = parse_err("datbase_url = \"sqlite://x\"");
         assert!(
-            error.starts_with("herald.toml line 1: unknown key `datbase_url`; expected one of: database_url, username, notifications, email, targets, users"),
+            error.starts_with("herald.toml line 1: unknown key `datbase_url`; expected one of: database_url, base_url, username, notifications, email, targets, users"),
             "{error}"
         );
     }
@@ -2204,6 +2329,94 @@ chanel = "U123"
         );
         let error = parse_err("[notifications]\nfetch_interval = 15\n");
         assert!(error.contains("a number needs a unit"), "{error}");
+    }
+
+    #[test]
+    fn a_duration_past_any_timestamp_is_refused_naming_the_key() {
+        // 1,000,000 years past now is no date chrono (or a store) can hold.
+        assert_eq!(
+            parse_err("[notifications]\nlease_period = \"1000000y\"\n"),
+            "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most \
+             100years)"
+        );
+        for key in [
+            "dispatch_timeout",
+            "retry_interval",
+            "fetch_interval",
+            "store_sync_interval",
+            "retention",
+        ] {
+            let error = parse_err(&format!("[notifications]\n{key} = \"300000y\"\n"));
+            assert!(
+                error.starts_with(&format!(
+                    "herald.toml line 2: notifications.{key}: `300000y` is too long"
+                )),
+                "{error}"
+            );
+        }
+        let env = env_of(&[("HERALD_NOTIFICATIONS_RETENTION", "1000000 years")]);
+        let error = Config::load(&ConfigSources::default(), &env).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "HERALD_NOTIFICATIONS_RETENTION: `1000000 years` is too long (at most 100years)"
+        );
+        let config = parse("[notifications]\nretention = \"100y\"\n").unwrap();
+        assert_eq!(config.notifications.retention, MAX_DURATION);
+    }
+
+    #[test]
+    fn base_url_is_an_absolute_http_url_kept_without_trailing_slashes() {
+        assert_eq!(parse("").unwrap().base_url, None);
+        let cases = [
+            ("https://coder.example.com", "https://coder.example.com"),
+            ("https://coder.example.com/", "https://coder.example.com"),
+            (
+                "http://127.0.0.1:3000/herald//",
+                "http://127.0.0.1:3000/herald",
+            ),
+        ];
+        for (given, kept) in cases {
+            let config = parse(&format!("base_url = \"{given}\"\n")).unwrap();
+            assert_eq!(config.base_url.as_deref(), Some(kept), "{given}");
+        }
+        let env = env_of(&[("HERALD_BASE_URL", "https://env.example.com/")]);
+        let config = Config::load(&ConfigSources::default(), &env).unwrap();
+        assert_eq!(config.base_url.as_deref(), Some("https://env.example.com"));
+
+        let refused = [
+            (
+                "coder.example.com",
+                "invalid URL `coder.example.com` (expected an absolute http:// or https:// URL, \
+                 e.g. https://herald.example.com)",
+            ),
+            (
+                "/relative",
+                "invalid URL `/relative` (expected an absolute http:// or https:// URL, e.g. \
+                 https://herald.example.com)",
+            ),
+            (
+                "ftp://coder.example.com",
+                "invalid URL `ftp://coder.example.com` (expected an absolute http:// or \
+                 https:// URL, e.g. https://herald.example.com)",
+            ),
+            (
+                "https://coder.example.com/?x=1",
+                "`https://coder.example.com/?x=1` has a query or fragment; give the URL \
+                 templates append paths to, e.g. https://coder.example.com",
+            ),
+            (
+                "https://user:pw@coder.example.com",
+                "`https://user:<redacted>@coder.example.com` holds credentials, which would \
+                 be in every link sent",
+            ),
+        ];
+        for (given, why) in refused {
+            assert_eq!(
+                parse_err(&format!("base_url = \"{given}\"\n")),
+                format!("herald.toml line 1: base_url: {why}"),
+                "{given}"
+            );
+        }
     }
 
     #[test]
@@ -2267,6 +2480,7 @@ chanel = "U123"
     fn every_env_variable_overrides_its_setting() {
         let values = [
             ("HERALD_DATABASE_URL", "postgresql://db/herald"),
+            ("HERALD_BASE_URL", "https://herald.example.com/"),
             ("HERALD_USERNAME", "alice"),
             ("HERALD_NOTIFICATIONS_METHOD", "webhook"),
             ("HERALD_NOTIFICATIONS_INBOX_ENABLED", "false"),
@@ -2303,6 +2517,7 @@ chanel = "U123"
         let c = Config::load(&ConfigSources::default(), &env).unwrap();
         let n = &c.notifications;
         assert_eq!(c.database_url, "postgresql://db/herald");
+        assert_eq!(c.base_url.as_deref(), Some("https://herald.example.com"));
         assert_eq!(c.username.as_deref(), Some("alice"));
         assert_eq!(n.method, Method::Webhook);
         assert!(!n.inbox_enabled);
@@ -2609,7 +2824,7 @@ title_template = "Deploying {{ labels.environment }}"
         assert!(
             error.starts_with(
                 "herald.toml line 1: unknown key `evnts`; expected one of: database_url, \
-                 username, notifications, email, targets, users, events"
+                 base_url, username, notifications, email, targets, users, events"
             ),
             "{error}"
         );
@@ -2744,6 +2959,54 @@ title_template = "Deploying {{ labels.environment }}"
             redact_url_password("sqlite://herald.db"),
             "sqlite://herald.db"
         );
+    }
+
+    #[test]
+    fn redact_url_password_hides_password_query_parameters_too() {
+        let cases = [
+            (
+                "postgres://db/herald?password=s3cret&sslmode=require",
+                "postgres://db/herald?password=<redacted>&sslmode=require",
+            ),
+            (
+                "postgresql://herald@db:5432/herald?sslmode=verify-full&sslpassword=k3y",
+                "postgresql://herald@db:5432/herald?sslmode=verify-full&sslpassword=<redacted>",
+            ),
+            (
+                "postgres://herald:pw@db/herald?application_name=herald&PassWord=s3cret",
+                "postgres://herald:<redacted>@db/herald?application_name=herald&PassWord=<redacted>",
+            ),
+            // Raw `&` and `#` in a password: no piece of it shows.
+            (
+                "postgres://db/herald?password=ab&cd&sslmode=require",
+                "postgres://db/herald?password=<redacted>&sslmode=require",
+            ),
+            (
+                "postgres://db/herald?password=ab#cd",
+                "postgres://db/herald?password=<redacted>#<redacted>",
+            ),
+            (
+                "postgres://db/herald?sslmode=require#section",
+                "postgres://db/herald?sslmode=require#section",
+            ),
+            // sqlx decodes the names and values of query parameters.
+            (
+                "postgres://db/herald?pass%77ord=a%26b%3Dc&sslmode=disable",
+                "postgres://db/herald?pass%77ord=<redacted>&sslmode=disable",
+            ),
+            (
+                "postgres://db/herald?sslmode=require&passfile=/etc/herald/pgpass",
+                "postgres://db/herald?sslmode=require&passfile=/etc/herald/pgpass",
+            ),
+            (
+                "postgres://db/herald?password",
+                "postgres://db/herald?password",
+            ),
+            ("sqlite://herald.db?mode=rwc", "sqlite://herald.db?mode=rwc"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url_password(url), shown, "{url}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::channels::{Channels, CheckResult};
 use crate::model::Method;
 use crate::service::Service;
 
-/// Every check, in the order an operator reads them.
-pub async fn diagnose(service: &Service) -> Vec<CheckResult> {
+/// Every check, in the order an operator reads them. Front ends call [`Service::doctor`],
+/// which checks the caller's role first.
+pub(crate) async fn diagnose(service: &Service) -> Vec<CheckResult> {
     let config = service.config();
     let store = service.store();
     let mut results = vec![CheckResult::pass(

@@ -5,7 +5,9 @@
 //! an error (a typo in a template must not ship a blank), while `{% if labels.x %}` may test an
 //! optional one. The context is the one `assets/events.toml` documents:
 //! `user {id, email, name, username}`, `labels`, `data`, `actions` and `base_url`; an override
-//! template also sees `title` and `body` (see [`Overrides`]).
+//! template also sees `title` and `body` (see [`Overrides`]). With `base_url` set, an action URL
+//! that renders relative (`/workspaces`) is made absolute with it, so Slack can show it as a
+//! button and an email client can open it.
 //!
 //! Templates are compiled once, not per message: catalog templates are kept in one environment
 //! keyed by their source text (at most [`MAX_CACHED_TEMPLATES`]), override templates in the
@@ -164,7 +166,7 @@ impl<'a> Message<'a> {
     ) -> Message<'a> {
         Message {
             spec: &event.spec,
-            context: template_context(payload),
+            context: template_context(payload, overrides.base_url()),
             overrides,
             layers: overrides.layers(&event.spec.name, target),
         }
@@ -192,7 +194,7 @@ impl<'a> Message<'a> {
     fn action_url(&self, index: usize) -> Result<String, RenderError> {
         let source = self.spec.actions.get(index).map_or("", |a| a.url.as_str());
         let url = self.catalog(&format!("action {} url", index + 1), source)?;
-        Ok(url.trim().to_string())
+        Ok(absolute_url(url.trim(), self.overrides.base_url()))
     }
 
     /// `part` as the catalog and the lowest `level` override layers make it: the highest of
@@ -257,7 +259,7 @@ impl<'a> Message<'a> {
 }
 
 /// The context every template of one message renders with, converted once.
-fn template_context(payload: &Value) -> minijinja::Value {
+fn template_context(payload: &Value, base_url: &str) -> minijinja::Value {
     let empty_object = Value::Object(Map::new());
     let empty_array = Value::Array(Vec::new());
     let text = |field: &str| payload.get(field).and_then(Value::as_str).unwrap_or("");
@@ -275,7 +277,7 @@ fn template_context(payload: &Value) -> minijinja::Value {
         labels: object_or_empty("labels"),
         data: object_or_empty("data"),
         actions: payload.get("actions").unwrap_or(&empty_array),
-        base_url: "",
+        base_url,
     })
 }
 
@@ -364,6 +366,16 @@ impl TemplateCache {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .count
+    }
+}
+
+/// `url` with `base_url` in front when it is a path (`/x`, not `//host/x`) and `base_url` is
+/// set; anything else as it is.
+fn absolute_url(url: &str, base_url: &str) -> String {
+    if !base_url.is_empty() && url.starts_with('/') && !url.starts_with("//") {
+        format!("{base_url}{url}")
+    } else {
+        url.to_string()
     }
 }
 
@@ -750,6 +762,42 @@ mod tests {
                 url: "/e/prod".to_string()
             }]
         );
+    }
+
+    #[test]
+    fn base_url_reaches_templates_and_makes_relative_action_urls_absolute() {
+        let e = event(spec(
+            "t",
+            "[see]({{ base_url }}/runs)",
+            &[
+                ("Templated", "{{ base_url }}/e/{{ labels.env }}"),
+                ("Relative", "/w/{{ labels.env }}"),
+                ("Absolute", "https://other.example.com/x"),
+                ("Protocol-relative", "//cdn.example.com/x"),
+            ],
+        ));
+        let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let payload = build_payload(&e, Some(&alice()), &labels, &json!({}), &[]);
+        let overrides = overrides("base_url = \"https://herald.example.com/coder/\"\n");
+        let rendered = render_for(&e, &overrides, None, &payload).unwrap();
+        assert_eq!(
+            rendered.body_markdown,
+            "[see](https://herald.example.com/coder/runs)"
+        );
+        let urls: Vec<&str> = rendered.actions.iter().map(|a| a.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://herald.example.com/coder/e/prod",
+                "https://herald.example.com/coder/w/prod",
+                "https://other.example.com/x",
+                "//cdn.example.com/x",
+            ]
+        );
+        // Without it, URLs stay as the templates make them.
+        let rendered = render_for(&e, &Overrides::default(), None, &payload).unwrap();
+        assert_eq!(rendered.actions[0].url, "/e/prod");
+        assert_eq!(rendered.actions[1].url, "/w/prod");
     }
 
     #[test]

@@ -699,8 +699,12 @@ impl Service {
         Ok(!self.store.owner_exists().await?)
     }
 
+    /// Every user with their email, roles and status; owners and user-admins. On-call is
+    /// refused rather than shown a list with emails blanked: on-call sees the queue and pauses,
+    /// nothing else (DESIGN §3), and needs no user list for it — messages and the console's
+    /// queue filters already carry the recipients' usernames.
     pub async fn list_users(&self, caller: &User) -> ServiceResult<Vec<User>> {
-        require(caller, &[Role::UserAdmin, Role::Oncall], "listing users")?;
+        require(caller, USER_MANAGERS, "listing users")?;
         Ok(self.store.list_users().await?)
     }
 

@@ -819,9 +819,95 @@ async fn doctor_reaches_every_channel_and_says_what_fails(db: TestDb) {
     );
 }
 
+async fn doctor_is_for_owners_and_on_call(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let refused = h.as_user("bob", &["doctor"]).fails_with(
+        "permission denied: running doctor requires the owner or oncall role (bob has: member)",
+    );
+    assert_eq!(refused.stdout, "", "no check ran for a member");
+
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--role",
+            "oncall",
+        ],
+    )
+    .ok();
+    // No dispatcher is running here, so a check fails; but on-call gets the checks.
+    let run = h.as_user("carol", &["doctor"]);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("[ ok ] store ")),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+async fn purge_refuses_an_age_past_any_timestamp(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user("alice", &["messages", "purge", "--older-than", "300000y"])
+        .fails_with("--older-than: `300000y` is too long (at most 100years)");
+    h.as_user("alice", &["messages", "purge", "--older-than", "soon"])
+        .fails_with("--older-than: invalid duration `soon` (expected e.g. 15s, 5m, 7d)");
+    h.as_user("alice", &["messages", "purge", "--older-than", "100y"])
+        .ok();
+}
+
+async fn on_call_sees_the_queue_but_not_the_users_or_their_emails(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--role",
+            "oncall",
+        ],
+    )
+    .ok();
+    h.as_user(
+        "alice",
+        &[
+            "users",
+            "add",
+            "dave",
+            "--email",
+            "dave@example.com",
+            "--role",
+            "user-admin",
+        ],
+    )
+    .ok();
+    for args in [&["users", "list"][..], &["users", "list", "--json"]] {
+        let refused = h.as_user("carol", args).fails_with(
+            "permission denied: listing users requires the owner or user-admin role (carol has: oncall)",
+        );
+        assert!(
+            !refused.stdout.contains("@example.com"),
+            "{}",
+            refused.stdout
+        );
+    }
+    h.as_user("carol", &["messages", "list"]).ok();
+    let listed = h.as_user("dave", &["users", "list", "--json"]).ok().json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed}");
+}
+
 for_both_backends!(
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
+    doctor_is_for_owners_and_on_call,
+    purge_refuses_an_age_past_any_timestamp,
+    on_call_sees_the_queue_but_not_the_users_or_their_emails,
     custom_and_test_notifications_reach_the_inbox,
     enqueue_then_list_then_dedupe,
     members_cannot_pause_retry_or_touch_others_opt_outs,
@@ -863,6 +949,22 @@ fn a_config_typo_or_bad_duration_names_the_key() {
             .unwrap(),
     );
     run.fails_with("notifications.retry_interval");
+
+    // Past any date a timestamp can hold: refused up front, not a panic at the first lease.
+    std::fs::write(
+        dir.path().join("herald.toml"),
+        "[notifications]\nlease_period = \"1000000y\"\n",
+    )
+    .unwrap();
+    let run = finish(
+        herald_command(dir.path())
+            .args(["migrate"])
+            .output()
+            .unwrap(),
+    );
+    run.fails_with(
+        "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most 100years)",
+    );
 
     std::fs::remove_file(dir.path().join("herald.toml")).unwrap();
     let run = finish(

@@ -23,6 +23,7 @@ fn config_example_loads_with_no_environment() {
     );
     assert_eq!(config.database_url, "sqlite://herald.db");
     assert_eq!(config.username, None);
+    assert_eq!(config.base_url, None);
     let n = &config.notifications;
     assert_eq!(n.method, Method::Smtp);
     assert!(n.inbox_enabled);
@@ -80,6 +81,10 @@ fn config_example_with_every_example_uncommented_loads() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     assert_eq!(config.username.as_deref(), Some("alice"));
+    assert_eq!(
+        config.base_url.as_deref(),
+        Some("https://coder.example.com")
+    );
     assert_eq!(
         config.email.smarthost.as_deref(),
         Some("smtp.example.com:587")

@@ -5,7 +5,9 @@
 //! As the owner: switch tabs, pause with `P` + `y` (banner and `notifications status` agree),
 //! filter the queue to `permanent_failure`, retry one after confirming and see the counts
 //! change, quit with `q` (exit 0, alternate screen left, cursor shown). As a member, with plain
-//! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree.
+//! `herald` (no subcommand): toggle an opt-out and see `herald optout list` agree. With
+//! `--read-only`, no dispatcher runs: nothing is delivered and no replica row appears. Quitting
+//! waits for the deliveries in flight (up to `dispatch_timeout`) instead of abandoning them.
 
 mod common;
 
@@ -199,4 +201,169 @@ fn an_owner_pauses_filters_and_retries_and_a_member_opts_out() {
     m.assert_terminal_restored();
     let after = d.json("bob", &["optout", "list", "--json"]);
     assert_eq!(first(&after), Some(Value::Bool(false)));
+}
+
+/// The replicas registered in the store (`notification_replicas`).
+fn replicas(url: &str) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let store = herald::store::open(url, herald::store::OpenMode::Existing)
+            .await
+            .expect("the store opens");
+        store.list_replicas().await.expect("replicas").len()
+    })
+}
+
+#[test]
+fn a_read_only_console_runs_no_dispatcher() {
+    let d = Deployment::seeded();
+    let pending = d.count("pending");
+    assert!(pending > 0, "the seed queued messages");
+    let mut c = d.console("alice", &["console", "--read-only"]);
+    c.wait_for("read-only");
+    // A dispatcher registers at once and delivers within a fetch interval (1s here).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(replicas(&d.url), 0, "a replica row appeared");
+    assert_eq!(d.count("pending"), pending, "messages were delivered");
+    c.wait_for("no dispatcher here");
+    assert_eq!(c.quit(), 0);
+    c.assert_terminal_restored();
+}
+
+/// Longer than the fixed 30 s the console used to wait for its dispatcher on quit.
+const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_secs(35);
+
+#[test]
+fn quitting_waits_for_deliveries_in_flight_up_to_the_dispatch_timeout() {
+    let mut d = Deployment::seeded();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let sink = runtime.block_on(common::http_sink::HttpSink::start(|_, _| {
+        common::http_sink::Response::ok().with_delay(SLOW_ANSWER)
+    }));
+    for (key, value) in &mut d.env {
+        if key == "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT" {
+            *value = format!("{}/hook", sink.url);
+        }
+    }
+    d.env
+        .push(("HERALD_NOTIFICATIONS_DISPATCH_TIMEOUT".into(), "50s".into()));
+    let webhooks = |status: &str| {
+        let list = d.json(
+            "alice",
+            &[
+                "messages", "list", "--method", "webhook", "--status", status, "--json",
+            ],
+        );
+        list.as_array().map_or(0, Vec::len)
+    };
+    let queued = webhooks("pending");
+    assert_eq!(queued, 3, "the seed queued three webhooks");
+
+    let mut c = d.console("alice", &["console"]);
+    c.wait_for("alice (owner)");
+    wait_until("every webhook in flight", || sink.count() == 3);
+    let quitting = std::time::Instant::now();
+    assert_eq!(c.quit(), 0);
+    assert!(
+        quitting.elapsed() >= SLOW_ANSWER - std::time::Duration::from_secs(3),
+        "the console exited after {:?}, before the deliveries finished",
+        quitting.elapsed()
+    );
+    c.assert_terminal_restored();
+    assert!(
+        c.output()
+            .contains("waiting up to 1m 5s for the dispatcher to finish the deliveries in flight"),
+        "the wait is explained:\n{}",
+        c.output()
+    );
+    assert_eq!(
+        webhooks("sent"),
+        3,
+        "every delivery in flight was finished and recorded"
+    );
+    assert_eq!(webhooks("leased"), 0);
+    assert_eq!(
+        replicas(&d.url),
+        0,
+        "the replica row is removed on a clean stop"
+    );
+}
+
+/// An SMTP server on loopback whose EHLO reply has a line of only whitespace, which lettre
+/// 0.11 panics on. Returns its `host:port`; it lives as long as the test process.
+fn hostile_smtp_server() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let address = listener.local_addr().expect("its address").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || -> std::io::Result<()> {
+                stream.write_all(b"220 hostile ESMTP\r\n")?;
+                let mut reader = BufReader::new(stream.try_clone()?);
+                let mut line = String::new();
+                while reader.read_line(&mut line)? > 0 {
+                    if line.to_ascii_uppercase().starts_with("EHLO") {
+                        stream.write_all(b"250-hostile.example\r\n250- \r\n250 8BITMIME\r\n")?;
+                    } else {
+                        stream.write_all(b"502 5.5.1 not here\r\n")?;
+                    }
+                    line.clear();
+                }
+                Ok(())
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn a_hostile_smtp_server_fails_its_message_and_the_console_keeps_running() {
+    let mut d = Deployment::seeded();
+    d.env.extend([
+        ("HERALD_NOTIFICATIONS_METHOD".into(), "smtp".into()),
+        ("HERALD_EMAIL_SMARTHOST".into(), hostile_smtp_server()),
+        ("HERALD_EMAIL_FROM".into(), "herald@example.com".into()),
+    ]);
+    d.cli(
+        Some("alice"),
+        &[
+            "enqueue",
+            "run_failure",
+            "--user",
+            "bob",
+            "--label",
+            "name=ws9",
+        ],
+    );
+    let smtp = |d: &Deployment| {
+        d.json("alice", &["messages", "list", "--method", "smtp", "--json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(smtp(&d).len(), 1, "one email queued");
+
+    let mut c = d.console("alice", &["console"]);
+    c.wait_for("alice (owner)");
+    wait_until("the email to fail", || {
+        smtp(&d)[0]["status"] == "permanent_failure"
+    });
+    let reason = smtp(&d)[0]["status_reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("sent a greeting or EHLO reply the SMTP client cannot read"),
+        "{reason}"
+    );
+    // Still drawing: the caught panic did not take the terminal back.
+    c.press("4");
+    c.wait_for("perm fail");
+    assert!(c.screen().contains("dispatcher running"), "{}", c.screen());
+    assert_eq!(c.quit(), 0);
+    c.assert_terminal_restored();
 }

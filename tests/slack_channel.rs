@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use common::http_sink::{HttpSink, Request, Response};
+use common::silent_server::SilentServer;
 use herald::channels::slack::{SlackApiChannel, SlackWebhookChannel};
 use herald::channels::{Channel, Delivery};
 use herald::config::Config;
 use herald::model::{Action, DeliveryOutcome, Method};
-use herald::render::Rendered;
+use herald::render::{Overrides, Rendered, render_for};
 
 const TOKEN: &str = "xoxb-1234-5678-SECRETTOKENvalue";
 const WEBHOOK_PATH: &str = "/services/T0000/B0000/XXXXsecretXXXX";
@@ -368,6 +369,76 @@ async fn slack_webhook_posts_the_blocks_to_the_target_url() {
     );
 }
 
+/// `workspace_deleted` from the built-in catalog, for the `team` webhook target, rendered as
+/// the dispatcher renders it with `config`'s `base_url` (its action URLs are
+/// `{{ base_url }}/workspaces` and `{{ base_url }}/templates`).
+fn workspace_deleted_for_team(config: &Config) -> Message {
+    let spec = herald::catalog::builtin()
+        .iter()
+        .find(|e| e.name == "workspace_deleted")
+        .expect("workspace_deleted in the catalog")
+        .clone();
+    let event = herald::model::EventTemplate {
+        id: Uuid::now_v7(),
+        spec,
+        method: None,
+    };
+    let labels = [("name".to_string(), "dev".to_string())].into();
+    let payload =
+        herald::routing::build_payload(&event, None, &labels, &json!({}), &["team".to_string()]);
+    let overrides = Overrides::from_config(config).expect("overrides");
+    let rendered = render_for(&event, &overrides, Some("team"), &payload).expect("rendered");
+    Message { payload, rendered }
+}
+
+/// The URLs of the buttons in a Slack message's `actions` block.
+fn button_urls(body: &Value) -> Vec<String> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .map(|button| button["url"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn with_base_url_the_catalogs_relative_actions_become_buttons() {
+    let sink = HttpSink::start(|_, _| Response::ok().with_body("ok")).await;
+    let with_base_url = |base_url: &str| {
+        let toml = format!(
+            "{base_url}[[targets]]\ntype = \"slack_webhook\"\nname = \"team\"\n\
+             notify_on = [\"workspace_deleted\"]\nurl = \"{}{WEBHOOK_PATH}\"\n",
+            sink.url
+        );
+        Config::from_toml_str(&toml, "test.toml", &|_| None)
+            .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
+    };
+    for (config, buttons) in [
+        // Relative URLs would make Slack refuse the message: no buttons at all.
+        (with_base_url(""), vec![]),
+        (
+            with_base_url("base_url = \"https://coder.example.com/\"\n"),
+            vec![
+                "https://coder.example.com/workspaces".to_string(),
+                "https://coder.example.com/templates".to_string(),
+            ],
+        ),
+    ] {
+        sink.clear();
+        let message = workspace_deleted_for_team(&config);
+        let channel = SlackWebhookChannel::from_config(&config).expect("slack_webhook channel");
+        let outcome = channel
+            .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
+            .await;
+        assert_eq!(outcome, DeliveryOutcome::Sent);
+        let requests = sink.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(button_urls(&requests[0].json()), buttons);
+    }
+}
+
 #[tokio::test]
 async fn slack_webhook_answers_are_classified() {
     let message = Message::apply_failure();
@@ -619,4 +690,47 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
         "{:?}",
         results[0]
     );
+}
+
+#[tokio::test]
+async fn doctor_gives_up_on_a_slack_that_accepts_the_connection_and_never_answers() {
+    let silent = SilentServer::start().await;
+    let base = silent.url();
+    // The checks wait as long as a delivery may (dispatch_timeout), here 1s.
+    let config = Config::from_toml_str(
+        &format!(
+            "[notifications]\ndispatch_timeout = \"1s\"\n\
+             [[targets]]\ntype = \"slack_api\"\nname = \"alerts\"\nnotify_on = [\"apply_failure\"]\n\
+             token = \"{TOKEN}\"\nchannel = \"{CHANNEL}\"\napi_base_url = \"{base}/api\"\n\
+             [[targets]]\ntype = \"slack_webhook\"\nname = \"team\"\nnotify_on = [\"apply_failure\"]\n\
+             url = \"{base}{WEBHOOK_PATH}\"\n"
+        ),
+        "test.toml",
+        &|_| None,
+    )
+    .expect("test config");
+    let channels: [Box<dyn Channel>; 2] = [
+        Box::new(SlackApiChannel::from_config(&config).expect("api")),
+        Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+    ];
+    for channel in channels {
+        let results = tokio::time::timeout(WAIT, channel.check())
+            .await
+            .unwrap_or_else(|_| panic!("{:?} doctor hung on a silent server", channel.method()));
+        assert_eq!(results.len(), 1, "{results:?}");
+        let result = &results[0];
+        assert!(!result.ok, "{result:?}");
+        assert!(
+            result
+                .detail
+                .starts_with("no answer within 1s from http://"),
+            "{result:?}"
+        );
+        assert!(!result.detail.contains(TOKEN), "{result:?}");
+        assert!(
+            !result.detail.contains(WEBHOOK_PATH.trim_start_matches('/')),
+            "{result:?}"
+        );
+    }
+    assert_eq!(silent.accepted(), 2, "each check reached the server");
 }

@@ -14,12 +14,15 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use common::smtp_server::{ReceivedMail, SmtpServer, SmtpServerOptions, test_certs};
+use common::silent_server::SilentServer;
+use common::smtp_server::{
+    ReceivedMail, SELF_SIGNED_NAME, SmtpServer, SmtpServerOptions, test_certs,
+};
 use herald::channels::smtp::SmtpChannel;
 use herald::channels::{Channel, Delivery};
 use herald::config::Config;
 use herald::model::{Action, DeliveryOutcome, Method};
-use herald::render::Rendered;
+use herald::render::{Overrides, Rendered, render_for};
 
 const PASSWORD: &str = "hunter2-Zq9!";
 const SENDER: &str = "herald@example.com";
@@ -201,6 +204,70 @@ async fn a_user_message_arrives_as_multipart_alternative_with_subject_from_to_id
 }
 
 #[tokio::test]
+async fn with_base_url_the_catalogs_relative_actions_are_absolute_links_in_the_email() {
+    let server = SmtpServer::start(SmtpServerOptions::new());
+    let config = config(&format!(
+        "base_url = \"https://coder.example.com/\"\n\
+         [email]\nfrom = \"Herald <{SENDER}>\"\nsmarthost = \"{}\"\n",
+        server.address()
+    ));
+    let spec = herald::catalog::builtin()
+        .iter()
+        .find(|e| e.name == "workspace_deleted")
+        .expect("workspace_deleted in the catalog")
+        .clone();
+    let event = herald::model::EventTemplate {
+        id: Uuid::now_v7(),
+        spec,
+        method: None,
+    };
+    let user = herald::model::User {
+        id: Uuid::now_v7(),
+        username: "alice".to_string(),
+        email: "alice@example.com".to_string(),
+        name: "Alice Liddell".to_string(),
+        roles: vec![herald::model::Role::Member],
+        status: herald::model::UserStatus::Active,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let labels = [("name".to_string(), "dev".to_string())].into();
+    let payload = herald::routing::build_payload(&event, Some(&user), &labels, &json!({}), &[]);
+    let overrides = Overrides::from_config(&config).expect("overrides");
+    let rendered = render_for(&event, &overrides, None, &payload).expect("rendered");
+    let delivery = Delivery {
+        message_id: Uuid::now_v7(),
+        event: "workspace_deleted",
+        method: Method::Smtp,
+        user_id: Some(user.id),
+        target: None,
+        payload: &payload,
+        rendered: &rendered,
+    };
+    assert_sent(&smtp_channel(&config).deliver(&delivery).await, &server);
+
+    let mail = only_mail(&server);
+    let text = mail.mime.parts[0].content.as_deref().expect("text part");
+    // The layout escapes `/` in attributes as `&#x2f;`.
+    let html = mail.mime.parts[1]
+        .content
+        .as_deref()
+        .expect("html part")
+        .replace("&#x2f;", "/");
+    for (label, url) in [
+        ("View workspaces", "https://coder.example.com/workspaces"),
+        ("View templates", "https://coder.example.com/templates"),
+    ] {
+        assert!(text.contains(&format!("{label}: {url}")), "{text}");
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+    }
+    assert!(
+        !html.contains("href=\"/"),
+        "a relative link is left: {html}"
+    );
+}
+
+#[tokio::test]
 async fn starttls_upgrades_the_connection_before_mail_is_sent() {
     let server = SmtpServer::start(SmtpServerOptions::new().require_starttls());
     let channel = smtp_channel(&email_config(&server, &tls_table("starttls = true\n")));
@@ -274,6 +341,64 @@ async fn an_untrusted_certificate_is_retryable_unless_verification_is_skipped() 
         "[email.tls]\nforce_tls = true\nskip_verify = true\n",
     ));
     assert_sent(&deliver_to_alice(&skipping).await, &server);
+}
+
+/// Coder's `CODER_EMAIL_TLS_SKIPVERIFY`: skipping verification accepts a certificate nobody
+/// signed that names another host, over implicit TLS and STARTTLS alike.
+#[tokio::test]
+async fn skip_verify_accepts_a_self_signed_certificate_for_another_host_name() {
+    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls().self_signed_cert());
+    let prefix = format!(
+        "smtp cannot connect to {} with implicit TLS: ",
+        server.address()
+    );
+
+    let verified = smtp_channel(&email_config(&server, "[email.tls]\nforce_tls = true\n"));
+    let reason = retryable_reason(deliver_to_alice(&verified).await);
+    assert!(reason.starts_with(&prefix), "{reason}");
+    assert!(reason.contains("certificate"), "{reason}");
+
+    // Trusted, but for the wrong name: the name is what is refused, and the reason says so.
+    let trusted = smtp_channel(&email_config(
+        &server,
+        &format!(
+            "[email.tls]\nforce_tls = true\nca_file = \"{}\"\n",
+            test_certs().self_signed_cert.display()
+        ),
+    ));
+    let reason = retryable_reason(deliver_to_alice(&trusted).await);
+    assert!(reason.starts_with(&prefix), "{reason}");
+    assert!(
+        reason.contains("not valid for name \"127.0.0.1\"") && reason.contains(SELF_SIGNED_NAME),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(
+            "(trust its CA with email.tls.ca_file, or name it with email.tls.server_name; \
+             email.tls.skip_verify skips every check, for test servers only)"
+        ),
+        "{reason}"
+    );
+    assert!(server.received().is_empty());
+
+    let skipping = smtp_channel(&email_config(
+        &server,
+        "[email.tls]\nforce_tls = true\nskip_verify = true\n",
+    ));
+    assert_sent(&deliver_to_alice(&skipping).await, &server);
+    assert!(only_mail(&server).tls);
+
+    let starttls = SmtpServer::start(
+        SmtpServerOptions::new()
+            .require_starttls()
+            .self_signed_cert(),
+    );
+    let skipping = smtp_channel(&email_config(
+        &starttls,
+        "[email.tls]\nstarttls = true\nskip_verify = true\n",
+    ));
+    assert_sent(&deliver_to_alice(&skipping).await, &starttls);
+    assert!(only_mail(&starttls).tls);
 }
 
 #[tokio::test]
@@ -413,6 +538,79 @@ async fn auth_configured_but_not_offered_is_permanent_and_says_what_to_change() 
         reason.ends_with("(it offers STARTTLS, and many servers offer AUTH only after it: set email.tls.starttls = true)"),
         "{reason}"
     );
+}
+
+/// A hostile SMTP server on loopback: greets, answers every `EHLO` with `ehlo_reply`, `QUIT`
+/// with 221 and anything else with 502. Returns its `host:port`; it stops with the runtime.
+async fn scripted_smtp_server(ehlo_reply: &'static str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("its address").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 hostile ESMTP\r\n").await?;
+                while let Some(line) = lines.next_line().await? {
+                    let command = line.to_ascii_uppercase();
+                    if command.starts_with("EHLO") {
+                        write.write_all(ehlo_reply.as_bytes()).await?;
+                    } else if command.starts_with("QUIT") {
+                        write.write_all(b"221 2.0.0 bye\r\n").await?;
+                        break;
+                    } else {
+                        write.write_all(b"502 5.5.1 not here\r\n").await?;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_ehlo_reply_with_multi_byte_keywords_is_read_without_panicking() {
+    let server = scripted_smtp_server(
+        "250-hostile.example\r\n250-AUTHé PLAIN\r\n250-ÄUTH=LOGIN\r\n250-AUTH€\r\n\
+         250 8BITMIME\r\n",
+    )
+    .await;
+    let channel = smtp_channel(&config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"{server}\"\n{}",
+        auth_table("")
+    )));
+    // None of those lines is an AUTH line: the server offers no AUTH at all.
+    let reason = permanent_reason(deliver_to_alice(&channel).await);
+    assert_eq!(
+        reason,
+        format!(
+            "the SMTP server {server} does not offer AUTH; remove email.auth.* or enable \
+             authentication on the server"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_ehlo_reply_lettre_cannot_parse_is_a_failure_not_a_panic() {
+    // lettre 0.11 panics on an EHLO line that is only whitespace.
+    let server = scripted_smtp_server("250-hostile.example\r\n250- \r\n250 8BITMIME\r\n").await;
+    let channel = smtp_channel(&config(&format!(
+        "[email]\nfrom = \"{SENDER}\"\nsmarthost = \"{server}\"\n"
+    )));
+    let reason = retryable_reason(deliver_to_alice(&channel).await);
+    assert!(
+        reason.starts_with(&format!(
+            "smtp {server} sent a greeting or EHLO reply the SMTP client cannot read ("
+        )),
+        "{reason}"
+    );
+    let results = channel.check().await;
+    assert!(!results[0].ok, "{results:?}");
+    assert!(results[0].detail.contains("cannot read"), "{results:?}");
 }
 
 #[tokio::test]
@@ -605,6 +803,104 @@ async fn concurrent_messages_share_a_bounded_pool() {
         "{} connections for 30 concurrent messages",
         server.connections()
     );
+}
+
+/// What the pool holds at most per server (`MAX_CONNECTIONS_PER_SERVER`).
+const POOL_SIZE: usize = 10;
+
+/// A channel whose smarthost is `server` and whose `dispatch_timeout` is `timeout`, with every
+/// connection slot held by a delivery stuck waiting for `server`'s greeting.
+async fn saturated_channel(
+    server: &SilentServer,
+    timeout: &str,
+) -> (Arc<SmtpChannel>, JoinSet<DeliveryOutcome>) {
+    let channel = Arc::new(smtp_channel(&config(&format!(
+        "[notifications]\ndispatch_timeout = \"{timeout}\"\n\
+         [email]\nfrom = \"{SENDER}\"\nsmarthost = \"{}\"\n",
+        server.address()
+    ))));
+    let mut stuck = JoinSet::new();
+    for _ in 0..POOL_SIZE {
+        let channel = Arc::clone(&channel);
+        stuck.spawn(async move { deliver_to_alice(&channel).await });
+    }
+    server.wait_for_connections(POOL_SIZE).await;
+    (channel, stuck)
+}
+
+/// Delivers as the dispatcher does, under `dispatch_timeout`; a bare dispatcher timeout (no
+/// outcome from the channel) fails the test.
+async fn deliver_under(channel: &SmtpChannel, dispatch_timeout: Duration) -> DeliveryOutcome {
+    tokio::time::timeout(dispatch_timeout, deliver_to_alice(channel))
+        .await
+        .unwrap_or_else(|_| panic!("the dispatcher's own timeout fired: the reason names no wait"))
+}
+
+/// `waited N s` in `reason`, as seconds.
+#[track_caller]
+fn waited_seconds(reason: &str) -> f64 {
+    let rest = reason
+        .split_once("(waited ")
+        .unwrap_or_else(|| panic!("no wait in {reason}"))
+        .1;
+    let number = rest.split_once(" s ").map_or("", |(n, _)| n);
+    number
+        .parse()
+        .unwrap_or_else(|e| panic!("`{number}` in {reason}: {e}"))
+}
+
+#[tokio::test]
+async fn a_delivery_that_finds_every_connection_busy_says_how_long_it_waited() {
+    let server = SilentServer::start().await;
+    let (channel, _stuck) = saturated_channel(&server, "1s").await;
+    let reason = retryable_reason(deliver_under(&channel, Duration::from_secs(1)).await);
+    assert!(
+        reason.starts_with("dispatch timeout after 1s (waited "),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!(
+            " s for a connection to {}: all {POOL_SIZE} of its connections were busy)",
+            server.address()
+        )),
+        "{reason}"
+    );
+    let waited = waited_seconds(&reason);
+    assert!((0.8..=1.0).contains(&waited), "{reason}");
+    assert_eq!(
+        server.accepted(),
+        POOL_SIZE,
+        "no connection beyond the pool"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_cut_off_after_waiting_for_a_connection_counts_the_wait_in_its_reason() {
+    let server = SilentServer::start().await;
+    let (channel, mut stuck) = saturated_channel(&server, "2s").await;
+    let waiting = tokio::spawn({
+        let channel = Arc::clone(&channel);
+        async move { deliver_under(&channel, Duration::from_secs(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The stuck deliveries fail (the server hung up) and free their slots; the waiting one gets
+    // a connection to a server that never greets it either.
+    server.close_connections();
+    while let Some(outcome) = stuck.join_next().await {
+        retryable_reason(outcome.expect("a stuck delivery"));
+    }
+    let reason = retryable_reason(waiting.await.expect("the waiting delivery"));
+    assert!(
+        reason.starts_with("dispatch timeout after 2s (waited "),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with(&format!(" s for a connection to {})", server.address())),
+        "{reason}"
+    );
+    let waited = waited_seconds(&reason);
+    assert!((0.4..=1.5).contains(&waited), "{reason}");
+    assert_eq!(server.accepted(), POOL_SIZE + 1);
 }
 
 #[tokio::test]

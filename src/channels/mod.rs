@@ -2,7 +2,8 @@
 //!
 //! A channel turns every error into a [`DeliveryOutcome`] and never panics; the dispatcher
 //! runs each [`Channel::deliver`] under `dispatch_timeout` itself, so a channel sets no overall
-//! timeout of its own.
+//! timeout of its own — except that the smtp channel ends a delivery that queued for a
+//! connection just before that timeout, to say how long it queued.
 
 pub mod email_layout;
 pub mod inbox;
@@ -10,8 +11,10 @@ pub mod slack;
 pub mod smtp;
 pub mod webhook;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -195,9 +198,49 @@ pub enum ChannelError {
     },
 }
 
+thread_local! {
+    static CATCHING_PANIC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the panic now unwinding on this thread will be caught by a channel and become a
+/// delivery outcome ([`catch_panic`]); a panic hook then need not give up the terminal.
+pub fn panic_is_caught() -> bool {
+    CATCHING_PANIC.with(Cell::get)
+}
+
+/// Runs `f`, turning a panic in it into `Err(the panic's message)`; [`panic_is_caught`] holds
+/// meanwhile. Only for third-party code known to panic on what a peer sends (lettre's reply
+/// parsing): Herald's own code returns errors.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let was = CATCHING_PANIC.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING_PANIC.with(|c| c.set(was));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "it panicked".to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_caught_panic_is_its_message_and_is_known_as_caught_meanwhile() {
+        assert!(!panic_is_caught());
+        let caught = catch_panic(|| {
+            assert!(panic_is_caught());
+            let word: Option<&str> = "   ".split_whitespace().next();
+            word.map(str::len)
+                .unwrap_or_else(|| panic!("no first word in {:?}", "   "))
+        });
+        assert_eq!(caught, Err("no first word in \"   \"".to_string()));
+        assert!(!panic_is_caught());
+        assert_eq!(catch_panic(|| 7), Ok(7));
+    }
 
     fn config(toml: &str) -> Config {
         Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()

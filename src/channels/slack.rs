@@ -26,6 +26,11 @@ use crate::render::Rendered;
 /// dispatcher's `dispatch_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest a `herald doctor` check waits for Slack's answer; shorter when
+/// `dispatch_timeout` is. A URL that accepts the connection and never answers must not hang
+/// doctor (nothing else bounds a check).
+const CHECK_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+
 /// Idle keep-alive connections kept per host: enough for the dispatcher's concurrency.
 const MAX_IDLE_PER_HOST: usize = 256;
 
@@ -63,6 +68,8 @@ const RETRYABLE_API_ERRORS: &[&str] = &[
 /// Delivers `slack_webhook` messages: a Block Kit `POST` to the target's incoming-webhook URL.
 pub struct SlackWebhookChannel {
     client: reqwest::Client,
+    /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
+    check_timeout: Duration,
     /// `slack_webhook` targets' URLs by qualified name (`name`, or `username/name`).
     targets: HashMap<String, Option<Secret>>,
 }
@@ -73,6 +80,7 @@ impl SlackWebhookChannel {
     pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
         Ok(SlackWebhookChannel {
             client: http_client(Method::SlackWebhook)?,
+            check_timeout: check_timeout(config),
             targets: targets_of(config, TargetType::SlackWebhook)
                 .map(|(name, target)| (name, target.url.clone()))
                 .collect(),
@@ -134,16 +142,22 @@ impl Channel for SlackWebhookChannel {
             };
             let url = url.expose();
             let secrets = [url];
-            let answer = self
-                .client
-                .post(url)
-                .json(&serde_json::json!({}))
-                .send()
-                .await;
+            let answer = within(self.check_timeout, async {
+                let response = self
+                    .client
+                    .post(url)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await.unwrap_or_default();
+                Ok((status, body))
+            })
+            .await;
             results.push(match answer {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let body = body_excerpt(&response.bytes().await.unwrap_or_default());
+                None => CheckResult::fail(check, no_answer(self.check_timeout, url)),
+                Some(Ok((status, body))) => {
+                    let body = body_excerpt(&body);
                     match status {
                         400 | 200 => CheckResult::pass(
                             check,
@@ -155,7 +169,7 @@ impl Channel for SlackWebhookChannel {
                         ),
                     }
                 }
-                Err(e) => CheckResult::fail(
+                Some(Err(e)) => CheckResult::fail(
                     check,
                     scrub(&format!("request failed: {}", error_chain(&e.without_url())), &secrets),
                 ),
@@ -202,6 +216,8 @@ impl fmt::Debug for SlackWebhookChannel {
 /// channel (or member id, for a direct message).
 pub struct SlackApiChannel {
     client: reqwest::Client,
+    /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
+    check_timeout: Duration,
     /// `slack_api` targets by qualified name (`name`, or `username/name`).
     targets: HashMap<String, ApiTarget>,
 }
@@ -220,6 +236,7 @@ impl SlackApiChannel {
     pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
         Ok(SlackApiChannel {
             client: http_client(Method::SlackApi)?,
+            check_timeout: check_timeout(config),
             targets: targets_of(config, TargetType::SlackApi)
                 .map(|(name, target)| {
                     let base = target.api_base_url.trim_end_matches('/');
@@ -332,17 +349,22 @@ impl Channel for SlackApiChannel {
                 .trim_end_matches("chat.postMessage")
                 .to_string()
                 + "auth.test";
-            let answer = self
-                .client
-                .post(&url)
-                .bearer_auth(token.expose())
-                .send()
-                .await;
+            let answer = within(self.check_timeout, async {
+                let response = self
+                    .client
+                    .post(&url)
+                    .bearer_auth(token.expose())
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                Ok((status, body))
+            })
+            .await;
             let secrets = [token.expose()];
             results.push(match answer {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                None => CheckResult::fail(check, no_answer(self.check_timeout, &url)),
+                Some(Ok((status, body))) => {
                     if body["ok"] == true {
                         CheckResult::pass(
                             check,
@@ -360,7 +382,7 @@ impl Channel for SlackApiChannel {
                         )
                     }
                 }
-                Err(e) => CheckResult::fail(
+                Some(Err(e)) => CheckResult::fail(
                     check,
                     scrub(
                         &format!("auth.test failed: {}", error_chain(&e.without_url())),
@@ -402,6 +424,29 @@ impl fmt::Debug for SlackApiChannel {
 // ---------------------------------------------------------------------------------------------
 // Shared HTTP plumbing
 // ---------------------------------------------------------------------------------------------
+
+/// `dispatch_timeout`, at most [`CHECK_TIMEOUT_MAX`]: a check waits no longer than a delivery.
+fn check_timeout(config: &Config) -> Duration {
+    config.notifications.dispatch_timeout.min(CHECK_TIMEOUT_MAX)
+}
+
+/// `exchange`'s result, or `None` when it took longer than `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    exchange: impl std::future::Future<Output = Result<T, reqwest::Error>>,
+) -> Option<Result<T, reqwest::Error>> {
+    tokio::time::timeout(timeout, exchange).await.ok()
+}
+
+/// Why a check failed when Slack never answered; `url` is shown redacted.
+fn no_answer(timeout: Duration, url: &str) -> String {
+    format!(
+        "no answer within {} from {}: the server took the connection but did not reply; check \
+         the URL (api_base_url for slack_api) and that it is Slack or a proxy that answers",
+        humantime::format_duration(timeout),
+        redact_url(url)
+    )
+}
 
 /// One keep-alive client per channel; redirects are reported, not followed (a redirected POST
 /// turns into a GET on most codes).

@@ -14,20 +14,30 @@
 //! an AUTH rejection or a server without AUTH apart from a refused message — and the
 //! classification below depends on exactly that:
 //!
-//! * a 4xx reply, a connection, TLS or authentication failure: `Retryable`;
+//! * a 4xx reply, a connection, TLS or authentication failure, a greeting or `EHLO` reply the
+//!   client cannot read: `Retryable`;
 //! * a 5xx reply to the message (`smtp 550 5.1.1 mailbox unavailable`): `Permanent`;
 //! * AUTH configured but not offered, STARTTLS required but not offered: `Permanent`, with
 //!   what to change.
+//!
+//! A delivery that finds every connection to its server busy waits for one. The wait counts
+//! against the dispatcher's `dispatch_timeout` like the rest of the delivery, so such a delivery
+//! ends itself just before that timeout would, with a reason that says how long it queued:
+//! `dispatch timeout after 5s (waited 4.9 s for a connection to mail:25: all 10 of its
+//! connections were busy)` rather than a bare timeout that blames the server.
 //!
 //! Passwords are read at start (`password` or `password_file`) and never appear in a reason or
 //! a log line: lettre's own tracing is off, and every reason is scrubbed of the password.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -42,7 +52,7 @@ use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::email_layout::render_email;
 use super::{Channel, ChannelError, CheckResult, Delivery};
@@ -69,6 +79,11 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// limit concurrent sessions. Deliveries beyond it wait for a connection.
 const MAX_CONNECTIONS_PER_SERVER: usize = 10;
 
+/// How long before the dispatcher's `dispatch_timeout` a delivery that had to wait for a
+/// connection ends itself, so that its own reason, which names the wait, is the one recorded.
+/// At most a tenth of the timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
 /// An idle connection older than this is closed rather than reused: servers drop idle
 /// sessions after a while (RFC 5321 asks for at least 5 minutes; many use less).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +98,8 @@ pub struct SmtpChannel {
     relays: Vec<Arc<Relay>>,
     /// The right-hand side of `Message-Id`.
     message_id_domain: String,
+    /// `notifications.dispatch_timeout`: the dispatcher's bound on one delivery.
+    dispatch_timeout: Duration,
 }
 
 /// Where a message goes through, and as whom.
@@ -179,6 +196,7 @@ impl SmtpChannel {
             targets,
             relays: relays.into_relays(),
             message_id_domain,
+            dispatch_timeout: config.notifications.dispatch_timeout,
         })
     }
 
@@ -253,6 +271,7 @@ impl Channel for SmtpChannel {
     }
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
+        let budget = Budget::starting_now(self.dispatch_timeout);
         let (route, to) = match self.addressing(delivery) {
             Ok(addressing) => addressing,
             Err(reason) => return DeliveryOutcome::Permanent { reason },
@@ -263,7 +282,7 @@ impl Channel for SmtpChannel {
         };
         route
             .relay
-            .send(message.envelope(), &message.formatted())
+            .send(message.envelope(), &message.formatted(), &budget)
             .await
     }
 
@@ -575,7 +594,9 @@ impl RelaySpec {
     }
 
     /// lettre's TLS parameters: the CA file replaces the built-in roots, the client
-    /// certificate and key are presented when the server asks.
+    /// certificate and key are presented when the server asks. `skip_verify` skips both the
+    /// chain and the host-name checks (Coder's `CODER_EMAIL_TLS_SKIPVERIFY`): lettre's rustls
+    /// backend checks the name even for a certificate it was told to accept.
     fn tls_parameters(&self) -> Result<TlsParameters, ChannelError> {
         let address = self.address();
         let tls_error = |what: &str, e: SmtpError| {
@@ -585,7 +606,8 @@ impl RelaySpec {
             ))
         };
         let mut builder = TlsParameters::builder(self.server_name.clone())
-            .dangerous_accept_invalid_certs(self.skip_verify);
+            .dangerous_accept_invalid_certs(self.skip_verify)
+            .dangerous_accept_invalid_hostnames(self.skip_verify);
         if let Some(ca_file) = &self.ca_file {
             let pem = read_pem(ca_file, "email.tls.ca_file", "CERTIFICATE")?;
             let ca = Certificate::from_pem(&pem)
@@ -696,6 +718,46 @@ struct IdleConnection {
     since: Instant,
 }
 
+/// The dispatcher's time limit on one delivery, as seen from the delivery's start.
+struct Budget {
+    /// `notifications.dispatch_timeout`, for reasons.
+    dispatch_timeout: Duration,
+    /// When a delivery that had to wait for a connection gives up: [`DEADLINE_MARGIN`] (at
+    /// most a tenth of the timeout) before the dispatcher would cut it off.
+    deadline: tokio::time::Instant,
+}
+
+impl Budget {
+    fn starting_now(dispatch_timeout: Duration) -> Budget {
+        let margin = DEADLINE_MARGIN.min(dispatch_timeout / 10);
+        let now = tokio::time::Instant::now();
+        Budget {
+            dispatch_timeout,
+            deadline: now
+                .checked_add(dispatch_timeout - margin)
+                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365)),
+        }
+    }
+
+    /// `dispatch timeout after 5s (waited 4.9 s for a connection to host:port…)`: the
+    /// dispatcher's own words, plus the wait.
+    fn exceeded(&self, waited: Duration, address: &str, all_busy: bool) -> DeliveryOutcome {
+        let busy = if all_busy {
+            format!(": all {MAX_CONNECTIONS_PER_SERVER} of its connections were busy")
+        } else {
+            String::new()
+        };
+        DeliveryOutcome::Retryable {
+            reason: format!(
+                "dispatch timeout after {} (waited {:.1} s for a connection to {address}{busy})",
+                humantime::format_duration(self.dispatch_timeout),
+                waited.as_secs_f64()
+            ),
+            retry_after: None,
+        }
+    }
+}
+
 /// A failure while opening a connection, already classified.
 struct OpenFailure {
     permanent: bool,
@@ -731,7 +793,8 @@ impl Relay {
         if spec.skip_verify && spec.mode != TlsMode::None {
             tracing::warn!(
                 server = %address,
-                "email.tls.skip_verify is set: the certificate of {address} is not verified"
+                "email.tls.skip_verify is set: neither the certificate of {address} nor the \
+                 name in it is verified"
             );
         }
         let tls = match spec.mode {
@@ -772,14 +835,48 @@ impl Relay {
     }
 
     /// Sends one message on an idle connection, or a new one, and keeps the connection for the
-    /// next message. A reused connection that turns out to be closed is replaced once.
-    async fn send(self: &Arc<Self>, envelope: &Envelope, email: &[u8]) -> DeliveryOutcome {
-        let Ok(_slot) = self.slots.acquire().await else {
-            return DeliveryOutcome::Retryable {
-                reason: "smtp channel is shutting down".to_string(),
-                retry_after: None,
-            };
+    /// next message. When every connection is busy it waits for one; then the whole delivery
+    /// ends at `budget`'s deadline with a reason that names the wait (see the module doc).
+    async fn send(
+        self: &Arc<Self>,
+        envelope: &Envelope,
+        email: &[u8],
+        budget: &Budget,
+    ) -> DeliveryOutcome {
+        let shutting_down = || DeliveryOutcome::Retryable {
+            reason: "smtp channel is shutting down".to_string(),
+            retry_after: None,
         };
+        let (_slot, waited) = match self.slots.try_acquire() {
+            Ok(slot) => (slot, None),
+            Err(TryAcquireError::Closed) => return shutting_down(),
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = tokio::time::Instant::now();
+                match tokio::time::timeout_at(budget.deadline, self.slots.acquire()).await {
+                    Ok(Ok(slot)) => (slot, Some(waiting.elapsed())),
+                    Ok(Err(_)) => return shutting_down(),
+                    Err(_) => return budget.exceeded(waiting.elapsed(), &self.address, true),
+                }
+            }
+        };
+        let Some(waited) = waited else {
+            return self.send_on_slot(envelope, email).await;
+        };
+        tracing::debug!(
+            server = %self.address,
+            waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            "waited for a free SMTP connection"
+        );
+        let sending = self.send_on_slot(envelope, email);
+        match tokio::time::timeout_at(budget.deadline, sending).await {
+            Ok(outcome) => outcome,
+            Err(_) => budget.exceeded(waited, &self.address, false),
+        }
+    }
+
+    /// [`Relay::send`] once it holds a connection slot. A reused connection that turns out to
+    /// be closed is replaced once.
+    async fn send_on_slot(self: &Arc<Self>, envelope: &Envelope, email: &[u8]) -> DeliveryOutcome {
         if let Some(mut conn) = self.take_idle() {
             match conn.send(envelope, email).await {
                 Ok(_) => {
@@ -845,8 +942,14 @@ impl Relay {
 
     /// Connects, secures and authenticates a new connection, within [`OPEN_TIMEOUT`].
     async fn open(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
-        match tokio::time::timeout(OPEN_TIMEOUT, self.open_unbounded()).await {
-            Ok(opened) => opened,
+        let opening = CatchPanic::new(self.open_unbounded());
+        match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(panic)) => Err(OpenFailure::retryable(format!(
+                "smtp {} sent a greeting or EHLO reply the SMTP client cannot read ({panic}); \
+                 the server is broken or not an SMTP server",
+                self.address
+            ))),
             Err(_) => {
                 let hint = match self.mode {
                     TlsMode::Implicit => "",
@@ -894,9 +997,10 @@ impl Relay {
                         OpenFailure::permanent(format!("smtp STARTTLS refused: {reply}"))
                     }
                     _ => OpenFailure::retryable(format!(
-                        "smtp STARTTLS with {} failed: {}",
+                        "smtp STARTTLS with {} failed: {}{}",
                         self.address,
-                        detail(&e)
+                        detail(&e),
+                        certificate_hint(&e)
                     )),
                 })?;
         }
@@ -923,9 +1027,10 @@ impl Relay {
                     TlsMode::None | TlsMode::StartTls => "",
                 };
                 OpenFailure::retryable(format!(
-                    "smtp cannot connect to {}{how}: {}",
+                    "smtp cannot connect to {}{how}: {}{}",
                     self.address,
-                    detail(error)
+                    detail(error),
+                    certificate_hint(error)
                 ))
             }
         }
@@ -1059,6 +1164,34 @@ impl fmt::Debug for Relay {
     }
 }
 
+/// A future that turns a panic while it is polled into `Err(the panic's message)`. lettre
+/// 0.11 panics on some malformed replies (an `EHLO` line of only whitespace): a hostile server
+/// must cost one failed delivery, not the dispatcher's delivery task.
+struct CatchPanic<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> CatchPanic<F> {
+    fn new(inner: F) -> Self {
+        CatchPanic {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match super::catch_panic(move || inner.poll(cx)) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
 /// `AUTH PLAIN` with an initial response `identity NUL username NUL password` (RFC 4616).
 async fn auth_plain(conn: &mut AsyncSmtpConnection, login: &Login) -> Result<(), SmtpError> {
     let token = format!(
@@ -1082,8 +1215,12 @@ fn auth_mechanisms(line: &str) -> Option<String> {
     let keyword = words.next()?;
     let first = if keyword.eq_ignore_ascii_case("AUTH") {
         None
-    } else if keyword.len() > 5 && keyword[..5].eq_ignore_ascii_case("AUTH=") {
-        Some(&keyword[5..])
+    } else if let Some((_, rest)) = keyword
+        // `None` when byte 5 is inside a character: a server may send any UTF-8.
+        .split_at_checked(5)
+        .filter(|(head, rest)| head.eq_ignore_ascii_case("AUTH=") && !rest.is_empty())
+    {
+        Some(rest)
     } else {
         return None;
     };
@@ -1104,6 +1241,16 @@ fn detail(error: &SmtpError) -> String {
     std::error::Error::source(error)
         .map(ToString::to_string)
         .unwrap_or_else(|| error.to_string())
+}
+
+/// What to change when `error` is the server's certificate being refused, else nothing.
+fn certificate_hint(error: &SmtpError) -> &'static str {
+    if detail(error).contains("invalid peer certificate") {
+        " (trust its CA with email.tls.ca_file, or name it with email.tls.server_name; \
+         email.tls.skip_verify skips every check, for test servers only)"
+    } else {
+        ""
+    }
 }
 
 /// Whether a failure on a reused connection means it had been closed meanwhile: an I/O or
@@ -1202,6 +1349,23 @@ mod tests {
         assert_eq!(auth_mechanisms("AUTH"), Some(String::new()));
         assert_eq!(auth_mechanisms("STARTTLS"), None);
         assert_eq!(auth_mechanisms("AUTHX"), None);
+    }
+
+    #[test]
+    fn a_hostile_ehlo_line_with_multi_byte_characters_is_no_auth_line() {
+        // Byte 5 inside a multi-byte character (slicing there panics), or a lookalike of AUTH.
+        for line in [
+            "AUTHé PLAIN",
+            "AUTH€",
+            "ÄUTH=PLAIN",
+            "AUT🙂 LOGIN",
+            "🙂🙂 AUTH",
+            "ＡＵＴＨ",
+        ] {
+            assert_eq!(auth_mechanisms(line), None, "{line}");
+        }
+        assert_eq!(auth_mechanisms("AUTH=é LOGIN"), Some("é LOGIN".into()));
+        assert_eq!(auth_mechanisms("AUTH PLAIN ü"), Some("PLAIN ü".into()));
     }
 
     #[test]

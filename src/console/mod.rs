@@ -54,16 +54,26 @@ use theme::Theme;
 pub struct ConsoleOptions {
     /// Do not run a dispatcher in this process.
     pub no_dispatcher: bool,
-    /// Remove every action that changes anything.
+    /// Remove every action that changes anything; implies `no_dispatcher`.
     pub read_only: bool,
+}
+
+impl ConsoleOptions {
+    /// Whether this console runs a dispatcher. A read-only console runs none: a dispatcher
+    /// changes the store (leases, outcomes, retention, its heartbeat row), and someone who
+    /// only looks must not deliver from their terminal.
+    pub fn embeds_dispatcher(&self) -> bool {
+        !self.no_dispatcher && !self.read_only
+    }
 }
 
 /// The shortest time between two frames (~30 fps).
 const FRAME: Duration = Duration::from_millis(33);
 /// How often live data is refreshed.
 const TICK: Duration = Duration::from_secs(1);
-/// How long a clean stop of the embedded dispatcher may take.
-const DISPATCHER_STOP: Duration = Duration::from_secs(30);
+/// How long a clean stop of the embedded dispatcher may take beyond `dispatch_timeout`, which
+/// bounds each delivery still in flight: writing their outcomes and removing its replica row.
+const DISPATCHER_STOP_SLACK: Duration = Duration::from_secs(15);
 
 /// Runs the console for `caller` until `q`, with an embedded dispatcher unless told not to.
 /// The terminal is restored on every way out; `logs`' stderr output is muted meanwhile.
@@ -79,12 +89,12 @@ pub async fn run(
         user: caller.clone(),
         store_url: service.store().display_url().to_string(),
         read_only: options.read_only,
-        embedded_dispatcher: !options.no_dispatcher,
+        embedded_dispatcher: options.embeds_dispatcher(),
         default_method: config.notifications.method,
         fetch_interval: config.notifications.fetch_interval,
     };
     let mut default_missing = false;
-    let dispatcher = if options.no_dispatcher {
+    let dispatcher = if !options.embeds_dispatcher() {
         None
     } else {
         let store = service.store().clone();
@@ -126,12 +136,40 @@ pub async fn run(
     }
     let _ = stop.send(true);
     if let Some(task) = running {
-        match tokio::time::timeout(DISPATCHER_STOP, task).await {
-            Ok(joined) => joined.context("the dispatcher task failed")??,
-            Err(_) => tracing::warn!("the dispatcher did not stop within 30s; leaving it"),
-        }
+        stop_dispatcher(task, config.notifications.dispatch_timeout).await?;
     }
     outcome
+}
+
+/// Waits for the embedded dispatcher, told to stop, to finish its deliveries in flight and
+/// record them: at most `dispatch_timeout` (each delivery's own bound) plus
+/// [`DISPATCHER_STOP_SLACK`]. Past that it is left; its messages stay leased until their lease
+/// expires, and are then delivered again by any replica.
+async fn stop_dispatcher(
+    mut task: tokio::task::JoinHandle<Result<()>>,
+    dispatch_timeout: Duration,
+) -> Result<()> {
+    let bound = dispatch_timeout.saturating_add(DISPATCHER_STOP_SLACK);
+    // Quiet when there is nothing to wait for; otherwise say why the console has not exited.
+    let started = tokio::time::Instant::now();
+    if let Ok(joined) = tokio::time::timeout(Duration::from_millis(300), &mut task).await {
+        return joined.context("the dispatcher task failed")?;
+    }
+    tracing::info!(
+        "waiting up to {} for the dispatcher to finish the deliveries in flight",
+        humantime::format_duration(bound)
+    );
+    match tokio::time::timeout_at(started + bound, task).await {
+        Ok(joined) => joined.context("the dispatcher task failed")?,
+        Err(_) => {
+            tracing::warn!(
+                "the dispatcher did not stop within {}; the deliveries still in flight stay \
+                 leased until notifications.lease_period expires, then any replica delivers them",
+                humantime::format_duration(bound)
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Refuses to go on unless stdin and stdout are a terminal (checked before any work that only

@@ -49,10 +49,15 @@ pub fn restore() -> io::Result<()> {
 }
 
 /// Installs a panic hook that runs `restore` first, then the hook that was there (which
-/// prints the panic).
+/// prints the panic). A panic a channel catches and turns into a delivery outcome
+/// ([`crate::channels::panic_is_caught`]) keeps the terminal and goes to the log instead.
 pub fn install_panic_hook(restore: impl Fn() + Send + Sync + 'static) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if crate::channels::panic_is_caught() {
+            tracing::warn!("caught, the delivery fails: {info}");
+            return;
+        }
         restore();
         previous(info);
     }));

@@ -16,11 +16,12 @@ use minijinja::Environment;
 use super::file_tail;
 use crate::config::{Config, TargetConfig};
 
-/// The override templates of one configuration; cheap to clone and share between tasks.
-/// The default has none.
+/// The override templates of one configuration, and its `base_url`, the one setting every
+/// template sees; cheap to clone and share between tasks. The default has neither.
 #[derive(Clone, Default)]
 pub struct Overrides {
     set: Option<Arc<OverrideSet>>,
+    base_url: Option<Arc<str>>,
 }
 
 /// An override template that cannot be compiled; refuses start-up.
@@ -91,6 +92,7 @@ impl Overrides {
     /// Event names are not checked here ([`super::validate_catalog`] does, against the
     /// catalog).
     pub fn from_config(config: &Config) -> Result<Overrides, OverrideError> {
+        let base_url = config.base_url.as_deref().map(Arc::from);
         let mut events = BTreeMap::new();
         let mut targets = BTreeMap::new();
         let mut sources: Vec<(String, String)> = Vec::new();
@@ -132,7 +134,10 @@ impl Overrides {
             }
         }
         if sources.is_empty() {
-            return Ok(Overrides::default());
+            return Ok(Overrides {
+                set: None,
+                base_url,
+            });
         }
 
         let mut allowed = HashMap::new();
@@ -193,12 +198,18 @@ impl Overrides {
                 events,
                 targets,
             })),
+            base_url,
         })
     }
 
-    /// Whether there is no override at all.
+    /// Whether there is no override template at all (a `base_url` is no override).
     pub fn is_empty(&self) -> bool {
         self.set.is_none()
+    }
+
+    /// `base_url` (no trailing slash), or empty when it is not set.
+    pub fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or("")
     }
 
     /// The event names `[events.NAME]` overrides.

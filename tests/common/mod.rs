@@ -17,6 +17,7 @@
 pub mod http_sink;
 pub mod pty;
 pub mod seed;
+pub mod silent_server;
 pub mod smtp_server;
 
 use std::fs::{self, File, OpenOptions};

@@ -10,7 +10,7 @@
 //!
 //! Each server runs `python3` with a small aiosmtpd script (below) in its own temp dir: plain,
 //! STARTTLS (optionally required) or implicit TLS with a certificate from a test CA made with
-//! the `openssl` CLI; AUTH PLAIN and LOGIN against one username and password, optionally only
+//! the `openssl` CLI (or a self-signed one for another host name); AUTH PLAIN and LOGIN against one username and password, optionally only
 //! one mechanism, or no AUTH offered at all; a forced reply to every `RCPT` or `DATA`. Each
 //! accepted message is written to the temp dir — the envelope, the raw data, the session it
 //! came on, and how Python's own `email` package parses it — and read back by
@@ -62,6 +62,9 @@ pub struct SmtpServerOptions {
     pub auth_required: bool,
     /// Ask for a client certificate signed by the test CA (not required).
     pub request_client_cert: bool,
+    /// Present the self-signed certificate for [`SELF_SIGNED_NAME`] instead of the test CA's
+    /// for `localhost` and `127.0.0.1`.
+    pub self_signed_cert: bool,
     /// Answer every `RCPT` with this, e.g. `550 5.1.1 mailbox unavailable`.
     pub rcpt_reply: Option<String>,
     /// Answer every `DATA` (after the message) with this, e.g. `451 4.3.0 try again later`.
@@ -79,6 +82,7 @@ impl Default for SmtpServerOptions {
             auth_only_over_tls: false,
             auth_required: false,
             request_client_cert: false,
+            self_signed_cert: false,
             rcpt_reply: None,
             data_reply: None,
             idle_timeout: Duration::from_secs(300),
@@ -132,6 +136,13 @@ impl SmtpServerOptions {
     /// Ask clients for a certificate signed by the test CA, and record its common name.
     pub fn request_client_cert(mut self) -> Self {
         self.request_client_cert = true;
+        self
+    }
+
+    /// Present a self-signed certificate that names only [`SELF_SIGNED_NAME`], not the
+    /// address the client connects to.
+    pub fn self_signed_cert(mut self) -> Self {
+        self.self_signed_cert = true;
         self
     }
 
@@ -260,8 +271,8 @@ impl SmtpServer {
             "starttls": matches!(options.tls, ServerTls::StartTls { .. }),
             "require_starttls": options.tls == ServerTls::StartTls { required: true },
             "implicit_tls": options.tls == ServerTls::Implicit,
-            "cert": tls.map(|c| &c.server_cert),
-            "key": tls.map(|c| &c.server_key),
+            "cert": tls.map(|c| if options.self_signed_cert { &c.self_signed_cert } else { &c.server_cert }),
+            "key": tls.map(|c| if options.self_signed_cert { &c.self_signed_key } else { &c.server_key }),
             "client_ca": (options.request_client_cert).then(|| &test_certs().ca),
             "credentials": options.credentials,
             "mechanisms": options.mechanisms,
@@ -395,7 +406,7 @@ impl Drop for SmtpServer {
 /// Certificates for TLS tests, made by the `openssl` CLI into `<target>/tmp/smtp-test-certs`
 /// and reused while younger than [`CERTS_MAX_AGE`]: a CA, a server certificate for
 /// `localhost` and `127.0.0.1`, and a client certificate (`CN=herald-test-client`), all signed
-/// by the CA.
+/// by the CA; and a self-signed server certificate for [`SELF_SIGNED_NAME`] alone.
 pub struct TestCerts {
     /// The CA certificate (PEM), for `email.tls.ca_file`.
     pub ca: PathBuf,
@@ -404,7 +415,13 @@ pub struct TestCerts {
     /// For `email.tls.cert_file` / `cert_key_file`.
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// Self-signed, for [`SELF_SIGNED_NAME`] only (not `localhost`, not `127.0.0.1`).
+    pub self_signed_cert: PathBuf,
+    pub self_signed_key: PathBuf,
 }
+
+/// The only name in the self-signed test certificate.
+pub const SELF_SIGNED_NAME: &str = "mail.example.com";
 
 /// Test certificates older than this are made again (they are valid for 30 days).
 const CERTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -417,6 +434,8 @@ impl TestCerts {
             server_key: dir.join("server.key"),
             client_cert: dir.join("client.pem"),
             client_key: dir.join("client.key"),
+            self_signed_cert: dir.join("self-signed.pem"),
+            self_signed_key: dir.join("self-signed.key"),
         }
     }
 
@@ -428,6 +447,8 @@ impl TestCerts {
             &self.server_key,
             &self.client_cert,
             &self.client_key,
+            &self.self_signed_cert,
+            &self.self_signed_key,
         ];
         files.iter().all(|f| f.is_file())
             && fs::metadata(&self.ca)
@@ -552,6 +573,29 @@ fn make_certs(dir: &Path) {
         "/CN=herald-test-client",
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
     );
+    key("self-signed.key");
+    let subject = format!("/CN={SELF_SIGNED_NAME}");
+    let san = format!("subjectAltName=DNS:{SELF_SIGNED_NAME}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "self-signed.key",
+        "-sha256",
+        "-days",
+        "30",
+        "-subj",
+        &subject,
+        "-addext",
+        &san,
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+        "-out",
+        "self-signed.pem",
+    ]);
 }
 
 /// `None` when the system `python3` imports aiosmtpd, else the directory pip installed it
