@@ -1,25 +1,34 @@
 //! Herald: a notification dispatcher with a terminal admin console.
 //!
-//! Layers (STYLE.md): `model`, `routing` and `labels` are pure; `store` is the I/O adapter;
-//! `service` holds every operation a person can do, with the permission check; `cli` is a
-//! front end that only calls the service.
+//! The modules by layer, top to bottom; imports only point down this list (STYLE.md,
+//! LAYOUT.md).
 
-pub mod catalog;
-pub mod channels;
+// Front ends: parse, present, call the service; never SQL.
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod console;
 pub mod demo;
-pub mod dispatch;
-pub mod doctor;
-pub mod labels;
-pub mod model;
 pub mod output;
+
+// Runtime: one replica (channels + dispatcher + templates) for `serve`.
+pub mod serve;
+
+// Orchestration: every operation a person can do (permission check once), the notifier loop.
+pub mod dispatch;
+pub mod service;
+
+// I/O adapters: the shared store, the delivery channels.
+pub mod channels;
+pub mod store;
+
+// Pure domain logic.
+pub mod catalog;
+pub mod labels;
 pub mod queue;
 pub mod render;
 pub mod routing;
-pub mod serve;
-pub mod service;
-pub mod store;
+
+// Leaves anyone may use: plain types, settings, logs and metrics.
+pub mod config;
+pub mod model;
 pub mod telemetry;

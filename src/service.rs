@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod doctor;
 pub mod read_models;
 
 use crate::catalog;

@@ -169,7 +169,7 @@ impl Service {
     /// `herald doctor`'s checks; owners and on-call.
     pub async fn doctor(&self, caller: &User) -> ServiceResult<Vec<CheckResult>> {
         require(caller, QUEUE_WATCHERS, "running doctor")?;
-        Ok(crate::doctor::diagnose(self).await)
+        Ok(super::doctor::diagnose(self).await)
     }
 
     /// Sends `event` to the caller alone, with sample labels, by the caller's usual methods:

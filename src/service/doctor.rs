@@ -5,11 +5,11 @@ use chrono::Utc;
 
 use crate::channels::{Channels, CheckResult};
 use crate::model::Method;
-use crate::service::Service;
+use super::Service;
 
 /// Every check, in the order an operator reads them. Front ends call [`Service::doctor`],
 /// which checks the caller's role first.
-pub(crate) async fn diagnose(service: &Service) -> Vec<CheckResult> {
+pub(super) async fn diagnose(service: &Service) -> Vec<CheckResult> {
     let config = service.config();
     let store = service.store();
     let mut results = vec![CheckResult::pass(
