@@ -3,9 +3,9 @@
 
 use chrono::Utc;
 
+use super::Service;
 use crate::channels::{Channels, CheckResult};
 use crate::model::Method;
-use super::Service;
 
 /// Every check, in the order an operator reads them. Front ends call [`Service::doctor`],
 /// which checks the caller's role first.

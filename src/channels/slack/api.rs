@@ -1,0 +1,213 @@
+//! `slack_api`: a Block Kit message posted to `chat.postMessage` with a bearer token, in a
+//! channel or to a member.
+
+use super::*;
+
+/// Delivers `slack_api` messages: `chat.postMessage` with the target's bearer token, to its
+/// channel (or member id, for a direct message).
+pub struct SlackApiChannel {
+    client: reqwest::Client,
+    /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
+    check_timeout: Duration,
+    /// `slack_api` targets by qualified name (`name`, or `username/name`).
+    targets: HashMap<String, ApiTarget>,
+}
+
+/// What a `slack_api` target needs to post.
+pub(super) struct ApiTarget {
+    token: Option<Secret>,
+    channel: Option<String>,
+    /// `{api_base_url}/chat.postMessage`.
+    pub(super) endpoint: String,
+}
+
+impl SlackApiChannel {
+    /// Builds the channel (and its connection pool) from the `slack_api` targets of
+    /// `[[targets]]` and `[[users]]`.
+    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+        Ok(SlackApiChannel {
+            client: http_client(Method::SlackApi)?,
+            check_timeout: check_timeout(config),
+            targets: targets_of(config, TargetType::SlackApi)
+                .map(|(name, target)| {
+                    let base = target.api_base_url.trim_end_matches('/');
+                    let api = ApiTarget {
+                        token: target.token.clone(),
+                        channel: target.channel.clone(),
+                        endpoint: format!("{base}/chat.postMessage"),
+                    };
+                    (name, api)
+                })
+                .collect(),
+        })
+    }
+
+    /// The target `delivery` goes to, its token and its channel, or why it cannot go anywhere.
+    pub(super) fn target_for<'s>(
+        &'s self,
+        delivery: &Delivery<'_>,
+    ) -> Result<(&'s ApiTarget, &'s str, &'s str), String> {
+        let (name, target) = find_target(&self.targets, delivery, TargetType::SlackApi)?;
+        let missing = |key: &str, what: &str| {
+            format!(
+                "slack_api target `{name}` has no {key}: set `{key}` ({what}) in its \
+                 [[targets]] entry"
+            )
+        };
+        let token = target
+            .token
+            .as_ref()
+            .map(Secret::expose)
+            .ok_or_else(|| missing("token", "a Slack API token"))?;
+        let channel = target
+            .channel
+            .as_deref()
+            .ok_or_else(|| missing("channel", "a channel or member id"))?;
+        Ok((target, token, channel))
+    }
+
+    async fn post(
+        &self,
+        target: &ApiTarget,
+        token: &str,
+        channel: &str,
+        delivery: &Delivery<'_>,
+    ) -> DeliveryOutcome {
+        let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+            return DeliveryOutcome::Permanent {
+                reason: "slack_api token is not a valid HTTP header value: check the target's \
+                         token for spaces or line breaks"
+                    .to_string(),
+            };
+        };
+        authorization.set_sensitive(true);
+        let mut message = slack_message(delivery.event, delivery.rendered, delivery.payload);
+        if let Value::Object(fields) = &mut message {
+            fields.insert("channel".to_string(), Value::String(channel.to_string()));
+        }
+        let request = self
+            .client
+            .post(&target.endpoint)
+            .header(AUTHORIZATION, authorization)
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            )
+            .body(message.to_string());
+        match exchange(
+            request,
+            "slack chat.postMessage",
+            &target.endpoint,
+            &[token],
+            API_ANSWER_LIMIT,
+        )
+        .await
+        {
+            Ok(answer) => classify_api(
+                answer.status,
+                answer.retry_after.as_deref(),
+                &answer.body,
+                channel,
+                Utc::now(),
+            ),
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for SlackApiChannel {
+    fn method(&self) -> Method {
+        Method::SlackApi
+    }
+
+    /// `auth.test` with each target's token: proves the token works without posting.
+    async fn check(&self) -> Vec<CheckResult> {
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        let mut results = Vec::new();
+        for name in names {
+            let Some(target) = self.targets.get(name) else {
+                continue;
+            };
+            let check = format!("slack_api target `{name}`");
+            let Some(token) = &target.token else {
+                results.push(CheckResult::fail(check, "no token configured"));
+                continue;
+            };
+            let url = target
+                .endpoint
+                .trim_end_matches("chat.postMessage")
+                .to_string()
+                + "auth.test";
+            let answer = within(self.check_timeout, async {
+                let response = self
+                    .client
+                    .post(&url)
+                    .bearer_auth(token.expose())
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                Ok((status, body))
+            })
+            .await;
+            let secrets = [token.expose()];
+            results.push(match answer {
+                None => CheckResult::fail(check, no_answer(self.check_timeout, &url)),
+                Some(Ok((status, body))) => {
+                    if body["ok"] == true {
+                        CheckResult::pass(
+                            check,
+                            format!(
+                                "auth.test ok as {} in {}",
+                                body["user"].as_str().unwrap_or("?"),
+                                body["team"].as_str().unwrap_or("?")
+                            ),
+                        )
+                    } else {
+                        let error = body["error"].as_str().unwrap_or("unexpected answer");
+                        CheckResult::fail(
+                            check,
+                            scrub(&format!("auth.test HTTP {status}: {error}"), &secrets),
+                        )
+                    }
+                }
+                Some(Err(e)) => CheckResult::fail(
+                    check,
+                    scrub(
+                        &format!("auth.test failed: {}", error_chain(&e.without_url())),
+                        &secrets,
+                    ),
+                ),
+            });
+        }
+        results
+    }
+
+    async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
+        let (target, token, channel) = match self.target_for(delivery) {
+            Ok(found) => found,
+            Err(reason) => return DeliveryOutcome::Permanent { reason },
+        };
+        let outcome = self.post(target, token, channel, delivery).await;
+        scrub_outcome(outcome, &[token])
+    }
+}
+
+impl fmt::Debug for SlackApiChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut targets: Vec<String> = self
+            .targets
+            .iter()
+            .map(|(name, t)| {
+                let channel = t.channel.as_deref().unwrap_or("no channel");
+                format!("{name} → {channel} via {}", redact_url(&t.endpoint))
+            })
+            .collect();
+        targets.sort_unstable();
+        f.debug_struct("SlackApiChannel")
+            .field("targets", &targets)
+            .finish()
+    }
+}

@@ -1,0 +1,224 @@
+//! The Slack channels (DESIGN §7, SQLMesh's targets): `slack_webhook` posts a Block Kit message
+//! to an incoming webhook's URL; `slack_api` posts it to `chat.postMessage` with a bearer token,
+//! in a channel or to a member (a direct message).
+//!
+//! Slack reaches people only through targets: a delivery's `target` (its qualified name) picks
+//! the URL, or the token and channel. Webhook URLs (their path is the credential) and tokens
+//! are secrets: reasons show URLs only through [`redact_url`] and never show a token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use serde_json::{Value, json};
+
+use super::webhook::{body_excerpt, error_chain, parse_retry_after};
+use super::{Channel, ChannelError, CheckResult, Delivery};
+use crate::config::{Config, Secret, TargetConfig, redact_url};
+use crate::model::{Action, DeliveryOutcome, Method, TargetType};
+use crate::render::Rendered;
+
+/// How long establishing a connection may take; the whole delivery is bounded by the
+/// dispatcher's `dispatch_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a `herald doctor` check waits for Slack's answer; shorter when
+/// `dispatch_timeout` is. A URL that accepts the connection and never answers must not hang
+/// doctor (nothing else bounds a check).
+const CHECK_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+
+/// Idle keep-alive connections kept per host: enough for the dispatcher's concurrency.
+const MAX_IDLE_PER_HOST: usize = 256;
+
+/// Bytes of an incoming webhook's answer read (it is `ok` or an error code).
+const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
+
+/// Bytes of a `chat.postMessage` answer read: it echoes the whole message back.
+const API_ANSWER_LIMIT: usize = 1024 * 1024;
+
+/// Slack's limits (Block Kit reference, `chat.postMessage`).
+const HEADER_TEXT_MAX: usize = 150;
+const SECTION_TEXT_MAX: usize = 3000;
+const BLOCKS_MAX: usize = 50;
+const BUTTONS_MAX: usize = 25;
+const BUTTON_TEXT_MAX: usize = 75;
+const BUTTON_URL_MAX: usize = 3000;
+const TEXT_MAX: usize = 40_000;
+
+/// `ok:false` errors of `chat.postMessage` that another try may cure.
+const RETRYABLE_API_ERRORS: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "message_limit_exceeded",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+];
+
+mod api;
+mod blocks;
+mod classify;
+mod incoming;
+mod mrkdwn;
+#[cfg(test)]
+mod tests;
+
+pub use api::SlackApiChannel;
+pub use blocks::slack_message;
+pub use incoming::SlackWebhookChannel;
+
+use blocks::*;
+use classify::*;
+use mrkdwn::*;
+
+// ---------------------------------------------------------------------------------------------
+// Shared HTTP plumbing
+// ---------------------------------------------------------------------------------------------
+
+/// `dispatch_timeout`, at most [`CHECK_TIMEOUT_MAX`]: a check waits no longer than a delivery.
+fn check_timeout(config: &Config) -> Duration {
+    config.notifications.dispatch_timeout.min(CHECK_TIMEOUT_MAX)
+}
+
+/// `exchange`'s result, or `None` when it took longer than `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    exchange: impl std::future::Future<Output = Result<T, reqwest::Error>>,
+) -> Option<Result<T, reqwest::Error>> {
+    tokio::time::timeout(timeout, exchange).await.ok()
+}
+
+/// Why a check failed when Slack never answered; `url` is shown redacted.
+fn no_answer(timeout: Duration, url: &str) -> String {
+    format!(
+        "no answer within {} from {}: the server took the connection but did not reply; check \
+         the URL (api_base_url for slack_api) and that it is Slack or a proxy that answers",
+        humantime::format_duration(timeout),
+        redact_url(url)
+    )
+}
+
+/// One keep-alive client per channel; redirects are reported, not followed (a redirected POST
+/// turns into a GET on most codes).
+fn http_client(method: Method) -> Result<reqwest::Client, ChannelError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ChannelError::Setup {
+            method,
+            reason: format!("building the HTTP client: {}", error_chain(&e)),
+        })
+}
+
+/// The targets of `target_type`, global ones by `name` and users' own by `username/name`
+/// ([`crate::model::TargetRef::qualified_name`]).
+fn targets_of(
+    config: &Config,
+    target_type: TargetType,
+) -> impl Iterator<Item = (String, &TargetConfig)> {
+    let global = config.targets.iter().map(|t| (t.name.clone(), t));
+    let owned = config.users.iter().flat_map(|u| {
+        u.targets
+            .iter()
+            .map(move |t| (format!("{}/{}", u.username, t.name), t))
+    });
+    global
+        .chain(owned)
+        .filter(move |(_, t)| t.target_type == target_type)
+}
+
+/// The target named by `delivery.target`, or a reason naming what is missing.
+fn find_target<'t, T>(
+    targets: &'t HashMap<String, T>,
+    delivery: &Delivery<'_>,
+    target_type: TargetType,
+) -> Result<(&'t str, &'t T), String> {
+    let Some(name) = delivery.target else {
+        return Err(format!(
+            "a {target_type} message needs a target: Slack reaches people only through \
+             [[targets]] of type \"{target_type}\""
+        ));
+    };
+    targets
+        .get_key_value(name)
+        .map(|(name, target)| (name.as_str(), target))
+        .ok_or_else(|| {
+            format!(
+                "no {target_type} target `{name}` in the configuration: declare it in \
+                 [[targets]] (or [[users]].targets for `user/name`) with type = \
+                 \"{target_type}\""
+            )
+        })
+}
+
+/// The parts of an HTTP answer that classification needs.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Sends `request` and reads up to `limit` bytes of the answer, with `secrets` redacted from it
+/// before anything quotes it (a quote cut short would hide half a secret from a later scrub);
+/// a failure to get an answer is already an outcome. `what` names the peer in reasons; `url`
+/// is shown only redacted.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    what: &str,
+    url: &str,
+    secrets: &[&str],
+    limit: usize,
+) -> Result<Answer, DeliveryOutcome> {
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(e) if e.is_builder() => {
+            return Err(DeliveryOutcome::Permanent {
+                reason: format!(
+                    "{what} URL {} is invalid: {}",
+                    redact_url(url),
+                    error_chain(&e.without_url())
+                ),
+            });
+        }
+        Err(e) => {
+            return Err(DeliveryOutcome::Retryable {
+                reason: format!("{what} request failed: {}", error_chain(&e.without_url())),
+                retry_after: None,
+            });
+        }
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            // What was read is all there is to classify; a cut answer only costs the
+            // connection.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let body = match String::from_utf8(body) {
+        Ok(text) => scrub(&text, secrets).into_bytes(),
+        Err(not_text) => scrub(&String::from_utf8_lossy(not_text.as_bytes()), secrets).into_bytes(),
+    };
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
