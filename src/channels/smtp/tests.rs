@@ -1,0 +1,276 @@
+//! The SMTP channel's tests: settings, TLS modes, EHLO and reply parsing, scrubbing.
+
+use super::*;
+
+fn config(toml: &str) -> Config {
+    Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
+}
+
+fn setup_error(toml: &str) -> String {
+    match SmtpChannel::from_config(&config(toml)) {
+        Ok(channel) => panic!("expected a setup error, got {channel:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn base64_matches_rfc_4648() {
+    let cases = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+        ("\0user\0pass", "AHVzZXIAcGFzcw=="),
+    ];
+    for (plain, encoded) in cases {
+        assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+    }
+    assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
+}
+
+#[test]
+fn implicit_tls_wins_over_starttls_when_forced_or_on_port_465() {
+    let cases = [
+        ((false, false, 25), (TlsMode::None, false)),
+        ((false, true, 587), (TlsMode::StartTls, false)),
+        ((true, false, 2525), (TlsMode::Implicit, false)),
+        ((false, false, 465), (TlsMode::Implicit, false)),
+        ((false, true, 465), (TlsMode::Implicit, true)),
+        ((true, true, 587), (TlsMode::Implicit, true)),
+    ];
+    for ((force_tls, starttls, port), expected) in cases {
+        assert_eq!(
+            tls_mode(force_tls, starttls, port),
+            expected,
+            "force_tls={force_tls} starttls={starttls} port={port}"
+        );
+    }
+}
+
+#[test]
+fn auth_lines_are_read_in_both_forms() {
+    assert_eq!(
+        auth_mechanisms("AUTH CRAM-MD5 PLAIN"),
+        Some("CRAM-MD5 PLAIN".into())
+    );
+    assert_eq!(
+        auth_mechanisms("auth=LOGIN PLAIN"),
+        Some("LOGIN PLAIN".into())
+    );
+    assert_eq!(auth_mechanisms("AUTH"), Some(String::new()));
+    assert_eq!(auth_mechanisms("STARTTLS"), None);
+    assert_eq!(auth_mechanisms("AUTHX"), None);
+}
+
+#[test]
+fn a_hostile_ehlo_line_with_multi_byte_characters_is_no_auth_line() {
+    // Byte 5 inside a multi-byte character (slicing there panics), or a lookalike of AUTH.
+    for line in [
+        "AUTHé PLAIN",
+        "AUTH€",
+        "ÄUTH=PLAIN",
+        "AUT🙂 LOGIN",
+        "🙂🙂 AUTH",
+        "ＡＵＴＨ",
+    ] {
+        assert_eq!(auth_mechanisms(line), None, "{line}");
+    }
+    assert_eq!(auth_mechanisms("AUTH=é LOGIN"), Some("é LOGIN".into()));
+    assert_eq!(auth_mechanisms("AUTH PLAIN ü"), Some("PLAIN ü".into()));
+}
+
+#[test]
+fn host_and_port_are_split_with_ipv6_literals() {
+    assert_eq!(split_host_port("mail:25"), Some(("mail".into(), 25)));
+    assert_eq!(split_host_port("[::1]:2525"), Some(("::1".into(), 2525)));
+    assert_eq!(split_host_port("mail"), None);
+    assert_eq!(split_host_port("mail:0"), None);
+    assert_eq!(split_host_port(":25"), None);
+}
+
+#[test]
+fn message_ids_use_a_domain_hello_else_the_sender_domain() {
+    let from: Mailbox = "Herald <herald@example.com>".parse().unwrap();
+    assert_eq!(
+        message_id_domain("mx.herald.io", Some(&from)),
+        "mx.herald.io"
+    );
+    assert_eq!(message_id_domain("localhost", Some(&from)), "example.com");
+    assert_eq!(message_id_domain("10.0.0.1", Some(&from)), "example.com");
+    assert_eq!(message_id_domain("localhost", None), "localhost");
+}
+
+#[test]
+fn hello_becomes_an_address_literal_for_ips() {
+    assert_eq!(client_id("127.0.0.1").to_string(), "[127.0.0.1]");
+    assert_eq!(client_id("::1").to_string(), "[IPv6:::1]");
+    assert_eq!(client_id("mx.example.com").to_string(), "mx.example.com");
+}
+
+#[test]
+fn routes_to_the_same_server_share_one_relay() {
+    let channel = SmtpChannel::from_config(&config(
+        r#"
+[email]
+from = "Herald <herald@example.com>"
+smarthost = "127.0.0.1:2525"
+
+[[targets]]
+type = "smtp"
+name = "team"
+notify_on = ["run_failure"]
+recipients = ["team@example.com"]
+
+[[targets]]
+type = "smtp"
+name = "own"
+notify_on = ["run_failure"]
+recipients = ["own@example.com"]
+host = "mail.example.com"
+sender = "ops@example.com"
+
+[[users]]
+username = "alice"
+email = "alice@example.com"
+[[users.targets]]
+type = "smtp"
+name = "mine"
+notify_on = ["run_failure"]
+recipients = ["alice@example.com"]
+host = "mail.example.com"
+sender = "alice@example.com"
+"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        channel.servers(),
+        vec![
+            "127.0.0.1:2525".to_string(),
+            "mail.example.com:465".to_string()
+        ]
+    );
+    let debug = format!("{channel:?}");
+    assert!(
+        debug.contains("targets: [\"alice/mine\", \"own\", \"team\"]"),
+        "{debug}"
+    );
+    assert!(debug.contains("tls: Implicit"), "{debug}");
+}
+
+#[test]
+fn an_unreadable_password_file_is_a_setup_error_naming_it() {
+    let error = setup_error(
+        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
+         [email.auth]\nusername = \"u\"\npassword_file = \"/nonexistent/herald-pw\"\n",
+    );
+    assert!(
+        error.starts_with(
+            "cannot set up the smtp channel: cannot read email.auth.password_file \
+             /nonexistent/herald-pw: "
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_password_file_is_read_without_its_line_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    std::fs::write(&path, "s3cret\n").unwrap();
+    let config = config(&format!(
+        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
+         [email.auth]\nusername = \"u\"\npassword_file = \"{}\"\nidentity = \"id\"\n",
+        path.display()
+    ));
+    let login = email_login(&config).unwrap().unwrap();
+    assert_eq!(login.password.expose(), "s3cret");
+    assert_eq!(login.identity.as_deref(), Some("id"));
+    let channel = SmtpChannel::from_config(&config).unwrap();
+    assert!(!format!("{channel:?}").contains("s3cret"));
+}
+
+#[test]
+fn setup_errors_say_what_to_set() {
+    let cases = [
+        (
+            "[email]\nsmarthost = \"127.0.0.1:25\"\n",
+            "email.from is not set",
+        ),
+        (
+            "[email]\nfrom = \"not an address\"\nsmarthost = \"127.0.0.1:25\"\n",
+            "email.from `not an address` is not an email address",
+        ),
+        (
+            "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
+             [email.auth]\nusername = \"u\"\n",
+            "email.auth.username is set but neither email.auth.password",
+        ),
+        (
+            "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
+             [email.tls]\nstarttls = true\nca_file = \"/nonexistent/ca.pem\"\n",
+            "cannot read email.tls.ca_file /nonexistent/ca.pem",
+        ),
+        (
+            "[[targets]]\ntype = \"smtp\"\nname = \"t\"\nnotify_on = [\"run_failure\"]\n\
+             recipients = [\"a@example.com\"]\nhost = \"mail\"\n",
+            "smtp target `t` has no sender and email.from is not set",
+        ),
+        (
+            "[[targets]]\ntype = \"smtp\"\nname = \"t\"\nnotify_on = [\"run_failure\"]\n\
+             recipients = [\"a@example.com\"]\nhost = \"mail\"\nsender = \"s@example.com\"\n\
+             user = \"u\"\n",
+            "smtp target `t` has a user but no password",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let error = setup_error(toml);
+        assert!(error.contains(expected), "{toml}\n=> {error}");
+    }
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let error = setup_error(&format!(
+        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:465\"\n\
+         [email.tls]\nca_file = \"{}\"\n",
+        path.display()
+    ));
+    assert!(error.contains("holds no PEM certificate"), "{error}");
+}
+
+#[test]
+fn without_smtp_settings_the_channel_has_no_routes() {
+    let channel = SmtpChannel::from_config(&Config::default()).unwrap();
+    assert!(channel.servers().is_empty());
+    let rendered = crate::render::Rendered {
+        title: "t".into(),
+        body_markdown: "b".into(),
+        body_text: "b".into(),
+        body_html: String::new(),
+        actions: Vec::new(),
+    };
+    let payload = serde_json::json!({"user_email": "a@example.com"});
+    let delivery = Delivery {
+        message_id: uuid::Uuid::now_v7(),
+        event: "test_notification",
+        method: Method::Smtp,
+        user_id: None,
+        target: None,
+        payload: &payload,
+        rendered: &rendered,
+    };
+    let reason = channel.addressing(&delivery).err().unwrap();
+    assert!(reason.contains("set email.smarthost"), "{reason}");
+    let target = Delivery {
+        target: Some("nope"),
+        ..delivery
+    };
+    let reason = channel.addressing(&target).err().unwrap();
+    assert!(reason.contains("no smtp target `nope`"), "{reason}");
+}
