@@ -6,6 +6,7 @@
 //! connection just before that timeout, to say how long it queued.
 
 pub mod email_layout;
+pub mod http;
 pub mod inbox;
 pub mod slack;
 pub mod smtp;

@@ -11,13 +11,14 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use super::http::{self, CONNECT_TIMEOUT, body_excerpt, error_chain, parse_retry_after};
 use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::config::{Config, Secret, redact_url};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
@@ -32,18 +33,8 @@ pub const MESSAGE_ID_HEADER: &str = "X-Message-Id";
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>` when a signing secret is set.
 pub const SIGNATURE_HEADER: &str = "X-Herald-Signature";
 
-/// How long establishing a connection may take; the whole delivery is bounded by the
-/// dispatcher's `dispatch_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Idle keep-alive connections kept per host: enough for the dispatcher's concurrency.
-const MAX_IDLE_PER_HOST: usize = 256;
-
 /// Response bytes read to let a connection return to the pool; a longer body closes it.
 const DRAIN_LIMIT: usize = 64 * 1024;
-
-/// Characters of a rejecting response's body quoted in the reason.
-const REASON_BODY_CHARS: usize = 200;
 
 /// Delivers messages by HTTP `POST` to the webhook endpoint or a webhook target's URL.
 pub struct WebhookChannel {
@@ -62,15 +53,7 @@ impl WebhookChannel {
             method: Method::Webhook,
             reason,
         };
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .tcp_nodelay(true)
-            // A redirected POST turns into a GET on most codes: report it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| setup_error(format!("building the HTTP client: {}", error_chain(&e))))?;
+        let client = http::client(Method::Webhook)?;
         let global = config.targets.iter().map(|t| (t.name.clone(), t));
         let owned = config.users.iter().flat_map(|u| {
             u.targets
@@ -398,59 +381,6 @@ fn classify(
             }
         }
     }
-}
-
-/// The first [`REASON_BODY_CHARS`] characters of a response body, on one line.
-pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out = String::new();
-    for (i, word) in text.split_whitespace().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        if out.chars().count() >= REASON_BODY_CHARS {
-            break;
-        }
-    }
-    match out.char_indices().nth(REASON_BODY_CHARS) {
-        Some((cut, _)) => out[..cut].to_string(),
-        None => out,
-    }
-}
-
-/// A `Retry-After` value: delay seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime)
-/// counted from `now` (a date in the past means "now"). Anything else is ignored.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse().ok().map(Duration::from_secs);
-    }
-    let date = DateTime::parse_from_rfc2822(value)
-        .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT").map(|d| d.and_utc())
-        })
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y").map(|d| d.and_utc())
-        })
-        .ok()?;
-    Some((date - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// An error with its causes, `outer: inner: …`, skipping a cause its parent already quotes.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Removes from `reason` any part of `url` that may be a secret: the whole URL becomes its

@@ -26,7 +26,7 @@ impl SlackApiChannel {
     /// `[[targets]]` and `[[users]]`.
     pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
         Ok(SlackApiChannel {
-            client: http_client(Method::SlackApi)?,
+            client: http::client(Method::SlackApi)?,
             check_timeout: check_timeout(config),
             targets: targets_of(config, TargetType::SlackApi)
                 .map(|(name, target)| {

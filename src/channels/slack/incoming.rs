@@ -17,7 +17,7 @@ impl SlackWebhookChannel {
     /// `[[targets]]` and `[[users]]`.
     pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
         Ok(SlackWebhookChannel {
-            client: http_client(Method::SlackWebhook)?,
+            client: http::client(Method::SlackWebhook)?,
             check_timeout: check_timeout(config),
             targets: targets_of(config, TargetType::SlackWebhook)
                 .map(|(name, target)| (name, target.url.clone()))

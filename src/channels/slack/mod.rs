@@ -16,23 +16,16 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Value, json};
 
-use super::webhook::{body_excerpt, error_chain, parse_retry_after};
+use super::http::{self, body_excerpt, error_chain, parse_retry_after};
 use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::config::{Config, Secret, TargetConfig, redact_url};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
 
-/// How long establishing a connection may take; the whole delivery is bounded by the
-/// dispatcher's `dispatch_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The longest a `herald doctor` check waits for Slack's answer; shorter when
 /// `dispatch_timeout` is. A URL that accepts the connection and never answers must not hang
 /// doctor (nothing else bounds a check).
 const CHECK_TIMEOUT_MAX: Duration = Duration::from_secs(10);
-
-/// Idle keep-alive connections kept per host: enough for the dispatcher's concurrency.
-const MAX_IDLE_PER_HOST: usize = 256;
 
 /// Bytes of an incoming webhook's answer read (it is `ok` or an error code).
 const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
@@ -102,22 +95,6 @@ fn no_answer(timeout: Duration, url: &str) -> String {
         humantime::format_duration(timeout),
         redact_url(url)
     )
-}
-
-/// One keep-alive client per channel; redirects are reported, not followed (a redirected POST
-/// turns into a GET on most codes).
-fn http_client(method: Method) -> Result<reqwest::Client, ChannelError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ChannelError::Setup {
-            method,
-            reason: format!("building the HTTP client: {}", error_chain(&e)),
-        })
 }
 
 /// The targets of `target_type`, global ones by `name` and users' own by `username/name`
