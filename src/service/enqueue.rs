@@ -1,0 +1,228 @@
+//! Enqueueing: routing an event to its recipients, the label contract checked before anything
+//! is written, and the test and custom notifications a person sends themselves.
+
+use super::*;
+
+impl Service {
+    /// Routes an event to its recipients and queues the messages, all or nothing. Owners only:
+    /// producers run as an owner account.
+    pub async fn enqueue(
+        &self,
+        caller: &User,
+        input: &EnqueueInput,
+    ) -> ServiceResult<EnqueueReport> {
+        require(caller, OWNERS, "enqueueing events")?;
+        self.enqueue_unchecked(caller, input, true, None).await
+    }
+
+    async fn enqueue_unchecked(
+        &self,
+        caller: &User,
+        input: &EnqueueInput,
+        dedupe: bool,
+        only_method: Option<Method>,
+    ) -> ServiceResult<EnqueueReport> {
+        let labels = routing::parse_labels(&input.labels)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let data = parse_data(input.data.as_deref())?;
+        let event = self.event_named(&input.event).await?;
+
+        let mut explicit = Vec::with_capacity(input.users.len());
+        for name in &input.users {
+            let user = self.user_named(name).await?;
+            if !explicit.iter().any(|u: &User| u.id == user.id) {
+                explicit.push(user);
+            }
+        }
+        let actor_name = input.actor.clone().or_else(|| self.config.username.clone());
+        let actor = match &actor_name {
+            Some(name) => {
+                let actor = self.user_named(name).await?;
+                if !actor.is_active() {
+                    return Err(ServiceError::Invalid(format!(
+                        "actor `{name}` is suspended: their targets receive nothing; activate them or drop --actor"
+                    )));
+                }
+                Some(actor)
+            }
+            None => None,
+        };
+        let audit_owner = match labels.get("owner") {
+            Some(owner) if input.event == "audit_failure" => {
+                self.store.user_by_username(owner).await?
+            }
+            _ => None,
+        };
+        let audience = self
+            .store
+            .active_users_with_roles(&event.spec.audience_roles)
+            .await?;
+        let recipient_ids: Vec<Uuid> = explicit.iter().chain(&audience).map(|u| u.id).collect();
+        let preferences = self
+            .store
+            .preferences_for_template(event.id, &recipient_ids)
+            .await?;
+        let targets = self.config.target_refs();
+        let settings = RoutingSettings {
+            default_method: self.config.notifications.method,
+            inbox_enabled: self.config.notifications.inbox_enabled,
+            configured: self.config.configured_methods(),
+        };
+        let now = Utc::now();
+        let plan = routing::plan(&EnqueueRequest {
+            event: &event,
+            explicit: &explicit,
+            audience: &audience,
+            actor: actor.as_ref(),
+            audit_owner: audit_owner.as_ref(),
+            labels: &labels,
+            data: &data,
+            targets: &targets,
+            preferences: &preferences,
+            settings: &settings,
+            dedupe,
+            day: now.date_naive(),
+        });
+        let planned = plan.messages.into_iter();
+        let planned: Vec<_> = match only_method {
+            None => planned.collect(),
+            // A test by one method: the user's row for it, whatever their routing says.
+            Some(method) => planned
+                .take(1)
+                .map(|p| routing::PlannedMessage {
+                    method,
+                    dedupe_hash: None,
+                    ..p
+                })
+                .collect(),
+        };
+        self.queue_planned(caller, &event, &labels, planned, plan.warnings)
+            .await
+    }
+
+    /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]), inserts them
+    /// (one transaction) and reads back the ones created. Every path into the queue comes here.
+    pub(super) async fn queue_planned(
+        &self,
+        caller: &User,
+        event: &EventTemplate,
+        labels: &BTreeMap<String, String>,
+        planned: Vec<routing::PlannedMessage>,
+        warnings: Vec<String>,
+    ) -> ServiceResult<EnqueueReport> {
+        self.admit(event, labels, &planned)?;
+        for warning in &warnings {
+            tracing::warn!(event = %event.spec.name, "{warning}");
+        }
+        let template_id = event.id;
+        let now = Utc::now();
+        let messages: Vec<NewMessage> = planned
+            .into_iter()
+            .map(|p| NewMessage {
+                id: Uuid::now_v7(),
+                template_id,
+                user_id: p.user_id,
+                target: p.target,
+                method: p.method,
+                status: p.status,
+                status_reason: p.status_reason,
+                created_by: caller.username.clone(),
+                payload: p.payload,
+                dedupe_hash: p.dedupe_hash,
+                created_at: now,
+            })
+            .collect();
+        let EnqueueOutcome {
+            enqueued,
+            duplicates,
+        } = self.store.enqueue(&messages).await?;
+        let mut created = Vec::with_capacity(enqueued.len());
+        for id in &enqueued {
+            if let Some((m, _)) = self.store.message(*id).await? {
+                created.push(m);
+            }
+        }
+        Ok(EnqueueReport {
+            enqueued: created,
+            duplicates,
+            warnings,
+        })
+    }
+
+    /// Labels at the door (DESIGN §3): refuses, before anything is written, a message without a
+    /// label its event requires, or one whose templates do not render for a planned recipient
+    /// with the config's overrides, as the dispatcher would render it.
+    fn admit(
+        &self,
+        event: &EventTemplate,
+        labels: &BTreeMap<String, String>,
+        planned: &[routing::PlannedMessage],
+    ) -> ServiceResult<()> {
+        labels::check_required(&event.spec, labels)?;
+        let overrides = self.overrides.as_ref().map_err(|e| {
+            ServiceError::Invalid(format!(
+                "cannot check the message against the config's template overrides: {e}; fix \
+                 the override (`herald doctor` checks every template)"
+            ))
+        })?;
+        let messages = planned.iter().map(|p| (p.target.as_deref(), &p.payload));
+        labels::check_renders(event, overrides, messages)?;
+        Ok(())
+    }
+
+    /// Sends `test_notification` to the caller, bypassing dedupe: by `method` only when given,
+    /// else by the caller's normal routing (the event's method plus the inbox copy).
+    pub async fn send_test(
+        &self,
+        caller: &User,
+        method: Option<Method>,
+    ) -> ServiceResult<EnqueueReport> {
+        let input = EnqueueInput {
+            event: "test_notification".into(),
+            users: vec![caller.username.clone()],
+            actor: None,
+            labels: vec![format!("initiator={}", caller.username)],
+            data: None,
+        };
+        let Some(method) = method else {
+            return self.enqueue_unchecked(caller, &input, false, None).await;
+        };
+        if !self.config.configured_methods().contains(&method) {
+            return Err(ServiceError::Invalid(format!(
+                "{method} is not configured on this deployment ({}); `herald doctor` checks every channel",
+                match method {
+                    Method::Smtp => "set email.smarthost and email.from",
+                    Method::Webhook => "set notifications.webhook.endpoint",
+                    _ => "Slack reaches people only through [[targets]]",
+                }
+            )));
+        }
+        self.enqueue_unchecked(caller, &input, false, Some(method))
+            .await
+    }
+
+    /// Sends an ad-hoc `custom_notification` to the caller (Coder's `notifications custom`).
+    pub async fn send_custom(
+        &self,
+        caller: &User,
+        title: &str,
+        message: &str,
+    ) -> ServiceResult<EnqueueReport> {
+        if title.trim().is_empty() && message.trim().is_empty() {
+            return Err(ServiceError::Invalid(
+                "a custom notification needs a title or a message: herald notifications custom \"Build done\" \"All tests passed\"".into(),
+            ));
+        }
+        let input = EnqueueInput {
+            event: "custom_notification".into(),
+            users: vec![caller.username.clone()],
+            actor: None,
+            labels: vec![
+                format!("custom_title={title}"),
+                format!("custom_message={message}"),
+            ],
+            data: None,
+        };
+        self.enqueue_unchecked(caller, &input, false, None).await
+    }
+}
