@@ -5,10 +5,8 @@
 
 // Front ends: parse, present, call the service; never SQL.
 pub mod cli;
-pub mod commands;
 pub mod console;
 pub mod demo;
-pub mod output;
 
 // Runtime: one replica (channels + dispatcher + templates) for `serve`.
 pub mod serve;

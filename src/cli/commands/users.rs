@@ -1,0 +1,146 @@
+//! `herald users …`, `herald prefs …` and `herald optout …`.
+
+use super::*;
+
+pub(super) async fn users(service: &Service, caller: &User, cmd: UsersCommand) -> Result<()> {
+    match cmd {
+        UsersCommand::Add { .. } => Ok(()),
+        UsersCommand::List(flag) => {
+            let users = service.list_users(caller).await?;
+            if flag.json {
+                return print_json(&users);
+            }
+            let mut table = Table::new(["USERNAME", "EMAIL", "NAME", "ROLES", "STATUS"]);
+            for u in &users {
+                table.row([
+                    u.username.clone(),
+                    u.email.clone(),
+                    u.name.clone(),
+                    roles_text(u),
+                    u.status.to_string(),
+                ]);
+            }
+            table.print();
+            Ok(())
+        }
+        UsersCommand::Suspend { username } => {
+            service
+                .set_user_status(caller, &username, UserStatus::Suspended)
+                .await?;
+            println!("suspended {username}: they no longer act or receive notifications");
+            Ok(())
+        }
+        UsersCommand::Activate { username } => {
+            service
+                .set_user_status(caller, &username, UserStatus::Active)
+                .await?;
+            println!("activated {username}");
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn prefs(service: &Service, caller: &User, cmd: PrefsCommand) -> Result<()> {
+    match cmd {
+        PrefsCommand::List(flag) => {
+            let events = service.events(caller).await?;
+            let default = service.default_method();
+            if flag.json {
+                let rows: Vec<_> = events
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "name": e.spec.name,
+                            "group": e.spec.group,
+                            "method": e.method,
+                            "effective_method": e.method.unwrap_or(default),
+                        })
+                    })
+                    .collect();
+                return print_json(&rows);
+            }
+            let mut table = Table::new(["EVENT", "GROUP", "METHOD"]);
+            for e in &events {
+                table.row([
+                    e.spec.name.clone(),
+                    e.spec.group.clone(),
+                    method_text(e.method, default),
+                ]);
+            }
+            table.print();
+            Ok(())
+        }
+        PrefsCommand::Set { event, method } => {
+            let method = if method == "default" {
+                None
+            } else {
+                Some(method.parse::<Method>()?)
+            };
+            let updated = service.set_event_method(caller, &event, method).await?;
+            println!(
+                "{} now goes by {}",
+                updated.spec.name,
+                method_text(updated.method, service.default_method())
+            );
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn optout(service: &Service, caller: &User, cmd: OptoutCommand) -> Result<()> {
+    match cmd {
+        OptoutCommand::List { user, json } => {
+            let (subject, entries) = service.opt_outs(caller, user.as_deref()).await?;
+            if json {
+                let rows: Vec<_> = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "username": subject.username,
+                            "event": e.event.spec.name,
+                            "group": e.event.spec.group,
+                            "enabled": e.enabled,
+                            "disabled": e.preference,
+                            "enabled_by_default": e.event.spec.enabled_by_default,
+                        })
+                    })
+                    .collect();
+                return print_json(&rows);
+            }
+            let mut table = Table::new(["EVENT", "GROUP", "YOU GET IT", "WHY"]);
+            for e in &entries {
+                let why = match e.preference {
+                    Some(true) => "opted out",
+                    Some(false) => "opted in",
+                    None if e.event.spec.enabled_by_default => "default",
+                    None => "off by default",
+                };
+                table.row([
+                    e.event.spec.name.clone(),
+                    e.event.spec.group.clone(),
+                    if e.enabled { "yes" } else { "no" }.to_string(),
+                    why.to_string(),
+                ]);
+            }
+            println!("opt-outs of {}:", subject.username);
+            table.print();
+            Ok(())
+        }
+        OptoutCommand::Set { event, user } => {
+            let subject = service
+                .set_opt_out(caller, &event, user.as_deref(), true)
+                .await?;
+            println!("{} opted out of {event}", subject.username);
+            Ok(())
+        }
+        OptoutCommand::Clear { event, user } => {
+            // Clearing an opt-out of an event that is off by default would leave it off, so
+            // clearing means "I want it": an explicit opt-in.
+            let subject = service
+                .set_opt_out(caller, &event, user.as_deref(), false)
+                .await?;
+            println!("{} receives {event} again", subject.username);
+            Ok(())
+        }
+    }
+}
