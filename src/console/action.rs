@@ -12,7 +12,7 @@ use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
 use crate::model::{Attempt, EventTemplate, Message, Method};
 use crate::service::read_models::QueueQuery;
-use crate::store::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
+use crate::service::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
 use super::state::Tab;

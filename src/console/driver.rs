@@ -7,8 +7,8 @@ use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::model::User;
+use crate::service::PageRequest;
 use crate::service::{EnqueueReport, Service, ServiceError};
-use crate::store::PageRequest;
 
 use super::action::{Action, Effect, OptOutRow};
 use super::inbox::INBOX_LIMIT;
@@ -176,7 +176,7 @@ impl Driver {
                 }
             }
             Effect::LoadInbox => Action::InboxLoaded(
-                s.inbox(me, crate::store::InboxFilter::All, INBOX_LIMIT)
+                s.inbox(me, crate::service::InboxFilter::All, INBOX_LIMIT)
                     .await
                     .map_err(text),
             ),

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 use uuid::Uuid;
 
-use crate::store::InboxEntry;
+use crate::service::InboxEntry;
 
 use super::action::Effect;
 use super::state::AppState;

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::model::{Attempt, Message, MessageState};
 use crate::queue::can_retry;
+use crate::service::StateCounts;
 use crate::service::read_models::QueueQuery;
-use crate::store::StateCounts;
 
 use super::action::{Action, Effect};
 use super::filter;

@@ -9,7 +9,7 @@ use tui_input::Input;
 
 use crate::dispatch::DispatcherState;
 use crate::model::{Method, Role, User};
-use crate::store::Undeliverable;
+use crate::service::Undeliverable;
 
 use super::action::{Effect, Load};
 use super::events::EventsState;

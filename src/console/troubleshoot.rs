@@ -13,7 +13,7 @@ use tracing::Level;
 
 use crate::channels::CheckResult;
 use crate::service::read_models::QueueQuery;
-use crate::store::{MessageFilter, ReasonCount, Replica};
+use crate::service::{MessageFilter, ReasonCount, Replica};
 use crate::telemetry::LogLine;
 
 use super::action::Effect;

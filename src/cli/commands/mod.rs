@@ -16,7 +16,8 @@ use crate::cli::{
 use crate::config::{Config, ConfigSources};
 use crate::model::{EventTemplate, Message, Method, Role, User, UserStatus};
 use crate::service::{EnqueueInput, EnqueueReport, Service};
-use crate::store::{self, InboxFilter, MessageFilter, NewUser, OpenMode, PageRequest};
+use crate::service::{InboxFilter, MessageFilter, NewUser, PageRequest};
+use crate::store::{self, OpenMode};
 use crate::telemetry::LogHandle;
 
 mod enqueue;
