@@ -8,7 +8,8 @@ pub mod cli;
 pub mod console;
 pub mod demo;
 
-// Runtime: one replica (channels + dispatcher + templates) for `serve`.
+// Runtime: one replica (channels + dispatcher + templates) for `serve` and the console.
+pub mod runtime;
 pub mod serve;
 
 // Orchestration: every operation a person can do (permission check once), the notifier loop.

@@ -38,8 +38,7 @@ use chrono::Utc;
 use crossterm::event::{Event, KeyEventKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::channels::Channels;
-use crate::dispatch::{DispatchSettings, Dispatcher, DispatcherState};
+use crate::dispatch::DispatcherState;
 use crate::model::User;
 use crate::service::Service;
 use crate::telemetry::{LogHandle, LogRing, Metrics};
@@ -93,24 +92,12 @@ pub async fn run(
         default_method: config.notifications.method,
         fetch_interval: config.notifications.fetch_interval,
     };
-    let mut default_missing = false;
-    let dispatcher = if !options.embeds_dispatcher() {
-        None
+    let replica = if options.embeds_dispatcher() {
+        Some(crate::runtime::start_replica(&service, Arc::new(Metrics::new())).await?)
     } else {
-        let store = service.store().clone();
-        let channels = Channels::for_replica(config, store.clone())?;
-        default_missing = channels.get(config.notifications.method).is_none();
-        let overrides = crate::serve::checked_templates(&service).await?;
-        Some(
-            Dispatcher::new(
-                store,
-                Arc::new(channels),
-                DispatchSettings::from(config),
-                Arc::new(Metrics::new()),
-            )?
-            .with_overrides(overrides),
-        )
+        None
     };
+    let default_missing = replica.as_ref().is_some_and(|r| r.default_method_missing);
     let ring = logs
         .as_ref()
         .map_or_else(|| LogRing::new(0), LogHandle::ring);
@@ -124,9 +111,7 @@ pub async fn run(
             config.notifications.method
         );
     }
-    let (stop, stopping) = watch::channel(false);
-    let states = dispatcher.as_ref().map(Dispatcher::state);
-    let running = dispatcher.map(|d| tokio::spawn(d.run(stopping)));
+    let states = replica.as_ref().map(|r| r.state());
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let driver = driver::Driver::new(service.clone(), caller, results_tx);
     let state = AppState::new(session, Utc::now());
@@ -134,42 +119,15 @@ pub async fn run(
     if let Some(logs) = &logs {
         logs.set_stderr(true);
     }
-    let _ = stop.send(true);
-    if let Some(task) = running {
-        stop_dispatcher(task, config.notifications.dispatch_timeout).await?;
+    if let Some(replica) = replica {
+        // Each delivery in flight is bounded by dispatch_timeout; then writing the outcomes.
+        let bound = config
+            .notifications
+            .dispatch_timeout
+            .saturating_add(DISPATCHER_STOP_SLACK);
+        replica.stop_within(bound).await?;
     }
     outcome
-}
-
-/// Waits for the embedded dispatcher, told to stop, to finish its deliveries in flight and
-/// record them: at most `dispatch_timeout` (each delivery's own bound) plus
-/// [`DISPATCHER_STOP_SLACK`]. Past that it is left; its messages stay leased until their lease
-/// expires, and are then delivered again by any replica.
-async fn stop_dispatcher(
-    mut task: tokio::task::JoinHandle<Result<()>>,
-    dispatch_timeout: Duration,
-) -> Result<()> {
-    let bound = dispatch_timeout.saturating_add(DISPATCHER_STOP_SLACK);
-    // Quiet when there is nothing to wait for; otherwise say why the console has not exited.
-    let started = tokio::time::Instant::now();
-    if let Ok(joined) = tokio::time::timeout(Duration::from_millis(300), &mut task).await {
-        return joined.context("the dispatcher task failed")?;
-    }
-    tracing::info!(
-        "waiting up to {} for the dispatcher to finish the deliveries in flight",
-        humantime::format_duration(bound)
-    );
-    match tokio::time::timeout_at(started + bound, task).await {
-        Ok(joined) => joined.context("the dispatcher task failed")?,
-        Err(_) => {
-            tracing::warn!(
-                "the dispatcher did not stop within {}; the deliveries still in flight stay \
-                 leased until notifications.lease_period expires, then any replica delivers them",
-                humantime::format_duration(bound)
-            );
-            Ok(())
-        }
-    }
 }
 
 /// Refuses to go on unless stdin and stdout are a terminal (checked before any work that only

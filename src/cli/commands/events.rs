@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn events_list(service: &Service, caller: &User, json: bool) -> Result<()> {
-    crate::serve::checked_templates(service).await?;
+    crate::runtime::checked_templates(service).await?;
     let events = service.events(caller).await?;
     let default = service.default_method();
     if json {
