@@ -1,6 +1,6 @@
 //! Console benchmark (issue 5, item 6): the Queue tab over a store of 1,000,000 messages.
 //!
-//! Each backend gets a fresh database (`tests/common`: a temp-dir SQLite file, a throwaway
+//! Each backend gets a fresh database (`tests/it/common`: a temp-dir SQLite file, a throwaway
 //! PostgreSQL cluster or `HERALD_TEST_DATABASE_URL`), seeded with N messages of mixed states,
 //! events, users and methods with payloads built the way routing builds them, through
 //! [`Store::enqueue`] in batches. Then a fresh store handle and service, as a console process
@@ -25,7 +25,7 @@
 //! cargo bench --bench console -- sqlite --n 100000  # smaller, one backend
 //! ```
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -21,7 +21,7 @@
 //! PostgreSQL is a throwaway cluster started by the test harness (or `HERALD_TEST_DATABASE_URL`);
 //! SQLite is a file in a temp dir. BENCHMARKS.md has the figures and how to read them.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -1228,7 +1228,7 @@ impl Machine {
                 if std::env::var(common::EXTERNAL_URL_VAR).is_ok_and(|v| !v.trim().is_empty()) {
                     "server from HERALD_TEST_DATABASE_URL"
                 } else {
-                    "throwaway cluster from tests/common: fsync = off, synchronous_commit = off, \
+                    "throwaway cluster from tests/it/common: fsync = off, synchronous_commit = off, \
                      full_page_writes = off, otherwise defaults"
                 }
             )
