@@ -243,8 +243,37 @@ impl Write for Recorder {
     }
 }
 
+/// A panic hook, as `std::panic::take_hook` hands it out.
+type PanicHook = dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync;
+
+/// Puts back, when dropped, the panic hook that was in place when it was made:
+/// [`install_panic_hook`] sets the hook of the whole process, and every integration test runs
+/// in this one.
+struct SavedPanicHook(Arc<PanicHook>);
+
+impl SavedPanicHook {
+    fn save() -> SavedPanicHook {
+        let hook: Arc<PanicHook> = Arc::from(std::panic::take_hook());
+        let current = Arc::clone(&hook);
+        std::panic::set_hook(Box::new(move |info| current(info)));
+        SavedPanicHook(hook)
+    }
+}
+
+impl Drop for SavedPanicHook {
+    fn drop(&mut self) {
+        // Setting a hook while panicking aborts: a test that failed leaves its hook in place.
+        if std::thread::panicking() {
+            return;
+        }
+        let hook = Arc::clone(&self.0);
+        std::panic::set_hook(Box::new(move |info| hook(info)));
+    }
+}
+
 #[test]
 fn a_panic_inside_a_view_restores_the_terminal_before_the_message() {
+    let saved = SavedPanicHook::save();
     let recorder = Recorder::default();
     let restored = recorder.clone();
     install_panic_hook(move || {
@@ -272,5 +301,14 @@ fn a_panic_inside_a_view_restores_the_terminal_before_the_message() {
     assert!(
         written.contains("\u{1b}[?2004l"),
         "stopped bracketed paste: {written:?}"
+    );
+
+    drop(saved);
+    let recorded = recorder.0.lock().expect("not poisoned").len();
+    let _ = std::panic::catch_unwind(|| panic!("a panic after the test"));
+    let after = recorder.0.lock().expect("not poisoned").len();
+    assert_eq!(
+        after, recorded,
+        "the restoring hook is gone once the test ends"
     );
 }

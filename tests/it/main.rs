@@ -4,8 +4,8 @@
 //! A module per subject; a test's name starts with its module
 //! (`cargo test --test it store_conformance::postgres::`). Since they share the process, a test
 //! leaves process-wide state as it found it: environment and working directory are set on the
-//! child processes it starts (`Command::env`, `Command::current_dir`), and logs are captured with
-//! `tracing::subscriber::with_default`.
+//! child processes it starts (`Command::env`, `Command::current_dir`), logs are captured with
+//! `tracing::subscriber::with_default`, and a panic hook is put back when its test ends.
 
 mod common;
 
