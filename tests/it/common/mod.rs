@@ -1,4 +1,4 @@
-//! Shared fixtures for the integration tests (and the benchmarks):
+//! Shared fixtures for the integration tests (and, through `benches/common`, the benchmarks):
 //! a fresh, empty database per test, on SQLite or PostgreSQL. A test module uses
 //!
 //! * [`sqlite_db`] / [`postgres_db`] for one backend, or
