@@ -1,6 +1,6 @@
 //! Console benchmark (issue 5, item 6): the Queue tab over a store of 1,000,000 messages.
 //!
-//! Each backend gets a fresh database (`tests/common`: a temp-dir SQLite file, a throwaway
+//! Each backend gets a fresh database (`tests/it/common`: a temp-dir SQLite file, a throwaway
 //! PostgreSQL cluster or `HERALD_TEST_DATABASE_URL`), seeded with N messages of mixed states,
 //! events, users and methods with payloads built the way routing builds them, through
 //! [`Store::enqueue`] in batches. Then a fresh store handle and service, as a console process
@@ -25,7 +25,6 @@
 //! cargo bench --bench console -- sqlite --n 100000  # smaller, one backend
 //! ```
 
-#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -35,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use common::TestDb;
+use common::figures::{nproc, percentile, read_trimmed, thousands};
+use common::{Backend, discard, parse_count};
 use herald::config::Config;
 use herald::console::action::Action;
 use herald::console::driver::Driver;
@@ -143,10 +143,7 @@ impl Options {
                 let text = args
                     .next()
                     .with_context(|| format!("{name} needs a value\n\n{USAGE}"))?;
-                match text.trim().replace('_', "").parse::<usize>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => bail!("{name} wants a positive whole number, not `{text}`"),
-                }
+                parse_count(name, &text)
             };
             match arg.as_str() {
                 "--bench" => {}
@@ -166,29 +163,6 @@ impl Options {
             options.backends = vec![Backend::Sqlite, Backend::Postgres];
         }
         Ok(Some(options))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// An empty database; the harness shells out to `psql`, so it runs off the async workers.
-    fn fresh_db(self) -> TestDb {
-        tokio::task::block_in_place(|| match self {
-            Backend::Sqlite => common::sqlite_db(),
-            Backend::Postgres => common::postgres_db(),
-        })
     }
 }
 
@@ -636,7 +610,7 @@ async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> 
     }
     let scans = old_count_scans(&db.url).await?;
     let console = tokio::task::block_in_place(|| run_child(&db.url, options))?;
-    tokio::task::block_in_place(move || drop(db));
+    discard(db);
     Ok(Report {
         backend,
         n: options.n,
@@ -878,15 +852,6 @@ fn sorted(values: &[Duration]) -> Vec<Duration> {
     values
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> String {
     match d.as_secs_f64() * 1000.0 {
         millis if millis < 1.0 => format!("{millis:.2} ms"),
@@ -896,18 +861,6 @@ fn ms(d: Duration) -> String {
 
 fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
-}
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{value:.0}");
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn verdict(met: bool, value: f64, target: f64) -> String {
@@ -1016,14 +969,4 @@ fn print_tables(reports: &[Report], options: &Options) {
         "(--steps {}, --batch {}; times exclude the run loop's wait for its next frame tick, at most {} ms)",
         options.steps, options.batch, 33
     );
-}
-
-fn nproc() -> usize {
-    std::thread::available_parallelism().map_or(0, |n| n.get())
-}
-
-fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

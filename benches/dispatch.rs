@@ -21,7 +21,6 @@
 //! PostgreSQL is a throwaway cluster started by the test harness (or `HERALD_TEST_DATABASE_URL`);
 //! SQLite is a file in a temp dir. BENCHMARKS.md has the figures and how to read them.
 
-#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use common::TestDb;
-use common::http_sink::{HttpSink, Response};
+use common::figures::{nproc, percentile, read_trimmed, thousands};
+use common::harness::http_sink::{HttpSink, Response};
+use common::{Backend, discard, parse_count};
 use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
@@ -160,13 +160,6 @@ impl Options {
             drain,
             quick,
         }))
-    }
-}
-
-fn parse_count(name: &str, text: &str) -> anyhow::Result<usize> {
-    match text.trim().replace('_', "").parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => bail!("{name} wants a positive whole number, not `{text}`"),
     }
 }
 
@@ -316,28 +309,7 @@ async fn throughput_scenarios(
 // Backends, stores and replicas
 // -------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// An empty database; the harness shells out to `psql`, so it runs off the async workers.
-    fn fresh_db(self) -> TestDb {
-        tokio::task::block_in_place(|| match self {
-            Backend::Sqlite => common::sqlite_db(),
-            Backend::Postgres => common::postgres_db(),
-        })
-    }
-
     /// What `end to end` must reach, in messages per second (issue 3).
     fn target(self) -> f64 {
         match self {
@@ -345,11 +317,6 @@ impl Backend {
             Backend::Postgres => 10_000.0,
         }
     }
-}
-
-/// Drops a test database (a blocking `DROP DATABASE` on PostgreSQL) off the async workers.
-fn discard(db: TestDb) {
-    tokio::task::block_in_place(move || drop(db));
 }
 
 /// Herald's defaults, with only the webhook endpoint pointed at the sink.
@@ -1054,29 +1021,8 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct ThroughputRow {
@@ -1198,7 +1144,6 @@ impl Machine {
                     .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
             })
             .unwrap_or_else(|| "unknown".into());
-        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
         let memory = std::fs::read_to_string("/proc/meminfo")
             .unwrap_or_default()
             .lines()
@@ -1219,16 +1164,18 @@ impl Machine {
             // Also starts the throwaway cluster now, outside every timed section.
             let db = Backend::Postgres.fresh_db();
             let version = tokio::task::block_in_place(|| {
-                common::psql(&db.url, "select version()")
+                common::harness::psql(&db.url, "select version()")
                     .map_err(|e| anyhow::anyhow!("asking PostgreSQL its version: {e}"))
             })?;
             discard(db);
             format!(
                 "{version} ({})",
-                if std::env::var(common::EXTERNAL_URL_VAR).is_ok_and(|v| !v.trim().is_empty()) {
+                if std::env::var(common::harness::EXTERNAL_URL_VAR)
+                    .is_ok_and(|v| !v.trim().is_empty())
+                {
                     "server from HERALD_TEST_DATABASE_URL"
                 } else {
-                    "throwaway cluster from tests/common: fsync = off, synchronous_commit = off, \
+                    "throwaway cluster from tests/it/common: fsync = off, synchronous_commit = off, \
                      full_page_writes = off, otherwise defaults"
                 }
             )
@@ -1237,7 +1184,7 @@ impl Machine {
         };
         Ok(Machine {
             lines: vec![
-                ("nproc".into(), nproc.to_string()),
+                ("nproc".into(), nproc().to_string()),
                 ("CPU".into(), cpu),
                 ("memory".into(), memory),
                 ("kernel".into(), kernel),
@@ -1263,10 +1210,4 @@ impl Machine {
             println!("- {name}: {value}");
         }
     }
-}
-
-fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -1,7 +1,7 @@
 //! The shared store: one trait, a SQLite and a PostgreSQL implementation, the migrations.
 //!
 //! Every replica coordinates only through the store (DESIGN §1). Both implementations pass the
-//! same conformance suite (`tests/store_conformance.rs`).
+//! same conformance suite (`tests/it/store_conformance.rs`).
 
 mod postgres;
 mod sqlite;

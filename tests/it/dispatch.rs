@@ -1,0 +1,396 @@
+//! The dispatcher end to end against a real HTTP endpoint on loopback, on both backends.
+
+use crate::common;
+use crate::for_both_backends;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::TestDb;
+use common::http_sink::{HttpSink, Response};
+use herald::channels::Channels;
+use herald::channels::inbox::InboxChannel;
+use herald::config::Config;
+use herald::dispatch::{DispatchSettings, Dispatcher};
+use herald::model::{MessageState, Method};
+use herald::store::{self, MessageFilter, NewMessage, OpenMode, PageRequest, Store};
+use herald::telemetry::Metrics;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// A running dispatcher and the handle to stop it.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .expect("dispatcher task panicked")
+            .expect("dispatcher failed");
+    }
+}
+
+/// Fast settings for tests: short leases and retries; `tweak` adjusts them.
+fn config(db: &TestDb, endpoint: &str, tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut c = Config {
+        database_url: db.url.clone(),
+        ..Config::default()
+    };
+    c.notifications.method = Method::Webhook;
+    c.notifications.webhook.endpoint = Some(endpoint.to_string());
+    c.notifications.fetch_interval = Duration::from_millis(200);
+    c.notifications.retry_interval = Duration::from_millis(300);
+    c.notifications.store_sync_interval = Duration::from_millis(50);
+    c.notifications.lease_period = Duration::from_secs(10);
+    c.notifications.dispatch_timeout = Duration::from_secs(5);
+    c.notifications.max_send_attempts = 3;
+    tweak(&mut c);
+    c
+}
+
+async fn open(db: &TestDb) -> Arc<dyn Store> {
+    let store = store::open(&db.url, OpenMode::Migrate)
+        .await
+        .expect("open store");
+    store
+        .upsert_catalog(herald::catalog::builtin())
+        .await
+        .expect("catalog");
+    store
+}
+
+/// Starts a dispatcher on its own store handle (as another process would have).
+async fn start(config: &Config) -> Running {
+    let store = store::open(&config.database_url, OpenMode::Existing)
+        .await
+        .expect("open store");
+    let mut channels = Channels::from_config(config).expect("channels");
+    channels.insert(Arc::new(InboxChannel::new(store.clone())));
+    let dispatcher = Dispatcher::new(
+        store,
+        Arc::new(channels),
+        DispatchSettings::from(config),
+        Arc::new(Metrics::new()),
+    )
+    .expect("dispatcher");
+    let (stop, stopping) = watch::channel(false);
+    let task = tokio::spawn(dispatcher.run(stopping));
+    Running { stop, task }
+}
+
+fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
+    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
+}
+
+/// Polls until `state` holds `n` messages, or fails after `timeout` showing the counts.
+async fn wait_for_state(store: &dyn Store, state: MessageState, n: i64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counts = store.count_by_state().await.unwrap();
+        if count(&counts, state) == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} {state}; counts: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn message_ids(sink: &HttpSink) -> Vec<String> {
+    sink.requests()
+        .iter()
+        .map(|r| r.header("x-message-id").expect("X-Message-Id").to_string())
+        .collect()
+}
+
+async fn roundtrip_delivers_every_message_once(db: TestDb) {
+    let store = open(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(&db, &sink.url, |_| {});
+    let running = start(&config).await;
+    let ids = common::seed::webhook_messages(&*store, 1000).await;
+    wait_for_state(&*store, MessageState::Sent, 1000, Duration::from_secs(60)).await;
+    running.stop().await;
+
+    let mut delivered = message_ids(&sink);
+    assert_eq!(delivered.len(), 1000, "each message delivered once");
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), 1000, "no message delivered twice");
+    for id in ids.iter().step_by(97) {
+        let (m, attempts) = store.message(*id).await.unwrap().unwrap();
+        assert_eq!((m.status, m.attempt_count), (MessageState::Sent, 1));
+        assert_eq!(attempts.len(), 1, "one attempt row");
+        assert_eq!(attempts[0].outcome, MessageState::Sent);
+        assert!(m.leased_until.is_none());
+    }
+}
+
+async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
+    let store = open(&db).await;
+    // Fails the first two requests, then succeeds.
+    let sink = HttpSink::start(|_req, nth| {
+        if nth < 2 {
+            Response::new(503)
+        } else {
+            Response::new(200)
+        }
+    })
+    .await;
+    let config = config(&db, &sink.url, |_| {});
+    let running = start(&config).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
+    wait_for_state(&*store, MessageState::Sent, 1, Duration::from_secs(20)).await;
+    running.stop().await;
+    let (m, attempts) = store.message(ids[0]).await.unwrap().unwrap();
+    assert_eq!(m.attempt_count, 3);
+    let outcomes: Vec<_> = attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            MessageState::TemporaryFailure,
+            MessageState::TemporaryFailure,
+            MessageState::Sent
+        ]
+    );
+    assert!(
+        attempts[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("webhook 503")
+    );
+}
+
+async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_after(db: TestDb) {
+    let store = open(&db).await;
+    let sink = HttpSink::start(|_req, _nth| Response::new(500)).await;
+    let config = config(&db, &sink.url, |_| {});
+    let retry_interval = config.notifications.retry_interval;
+    let running = start(&config).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
+    wait_for_state(
+        &*store,
+        MessageState::PermanentFailure,
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    running.stop().await;
+    let (m, attempts) = store.message(ids[0]).await.unwrap().unwrap();
+    assert_eq!(m.attempt_count, 3, "max_send_attempts");
+    assert_eq!(attempts.len(), 3);
+    assert!(
+        m.status_reason.as_deref().unwrap().contains("webhook 500"),
+        "{m:?}"
+    );
+    for pair in attempts.windows(2) {
+        let gap = (pair[1].started_at - pair[0].started_at).to_std().unwrap();
+        assert!(
+            gap >= retry_interval,
+            "attempt {} came {gap:?} after the previous one, before next_retry_after",
+            pair[1].attempt_number
+        );
+    }
+    assert_eq!(sink.count(), 3);
+}
+
+async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
+    let store = open(&db).await;
+    let sink =
+        HttpSink::start(|_req, _nth| Response::new(200).with_delay(Duration::from_secs(5))).await;
+    let config = config(&db, &sink.url, |c| {
+        c.notifications.dispatch_timeout = Duration::from_millis(300);
+        c.notifications.retry_interval = Duration::from_secs(3600);
+    });
+    let running = start(&config).await;
+    let ids = common::seed::webhook_messages(&*store, 1).await;
+    wait_for_state(
+        &*store,
+        MessageState::TemporaryFailure,
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    running.stop().await;
+    let (m, _) = store.message(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        m.status_reason.as_deref(),
+        Some("dispatch timeout after 300ms")
+    );
+    assert!(m.next_retry_after.unwrap() > Utc::now() + chrono::Duration::minutes(50));
+}
+
+async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
+    let store = open(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(&db, &sink.url, |c| {
+        c.notifications.fetch_interval = Duration::from_secs(15);
+    });
+    let first = start(&config).await;
+    let second = start(&config).await;
+    // A third handle plays `herald notifications pause` in another process.
+    let operator = store::open(&db.url, OpenMode::Existing).await.unwrap();
+    operator.set_paused(true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::seed::webhook_messages(&*store, 50).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.count(), 0, "nothing is delivered while paused");
+    let counts = store.count_by_state().await.unwrap();
+    assert_eq!(count(&counts, MessageState::Pending), 50);
+    operator.set_paused(false).await.unwrap();
+    wait_for_state(&*store, MessageState::Sent, 50, Duration::from_secs(5)).await;
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(sink.count(), 50);
+}
+
+async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
+    let store = open(&db).await;
+    let sink =
+        HttpSink::start(|_req, _nth| Response::new(200).with_delay(Duration::from_millis(20)))
+            .await;
+    let config = config(&db, &sink.url, |c| {
+        c.notifications.store_sync_buffer = 2;
+        c.notifications.store_sync_interval = Duration::from_secs(3600);
+        c.notifications.lease_count = 10;
+    });
+    let running = start(&config).await;
+    common::seed::webhook_messages(&*store, 300).await;
+    while sink.count() < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.stop().await;
+    let counts = store.count_by_state().await.unwrap();
+    assert_eq!(
+        count(&counts, MessageState::Leased),
+        0,
+        "nothing left leased: {counts:?}"
+    );
+    assert_eq!(
+        count(&counts, MessageState::Sent),
+        sink.count() as i64,
+        "every delivery's outcome was written"
+    );
+    assert!(
+        count(&counts, MessageState::Pending) > 0,
+        "the stop came mid-queue"
+    );
+}
+
+async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
+    let _migrated = open(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(&db, &sink.url, |c| {
+        c.notifications.fetch_interval = Duration::from_secs(15);
+    });
+    let running = start(&config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
+    let producer = store::open(&db.url, OpenMode::Existing).await.unwrap();
+    let started = Instant::now();
+    common::seed::webhook_messages(&*producer, 1).await;
+    assert!(
+        sink.wait_for(1, Duration::from_secs(5)).await,
+        "sink did not receive enough requests"
+    );
+    let latency = started.elapsed();
+    running.stop().await;
+    assert!(
+        latency < Duration::from_millis(900),
+        "delivered {latency:?} after the enqueue, with fetch_interval 15s"
+    );
+}
+
+async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
+    let store = open(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(&db, &sink.url, |_| {});
+    let running = start(&config).await;
+    let ids = common::seed::webhook_messages(&*store, 5).await;
+    wait_for_state(&*store, MessageState::Sent, 5, Duration::from_secs(10)).await;
+    running.stop().await;
+    let template = store
+        .template_by_name("test_notification")
+        .await
+        .unwrap()
+        .unwrap();
+    let old = NewMessage {
+        id: Uuid::now_v7(),
+        template_id: template.id,
+        user_id: None,
+        target: None,
+        method: Method::Webhook,
+        status: MessageState::Sent,
+        status_reason: None,
+        created_by: "test".into(),
+        payload: serde_json::json!({}),
+        dedupe_hash: None,
+        created_at: Utc::now() - chrono::Duration::days(8),
+    };
+    store.enqueue(std::slice::from_ref(&old)).await.unwrap();
+    let purger = Uuid::now_v7();
+    herald::dispatch::purge_old_messages(&*store, purger, Duration::from_secs(7 * 86400)).await;
+    assert!(
+        store.message(old.id).await.unwrap().is_none(),
+        "old message purged"
+    );
+    for id in &ids {
+        let (_, attempts) = store
+            .message(*id)
+            .await
+            .unwrap()
+            .expect("fresh message kept");
+        assert_eq!(attempts.len(), 1, "fresh attempts kept");
+    }
+    let all = store
+        .list_messages(
+            &MessageFilter::default(),
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    // One replica at a time: another notifier cannot take the duty while the purger holds it.
+    let other = Uuid::now_v7();
+    assert!(
+        !store
+            .lead_retention(other, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .lead_retention(purger, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    store.release_retention(purger).await.unwrap();
+    assert!(
+        store
+            .lead_retention(other, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+}
+
+for_both_backends!(
+    roundtrip_delivers_every_message_once,
+    a_failing_endpoint_is_retried_until_it_succeeds,
+    an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_after,
+    a_hanging_endpoint_times_out_with_a_reason,
+    pause_stops_every_replica_and_resume_delivers_everything,
+    a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome,
+    an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once,
+    retention_purges_old_messages_and_their_attempts,
+);

@@ -1,0 +1,843 @@
+//! Faults and hostile peers (DESIGN §5–§6): each test breaks a promise on purpose — a peer that
+//! answers with NUL and escape bytes, huge bodies, absurd `Retry-After`s, hangs and resets; a
+//! replica with a partial configuration; purges during delivery; a PostgreSQL restart and a
+//! SQLite store locked by another process mid-drain — and shows every message ends where it
+//! should, nothing is lost and no replica wedges.
+
+use crate::common;
+use crate::for_both_backends;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::TestDb;
+use common::http_sink::{HttpSink, Response};
+use common::smtp_server::{SmtpServer, SmtpServerOptions};
+use herald::channels::Channels;
+use herald::config::Config;
+use herald::dispatch::{DispatchSettings, Dispatcher};
+use herald::model::{MessageState, Method};
+use herald::store::{self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, Store};
+use herald::telemetry::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+type R = anyhow::Result<()>;
+
+/// A dispatcher running in this process, as `herald serve` builds it.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn start(config: &Config) -> Running {
+        Running::start_with(config, |_| {}).await
+    }
+
+    /// Like [`Running::start`], with `adjust` replacing channels before the dispatcher starts.
+    async fn start_with(config: &Config, adjust: impl FnOnce(&mut Channels)) -> Running {
+        let store = store::open(&config.database_url, OpenMode::Existing)
+            .await
+            .expect("open store");
+        let mut channels = Channels::for_replica(config, store.clone()).expect("channels");
+        adjust(&mut channels);
+        let dispatcher = Dispatcher::new(
+            store,
+            Arc::new(channels),
+            DispatchSettings::from(config),
+            Arc::new(Metrics::new()),
+        )
+        .expect("dispatcher");
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(dispatcher.run(stopping));
+        Running { stop, task }
+    }
+
+    /// Stops it the way SIGTERM does, and insists it stops cleanly and soon.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the dispatcher stops within 30 s")
+            .expect("dispatcher task panicked")
+            .expect("dispatcher failed");
+    }
+}
+
+/// Fast settings and `extra` TOML (targets, sections) on `db`.
+/// `notifications` lines (`key = value`) replace the defaults of the same key.
+fn config(db: &TestDb, notifications: &str, extra: &str) -> Config {
+    let key = |line: &str| {
+        line.split('=')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let overridden: Vec<String> = notifications.lines().map(key).collect();
+    let defaults: Vec<&str> = [
+        "method = \"webhook\"",
+        "fetch_interval = \"200ms\"",
+        "retry_interval = \"300ms\"",
+        "store_sync_interval = \"50ms\"",
+        "lease_period = \"10s\"",
+        "dispatch_timeout = \"2s\"",
+        "max_send_attempts = 3",
+    ]
+    .into_iter()
+    .filter(|line| !overridden.contains(&key(line)))
+    .collect();
+    let text = format!(
+        "database_url = \"{}\"\n\n[notifications]\n{}\n{notifications}\n{extra}",
+        db.url,
+        defaults.join("\n")
+    );
+    Config::from_toml_str(&text, "faults.toml", &|_| None).expect("test config")
+}
+
+fn webhook_target(name: &str, url: &str) -> String {
+    format!(
+        "\n[[targets]]\ntype = \"webhook\"\nname = \"{name}\"\nnotify_on = [\"test_notification\"]\nurl = \"{url}\"\n"
+    )
+}
+
+async fn migrated(db: &TestDb) -> Arc<dyn Store> {
+    let store = store::open(&db.url, OpenMode::Migrate)
+        .await
+        .expect("open store");
+    store
+        .upsert_catalog(herald::catalog::builtin())
+        .await
+        .expect("catalog");
+    store
+}
+
+/// Queues `n` pending `test_notification` messages by `method`, for `target` (a target
+/// message) or `user`, created `age` ago; returns their ids.
+async fn queue(
+    store: &dyn Store,
+    n: usize,
+    method: Method,
+    target: Option<&str>,
+    user: Option<&herald::model::User>,
+    age: chrono::Duration,
+) -> Vec<Uuid> {
+    let template = store
+        .template_by_name("test_notification")
+        .await
+        .unwrap()
+        .expect("test_notification");
+    let batch: Vec<NewMessage> = (0..n)
+        .map(|i| NewMessage {
+            id: Uuid::now_v7(),
+            template_id: template.id,
+            user_id: user.map(|u| u.id),
+            target: target.map(str::to_string),
+            method,
+            status: MessageState::Pending,
+            status_reason: None,
+            created_by: "faults".into(),
+            payload: herald::routing::build_payload(
+                &template,
+                user,
+                &[("n".to_string(), i.to_string())].into_iter().collect(),
+                &serde_json::json!({}),
+                &[],
+            ),
+            dedupe_hash: None,
+            created_at: Utc::now() - age,
+        })
+        .collect();
+    store.enqueue(&batch).await.expect("enqueue").enqueued
+}
+
+fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
+    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
+}
+
+/// Polls until `ok(counts)` holds, or fails after `timeout` showing the counts.
+async fn wait_until(
+    store: &dyn Store,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&[(MessageState, i64)]) -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(counts) = store.count_by_state().await {
+            if ok(&counts) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let reasons = store.top_status_reasons(5).await.unwrap_or_default();
+                panic!("timed out waiting for {what}; counts: {counts:?}; reasons: {reasons:?}");
+            }
+        } else {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn messages_in(store: &dyn Store, state: MessageState) -> Vec<herald::model::Message> {
+    store
+        .list_messages(
+            &MessageFilter {
+                statuses: vec![state],
+                ..MessageFilter::default()
+            },
+            PageRequest {
+                before: None,
+                limit: 10_000,
+            },
+        )
+        .await
+        .expect("list messages")
+}
+
+/// A reason fit for a terminal and a log line: no control characters at all.
+fn assert_clean(reason: &str) {
+    assert!(
+        !reason.chars().any(char::is_control),
+        "control characters in {reason:?}"
+    );
+    assert!(
+        reason.chars().count() <= herald::queue::MAX_REASON_CHARS + 120,
+        "unbounded reason: {} chars",
+        reason.chars().count()
+    );
+}
+
+// ---- hostile HTTP peers ------------------------------------------------------------------
+
+async fn a_nul_answering_webhook_never_wedges_delivery(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let hostile = HttpSink::start(|_, _| {
+        Response::new(400).with_body("bad\0request \u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7}\0end")
+    })
+    .await;
+    let healthy = HttpSink::ok().await;
+    let targets = format!(
+        "{}{}",
+        webhook_target("poison", &format!("{}/hook", hostile.url)),
+        webhook_target("healthy", &format!("{}/hook", healthy.url))
+    );
+    let config = config(&db, "", &targets);
+    let now = chrono::Duration::zero();
+    let mut poisoned = Vec::new();
+    for _ in 0..4 {
+        poisoned.extend(queue(&*store, 5, Method::Webhook, Some("poison"), None, now).await);
+        queue(&*store, 50, Method::Webhook, Some("healthy"), None, now).await;
+    }
+    let running = Running::start(&config).await;
+    wait_until(
+        &*store,
+        "200 sent and 20 failed",
+        Duration::from_secs(60),
+        |c| count(c, MessageState::Sent) == 200 && count(c, MessageState::PermanentFailure) == 20,
+    )
+    .await;
+    for m in messages_in(&*store, MessageState::PermanentFailure).await {
+        assert!(poisoned.contains(&m.id));
+        let reason = m.status_reason.unwrap_or_default();
+        assert!(reason.starts_with("webhook 400"), "{reason}");
+        assert!(reason.contains("badrequest"), "{reason}");
+        assert_clean(&reason);
+    }
+    // Still delivering: the poison did not wedge the ack path.
+    queue(&*store, 50, Method::Webhook, Some("healthy"), None, now).await;
+    wait_until(&*store, "250 sent", Duration::from_secs(30), |c| {
+        count(c, MessageState::Sent) == 250
+    })
+    .await;
+    running.stop().await;
+    Ok(())
+}
+
+/// Answers every connection with half a status line, then resets it.
+async fn resetting_peer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(b"HTTP/1.1 20").await;
+                // A zero linger sends RST on drop (and does not block: there is nothing to wait for).
+                #[allow(deprecated)]
+                let _ = socket.set_linger(Some(Duration::ZERO));
+                drop(socket);
+            });
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+async fn hostile_peers_end_in_the_state_they_earn(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let huge =
+        HttpSink::start(|_, _| Response::new(500).with_body("\u{1b}[2J".repeat(400_000))).await;
+    let absurd =
+        HttpSink::start(|_, _| Response::new(503).with_header("Retry-After", "99999999999")).await;
+    let hang = HttpSink::start(|_, _| Response::ok().with_delay(Duration::from_secs(30))).await;
+    let reset = resetting_peer().await;
+    let healthy = HttpSink::ok().await;
+    let targets = [
+        webhook_target("huge", &format!("{}/hook", huge.url)),
+        webhook_target("absurd", &format!("{}/hook", absurd.url)),
+        webhook_target("hang", &format!("{}/hook", hang.url)),
+        webhook_target("reset", &reset),
+        webhook_target("healthy", &format!("{}/hook", healthy.url)),
+    ]
+    .concat();
+    // A long retry interval keeps each failure in temporary_failure where the test reads it.
+    let config = config(
+        &db,
+        "retry_interval = \"1h\"\nmax_retry_delay = \"2h\"\ndispatch_timeout = \"1s\"",
+        &targets,
+    );
+    let now = chrono::Duration::zero();
+    for name in ["huge", "absurd", "hang", "reset"] {
+        queue(&*store, 2, Method::Webhook, Some(name), None, now).await;
+    }
+    queue(&*store, 20, Method::Webhook, Some("healthy"), None, now).await;
+    let started = Utc::now();
+    let running = Running::start(&config).await;
+    wait_until(
+        &*store,
+        "20 sent, 8 waiting to retry",
+        Duration::from_secs(60),
+        |c| count(c, MessageState::Sent) == 20 && count(c, MessageState::TemporaryFailure) == 8,
+    )
+    .await;
+    running.stop().await;
+    let failed = messages_in(&*store, MessageState::TemporaryFailure).await;
+    for m in &failed {
+        let reason = m.status_reason.clone().unwrap_or_default();
+        assert_clean(&reason);
+        let target = m.target.as_deref().unwrap_or_default();
+        let next = m.next_retry_after.expect("a retry time");
+        assert!(
+            next <= Utc::now() + chrono::Duration::hours(2),
+            "{target}: waits past max_retry_delay: {next}"
+        );
+        match target {
+            "huge" => assert!(reason.starts_with("webhook 500"), "{reason}"),
+            "absurd" => {
+                assert!(reason.starts_with("webhook 503"), "{reason}");
+                assert!(
+                    next >= started + chrono::Duration::minutes(119),
+                    "the Retry-After is honoured up to the cap: {next}"
+                );
+            }
+            "hang" => assert!(reason.contains("dispatch timeout after 1s"), "{reason}"),
+            "reset" => assert!(!reason.is_empty()),
+            other => panic!("unexpected failure for {other}: {reason}"),
+        }
+    }
+    Ok(())
+}
+
+/// A webhook channel with a bug: it panics, or never returns.
+struct BrokenChannel {
+    panics: bool,
+}
+
+#[async_trait::async_trait]
+impl herald::channels::Channel for BrokenChannel {
+    fn method(&self) -> Method {
+        Method::Webhook
+    }
+
+    async fn deliver(
+        &self,
+        _delivery: &herald::channels::Delivery<'_>,
+    ) -> herald::model::DeliveryOutcome {
+        if self.panics {
+            panic!("index out of bounds: the len is 0 but the index is 0");
+        }
+        std::future::pending().await
+    }
+}
+
+async fn a_delivery_that_panics_or_hangs_counts_as_an_attempt(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    for panics in [true, false] {
+        let config = config(
+            &db,
+            "dispatch_timeout = \"300ms\"\nretry_interval = \"100ms\"\nmax_send_attempts = 2",
+            "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/never\"\n",
+        );
+        let ids = queue(
+            &*store,
+            3,
+            Method::Webhook,
+            None,
+            None,
+            chrono::Duration::zero(),
+        )
+        .await;
+        let running = Running::start_with(&config, |channels| {
+            channels.insert(Arc::new(BrokenChannel { panics }));
+        })
+        .await;
+        wait_until(
+            &*store,
+            "every attempt used up",
+            Duration::from_secs(30),
+            |c| count(c, MessageState::PermanentFailure) == if panics { 3 } else { 6 },
+        )
+        .await;
+        running.stop().await;
+        for id in ids {
+            let (m, attempts) = store.message(id).await?.expect("message");
+            let reason = m.status_reason.unwrap_or_default();
+            assert_eq!(attempts.len(), 2, "{reason}");
+            let expected = if panics {
+                "delivery failed inside herald (panic: index out of bounds"
+            } else {
+                "dispatch timeout after 300ms"
+            };
+            assert!(reason.starts_with(expected), "{reason}");
+            assert!(reason.contains("gave up after 2 attempts"), "{reason}");
+        }
+    }
+    Ok(())
+}
+
+// ---- purges and retention during delivery ------------------------------------------------
+
+async fn purges_during_delivery_never_delete_what_is_deliverable(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let slow = HttpSink::start(|_, _| Response::ok().with_delay(Duration::from_millis(150))).await;
+    let config = config(
+        &db,
+        "lease_count = 10",
+        &webhook_target("slow", &format!("{}/hook", slow.url)),
+    );
+    // Queued long ago (a backlog after an outage): older than any purge cutoff below.
+    let old = chrono::Duration::days(30);
+    let ids = queue(&*store, 60, Method::Webhook, Some("slow"), None, old).await;
+    let running = Running::start(&config).await;
+    assert!(slow.wait_for(1, Duration::from_secs(10)).await);
+    let owner = Uuid::now_v7();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.count() < 60 && Instant::now() < deadline {
+        // `messages purge --older-than 1d` and the retention duty, over and over.
+        store
+            .purge_messages(Utc::now() - chrono::Duration::days(1))
+            .await?;
+        herald::dispatch::purge_old_messages(&*store, owner, Duration::from_secs(86_400)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(slow.wait_for(60, Duration::from_secs(30)).await);
+    running.stop().await;
+    let delivered: HashSet<String> = slow
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("x-message-id").map(str::to_string))
+        .collect();
+    for id in &ids {
+        assert!(
+            delivered.contains(&id.to_string()),
+            "{id} was never delivered"
+        );
+    }
+    Ok(())
+}
+
+// ---- the store fails under the dispatcher ------------------------------------------------
+
+#[test]
+fn a_postgres_restart_mid_drain_loses_nothing() {
+    let cluster = common::PrivateCluster::start();
+    let db = cluster.db();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = migrated(&db).await;
+        let sink =
+            HttpSink::start(|_, _| Response::ok().with_delay(Duration::from_millis(10))).await;
+        let config = config(
+            &db,
+            "lease_count = 5",
+            &webhook_target("sink", &format!("{}/hook", sink.url)),
+        );
+        let ids = queue(
+            &*store,
+            3000,
+            Method::Webhook,
+            Some("sink"),
+            None,
+            chrono::Duration::zero(),
+        )
+        .await;
+        let running = Running::start(&config).await;
+        assert!(sink.wait_for(300, Duration::from_secs(60)).await);
+        tokio::task::spawn_blocking(move || cluster.restart())
+            .await
+            .unwrap();
+        let store = migrated(&db).await;
+        wait_until(&*store, "3000 sent", Duration::from_secs(120), |c| {
+            count(c, MessageState::Sent) == 3000
+        })
+        .await;
+        running.stop().await;
+        let delivered: HashSet<String> = sink
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("x-message-id").map(str::to_string))
+            .collect();
+        assert_eq!(delivered.len(), ids.len(), "every message reached the sink");
+    });
+}
+
+async fn a_locked_sqlite_store_loses_nothing(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(
+        &db,
+        "lease_count = 50",
+        &webhook_target("sink", &format!("{}/hook", sink.url)),
+    );
+    queue(
+        &*store,
+        2000,
+        Method::Webhook,
+        Some("sink"),
+        None,
+        chrono::Duration::zero(),
+    )
+    .await;
+    let running = Running::start(&config).await;
+    assert!(sink.wait_for(100, Duration::from_secs(30)).await);
+    // Another process takes the write lock for longer than the store's busy timeout (10 s).
+    use sqlx::Connection;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await?;
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut other).await?;
+    let during = sink.count();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    sqlx::query("COMMIT").execute(&mut other).await?;
+    drop(other);
+    wait_until(&*store, "2000 sent", Duration::from_secs(60), |c| {
+        count(c, MessageState::Sent) == 2000
+    })
+    .await;
+    assert!(sink.count() >= 2000 && sink.count() > during);
+    running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_a_locked_store_loses_nothing() -> R {
+    a_locked_sqlite_store_loses_nothing(common::sqlite_db()).await
+}
+
+// ---- replicas with different configurations (the real binary) ----------------------------
+
+/// A `herald serve` child process, killed if the test fails before stopping it.
+struct Serve {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Serve {
+    fn start(dir: &Path, config: &str) -> Serve {
+        let log = dir.join(format!("{config}.log"));
+        let child = herald(dir, &["--config", config, "serve"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn herald serve");
+        Serve { child, log }
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> i32 {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn herald(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    cmd
+}
+
+async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let smtp = SmtpServer::start(SmtpServerOptions::new());
+    let sink = HttpSink::ok().await;
+    let dir = tempfile::tempdir()?;
+    let common = format!(
+        "database_url = \"{}\"\n\n[notifications]\nmethod = \"smtp\"\nfetch_interval = \"1s\"\n\
+         store_sync_interval = \"50ms\"\n\n[notifications.webhook]\nendpoint = \"{}/hook\"\n",
+        db.url, sink.url
+    );
+    std::fs::write(dir.path().join("partial.toml"), &common)?;
+    std::fs::write(
+        dir.path().join("full.toml"),
+        format!(
+            "{common}\n[email]\nfrom = \"Herald <herald@example.com>\"\nsmarthost = \"{}\"\n",
+            smtp.address()
+        ),
+    )?;
+    let bob = store
+        .insert_user(&NewUser {
+            username: "bob".into(),
+            email: "bob@example.com".into(),
+            name: "Bob".into(),
+            roles: vec![herald::model::Role::Owner],
+        })
+        .await?;
+    let now = chrono::Duration::zero();
+    queue(&*store, 10, Method::Smtp, None, Some(&bob), now).await;
+    queue(&*store, 10, Method::Webhook, None, Some(&bob), now).await;
+
+    let partial = Serve::start(dir.path(), "partial.toml");
+    wait_until(
+        &*store,
+        "the webhook messages sent",
+        Duration::from_secs(30),
+        |c| count(c, MessageState::Sent) == 10,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = store.count_by_state().await?;
+    assert_eq!(
+        count(&counts, MessageState::Pending),
+        10,
+        "{counts:?}\n{}",
+        partial.log()
+    );
+    assert_eq!(
+        count(&counts, MessageState::PermanentFailure),
+        0,
+        "{counts:?}"
+    );
+    let doctor = herald(
+        dir.path(),
+        &["--config", "partial.toml", "--as", "bob", "doctor"],
+    )
+    .output()?;
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("10 smtp messages wait: no replica has an smtp channel"),
+        "{said}"
+    );
+
+    let full = Serve::start(dir.path(), "full.toml");
+    wait_until(
+        &*store,
+        "every message sent",
+        Duration::from_secs(60),
+        |c| count(c, MessageState::Sent) == 20,
+    )
+    .await;
+    assert_eq!(smtp.received().len(), 10);
+    let counts = store.count_by_state().await?;
+    assert_eq!(
+        count(&counts, MessageState::PermanentFailure),
+        0,
+        "{counts:?}"
+    );
+    assert_eq!(partial.terminate(), 0);
+    assert_eq!(full.terminate(), 0);
+    Ok(())
+}
+
+for_both_backends!(
+    a_nul_answering_webhook_never_wedges_delivery,
+    a_delivery_that_panics_or_hangs_counts_as_an_attempt,
+    hostile_peers_end_in_the_state_they_earn,
+    purges_during_delivery_never_delete_what_is_deliverable,
+    a_replica_without_email_leaves_smtp_to_one_that_has_it,
+);
+
+// ---- poison in the store's path -----------------------------------------------------------
+
+/// An outcome PostgreSQL refuses (a NUL byte in text) is isolated: the rest of the batch is
+/// written and the poisoned message ends `permanent_failure` with a readable reason.
+async fn an_outcome_the_store_refuses_is_isolated(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let ids = queue(
+        &*store,
+        3,
+        Method::Webhook,
+        None,
+        None,
+        chrono::Duration::zero(),
+    )
+    .await;
+    let notifier = Uuid::now_v7();
+    let capabilities = herald::model::Capabilities {
+        methods: vec![Method::Webhook],
+        targets: vec![],
+    };
+    let leased = store
+        .lease_batch(&herald::store::LeaseRequest {
+            notifier_id: notifier,
+            limit: 3,
+            lease_period: Duration::from_secs(60),
+            max_send_attempts: 5,
+            capabilities: &capabilities,
+        })
+        .await?;
+    assert_eq!(leased.len(), 3);
+    let record = |m: &herald::store::LeasedMessage, status, reason: Option<&str>| {
+        herald::store::AttemptRecord {
+            message_id: m.id,
+            lease_token: m.lease_token,
+            notifier_id: notifier,
+            started_at: Utc::now(),
+            duration_ms: 1,
+            result: herald::queue::AttemptResult {
+                status,
+                status_reason: reason.map(str::to_string),
+                attempt_count: 1,
+                next_retry_after: None,
+            },
+        }
+    };
+    let mut batch = vec![
+        record(&leased[0], MessageState::Sent, None),
+        record(
+            &leased[1],
+            MessageState::PermanentFailure,
+            Some("webhook 400: bad\0body"),
+        ),
+        record(&leased[2], MessageState::Sent, None),
+    ];
+    assert!(
+        store.record_attempts(&batch).await.is_err(),
+        "PostgreSQL refuses a NUL byte in text"
+    );
+    let metrics = Metrics::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        herald::dispatch::write_outcomes(&*store, &mut batch, &metrics),
+    )
+    .await
+    .expect("a refused outcome never wedges the flush");
+    assert!(batch.is_empty());
+    for (i, id) in ids.iter().enumerate() {
+        let (m, attempts) = store.message(*id).await?.expect("message");
+        let expected = if leased[1].id == *id {
+            MessageState::PermanentFailure
+        } else {
+            MessageState::Sent
+        };
+        assert_eq!(m.status, expected, "message {i}");
+        assert_eq!(attempts.len(), 1, "message {i}");
+        if expected == MessageState::PermanentFailure {
+            let reason = m.status_reason.unwrap_or_default();
+            assert!(
+                reason.contains("the store refused to record its outcome"),
+                "{reason}"
+            );
+            assert_clean(&reason);
+        }
+    }
+    assert!(
+        metrics
+            .render()
+            .contains("herald_isolated_outcomes_total 1")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_an_outcome_the_store_refuses_is_isolated() -> R {
+    an_outcome_the_store_refuses_is_isolated(common::postgres_db()).await
+}
+
+/// A row that cannot be read at lease time (SQLite stores any text, so a payload that is not
+/// JSON can be written behind Herald's back) is made `permanent_failure`; the rest of its batch
+/// is leased and delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_an_unreadable_row_is_isolated_at_lease_time() -> R {
+    let db = common::sqlite_db();
+    let store = migrated(&db).await;
+    let sink = HttpSink::ok().await;
+    let ids = queue(
+        &*store,
+        5,
+        Method::Webhook,
+        Some("sink"),
+        None,
+        chrono::Duration::zero(),
+    )
+    .await;
+    use sqlx::Connection;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await?;
+    sqlx::query("UPDATE notification_messages SET payload = 'not json {' WHERE id = ?")
+        .bind(ids[2].to_string())
+        .execute(&mut other)
+        .await?;
+    drop(other);
+    let config = config(
+        &db,
+        "",
+        &webhook_target("sink", &format!("{}/hook", sink.url)),
+    );
+    let running = Running::start(&config).await;
+    wait_until(&*store, "4 sent, 1 failed", Duration::from_secs(30), |c| {
+        count(c, MessageState::Sent) == 4 && count(c, MessageState::PermanentFailure) == 1
+    })
+    .await;
+    running.stop().await;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await?;
+    let (status, reason): (String, String) =
+        sqlx::query_as("SELECT status, status_reason FROM notification_messages WHERE id = ?")
+            .bind(ids[2].to_string())
+            .fetch_one(&mut other)
+            .await?;
+    assert_eq!(status, "permanent_failure");
+    assert!(reason.contains("cannot be read"), "{reason}");
+    assert_clean(&reason);
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Herald's integration tests, one binary: the crate is linked once, and every test shares one
+//! process, so one throwaway PostgreSQL cluster per run (`common`, the one fixture root).
+//!
+//! A module per subject; a test's name starts with its module
+//! (`cargo test --test it store_conformance::postgres::`). Since they share the process, a test
+//! leaves process-wide state as it found it: environment and working directory are set on the
+//! child processes it starts (`Command::env`, `Command::current_dir`), logs are captured with
+//! `tracing::subscriber::with_default`, and a panic hook is put back when its test ends.
+
+mod common;
+
+mod cli;
+mod config_example;
+mod console_pty;
+mod console_snapshots;
+mod console_update;
+mod demo;
+mod dispatch;
+mod faults;
+mod goldens;
+mod harness_smoke;
+mod metrics_endpoint;
+mod serve;
+mod slack_channel;
+mod smtp_channel;
+mod store_conformance;
+mod webhook_channel;

@@ -1,0 +1,267 @@
+//! `herald serve` as a process: clean stops, crashes, and several replicas sharing a store.
+
+use crate::common;
+use crate::for_both_backends;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use common::http_sink::{HttpSink, Response};
+use herald::model::MessageState;
+use herald::store::{self, OpenMode, Store};
+
+/// A `herald serve` child process, killed if the test fails before stopping it.
+struct Replica {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    fn start(dir: &Path, name: &str, extra_args: &[&str]) -> Replica {
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.current_dir(dir);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HERALD_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.args(["--config", "herald.toml", "serve"])
+            .args(extra_args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        Replica {
+            child: cmd.spawn().expect("spawn herald serve"),
+            log,
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> i32 {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, db: &TestDb, endpoint: &str, extra: &str) {
+    std::fs::write(
+        dir.join("herald.toml"),
+        format!(
+            "database_url = \"{}\"\n\n[notifications]\nmethod = \"webhook\"\nfetch_interval = \"1s\"\nstore_sync_interval = \"50ms\"\n{extra}\n\n[notifications.webhook]\nendpoint = \"{endpoint}\"\n",
+            db.url
+        ),
+    )
+    .expect("write herald.toml");
+}
+
+async fn migrated(db: &TestDb) -> Arc<dyn Store> {
+    let store = store::open(&db.url, OpenMode::Migrate).await.unwrap();
+    store
+        .upsert_catalog(herald::catalog::builtin())
+        .await
+        .unwrap();
+    store
+}
+
+async fn counts(store: &dyn Store) -> Vec<(MessageState, i64)> {
+    store.count_by_state().await.unwrap()
+}
+
+fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
+    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
+}
+
+async fn wait_for_sent(store: &dyn Store, n: i64, timeout: Duration, replicas: &[&Replica]) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = counts(store).await;
+        if count(&c, MessageState::Sent) == n {
+            return;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = replicas.iter().map(|r| r.log()).collect();
+            panic!(
+                "timed out waiting for {n} sent; counts {c:?}\nlogs:\n{}",
+                logs.join("\n---\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn unique_ids(sink: &HttpSink) -> HashSet<String> {
+    sink.requests()
+        .iter()
+        .map(|r| r.header("x-message-id").unwrap().to_string())
+        .collect()
+}
+
+async fn sigterm_finishes_in_flight_work_and_exits_zero(db: TestDb) {
+    let store = migrated(&db).await;
+    let sink =
+        HttpSink::start(|_r, _n| Response::new(200).with_delay(Duration::from_millis(30))).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &db, &sink.url, "lease_count = 20");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let replica = Replica::start(dir.path(), "a", &["--metrics-addr", &addr]);
+    common::seed::webhook_messages(&*store, 400).await;
+    assert!(
+        sink.wait_for(40, Duration::from_secs(20)).await,
+        "sink did not receive enough requests"
+    );
+
+    // Deliveries are under way; their attempts show up as they finish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("metrics endpoint")
+            .text()
+            .await
+            .unwrap();
+        if text.contains("herald_dispatch_attempts_total{") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(metrics.contains("herald_dispatch_attempts_total{event=\"test_notification\",method=\"webhook\",result=\"sent\"}"), "{metrics}");
+    assert!(metrics.contains("herald_inflight"), "{metrics}");
+
+    let log = replica.log.clone();
+    let code = replica.terminate();
+    assert_eq!(
+        code,
+        0,
+        "{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    let c = counts(&*store).await;
+    assert_eq!(
+        count(&c, MessageState::Leased),
+        0,
+        "nothing left leased: {c:?}"
+    );
+    assert_eq!(count(&c, MessageState::Sent), sink.count() as i64, "{c:?}");
+    assert!(
+        count(&c, MessageState::Pending) > 0,
+        "stopped mid-queue: {c:?}"
+    );
+    assert!(
+        store.list_replicas().await.unwrap().is_empty(),
+        "heartbeat row removed"
+    );
+}
+
+async fn a_killed_replica_loses_nothing(db: TestDb) {
+    let store = migrated(&db).await;
+    let sink =
+        HttpSink::start(|_r, _n| Response::new(200).with_delay(Duration::from_millis(20))).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &db,
+        &sink.url,
+        "lease_count = 50\nlease_period = \"2s\"\ndispatch_timeout = \"1s\"",
+    );
+    let first = Replica::start(dir.path(), "first", &[]);
+    let ids = common::seed::webhook_messages(&*store, 300).await;
+    assert!(
+        sink.wait_for(60, Duration::from_secs(20)).await,
+        "sink did not receive enough requests"
+    );
+    first.signal("-KILL");
+    drop(first);
+    let c = counts(&*store).await;
+    assert!(
+        count(&c, MessageState::Leased) > 0,
+        "killed mid-batch: {c:?}"
+    );
+
+    let second = Replica::start(dir.path(), "second", &[]);
+    wait_for_sent(&*store, 300, Duration::from_secs(60), &[&second]).await;
+    let delivered = unique_ids(&sink);
+    for id in &ids {
+        assert!(
+            delivered.contains(&id.to_string()),
+            "message {id} was never delivered"
+        );
+    }
+    assert_eq!(second.terminate(), 0);
+}
+
+for_both_backends!(
+    sigterm_finishes_in_flight_work_and_exits_zero,
+    a_killed_replica_loses_nothing,
+);
+
+/// Three replicas on PostgreSQL share 20,000 messages, each delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_postgres_replicas_share_the_work_and_deliver_each_message_once() {
+    let db = common::postgres_db();
+    let store = migrated(&db).await;
+    let sink = HttpSink::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &db, &sink.url, "");
+    let replicas: Vec<Replica> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|name| Replica::start(dir.path(), name, &[]))
+        .collect();
+    common::seed::webhook_messages(&*store, 20_000).await;
+    let refs: Vec<&Replica> = replicas.iter().collect();
+    wait_for_sent(&*store, 20_000, Duration::from_secs(180), &refs).await;
+    assert_eq!(sink.count(), 20_000, "each message delivered exactly once");
+    assert_eq!(unique_ids(&sink).len(), 20_000);
+    let per_notifier = common::psql(
+        &db.url,
+        "SELECT count(*) FROM notification_attempts GROUP BY notifier_id",
+    )
+    .unwrap();
+    let shares: Vec<i64> = per_notifier
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 3, "all three replicas delivered: {shares:?}");
+    assert!(shares.iter().all(|n| *n > 0), "{shares:?}");
+    for r in replicas {
+        assert_eq!(r.terminate(), 0);
+    }
+}

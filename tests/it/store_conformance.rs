@@ -1,0 +1,1179 @@
+//! The store conformance suite: every test runs against SQLite and PostgreSQL.
+
+use crate::common;
+use crate::for_both_backends;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use common::TestDb;
+use herald::catalog;
+use herald::model::{Capabilities, MessageState, Method, Preference, Role, UserStatus};
+use herald::queue::AttemptResult;
+use herald::store::{
+    self, AttemptRecord, LeaseRequest, LeasedMessage, MessageFilter, NewMessage, NewUser, OpenMode,
+    PageRequest, StateCounts, Store, StoreError,
+};
+use uuid::Uuid;
+
+type R = anyhow::Result<()>;
+
+async fn migrated(db: &TestDb) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::open(&db.url, OpenMode::Migrate).await?;
+    store.upsert_catalog(catalog::builtin()).await?;
+    Ok(store)
+}
+
+fn new_user(name: &str, roles: &[Role]) -> NewUser {
+    NewUser {
+        username: name.to_string(),
+        email: format!("{name}@example.com"),
+        name: name.to_uppercase(),
+        roles: roles.to_vec(),
+    }
+}
+
+async fn template_id(store: &dyn Store, name: &str) -> Uuid {
+    store.template_by_name(name).await.unwrap().unwrap().id
+}
+
+/// A replica that delivers every method (and no targets).
+fn every_method() -> Capabilities {
+    Capabilities {
+        methods: Method::ALL.to_vec(),
+        targets: vec![],
+    }
+}
+
+/// Leases up to `n` messages for a minute, with every method and max_send_attempts 5.
+async fn lease(store: &dyn Store, notifier: Uuid, n: u32) -> anyhow::Result<Vec<LeasedMessage>> {
+    lease_with(
+        store,
+        notifier,
+        n,
+        std::time::Duration::from_secs(60),
+        5,
+        &every_method(),
+    )
+    .await
+}
+
+async fn lease_with(
+    store: &dyn Store,
+    notifier: Uuid,
+    n: u32,
+    lease_period: std::time::Duration,
+    max_send_attempts: u32,
+    capabilities: &Capabilities,
+) -> anyhow::Result<Vec<LeasedMessage>> {
+    Ok(store
+        .lease_batch(&LeaseRequest {
+            notifier_id: notifier,
+            limit: n,
+            lease_period,
+            max_send_attempts,
+            capabilities,
+        })
+        .await?)
+}
+
+/// The outcome of `leased`'s delivery by `notifier`.
+fn outcome(
+    leased: &LeasedMessage,
+    notifier: Uuid,
+    status: MessageState,
+    reason: Option<&str>,
+) -> AttemptRecord {
+    AttemptRecord {
+        message_id: leased.id,
+        lease_token: leased.lease_token,
+        notifier_id: notifier,
+        started_at: Utc::now(),
+        duration_ms: 3,
+        result: AttemptResult {
+            status,
+            status_reason: reason.map(str::to_string),
+            attempt_count: leased.attempt_count + 1,
+            next_retry_after: (status == MessageState::TemporaryFailure)
+                .then(|| Utc::now() - Duration::seconds(1)),
+        },
+    }
+}
+
+fn message(
+    template_id: Uuid,
+    user_id: Option<Uuid>,
+    method: Method,
+    hash: Option<&str>,
+) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        template_id,
+        user_id,
+        target: None,
+        method,
+        status: MessageState::Pending,
+        status_reason: None,
+        created_by: "test".into(),
+        payload: serde_json::json!({"labels": {"name": "ws1"}}),
+        dedupe_hash: hash.map(str::to_string),
+        created_at: Utc::now(),
+    }
+}
+
+async fn existing_mode_requires_a_migrated_store(db: TestDb) -> R {
+    let err = match store::open(&db.url, OpenMode::Existing).await {
+        Err(e) => e.to_string(),
+        Ok(_) => anyhow::bail!("an unmigrated store opened"),
+    };
+    assert!(err.contains("herald migrate"), "{err}");
+    store::open(&db.url, OpenMode::Migrate).await?;
+    store::open(&db.url, OpenMode::Migrate).await?; // idempotent
+    let store = store::open(&db.url, OpenMode::Existing).await?;
+    assert_eq!(store.backend(), db.backend);
+    Ok(())
+}
+
+async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    assert!(!store.owner_exists().await?);
+    let alice = store
+        .insert_user(&new_user("alice", &[Role::Owner]))
+        .await?;
+    assert!(store.owner_exists().await?);
+    assert_eq!(alice.roles, vec![Role::Owner]);
+    assert_eq!(alice.status, UserStatus::Active);
+    match store.insert_user(&new_user("alice", &[])).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("already exists"), "{msg}"),
+        other => anyhow::bail!("expected a conflict, got {other:?}"),
+    }
+    let bob = store
+        .insert_user(&new_user("bob", &[Role::UserAdmin, Role::Member]))
+        .await?;
+    assert_eq!(store.user_by_username("bob").await?.unwrap(), bob);
+    assert_eq!(store.user_by_id(bob.id).await?.unwrap().username, "bob");
+    assert!(store.user_by_username("carol").await?.is_none());
+
+    let admins = store
+        .active_users_with_roles(&[Role::Owner, Role::UserAdmin])
+        .await?;
+    assert_eq!(admins.len(), 2);
+    store.set_user_status(bob.id, UserStatus::Suspended).await?;
+    let admins = store.active_users_with_roles(&[Role::UserAdmin]).await?;
+    assert!(admins.is_empty(), "suspended users are not an audience");
+    assert_eq!(store.list_users().await?.len(), 2);
+
+    let changed = store
+        .upsert_user(&new_user("alice", &[Role::Oncall]))
+        .await?;
+    assert_eq!(changed.id, alice.id);
+    assert_eq!(changed.roles, vec![Role::Oncall]);
+    let same = store
+        .upsert_user(&new_user("alice", &[Role::Oncall]))
+        .await?;
+    assert_eq!(
+        same, changed,
+        "an unchanged upsert returns the row as it is"
+    );
+    Ok(())
+}
+
+async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let events = store.list_templates().await?;
+    assert_eq!(events.len(), catalog::builtin().len());
+    let id = template_id(&*store, "workspace_deleted").await;
+    store.set_template_method(id, Some(Method::Webhook)).await?;
+
+    let mut changed = catalog::builtin().to_vec();
+    for e in &mut changed {
+        if e.name == "workspace_deleted" {
+            e.title_template = "Gone: {{ labels.name }}".into();
+        }
+    }
+    store.upsert_catalog(&changed).await?;
+    let after = store.template_by_name("workspace_deleted").await?.unwrap();
+    assert_eq!(after.id, id);
+    assert_eq!(after.method, Some(Method::Webhook));
+    assert_eq!(after.spec.title_template, "Gone: {{ labels.name }}");
+
+    store.set_template_method(id, None).await?;
+    assert_eq!(
+        store
+            .template_by_name("workspace_deleted")
+            .await?
+            .unwrap()
+            .method,
+        None
+    );
+    Ok(())
+}
+
+async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let pref = Preference {
+        user_id: bob.id,
+        template_id: t,
+        disabled: true,
+    };
+    store.set_preference(pref).await?;
+    assert_eq!(store.preferences_of_user(bob.id).await?, vec![pref]);
+    store
+        .set_preference(Preference {
+            disabled: false,
+            ..pref
+        })
+        .await?;
+    let found = store
+        .preferences_for_template(t, &[bob.id, Uuid::now_v7()])
+        .await?;
+    assert_eq!(
+        found,
+        vec![Preference {
+            disabled: false,
+            ..pref
+        }]
+    );
+    assert!(store.clear_preference(bob.id, t).await?);
+    assert!(!store.clear_preference(bob.id, t).await?);
+    assert!(store.preferences_of_user(bob.id).await?.is_empty());
+    Ok(())
+}
+
+async fn the_pause_flag_round_trips(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    assert!(!store.settings().await?.notifier_paused);
+    store.set_paused(true).await?;
+    assert!(store.settings().await?.notifier_paused);
+    store.set_paused(false).await?;
+    assert!(!store.settings().await?.notifier_paused);
+    Ok(())
+}
+
+async fn enqueue_skips_duplicates_and_names_the_original(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let first = vec![
+        message(t, Some(bob.id), Method::Smtp, Some("h1")),
+        message(t, Some(bob.id), Method::Inbox, Some("h2")),
+        message(t, Some(bob.id), Method::Inbox, None),
+    ];
+    let out = store.enqueue(&first).await?;
+    assert_eq!(out.enqueued, first.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(out.duplicates.is_empty());
+
+    let again = vec![
+        message(t, Some(bob.id), Method::Smtp, Some("h1")),
+        message(t, Some(bob.id), Method::Inbox, None),
+    ];
+    let out = store.enqueue(&again).await?;
+    assert_eq!(out.enqueued, vec![again[1].id], "no hash, no dedupe");
+    assert_eq!(out.duplicates, vec![first[0].id]);
+    let counts = store.count_by_state().await?;
+    assert_eq!(
+        counts
+            .iter()
+            .find(|(s, _)| *s == MessageState::Pending)
+            .unwrap()
+            .1,
+        4
+    );
+    Ok(())
+}
+
+async fn enqueue_is_all_or_nothing(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let batch = vec![
+        message(t, None, Method::Webhook, Some("ok")),
+        message(Uuid::now_v7(), None, Method::Webhook, Some("bad template")),
+    ];
+    assert!(store.enqueue(&batch).await.is_err());
+    let all = store
+        .list_messages(
+            &MessageFilter::default(),
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await?;
+    assert!(
+        all.is_empty(),
+        "the first message must have been rolled back"
+    );
+    Ok(())
+}
+
+async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let ann = store.insert_user(&new_user("ann", &[])).await?;
+    let deleted = template_id(&*store, "workspace_deleted").await;
+    let run_failure = template_id(&*store, "run_failure").await;
+    let run_start = template_id(&*store, "run_start").await;
+    let mut batch = Vec::new();
+    for i in 0..25 {
+        let (t, user) = match i % 3 {
+            0 => (deleted, Some(bob.id)),
+            1 => (run_failure, Some(ann.id)),
+            _ => (run_start, None),
+        };
+        let mut m = message(
+            t,
+            user,
+            if i % 2 == 0 {
+                Method::Smtp
+            } else {
+                Method::Inbox
+            },
+            None,
+        );
+        if i % 5 == 0 {
+            m.status = MessageState::PermanentFailure;
+            m.status_reason = Some("smtp 550 5.1.1 mailbox unavailable".into());
+        }
+        batch.push(m);
+    }
+    store.enqueue(&batch).await?;
+
+    let all = MessageFilter::default();
+    let page1 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await?;
+    assert_eq!(page1.len(), 10);
+    assert_eq!(page1[0].id, batch[24].id, "newest first");
+    let page2 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: Some(page1[9].id),
+                limit: 10,
+            },
+        )
+        .await?;
+    let page3 = store
+        .list_messages(
+            &all,
+            PageRequest {
+                before: Some(page2[9].id),
+                limit: 10,
+            },
+        )
+        .await?;
+    assert_eq!((page2.len(), page3.len()), (10, 5));
+    let mut seen: Vec<Uuid> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|m| m.id)
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 25, "pages neither overlap nor skip");
+
+    let failed = MessageFilter {
+        statuses: vec![MessageState::PermanentFailure],
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &failed,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 5);
+    assert!(
+        list.iter()
+            .all(|m| m.status_reason.as_deref() == Some("smtp 550 5.1.1 mailbox unavailable"))
+    );
+
+    let runs = MessageFilter {
+        event: Some("run_*".into()),
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &runs,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 16);
+    assert!(list.iter().all(|m| m.event.starts_with("run_")));
+
+    let bobs = MessageFilter {
+        user_id: Some(bob.id),
+        ..all.clone()
+    };
+    let list = store
+        .list_messages(
+            &bobs,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 9);
+    assert!(
+        list.iter()
+            .all(|m| m.username.as_deref() == Some("bob") && m.event == "workspace_deleted")
+    );
+
+    let inbox = MessageFilter {
+        method: Some(Method::Inbox),
+        event: Some("run_failure".into()),
+        ..all
+    };
+    let list = store
+        .list_messages(
+            &inbox,
+            PageRequest {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await?;
+    assert_eq!(list.len(), 4);
+
+    let counts = store.count_by_state().await?;
+    assert_eq!(counts.len(), MessageState::ALL.len());
+    let count = |s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
+    assert_eq!(
+        (
+            count(MessageState::Pending),
+            count(MessageState::PermanentFailure)
+        ),
+        (20, 5)
+    );
+    assert_eq!(count(MessageState::Sent), 0);
+    Ok(())
+}
+
+async fn one_message_reads_back_exactly(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let m = message(t, Some(bob.id), Method::Smtp, Some("abc"));
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let (got, attempts) = store.message(m.id).await?.unwrap();
+    assert!(attempts.is_empty());
+    assert_eq!(got.id, m.id);
+    assert_eq!(got.event, "workspace_deleted");
+    assert_eq!(got.username.as_deref(), Some("bob"));
+    assert_eq!(got.payload, m.payload);
+    assert_eq!(got.dedupe_hash.as_deref(), Some("abc"));
+    assert_eq!(got.attempt_count, 0);
+    assert_eq!(got.status, MessageState::Pending);
+    assert!((got.created_at - m.created_at).num_milliseconds().abs() < 1);
+    assert!(store.message(Uuid::now_v7()).await?.is_none());
+    Ok(())
+}
+
+async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let mk = |status| NewMessage {
+        status,
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        mk(MessageState::PermanentFailure),
+        mk(MessageState::TemporaryFailure),
+        mk(MessageState::Sent),
+        mk(MessageState::Inhibited),
+        mk(MessageState::Pending),
+    ];
+    store.enqueue(&batch).await?;
+    let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
+    let mut changed = store
+        .retry_messages(&ids, false, "retried by alice")
+        .await?;
+    changed.sort();
+    assert_eq!(changed, vec![ids[0], ids[1]]);
+    let (m, _) = store.message(ids[0]).await?.unwrap();
+    assert_eq!(m.status, MessageState::Pending);
+    assert_eq!(m.status_reason.as_deref(), Some("retried by alice"));
+    assert_eq!(m.attempt_count, 0);
+    assert_eq!(
+        store.message(ids[2]).await?.unwrap().0.status,
+        MessageState::Sent
+    );
+    assert_eq!(
+        store.retry_messages(&ids, true, "forced").await?,
+        vec![ids[3]]
+    );
+    Ok(())
+}
+
+async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_start").await;
+    let old: Vec<NewMessage> = [
+        MessageState::Sent,
+        MessageState::PermanentFailure,
+        MessageState::Inhibited,
+    ]
+    .into_iter()
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(10),
+        status,
+        ..message(t, None, Method::Webhook, None)
+    })
+    .collect();
+    let fresh = message(t, None, Method::Webhook, None);
+    store.enqueue(&old).await?;
+    store.enqueue(std::slice::from_ref(&fresh)).await?;
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        3
+    );
+    assert!(store.message(old[0].id).await?.is_none());
+    assert!(store.message(fresh.id).await?.is_some());
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        0
+    );
+    Ok(())
+}
+
+async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let run = template_id(&*store, "run_failure").await;
+    let apply = template_id(&*store, "apply_failure").await;
+    let failed = |t, reason: &str| NewMessage {
+        status: MessageState::PermanentFailure,
+        status_reason: Some(reason.to_string()),
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        failed(run, "webhook 503 after 1.2s"),
+        failed(run, "webhook 503 after 1.2s"),
+        failed(apply, "webhook 503 after 1.2s"),
+        failed(run, "smtp 550 5.1.1 mailbox unavailable"),
+        message(run, None, Method::Webhook, None),
+    ];
+    store.enqueue(&batch).await?;
+    let all = MessageFilter::default();
+    assert_eq!(store.count_messages(&all, None).await?, 5);
+    let reason = Some("webhook 503 after 1.2s");
+    assert_eq!(store.count_messages(&all, reason).await?, 3);
+    let runs = MessageFilter {
+        event: Some("run_*".into()),
+        statuses: vec![MessageState::PermanentFailure],
+        ..MessageFilter::default()
+    };
+    assert_eq!(store.count_messages(&runs, None).await?, 3);
+    assert_eq!(store.count_messages(&runs, reason).await?, 2);
+    let page = |before| PageRequest { before, limit: 1 };
+    let first = store.search_messages(&runs, reason, page(None)).await?;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].id, batch[1].id, "newest first");
+    let second = store
+        .search_messages(&runs, reason, page(Some(first[0].id)))
+        .await?;
+    assert_eq!(second[0].id, batch[0].id);
+    assert_eq!(
+        store
+            .search_messages(
+                &all,
+                None,
+                PageRequest {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await?,
+        store
+            .list_messages(
+                &all,
+                PageRequest {
+                    before: None,
+                    limit: 10
+                }
+            )
+            .await?,
+        "without a reason a search is a listing"
+    );
+    Ok(())
+}
+
+async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let mk = |status, reason: &str| NewMessage {
+        status,
+        status_reason: Some(reason.to_string()),
+        ..message(t, None, Method::Webhook, None)
+    };
+    let mut batch = Vec::new();
+    for _ in 0..3 {
+        batch.push(mk(MessageState::PermanentFailure, "webhook 404"));
+    }
+    for _ in 0..2 {
+        batch.push(mk(MessageState::TemporaryFailure, "webhook 503 after 1.2s"));
+    }
+    batch.push(mk(MessageState::PermanentFailure, "webhook 503 after 1.2s"));
+    batch.push(mk(MessageState::Inhibited, "disabled by user"));
+    batch.push(mk(MessageState::Pending, "retried by alice"));
+    store.enqueue(&batch).await?;
+    let top = store.top_status_reasons(10).await?;
+    let seen: Vec<(MessageState, &str, i64)> = top
+        .iter()
+        .map(|r| (r.status, r.reason.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (MessageState::PermanentFailure, "webhook 404", 3),
+            (MessageState::TemporaryFailure, "webhook 503 after 1.2s", 2),
+            (MessageState::PermanentFailure, "webhook 503 after 1.2s", 1),
+        ]
+    );
+    assert_eq!(store.top_status_reasons(1).await?.len(), 1);
+    Ok(())
+}
+
+async fn volume_by_event_counts_messages_created_since(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let run = template_id(&*store, "run_failure").await;
+    let apply = template_id(&*store, "apply_end").await;
+    let two_days_ago = Utc::now() - Duration::days(2);
+    let old_id = Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(two_days_ago.timestamp())?,
+        0,
+    ));
+    let old = NewMessage {
+        id: old_id,
+        created_at: two_days_ago,
+        ..message(run, None, Method::Webhook, None)
+    };
+    let batch = vec![
+        old,
+        message(run, None, Method::Webhook, None),
+        message(run, None, Method::Inbox, None),
+        message(apply, None, Method::Webhook, None),
+    ];
+    store.enqueue(&batch).await?;
+    let volumes = store
+        .volume_by_event(Utc::now() - Duration::hours(24))
+        .await?;
+    assert_eq!(
+        volumes,
+        vec![("apply_end".to_string(), 1), ("run_failure".to_string(), 2)]
+    );
+    assert!(
+        store
+            .volume_by_event(Utc::now() + Duration::hours(1))
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
+
+async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let batch: Vec<NewMessage> = (0..3)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&batch).await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 10).await?;
+    assert_eq!(leased.len(), 3);
+    let record = |m: &LeasedMessage, started_at, status| herald::store::AttemptRecord {
+        message_id: m.id,
+        lease_token: m.lease_token,
+        notifier_id: notifier,
+        started_at,
+        duration_ms: 5,
+        result: herald::queue::AttemptResult {
+            status,
+            status_reason: None,
+            attempt_count: 1,
+            next_retry_after: None,
+        },
+    };
+    let now = Utc::now();
+    store
+        .record_attempts(&[
+            record(&leased[0], now, MessageState::Sent),
+            record(&leased[1], now, MessageState::PermanentFailure),
+            record(&leased[2], now - Duration::minutes(10), MessageState::Sent),
+        ])
+        .await?;
+    let counts = store.attempts_since(now - Duration::minutes(1)).await?;
+    let get = |s| {
+        counts
+            .iter()
+            .find(|(state, _)| *state == s)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(counts.len(), MessageState::ALL.len());
+    assert_eq!(get(MessageState::Sent), Some(1));
+    assert_eq!(get(MessageState::PermanentFailure), Some(1));
+    assert_eq!(get(MessageState::Pending), Some(0));
+    Ok(())
+}
+
+/// `count_by_state` must agree with a count of the rows themselves.
+async fn assert_counts_exact(store: &dyn Store, when: &str) -> anyhow::Result<StateCounts> {
+    let kept = store.count_by_state().await?;
+    assert_eq!(
+        kept.len(),
+        MessageState::ALL.len(),
+        "{when}: every state is present"
+    );
+    for (state, n) in &kept {
+        let filter = MessageFilter {
+            statuses: vec![*state],
+            ..MessageFilter::default()
+        };
+        let rows = store.count_messages(&filter, None).await?;
+        assert_eq!(
+            *n, rows,
+            "{when}: {state} is kept as {n} but {rows} rows have it"
+        );
+    }
+    Ok(kept)
+}
+
+async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let with = |status, hash: Option<&str>| NewMessage {
+        status,
+        ..message(t, None, Method::Webhook, hash)
+    };
+    let count = |counts: &StateCounts, s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
+    assert_counts_exact(&*store, "empty").await?;
+
+    let mut batch: Vec<NewMessage> = (0..6)
+        .map(|i| with(MessageState::Pending, Some(&format!("p{i}"))))
+        .collect();
+    batch.push(with(MessageState::Inhibited, None));
+    batch.push(with(MessageState::Sent, None));
+    store.enqueue(&batch).await?;
+    let duplicate = with(MessageState::Pending, Some("p0"));
+    assert_eq!(store.enqueue(&[duplicate]).await?.enqueued.len(), 0);
+    let refused = vec![
+        with(MessageState::Pending, None),
+        NewMessage {
+            template_id: Uuid::now_v7(),
+            ..with(MessageState::Pending, None)
+        },
+    ];
+    assert!(store.enqueue(&refused).await.is_err());
+    let counts = assert_counts_exact(&*store, "after enqueue").await?;
+    assert_eq!(
+        count(&counts, MessageState::Pending),
+        6,
+        "a duplicate and a failed batch add nothing"
+    );
+
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 4).await?;
+    assert_eq!(leased.len(), 4);
+    let counts = assert_counts_exact(&*store, "after lease").await?;
+    assert_eq!(count(&counts, MessageState::Leased), 4);
+
+    let record = |(id, lease_token), status| herald::store::AttemptRecord {
+        message_id: id,
+        lease_token,
+        notifier_id: notifier,
+        started_at: Utc::now(),
+        duration_ms: 5,
+        result: herald::queue::AttemptResult {
+            status,
+            status_reason: Some("webhook 503".into()),
+            attempt_count: 1,
+            next_retry_after: (status == MessageState::TemporaryFailure)
+                .then(|| Utc::now() + Duration::hours(1)),
+        },
+    };
+    store
+        .record_attempts(&[
+            record((leased[0].id, leased[0].lease_token), MessageState::Sent),
+            record((leased[1].id, leased[1].lease_token), MessageState::Sent),
+            record(
+                (leased[2].id, leased[2].lease_token),
+                MessageState::TemporaryFailure,
+            ),
+            record(
+                (leased[3].id, leased[3].lease_token),
+                MessageState::PermanentFailure,
+            ),
+            // Not leased: the outcome is ignored, and so must the counts ignore it.
+            record(
+                (batch[7].id, Uuid::now_v7()),
+                MessageState::PermanentFailure,
+            ),
+        ])
+        .await?;
+    let counts = assert_counts_exact(&*store, "after ack").await?;
+    assert_eq!(
+        (
+            count(&counts, MessageState::Leased),
+            count(&counts, MessageState::Sent)
+        ),
+        (0, 3)
+    );
+
+    let retried = store
+        .retry_messages(
+            &[leased[2].id, leased[3].id, leased[0].id, batch[6].id],
+            false,
+            "retried by alice",
+        )
+        .await?;
+    assert_eq!(retried.len(), 2);
+    let counts = assert_counts_exact(&*store, "after retry").await?;
+    assert_eq!(count(&counts, MessageState::Pending), 4);
+
+    let old: Vec<NewMessage> = [
+        MessageState::Sent,
+        MessageState::PermanentFailure,
+        MessageState::Inhibited,
+    ]
+    .into_iter()
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(10),
+        ..with(status, None)
+    })
+    .collect();
+    store.enqueue(&old).await?;
+    assert_counts_exact(&*store, "before purge").await?;
+    assert_eq!(
+        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        3
+    );
+    let counts = assert_counts_exact(&*store, "after purge").await?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 8);
+    Ok(())
+}
+
+async fn leases_take_only_what_the_replica_can_deliver(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let smtp = message(t, None, Method::Smtp, None);
+    let webhook = message(t, None, Method::Webhook, None);
+    let ops = NewMessage {
+        target: Some("ops".into()),
+        ..message(t, None, Method::SlackWebhook, None)
+    };
+    let other = NewMessage {
+        target: Some("elsewhere".into()),
+        ..message(t, None, Method::SlackWebhook, None)
+    };
+    store
+        .enqueue(&[smtp.clone(), webhook.clone(), ops.clone(), other.clone()])
+        .await?;
+    let partial = Capabilities {
+        methods: vec![Method::Webhook, Method::Inbox],
+        targets: vec!["ops".into()],
+    };
+    let waiting = store.undeliverable(&partial).await?;
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|w| (w.method, w.target.clone(), w.count))
+            .collect::<Vec<_>>(),
+        vec![
+            (Method::SlackWebhook, Some("elsewhere".to_string()), 1),
+            (Method::Smtp, None, 1)
+        ]
+    );
+    assert_eq!(
+        waiting[1].describe(),
+        "1 smtp message wait: no replica has an smtp channel"
+    );
+    let notifier = Uuid::now_v7();
+    let leased = lease_with(
+        &*store,
+        notifier,
+        10,
+        std::time::Duration::from_secs(60),
+        5,
+        &partial,
+    )
+    .await?;
+    let mut ids: Vec<Uuid> = leased.iter().map(|m| m.id).collect();
+    ids.sort();
+    let mut expected = vec![webhook.id, ops.id];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "only the webhook message and the `ops` target"
+    );
+    let (untouched, _) = store.message(smtp.id).await?.expect("smtp message");
+    assert_eq!(untouched.status, MessageState::Pending);
+    assert!(
+        store
+            .undeliverable(&every_method())
+            .await?
+            .iter()
+            .all(|w| w.target.is_some())
+    );
+    Ok(())
+}
+
+async fn a_late_outcome_never_overwrites_a_newer_lease(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let (slow, fast) = (Uuid::now_v7(), Uuid::now_v7());
+    let short = std::time::Duration::from_millis(1);
+    let first = lease_with(&*store, slow, 1, short, 5, &every_method()).await?;
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = lease(&*store, fast, 1).await?;
+    assert_eq!(second.len(), 1, "the expired lease is taken over");
+    assert_ne!(first[0].lease_token, second[0].lease_token);
+    assert_eq!(
+        second[0].attempt_count, 1,
+        "the expired lease counted as an attempt"
+    );
+    // The slow replica's outcome arrives after the takeover: dropped, counted as late.
+    let late = store
+        .record_attempts(&[outcome(
+            &first[0],
+            slow,
+            MessageState::PermanentFailure,
+            Some("webhook 404"),
+        )])
+        .await?;
+    assert_eq!(late, 1);
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Leased);
+    assert!(attempts.is_empty());
+    let late = store
+        .record_attempts(&[outcome(&second[0], fast, MessageState::Sent, None)])
+        .await?;
+    assert_eq!(late, 0);
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Sent);
+    assert_eq!(attempts.len(), 1);
+    Ok(())
+}
+
+async fn attempt_history_survives_retries(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let notifier = Uuid::now_v7();
+    for reason in ["webhook 404 after 0.1s", "webhook 410 after 0.1s"] {
+        let leased = lease(&*store, notifier, 1).await?;
+        assert_eq!(leased.len(), 1);
+        store
+            .record_attempts(&[outcome(
+                &leased[0],
+                notifier,
+                MessageState::PermanentFailure,
+                Some(reason),
+            )])
+            .await?;
+        store
+            .retry_messages(&[m.id], false, "retried by alice")
+            .await?;
+    }
+    let leased = lease(&*store, notifier, 1).await?;
+    store
+        .record_attempts(&[outcome(&leased[0], notifier, MessageState::Sent, None)])
+        .await?;
+    let (now, attempts) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::Sent);
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| (a.attempt_number, a.reason.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, Some("webhook 404 after 0.1s".to_string())),
+            (2, Some("webhook 410 after 0.1s".to_string())),
+            (3, None)
+        ]
+    );
+    Ok(())
+}
+
+async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let old = |status| NewMessage {
+        created_at: Utc::now() - Duration::days(30),
+        status,
+        ..message(t, None, Method::Webhook, None)
+    };
+    let batch: Vec<NewMessage> = MessageState::ALL.iter().map(|s| old(*s)).collect();
+    store.enqueue(&batch).await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 1).await?;
+    assert_eq!(leased.len(), 1);
+    // Everything is "older" than a cutoff in the future; only final states may go.
+    let purged = store.purge_messages(Utc::now() + Duration::days(1)).await?;
+    assert_eq!(purged, 3, "sent, permanent_failure and inhibited");
+    for m in &batch {
+        let kept = store.message(m.id).await?;
+        let is_final = matches!(
+            m.status,
+            MessageState::Sent | MessageState::PermanentFailure | MessageState::Inhibited
+        );
+        assert_eq!(kept.is_none(), is_final, "{} message", m.status);
+    }
+    // The in-flight delivery's outcome still lands.
+    let late = store
+        .record_attempts(&[outcome(&leased[0], notifier, MessageState::Sent, None)])
+        .await?;
+    assert_eq!(late, 0);
+    Ok(())
+}
+
+async fn used_up_attempts_are_finalised_not_stuck(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let m = message(t, None, Method::Webhook, None);
+    store.enqueue(std::slice::from_ref(&m)).await?;
+    let notifier = Uuid::now_v7();
+    for _ in 0..2 {
+        let leased = lease(&*store, notifier, 1).await?;
+        store
+            .record_attempts(&[outcome(
+                &leased[0],
+                notifier,
+                MessageState::TemporaryFailure,
+                Some("webhook 503 after 0.1s"),
+            )])
+            .await?;
+    }
+    // max_send_attempts lowered to 2 (a restart with a new config): not leased, finalised.
+    let leased = lease_with(
+        &*store,
+        notifier,
+        10,
+        std::time::Duration::from_secs(60),
+        2,
+        &every_method(),
+    )
+    .await?;
+    assert!(leased.is_empty());
+    let (now, _) = store.message(m.id).await?.expect("message");
+    assert_eq!(now.status, MessageState::PermanentFailure);
+    let reason = now.status_reason.unwrap_or_default();
+    assert!(reason.contains("gave up after 2 attempts"), "{reason}");
+    assert_eq!(
+        store.next_due(&every_method()).await?,
+        None,
+        "nothing left to wake up for"
+    );
+    Ok(())
+}
+
+async fn replicas_are_not_woken_for_what_they_cannot_deliver(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    store
+        .enqueue(&[message(t, None, Method::Smtp, None)])
+        .await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 1).await?;
+    store
+        .record_attempts(&[outcome(
+            &leased[0],
+            notifier,
+            MessageState::TemporaryFailure,
+            Some("smtp 451 try later"),
+        )])
+        .await?;
+    let webhook_only = Capabilities {
+        methods: vec![Method::Webhook],
+        targets: vec![],
+    };
+    assert!(store.next_due(&every_method()).await?.is_some());
+    assert_eq!(
+        store.next_due(&webhook_only).await?,
+        None,
+        "a due smtp retry must not wake (and spin) a replica without smtp"
+    );
+    Ok(())
+}
+
+async fn due_retries_get_a_share_of_every_lease(db: TestDb) -> R {
+    let store = migrated(&db).await?;
+    let t = template_id(&*store, "run_failure").await;
+    let early: Vec<NewMessage> = (0..2)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&early).await?;
+    let notifier = Uuid::now_v7();
+    let leased = lease(&*store, notifier, 2).await?;
+    let failed: Vec<AttemptRecord> = leased
+        .iter()
+        .map(|l| {
+            outcome(
+                l,
+                notifier,
+                MessageState::TemporaryFailure,
+                Some("webhook 503"),
+            )
+        })
+        .collect();
+    store.record_attempts(&failed).await?;
+    // A backlog of newer messages arrives after the retries came due.
+    let backlog: Vec<NewMessage> = (0..20)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&backlog).await?;
+    let leased = lease(&*store, notifier, 8).await?;
+    assert_eq!(leased.len(), 8);
+    let retried = leased
+        .iter()
+        .filter(|l| early.iter().any(|e| e.id == l.id))
+        .count();
+    assert_eq!(retried, 2, "due retries are not starved by the backlog");
+    Ok(())
+}
+
+for_both_backends!(
+    leases_take_only_what_the_replica_can_deliver,
+    a_late_outcome_never_overwrites_a_newer_lease,
+    attempt_history_survives_retries,
+    purge_never_deletes_what_can_still_be_delivered,
+    used_up_attempts_are_finalised_not_stuck,
+    due_retries_get_a_share_of_every_lease,
+    replicas_are_not_woken_for_what_they_cannot_deliver,
+    existing_mode_requires_a_migrated_store,
+    users_are_unique_and_keep_their_roles,
+    catalog_upsert_never_clobbers_the_admin_method,
+    preferences_are_set_updated_and_cleared,
+    the_pause_flag_round_trips,
+    enqueue_skips_duplicates_and_names_the_original,
+    enqueue_is_all_or_nothing,
+    listing_filters_and_pages_by_keyset,
+    one_message_reads_back_exactly,
+    retry_moves_only_failed_messages_back_to_pending,
+    purge_removes_old_messages_and_keeps_fresh_ones,
+    searches_filter_by_reason_and_count_what_they_would_list,
+    top_status_reasons_count_failures_most_frequent_first,
+    volume_by_event_counts_messages_created_since,
+    attempts_since_count_recent_outcomes,
+    counts_stay_exact_through_enqueue_lease_ack_retry_and_purge,
+);
