@@ -6,13 +6,14 @@
 //! message. Each event declares the labels its templates read ([`LabelSpec`]): the contract
 //! enqueue checks a producer's labels against (DESIGN §3).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::model::{Action, EventKind, EventSpec, LabelSpec, Role};
 
@@ -342,28 +343,23 @@ fn line_at(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// A loose view of the events, kept only to say which event and field a TOML error is in.
-#[derive(Deserialize)]
-struct Outline {
-    #[serde(default)]
-    events: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
-}
-
 /// The event and field around a byte offset, when the text is well-formed enough to tell.
 fn locate(text: &str, offset: usize) -> (Option<EventRef>, Option<String>) {
-    let Ok(outline) = toml::from_str::<Outline>(text) else {
+    let Ok(document) = DeTable::parse(text) else {
         return (None, None);
     };
-    for (index, event) in outline.events.iter().enumerate() {
-        let table = event.get_ref();
-        // A table's own span stops before its `[[events.actions]]` sub-tables; widen it.
-        let extent = table
-            .values()
-            .map(Spanned::span)
-            .fold(event.span(), |acc, span| {
-                acc.start.min(span.start)..acc.end.max(span.end)
-            });
-        if !contains(&extent, offset) {
+    let Some(events) = document
+        .get_ref()
+        .get("events")
+        .and_then(|events| events.get_ref().as_array())
+    else {
+        return (None, None);
+    };
+    for (index, event) in events.iter().enumerate() {
+        let Some(table) = event.get_ref().as_table() else {
+            continue;
+        };
+        if !contains(&extent(event), offset) {
             continue;
         }
         let event_ref = match table.get("name").and_then(|name| name.get_ref().as_str()) {
@@ -372,11 +368,27 @@ fn locate(text: &str, offset: usize) -> (Option<EventRef>, Option<String>) {
         };
         let field = table
             .iter()
-            .find(|(_, value)| contains(&value.span(), offset))
-            .map(|(key, _)| key.clone());
+            .find(|(_, value)| contains(&extent(value), offset))
+            .map(|(key, _)| key.get_ref().to_string());
         return (Some(event_ref), field);
     }
     (None, None)
+}
+
+/// The bytes a value covers with everything inside it: toml spans a `[[header]]` table by its
+/// header alone, so its keys and sub-tables widen it.
+fn extent(value: &Spanned<DeValue<'_>>) -> Range<usize> {
+    let widen =
+        |acc: Range<usize>, span: Range<usize>| acc.start.min(span.start)..acc.end.max(span.end);
+    match value.get_ref() {
+        DeValue::Table(table) => table.iter().fold(value.span(), |acc, (key, value)| {
+            widen(widen(acc, key.span()), extent(value))
+        }),
+        DeValue::Array(items) => items
+            .iter()
+            .fold(value.span(), |acc, item| widen(acc, extent(item))),
+        _ => value.span(),
+    }
 }
 
 fn contains(span: &Range<usize>, offset: usize) -> bool {
@@ -385,6 +397,8 @@ fn contains(span: &Range<usize>, offset: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// Every event DESIGN §3 requires, by the name producers use.

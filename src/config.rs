@@ -1056,10 +1056,10 @@ fn section_keys(section: &str) -> Vec<&'static str> {
                 .strip_prefix(section)
                 .and_then(|rest| rest.strip_prefix('.'))
         };
-        if let Some(child) = rest.and_then(|rest| rest.split('.').next()) {
-            if !keys.contains(&child) {
-                keys.push(child);
-            }
+        if let Some(child) = rest.and_then(|rest| rest.split('.').next())
+            && !keys.contains(&child)
+        {
+            keys.push(child);
         }
     }
     if section.is_empty() {

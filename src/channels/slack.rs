@@ -1006,15 +1006,16 @@ fn cut_mrkdwn(text: &str, max: usize) -> String {
         return text.to_string();
     };
     let mut head = &text[..end];
-    if let Some(amp) = head.rfind('&') {
-        if head.len() - amp < "&amp;".len() && !head[amp..].contains(';') {
-            head = &head[..amp];
-        }
+    if let Some(amp) = head.rfind('&')
+        && head.len() - amp < "&amp;".len()
+        && !head[amp..].contains(';')
+    {
+        head = &head[..amp];
     }
-    if let Some(open) = head.rfind('<') {
-        if !head[open..].contains('>') {
-            head = &head[..open];
-        }
+    if let Some(open) = head.rfind('<')
+        && !head[open..].contains('>')
+    {
+        head = &head[..open];
     }
     format!("{head}…")
 }

@@ -1004,11 +1004,11 @@ impl Relay {
                     )),
                 })?;
         }
-        if let Some(login) = &self.login {
-            if let Err(failure) = self.authenticate(&mut conn, login).await {
-                conn.abort().await;
-                return Err(failure);
-            }
+        if let Some(login) = &self.login
+            && let Err(failure) = self.authenticate(&mut conn, login).await
+        {
+            conn.abort().await;
+            return Err(failure);
         }
         let opened = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(server = %self.address, opened, "opened an SMTP connection");
@@ -1114,10 +1114,10 @@ impl Relay {
             conn,
             since: Instant::now(),
         });
-        if !self.reaper_started.swap(true, Ordering::AcqRel) {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(reap_idle(Arc::downgrade(self)));
-            }
+        if !self.reaper_started.swap(true, Ordering::AcqRel)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(reap_idle(Arc::downgrade(self)));
         }
     }
 

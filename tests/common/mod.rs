@@ -516,15 +516,13 @@ fn cluster_dir(as_postgres: bool) -> Result<PathBuf, String> {
             ));
             continue;
         }
-        if as_postgres {
-            if let Err(e) = hand_to_postgres_user(dir.path()) {
-                problems.push(format!(
-                    "{}: not usable by the `postgres` user, as which the server must run when \
-                     tests run as root: {e}",
-                    dir.path().display()
-                ));
-                continue;
-            }
+        if as_postgres && let Err(e) = hand_to_postgres_user(dir.path()) {
+            problems.push(format!(
+                "{}: not usable by the `postgres` user, as which the server must run when \
+                 tests run as root: {e}",
+                dir.path().display()
+            ));
+            continue;
         }
         return Ok(dir.keep());
     }
