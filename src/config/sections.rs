@@ -1,0 +1,188 @@
+//! The typed sections of [`Config`](super::Config): `[notifications]`, `[email]`, targets,
+//! users and event overrides, with their documented defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Secret;
+use crate::model::{Method, Role, TargetType};
+
+/// `[events.NAME]`: templates that replace the catalog's for every delivery of one event
+/// (SQLMesh's "overriding notification targets"); a target's own templates beat these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventOverrideConfig {
+    /// Replaces the event's title template.
+    pub title_template: Option<String>,
+    /// Replaces the event's body template (Markdown).
+    pub body_template: Option<String>,
+}
+
+/// `[notifications]` (DESIGN §5, §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationsConfig {
+    /// Deployment default method for user notifications: `smtp` or `webhook`.
+    pub method: Method,
+    /// Whether user notifications are also copied to the in-app inbox.
+    pub inbox_enabled: bool,
+    /// How long one delivery may take; must be shorter than `lease_period`.
+    pub dispatch_timeout: Duration,
+    /// Deliveries tried before a message becomes `permanent_failure` (at least 1).
+    pub max_send_attempts: u32,
+    /// Wait after a retryable failure before the next attempt.
+    pub retry_interval: Duration,
+    /// The longest wait between attempts, whatever a peer's `Retry-After` asks for.
+    pub max_retry_delay: Duration,
+    /// Poll interval when nothing wakes the dispatcher earlier.
+    pub fetch_interval: Duration,
+    /// Messages leased per batch (at least 1).
+    pub lease_count: u32,
+    /// How long a lease lasts before another replica may take the message.
+    pub lease_period: Duration,
+    /// How often the ack buffer is flushed to the store.
+    pub store_sync_interval: Duration,
+    /// Outcomes buffered before a flush is forced (at least 1).
+    pub store_sync_buffer: usize,
+    /// Messages unchanged for longer than this are deleted.
+    pub retention: Duration,
+    /// `[notifications.webhook]`: the `webhook` method's endpoint.
+    pub webhook: WebhookConfig,
+}
+
+/// `[notifications.webhook]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookConfig {
+    /// Where the `webhook` method POSTs; unset means the method is not configured. Show it with
+    /// [`redact_url`](super::redact_url).
+    pub endpoint: Option<String>,
+    /// Key of the `X-Herald-Signature` HMAC; unset means requests are not signed.
+    pub signing_secret: Option<Secret>,
+}
+
+/// `[email]` (DESIGN §7, Coder's `CODER_EMAIL_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    /// The sender, e.g. `Herald <herald@example.com>`.
+    pub from: Option<String>,
+    /// The SMTP relay as `host:port`; unset means the `smtp` method is not configured.
+    pub smarthost: Option<String>,
+    /// The name sent in `HELO`/`EHLO`.
+    pub hello: String,
+    /// `[email.auth]`.
+    pub auth: EmailAuthConfig,
+    /// `[email.tls]`.
+    pub tls: EmailTlsConfig,
+}
+
+/// `[email.auth]`: PLAIN/LOGIN authentication.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EmailAuthConfig {
+    /// User name for PLAIN/LOGIN.
+    pub username: Option<String>,
+    /// Password; exclusive with `password_file`.
+    pub password: Option<Secret>,
+    /// File holding the password; exclusive with `password`.
+    pub password_file: Option<PathBuf>,
+    /// Identity for PLAIN.
+    pub identity: Option<String>,
+}
+
+/// `[email.tls]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailTlsConfig {
+    /// Implicit TLS from the first byte (also implied by port 465).
+    pub force_tls: bool,
+    /// Upgrade a plain connection with STARTTLS.
+    pub starttls: bool,
+    /// Do not verify the server's certificate nor the name in it (insecure).
+    pub skip_verify: bool,
+    /// Name to verify the certificate against, when it differs from the smarthost's host.
+    pub server_name: Option<String>,
+    /// Client certificate (PEM); goes with `cert_key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client certificate key (PEM); goes with `cert_file`.
+    pub cert_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One SQLMesh-style notification target (`[[targets]]` or `[[users.targets]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// Unique among the global targets, or among one user's targets.
+    pub name: String,
+    /// TOML key `type`.
+    pub target_type: TargetType,
+    /// Event names this target hears about (checked against the catalog elsewhere).
+    pub notify_on: Vec<String>,
+    /// `slack_webhook` / `webhook`: the URL to POST to (its path is the secret).
+    pub url: Option<Secret>,
+    /// `slack_api`: the bearer token.
+    pub token: Option<Secret>,
+    /// `slack_api`: channel name or id, or a member id for a direct message.
+    pub channel: Option<String>,
+    /// `slack_api`: Web API base URL (tests point it at a fake).
+    pub api_base_url: String,
+    /// `smtp`: addresses the message goes to.
+    pub recipients: Vec<String>,
+    /// `smtp`: the target's own server; else `[email].smarthost`.
+    pub host: Option<String>,
+    /// `smtp`: port of the target's own server.
+    pub port: Option<u16>,
+    /// `smtp`: user for the target's own server.
+    pub user: Option<String>,
+    /// `smtp`: password for the target's own server.
+    pub password: Option<Secret>,
+    /// `smtp`: the sender; else `[email].from`.
+    pub sender: Option<String>,
+    /// Overrides the event's title template for this target.
+    pub title_template: Option<String>,
+    /// Overrides the event's body template for this target.
+    pub body_template: Option<String>,
+}
+
+/// A user declared in config (`[[users]]`), upserted at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfig {
+    /// Unique user name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// The user's own targets, notified when this user is the actor.
+    pub targets: Vec<TargetConfig>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            method: Method::Smtp,
+            inbox_enabled: true,
+            dispatch_timeout: Duration::from_secs(60),
+            max_send_attempts: 5,
+            retry_interval: Duration::from_secs(5 * 60),
+            max_retry_delay: Duration::from_secs(60 * 60),
+            fetch_interval: Duration::from_secs(15),
+            lease_count: 100,
+            lease_period: Duration::from_secs(2 * 60),
+            store_sync_interval: Duration::from_millis(250),
+            store_sync_buffer: 500,
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
+            webhook: WebhookConfig::default(),
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            from: None,
+            smarthost: None,
+            hello: "localhost".to_string(),
+            auth: EmailAuthConfig::default(),
+            tls: EmailTlsConfig::default(),
+        }
+    }
+}
