@@ -8,14 +8,13 @@ use crate::common;
 use crate::for_both_backends;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestDb;
 use common::http_sink::{HttpSink, Response};
+use common::serve::{Serve, herald};
 use common::smtp_server::{SmtpServer, SmtpServerOptions};
 use herald::channels::Channels;
 use herald::config::Config;
@@ -545,68 +544,6 @@ async fn sqlite_a_locked_store_loses_nothing() -> R {
 
 // ---- replicas with different configurations (the real binary) ----------------------------
 
-/// A `herald serve` child process, killed if the test fails before stopping it.
-struct Serve {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Serve {
-    fn start(dir: &Path, config: &str) -> Serve {
-        let log = dir.join(format!("{config}.log"));
-        let child = herald(dir, &["--config", config, "serve"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn herald serve");
-        Serve { child, log }
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(mut self) -> i32 {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not stop: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn herald(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
-    cmd
-}
-
 async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R {
     let store = migrated(&db).await;
     let smtp = SmtpServer::start(SmtpServerOptions::new());
@@ -637,7 +574,7 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
     queue(&*store, 10, Method::Smtp, None, Some(&bob), now).await;
     queue(&*store, 10, Method::Webhook, None, Some(&bob), now).await;
 
-    let partial = Serve::start(dir.path(), "partial.toml");
+    let partial = Serve::start(dir.path(), "partial.toml", "partial", &[]);
     wait_until(
         &*store,
         "the webhook messages sent",
@@ -670,7 +607,7 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
         "{said}"
     );
 
-    let full = Serve::start(dir.path(), "full.toml");
+    let full = Serve::start(dir.path(), "full.toml", "full", &[]);
     wait_until(
         &*store,
         "every message sent",

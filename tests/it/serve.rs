@@ -5,77 +5,18 @@ use crate::for_both_backends;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::http_sink::{HttpSink, Response};
+use common::serve::Serve;
 use herald::model::MessageState;
 use herald::store::{self, OpenMode, Store};
 
-/// A `herald serve` child process, killed if the test fails before stopping it.
-struct Replica {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Replica {
-    fn start(dir: &Path, name: &str, extra_args: &[&str]) -> Replica {
-        let log = dir.join(format!("{name}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-        cmd.current_dir(dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HERALD_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.args(["--config", "herald.toml", "serve"])
-            .args(extra_args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        Replica {
-            child: cmd.spawn().expect("spawn herald serve"),
-            log,
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(mut self) -> i32 {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not stop: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A replica of the store in `dir`, configured by its `herald.toml`.
+fn replica(dir: &Path, name: &str, extra: &[&str]) -> Serve {
+    Serve::start(dir, "herald.toml", name, extra)
 }
 
 fn write_config(dir: &Path, db: &TestDb, endpoint: &str, extra: &str) {
@@ -106,7 +47,7 @@ fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
     counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
 }
 
-async fn wait_for_sent(store: &dyn Store, n: i64, timeout: Duration, replicas: &[&Replica]) {
+async fn wait_for_sent(store: &dyn Store, n: i64, timeout: Duration, replicas: &[&Serve]) {
     let deadline = Instant::now() + timeout;
     loop {
         let c = counts(store).await;
@@ -142,7 +83,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero(db: TestDb) {
         l.local_addr().unwrap().port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let replica = Replica::start(dir.path(), "a", &["--metrics-addr", &addr]);
+    let replica = replica(dir.path(), "a", &["--metrics-addr", &addr]);
     common::seed::webhook_messages(&*store, 400).await;
     assert!(
         sink.wait_for(40, Duration::from_secs(20)).await,
@@ -166,7 +107,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero(db: TestDb) {
     assert!(metrics.contains("herald_dispatch_attempts_total{event=\"test_notification\",method=\"webhook\",result=\"sent\"}"), "{metrics}");
     assert!(metrics.contains("herald_inflight"), "{metrics}");
 
-    let log = replica.log.clone();
+    let log = replica.log_path();
     let code = replica.terminate();
     assert_eq!(
         code,
@@ -202,7 +143,7 @@ async fn a_killed_replica_loses_nothing(db: TestDb) {
         &sink.url,
         "lease_count = 50\nlease_period = \"2s\"\ndispatch_timeout = \"1s\"",
     );
-    let first = Replica::start(dir.path(), "first", &[]);
+    let first = replica(dir.path(), "first", &[]);
     let ids = common::seed::webhook_messages(&*store, 300).await;
     assert!(
         sink.wait_for(60, Duration::from_secs(20)).await,
@@ -216,7 +157,7 @@ async fn a_killed_replica_loses_nothing(db: TestDb) {
         "killed mid-batch: {c:?}"
     );
 
-    let second = Replica::start(dir.path(), "second", &[]);
+    let second = replica(dir.path(), "second", &[]);
     wait_for_sent(&*store, 300, Duration::from_secs(60), &[&second]).await;
     let delivered = unique_ids(&sink);
     for id in &ids {
@@ -241,12 +182,12 @@ async fn three_postgres_replicas_share_the_work_and_deliver_each_message_once() 
     let sink = HttpSink::ok().await;
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &db, &sink.url, "");
-    let replicas: Vec<Replica> = ["r1", "r2", "r3"]
+    let replicas: Vec<Serve> = ["r1", "r2", "r3"]
         .iter()
-        .map(|name| Replica::start(dir.path(), name, &[]))
+        .map(|name| replica(dir.path(), name, &[]))
         .collect();
     common::seed::webhook_messages(&*store, 20_000).await;
-    let refs: Vec<&Replica> = replicas.iter().collect();
+    let refs: Vec<&Serve> = replicas.iter().collect();
     wait_for_sent(&*store, 20_000, Duration::from_secs(180), &refs).await;
     assert_eq!(sink.count(), 20_000, "each message delivered exactly once");
     assert_eq!(unique_ids(&sink).len(), 20_000);

@@ -20,6 +20,7 @@ pub mod console;
 pub mod http_sink;
 pub mod pty;
 pub mod seed;
+pub mod serve;
 pub mod silent_server;
 pub mod smtp_server;
 

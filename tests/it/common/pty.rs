@@ -144,22 +144,20 @@ impl Console {
     /// Waits for the program to end on its own and returns the exit code.
     #[track_caller]
     pub fn wait_exit(&mut self) -> u32 {
-        let start = Instant::now();
-        while start.elapsed() < WAIT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(300));
-                return status.exit_code();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("the program did not exit:\n{}", self.screen());
+        self.exit_code("the program did not exit")
     }
 
     /// Quits with `q` and returns the exit code.
     #[track_caller]
     pub fn quit(&mut self) -> u32 {
         self.press("q");
+        self.exit_code("the console did not exit after q")
+    }
+
+    /// The exit code once the program ends; after [`WAIT`] it is killed and the test fails
+    /// with `what` and the screen.
+    #[track_caller]
+    fn exit_code(&mut self, what: &str) -> u32 {
         let start = Instant::now();
         while start.elapsed() < WAIT {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -170,7 +168,7 @@ impl Console {
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
-        panic!("the console did not exit after q:\n{}", self.screen());
+        panic!("{what}:\n{}", self.screen());
     }
 
     /// The alternate screen was entered and left, and the cursor is visible again.
