@@ -30,4 +30,5 @@ pub mod routing;
 // Leaves anyone may use: plain types, settings, logs and metrics.
 pub mod config;
 pub mod model;
+pub mod secret;
 pub mod telemetry;

@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::config::redact_url_password;
 use crate::model::{
     Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
     Role, Settings, User, UserStatus,
 };
 use crate::queue::AttemptResult;
+use crate::secret::redact_url_password;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

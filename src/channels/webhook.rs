@@ -20,9 +20,10 @@ use sha2::Sha256;
 
 use super::http::{self, CONNECT_TIMEOUT, body_excerpt, error_chain, parse_retry_after};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, Secret, redact_url};
+use crate::config::Config;
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::routing::PAYLOAD_VERSION;
+use crate::secret::{Secret, redact_url};
 
 /// The `_version` of the request body (Coder's webhook message schema).
 pub const BODY_VERSION: &str = "1.1";

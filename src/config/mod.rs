@@ -10,14 +10,14 @@
 //! Where each part lives: `sections` (the typed sections), `settings` (the key table), `raw`
 //! (a value before conversion, and the conversions), `file` (the file as a spanned tree and
 //! its readers), `tables` (targets, users and event overrides), `interpolate` (`${VAR}`),
-//! `builder` (the layers and the cross-key checks), `error` and `secret`.
+//! `builder` (the layers and the cross-key checks) and `error`. [`Secret`] and URL redaction
+//! live in the leaf module `crate::secret`, re-exported here.
 
 mod builder;
 mod error;
 mod file;
 mod interpolate;
 mod raw;
-mod secret;
 mod sections;
 mod settings;
 mod tables;
@@ -27,11 +27,11 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::secret::{Secret, redact_url, redact_url_password};
 use builder::Builder;
 pub use error::{ConfigError, Origin};
 use raw::Raw;
 pub use raw::{MAX_DURATION, parse_duration};
-pub use secret::{Secret, redact_url, redact_url_password};
 pub use sections::{
     EmailAuthConfig, EmailConfig, EmailTlsConfig, EventOverrideConfig, NotificationsConfig,
     TargetConfig, UserConfig, WebhookConfig,

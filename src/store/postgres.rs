@@ -268,7 +268,7 @@ impl PostgresStore {
 
     /// Connects to `url` and, with [`OpenMode::Migrate`], applies pending migrations.
     pub async fn open(url: &str, mode: OpenMode) -> StoreResult<PostgresStore> {
-        let shown = crate::config::redact_url_password(url);
+        let shown = crate::secret::redact_url_password(url);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

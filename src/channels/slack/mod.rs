@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 
 use super::http::{self, body_excerpt, error_chain, parse_retry_after};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, Secret, TargetConfig, redact_url};
+use crate::config::{Config, TargetConfig};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
+use crate::secret::{Secret, redact_url};
 
 /// The longest a `herald doctor` check waits for Slack's answer; shorter when
 /// `dispatch_timeout` is. A URL that accepts the connection and never answers must not hang

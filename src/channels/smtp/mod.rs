@@ -56,8 +56,9 @@ use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::email_layout::render_email;
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, EmailTlsConfig, Secret, TargetConfig};
+use crate::config::{Config, EmailTlsConfig, TargetConfig};
 use crate::model::{DeliveryOutcome, Method, TargetType};
+use crate::secret::Secret;
 
 /// The port of SMTP over implicit TLS (RFC 8314): TLS from the first byte, whatever
 /// `email.tls.force_tls` says.
