@@ -5,28 +5,22 @@
 //! and returns [`action::Effect`]s; the [`driver`] runs each effect in a task against the
 //! service and sends its result back as an action; [`view::draw`] draws the state, only when it
 //! changed and at most ~30 times a second. Nothing here touches the store directly.
+//!
+//! Where things live: `app/` (actions and effects, state, update, keymap, driver), `tabs/`
+//! (one module per tab; the queue tab a folder), `chrome/` (header, footer, help, confirm,
+//! theme, shared view helpers, the terminal). The old flat paths (`console::state`,
+//! `console::theme`, …) are re-exported.
 
-pub mod action;
-pub mod confirm;
-pub mod delivery;
-pub mod driver;
-pub mod events;
-pub mod filter;
-pub mod footer;
-pub mod header;
-pub mod help;
-pub mod inbox;
-pub mod keymap;
-pub mod optouts;
-pub mod queue;
-pub mod queue_view;
-mod results;
-pub mod state;
-pub mod terminal;
-pub mod theme;
-pub mod troubleshoot;
-pub mod update;
-pub mod view;
+pub mod app;
+pub mod chrome;
+pub mod tabs;
+
+pub use app::{action, driver, keymap, state, update};
+pub use chrome::{confirm, footer, header, help, terminal, theme, view};
+pub use tabs::queue::{filter, view as queue_view};
+pub use tabs::{delivery, events, inbox, optouts, queue, troubleshoot};
+
+use app::results;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -11,10 +11,10 @@ use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use crate::model::{EventTemplate, Method};
 
-use super::action::Effect;
-use super::state::AppState;
-use super::theme::Theme;
-use super::view::{pane, short_group, table_state};
+use crate::console::action::Effect;
+use crate::console::state::AppState;
+use crate::console::theme::Theme;
+use crate::console::view::{pane, short_group, table_state};
 
 /// The catalog, shared by the Events and Delivery tabs.
 #[derive(Debug, Clone, Default)]

@@ -6,10 +6,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 
-use super::action::{Effect, OptOutRow};
-use super::state::AppState;
-use super::theme::Theme;
-use super::view::{pane, short_group, table_state};
+use crate::console::action::{Effect, OptOutRow};
+use crate::console::state::AppState;
+use crate::console::theme::Theme;
+use crate::console::view::{pane, short_group, table_state};
 
 /// The Opt-outs tab's data.
 #[derive(Debug, Clone, Default)]

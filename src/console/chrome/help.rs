@@ -6,10 +6,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::keymap::{self, ActionSpec, Scope};
-use super::state::{AppState, Tab};
-use super::theme::Theme;
-use super::view::centered;
+use crate::console::keymap::{self, ActionSpec, Scope};
+use crate::console::state::{AppState, Tab};
+use crate::console::theme::Theme;
+use crate::console::view::centered;
 
 /// The help text's lines (also what the overlay scrolls through).
 pub fn lines(state: &AppState, theme: Theme) -> Vec<Line<'static>> {

@@ -8,10 +8,10 @@ use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, Wrap};
 
 use crate::model::{Attempt, Message, MessageState};
 
-use super::queue::{PAGE_SIZE, is_stuck};
-use super::state::AppState;
-use super::theme::Theme;
-use super::view::{age, pane, table_state};
+use crate::console::queue::{PAGE_SIZE, is_stuck};
+use crate::console::state::AppState;
+use crate::console::theme::Theme;
+use crate::console::view::{age, pane, table_state};
 
 /// A state's short label, for narrow tables and the counts line.
 pub fn short_state(state: MessageState) -> &'static str {

@@ -3,10 +3,10 @@
 
 use tui_input::Input;
 
-use super::action::{Action, Effect, Load};
-use super::keymap;
-use super::state::{AppState, Overlay, Prompt, PromptKind, Tab};
-use super::{delivery, events, filter, inbox, optouts, queue, troubleshoot};
+use crate::console::action::{Action, Effect, Load};
+use crate::console::keymap;
+use crate::console::state::{AppState, Overlay, Prompt, PromptKind, Tab};
+use crate::console::{delivery, events, filter, inbox, optouts, queue, troubleshoot};
 
 /// The effects a fresh console starts with: the pause flag, the inbox, the first tab.
 pub fn init(state: &mut AppState) -> Vec<Effect> {
@@ -332,7 +332,7 @@ fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool {
         Action::TogglePause => match state.paused {
             None => state.fail("the pause flag has not been read yet; try again in a moment"),
             Some(paused) => {
-                state.overlay = Overlay::Confirm(super::state::Confirm {
+                state.overlay = Overlay::Confirm(crate::console::state::Confirm {
                     title: if paused {
                         "Resume delivery"
                     } else {
@@ -400,7 +400,7 @@ fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool {
             }
             state.dispatcher = Some(s);
         }
-        result => return super::results::apply(state, result, fx),
+        result => return crate::console::results::apply(state, result, fx),
     }
     true
 }

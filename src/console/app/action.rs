@@ -1,8 +1,8 @@
 //! What can happen to the console ([`Action`]) and what it asks the world to do ([`Effect`]).
 //!
-//! Keys become actions through the action table ([`super::keymap`]); effects run in tasks
-//! ([`super::driver`]) and their results come back as actions. Both are plain data, so
-//! [`super::update::update`] is a pure function that tests drive directly.
+//! Keys become actions through the action table ([`crate::console::keymap`]); effects run in tasks
+//! ([`crate::console::driver`]) and their results come back as actions. Both are plain data, so
+//! [`crate::console::update::update`] is a pure function that tests drive directly.
 
 use chrono::{DateTime, Utc};
 use tui_input::InputRequest;
@@ -15,7 +15,7 @@ use crate::service::read_models::QueueQuery;
 use crate::service::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
-use super::state::Tab;
+use crate::console::state::Tab;
 
 /// The text of an error an effect ran into, as the person reads it.
 pub type Failure = String;

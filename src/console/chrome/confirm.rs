@@ -5,10 +5,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::keymap;
-use super::state::{AppState, Confirm};
-use super::theme::Theme;
-use super::view::{centered, hint_line};
+use crate::console::keymap;
+use crate::console::state::{AppState, Confirm};
+use crate::console::theme::Theme;
+use crate::console::view::{centered, hint_line};
 
 /// Draws the dialog in the middle of `area`.
 pub fn draw_confirm(

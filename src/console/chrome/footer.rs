@@ -5,11 +5,11 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::action::Action;
-use super::keymap::{self, ActionSpec};
-use super::state::{AppState, Overlay};
-use super::theme::Theme;
-use super::view::hint_line;
+use crate::console::action::Action;
+use crate::console::keymap::{self, ActionSpec};
+use crate::console::state::{AppState, Overlay};
+use crate::console::theme::Theme;
+use crate::console::view::hint_line;
 
 /// The hints for the keys that work now.
 pub fn draw_hints(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {

@@ -1,8 +1,8 @@
 //! How the results of effects change the state (the second half of `update`).
 
-use super::action::{Action, Effect};
-use super::state::{AppState, Tab};
-use super::{delivery, inbox, optouts, queue};
+use crate::console::action::{Action, Effect};
+use crate::console::state::{AppState, Tab};
+use crate::console::{delivery, inbox, optouts, queue};
 
 /// Sets `slot` to `value`; true when it changed.
 fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
@@ -15,7 +15,7 @@ fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
 
 /// After a change to messages: the page and counts again.
 fn reload_queue(state: &mut AppState, fx: &mut Vec<Effect>) {
-    state.loading.remove(&super::action::Load::Page);
+    state.loading.remove(&crate::console::action::Load::Page);
     fx.push(queue::page_effect(state));
     if state.watches_queue() {
         fx.push(Effect::LoadCounts);

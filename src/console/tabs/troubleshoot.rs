@@ -16,13 +16,13 @@ use crate::service::read_models::QueueQuery;
 use crate::service::{MessageFilter, ReasonCount, Replica};
 use crate::telemetry::LogLine;
 
-use super::action::Effect;
-use super::filter;
-use super::queue;
-use super::queue_view::short_state;
-use super::state::{AppState, Tab};
-use super::theme::Theme;
-use super::view::{age, pane, table_state};
+use crate::console::action::Effect;
+use crate::console::filter;
+use crate::console::queue;
+use crate::console::queue_view::short_state;
+use crate::console::state::{AppState, Tab};
+use crate::console::theme::Theme;
+use crate::console::view::{age, pane, table_state};
 
 /// How many log lines the tab keeps.
 pub const LOG_KEEP: usize = 2000;

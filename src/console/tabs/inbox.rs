@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use crate::service::InboxEntry;
 
-use super::action::Effect;
-use super::state::AppState;
-use super::theme::Theme;
-use super::view::{age, pane, table_state};
+use crate::console::action::Effect;
+use crate::console::state::AppState;
+use crate::console::theme::Theme;
+use crate::console::view::{age, pane, table_state};
 
 /// How many entries are read.
 pub const INBOX_LIMIT: u32 = 200;

@@ -8,8 +8,8 @@ use ratatui::widgets::Paragraph;
 
 use crate::dispatch::DispatcherState;
 
-use super::state::{AppState, Need, Tab};
-use super::theme::Theme;
+use crate::console::state::{AppState, Need, Tab};
+use crate::console::theme::Theme;
 
 fn dispatcher_text(state: &AppState) -> &'static str {
     match state.dispatcher {

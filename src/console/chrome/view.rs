@@ -7,9 +7,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, TableState};
 
-use super::state::{AppState, Overlay, Tab};
-use super::theme::Theme;
-use super::{
+use crate::console::state::{AppState, Overlay, Tab};
+use crate::console::theme::Theme;
+use crate::console::{
     confirm, delivery, events, footer, header, help, inbox, optouts, queue_view, troubleshoot,
 };
 

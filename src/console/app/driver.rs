@@ -10,9 +10,9 @@ use crate::model::User;
 use crate::service::PageRequest;
 use crate::service::{EnqueueReport, Service, ServiceError};
 
-use super::action::{Action, Effect, OptOutRow};
-use super::inbox::INBOX_LIMIT;
-use super::troubleshoot::REASONS;
+use crate::console::action::{Action, Effect, OptOutRow};
+use crate::console::inbox::INBOX_LIMIT;
+use crate::console::troubleshoot::REASONS;
 
 /// Performs effects for one caller against one service.
 #[derive(Clone)]

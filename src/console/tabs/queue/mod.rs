@@ -1,6 +1,9 @@
 //! The Queue tab's data and behaviour: live counts and throughput, the keyset-paged message
 //! table with its filter, marks, the stuck flag, the detail, and the three retries (each
-//! confirmed with how many). Drawing is in [`super::queue_view`].
+//! confirmed with how many). Drawing is in [`crate::console::queue_view`].
+
+pub mod filter;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,9 +16,8 @@ use crate::queue::can_retry;
 use crate::service::StateCounts;
 use crate::service::read_models::QueueQuery;
 
-use super::action::{Action, Effect};
-use super::filter;
-use super::state::{AppState, Confirm, Overlay};
+use crate::console::action::{Action, Effect};
+use crate::console::state::{AppState, Confirm, Overlay};
 
 /// Messages per page.
 pub const PAGE_SIZE: u32 = 50;

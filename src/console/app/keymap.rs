@@ -5,8 +5,8 @@
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::action::Action;
-use super::state::{AppState, Need, Overlay, Tab};
+use crate::console::action::Action;
+use crate::console::state::{AppState, Need, Overlay, Tab};
 
 /// A key: a code and the modifiers that must be held (Shift is ignored for characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The console's state: plain data, changed only by [`super::update::update`], drawn by the
+//! The console's state: plain data, changed only by [`crate::console::update::update`], drawn by the
 //! views. Nothing here does I/O.
 
 use std::collections::BTreeSet;
@@ -11,12 +11,12 @@ use crate::dispatch::DispatcherState;
 use crate::model::{Method, Role, User};
 use crate::service::Undeliverable;
 
-use super::action::{Effect, Load};
-use super::events::EventsState;
-use super::inbox::InboxState;
-use super::optouts::OptOutsState;
-use super::queue::QueueState;
-use super::troubleshoot::TroubleshootState;
+use crate::console::action::{Effect, Load};
+use crate::console::events::EventsState;
+use crate::console::inbox::InboxState;
+use crate::console::optouts::OptOutsState;
+use crate::console::queue::QueueState;
+use crate::console::troubleshoot::TroubleshootState;
 
 /// The console's tabs, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

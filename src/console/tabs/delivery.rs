@@ -8,11 +8,11 @@ use ratatui::widgets::{Paragraph, Row, Table};
 
 use crate::model::Method;
 
-use super::action::Effect;
-use super::events::method_text;
-use super::state::{AppState, Need};
-use super::theme::Theme;
-use super::view::{pane, short_group, table_state};
+use crate::console::action::Effect;
+use crate::console::events::method_text;
+use crate::console::state::{AppState, Need};
+use crate::console::theme::Theme;
+use crate::console::view::{pane, short_group, table_state};
 
 /// The methods an event can be set to, in cycling order; `None` is the deployment default.
 /// (The inbox copy is not a method of its own: every event goes there when enabled.)
