@@ -8,33 +8,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestDb;
+use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
-use herald::channels::Channels;
-use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
-use herald::dispatch::{DispatchSettings, Dispatcher};
 use herald::model::{MessageState, Method};
 use herald::store::{self, MessageFilter, NewMessage, OpenMode, PageRequest, Store};
-use herald::telemetry::Metrics;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-/// A running dispatcher and the handle to stop it.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.task
-            .await
-            .expect("dispatcher task panicked")
-            .expect("dispatcher failed");
-    }
-}
 
 /// Fast settings for tests: short leases and retries; `tweak` adjusts them.
 fn config(db: &TestDb, endpoint: &str, tweak: impl FnOnce(&mut Config)) -> Config {
@@ -63,25 +42,6 @@ async fn open(db: &TestDb) -> Arc<dyn Store> {
         .await
         .expect("catalog");
     store
-}
-
-/// Starts a dispatcher on its own store handle (as another process would have).
-async fn start(config: &Config) -> Running {
-    let store = store::open(&config.database_url, OpenMode::Existing)
-        .await
-        .expect("open store");
-    let mut channels = Channels::from_config(config).expect("channels");
-    channels.insert(Arc::new(InboxChannel::new(store.clone())));
-    let dispatcher = Dispatcher::new(
-        store,
-        Arc::new(channels),
-        DispatchSettings::from(config),
-        Arc::new(Metrics::new()),
-    )
-    .expect("dispatcher");
-    let (stop, stopping) = watch::channel(false);
-    let task = tokio::spawn(dispatcher.run(stopping));
-    Running { stop, task }
 }
 
 fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
@@ -115,7 +75,7 @@ async fn roundtrip_delivers_every_message_once(db: TestDb) {
     let store = open(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 1000).await;
     wait_for_state(&*store, MessageState::Sent, 1000, Duration::from_secs(60)).await;
     running.stop().await;
@@ -146,7 +106,7 @@ async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
     })
     .await;
     let config = config(&db, &sink.url, |_| {});
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(&*store, MessageState::Sent, 1, Duration::from_secs(20)).await;
     running.stop().await;
@@ -175,7 +135,7 @@ async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_a
     let sink = HttpSink::start(|_req, _nth| Response::new(500)).await;
     let config = config(&db, &sink.url, |_| {});
     let retry_interval = config.notifications.retry_interval;
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(
         &*store,
@@ -211,7 +171,7 @@ async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
         c.notifications.dispatch_timeout = Duration::from_millis(300);
         c.notifications.retry_interval = Duration::from_secs(3600);
     });
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 1).await;
     wait_for_state(
         &*store,
@@ -235,8 +195,8 @@ async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
     let config = config(&db, &sink.url, |c| {
         c.notifications.fetch_interval = Duration::from_secs(15);
     });
-    let first = start(&config).await;
-    let second = start(&config).await;
+    let first = Running::start(&config).await;
+    let second = Running::start(&config).await;
     // A third handle plays `herald notifications pause` in another process.
     let operator = store::open(&db.url, OpenMode::Existing).await.unwrap();
     operator.set_paused(true).await.unwrap();
@@ -263,7 +223,7 @@ async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
         c.notifications.store_sync_interval = Duration::from_secs(3600);
         c.notifications.lease_count = 10;
     });
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     common::seed::webhook_messages(&*store, 300).await;
     while sink.count() < 20 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -292,7 +252,7 @@ async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
     let config = config(&db, &sink.url, |c| {
         c.notifications.fetch_interval = Duration::from_secs(15);
     });
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
     let producer = store::open(&db.url, OpenMode::Existing).await.unwrap();
     let started = Instant::now();
@@ -313,7 +273,7 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
     let store = open(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 5).await;
     wait_for_state(&*store, MessageState::Sent, 5, Duration::from_secs(10)).await;
     running.stop().await;

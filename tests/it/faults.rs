@@ -13,65 +13,20 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestDb;
+use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
 use common::serve::{Serve, herald};
 use common::smtp_server::{SmtpServer, SmtpServerOptions};
-use herald::channels::Channels;
 use herald::config::Config;
-use herald::dispatch::{DispatchSettings, Dispatcher};
 use herald::model::{MessageState, Method};
 use herald::store::{self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, Store};
 use herald::telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 type R = anyhow::Result<()>;
 
-/// A dispatcher running in this process, as `herald serve` builds it.
-struct Running {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn start(config: &Config) -> Running {
-        Running::start_with(config, |_| {}).await
-    }
-
-    /// Like [`Running::start`], with `adjust` replacing channels before the dispatcher starts.
-    async fn start_with(config: &Config, adjust: impl FnOnce(&mut Channels)) -> Running {
-        let store = store::open(&config.database_url, OpenMode::Existing)
-            .await
-            .expect("open store");
-        let mut channels = Channels::for_replica(config, store.clone()).expect("channels");
-        adjust(&mut channels);
-        let dispatcher = Dispatcher::new(
-            store,
-            Arc::new(channels),
-            DispatchSettings::from(config),
-            Arc::new(Metrics::new()),
-        )
-        .expect("dispatcher");
-        let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(dispatcher.run(stopping));
-        Running { stop, task }
-    }
-
-    /// Stops it the way SIGTERM does, and insists it stops cleanly and soon.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the dispatcher stops within 30 s")
-            .expect("dispatcher task panicked")
-            .expect("dispatcher failed");
-    }
-}
-
-/// Fast settings and `extra` TOML (targets, sections) on `db`.
-/// `notifications` lines (`key = value`) replace the defaults of the same key.
+/// Fast settings and `extra` TOML (targets, sections) on `db`; `notifications` lines (`key = value`) replace the defaults of the same key.
 fn config(db: &TestDb, notifications: &str, extra: &str) -> Config {
     let key = |line: &str| {
         line.split('=')

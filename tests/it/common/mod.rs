@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod dispatcher;
 pub mod http_sink;
 pub mod pty;
 pub mod seed;
