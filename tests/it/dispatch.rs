@@ -3,16 +3,16 @@
 use crate::common;
 use crate::for_both_backends;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestDb;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
+use common::store::{count, list, message, migrated, template_id, wait_for_state};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
-use herald::store::{self, MessageFilter, NewMessage, OpenMode, PageRequest, Store};
+use herald::store::{self, MessageFilter, NewMessage, OpenMode};
 use uuid::Uuid;
 
 /// Fast settings for tests: short leases and retries; `tweak` adjusts them.
@@ -33,37 +33,6 @@ fn config(db: &TestDb, endpoint: &str, tweak: impl FnOnce(&mut Config)) -> Confi
     c
 }
 
-async fn open(db: &TestDb) -> Arc<dyn Store> {
-    let store = store::open(&db.url, OpenMode::Migrate)
-        .await
-        .expect("open store");
-    store
-        .upsert_catalog(herald::catalog::builtin())
-        .await
-        .expect("catalog");
-    store
-}
-
-fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
-    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
-}
-
-/// Polls until `state` holds `n` messages, or fails after `timeout` showing the counts.
-async fn wait_for_state(store: &dyn Store, state: MessageState, n: i64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let counts = store.count_by_state().await.unwrap();
-        if count(&counts, state) == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {n} {state}; counts: {counts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn message_ids(sink: &HttpSink) -> Vec<String> {
     sink.requests()
         .iter()
@@ -72,7 +41,7 @@ fn message_ids(sink: &HttpSink) -> Vec<String> {
 }
 
 async fn roundtrip_delivers_every_message_once(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
     let running = Running::start(&config).await;
@@ -95,7 +64,7 @@ async fn roundtrip_delivers_every_message_once(db: TestDb) {
 }
 
 async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     // Fails the first two requests, then succeeds.
     let sink = HttpSink::start(|_req, nth| {
         if nth < 2 {
@@ -131,7 +100,7 @@ async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
 }
 
 async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_after(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink = HttpSink::start(|_req, _nth| Response::new(500)).await;
     let config = config(&db, &sink.url, |_| {});
     let retry_interval = config.notifications.retry_interval;
@@ -164,7 +133,7 @@ async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_a
 }
 
 async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink =
         HttpSink::start(|_req, _nth| Response::new(200).with_delay(Duration::from_secs(5))).await;
     let config = config(&db, &sink.url, |c| {
@@ -190,7 +159,7 @@ async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
 }
 
 async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |c| {
         c.notifications.fetch_interval = Duration::from_secs(15);
@@ -214,7 +183,7 @@ async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
 }
 
 async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink =
         HttpSink::start(|_req, _nth| Response::new(200).with_delay(Duration::from_millis(20)))
             .await;
@@ -247,7 +216,7 @@ async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
 }
 
 async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
-    let _migrated = open(&db).await;
+    let _migrated = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |c| {
         c.notifications.fetch_interval = Duration::from_secs(15);
@@ -270,30 +239,18 @@ async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
 }
 
 async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
-    let store = open(&db).await;
+    let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
     let running = Running::start(&config).await;
     let ids = common::seed::webhook_messages(&*store, 5).await;
     wait_for_state(&*store, MessageState::Sent, 5, Duration::from_secs(10)).await;
     running.stop().await;
-    let template = store
-        .template_by_name("test_notification")
-        .await
-        .unwrap()
-        .unwrap();
+    let template = template_id(&*store, "test_notification").await;
     let old = NewMessage {
-        id: Uuid::now_v7(),
-        template_id: template.id,
-        user_id: None,
-        target: None,
-        method: Method::Webhook,
         status: MessageState::Sent,
-        status_reason: None,
-        created_by: "test".into(),
-        payload: serde_json::json!({}),
-        dedupe_hash: None,
         created_at: Utc::now() - chrono::Duration::days(8),
+        ..message(template, None, Method::Webhook, None)
     };
     store.enqueue(std::slice::from_ref(&old)).await.unwrap();
     let purger = Uuid::now_v7();
@@ -310,16 +267,7 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
             .expect("fresh message kept");
         assert_eq!(attempts.len(), 1, "fresh attempts kept");
     }
-    let all = store
-        .list_messages(
-            &MessageFilter::default(),
-            PageRequest {
-                before: None,
-                limit: 100,
-            },
-        )
-        .await
-        .unwrap();
+    let all = list(&*store, &MessageFilter::default(), 100).await;
     assert_eq!(all.len(), 5);
     // One replica at a time: another notifier cannot take the duty while the purger holds it.
     let other = Uuid::now_v7();

@@ -15,11 +15,15 @@ use chrono::Utc;
 use common::TestDb;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
+use common::seed::test_notifications as queue;
 use common::serve::{Serve, herald};
 use common::smtp_server::{SmtpServer, SmtpServerOptions};
+use common::store::{
+    count, lease_with, messages_in, migrated, outcome, wait_for_counts as wait_until,
+};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
-use herald::store::{self, MessageFilter, NewMessage, NewUser, OpenMode, PageRequest, Store};
+use herald::store::NewUser;
 use herald::telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -62,98 +66,10 @@ fn webhook_target(name: &str, url: &str) -> String {
     )
 }
 
-async fn migrated(db: &TestDb) -> Arc<dyn Store> {
-    let store = store::open(&db.url, OpenMode::Migrate)
-        .await
-        .expect("open store");
-    store
-        .upsert_catalog(herald::catalog::builtin())
-        .await
-        .expect("catalog");
-    store
-}
-
-/// Queues `n` pending `test_notification` messages by `method`, for `target` (a target
-/// message) or `user`, created `age` ago; returns their ids.
-async fn queue(
-    store: &dyn Store,
-    n: usize,
-    method: Method,
-    target: Option<&str>,
-    user: Option<&herald::model::User>,
-    age: chrono::Duration,
-) -> Vec<Uuid> {
-    let template = store
-        .template_by_name("test_notification")
-        .await
-        .unwrap()
-        .expect("test_notification");
-    let batch: Vec<NewMessage> = (0..n)
-        .map(|i| NewMessage {
-            id: Uuid::now_v7(),
-            template_id: template.id,
-            user_id: user.map(|u| u.id),
-            target: target.map(str::to_string),
-            method,
-            status: MessageState::Pending,
-            status_reason: None,
-            created_by: "faults".into(),
-            payload: herald::routing::build_payload(
-                &template,
-                user,
-                &[("n".to_string(), i.to_string())].into_iter().collect(),
-                &serde_json::json!({}),
-                &[],
-            ),
-            dedupe_hash: None,
-            created_at: Utc::now() - age,
-        })
-        .collect();
-    store.enqueue(&batch).await.expect("enqueue").enqueued
-}
-
-fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
-    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
-}
-
-/// Polls until `ok(counts)` holds, or fails after `timeout` showing the counts.
-async fn wait_until(
-    store: &dyn Store,
-    what: &str,
-    timeout: Duration,
-    ok: impl Fn(&[(MessageState, i64)]) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(counts) = store.count_by_state().await {
-            if ok(&counts) {
-                return;
-            }
-            if Instant::now() >= deadline {
-                let reasons = store.top_status_reasons(5).await.unwrap_or_default();
-                panic!("timed out waiting for {what}; counts: {counts:?}; reasons: {reasons:?}");
-            }
-        } else {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn messages_in(store: &dyn Store, state: MessageState) -> Vec<herald::model::Message> {
-    store
-        .list_messages(
-            &MessageFilter {
-                statuses: vec![state],
-                ..MessageFilter::default()
-            },
-            PageRequest {
-                before: None,
-                limit: 10_000,
-            },
-        )
-        .await
-        .expect("list messages")
+/// Queues `n` fresh webhook messages for the target `name`; returns their ids.
+async fn to_target(store: &dyn herald::store::Store, n: usize, name: &str) -> Vec<Uuid> {
+    let now = chrono::Duration::zero();
+    queue(store, n, Method::Webhook, Some(name), None, now).await
 }
 
 /// A reason fit for a terminal and a log line: no control characters at all.
@@ -184,11 +100,10 @@ async fn a_nul_answering_webhook_never_wedges_delivery(db: TestDb) -> R {
         webhook_target("healthy", &format!("{}/hook", healthy.url))
     );
     let config = config(&db, "", &targets);
-    let now = chrono::Duration::zero();
     let mut poisoned = Vec::new();
     for _ in 0..4 {
-        poisoned.extend(queue(&*store, 5, Method::Webhook, Some("poison"), None, now).await);
-        queue(&*store, 50, Method::Webhook, Some("healthy"), None, now).await;
+        poisoned.extend(to_target(&*store, 5, "poison").await);
+        to_target(&*store, 50, "healthy").await;
     }
     let running = Running::start(&config).await;
     wait_until(
@@ -206,7 +121,7 @@ async fn a_nul_answering_webhook_never_wedges_delivery(db: TestDb) -> R {
         assert_clean(&reason);
     }
     // Still delivering: the poison did not wedge the ack path.
-    queue(&*store, 50, Method::Webhook, Some("healthy"), None, now).await;
+    to_target(&*store, 50, "healthy").await;
     wait_until(&*store, "250 sent", Duration::from_secs(30), |c| {
         count(c, MessageState::Sent) == 250
     })
@@ -258,11 +173,10 @@ async fn hostile_peers_end_in_the_state_they_earn(db: TestDb) -> R {
         "retry_interval = \"1h\"\nmax_retry_delay = \"2h\"\ndispatch_timeout = \"1s\"",
         &targets,
     );
-    let now = chrono::Duration::zero();
     for name in ["huge", "absurd", "hang", "reset"] {
-        queue(&*store, 2, Method::Webhook, Some(name), None, now).await;
+        to_target(&*store, 2, name).await;
     }
-    queue(&*store, 20, Method::Webhook, Some("healthy"), None, now).await;
+    to_target(&*store, 20, "healthy").await;
     let started = Utc::now();
     let running = Running::start(&config).await;
     wait_until(
@@ -330,15 +244,7 @@ async fn a_delivery_that_panics_or_hangs_counts_as_an_attempt(db: TestDb) -> R {
             "dispatch_timeout = \"300ms\"\nretry_interval = \"100ms\"\nmax_send_attempts = 2",
             "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/never\"\n",
         );
-        let ids = queue(
-            &*store,
-            3,
-            Method::Webhook,
-            None,
-            None,
-            chrono::Duration::zero(),
-        )
-        .await;
+        let ids = common::seed::webhook_messages(&*store, 3).await;
         let running = Running::start_with(&config, |channels| {
             channels.insert(Arc::new(BrokenChannel { panics }));
         })
@@ -427,15 +333,7 @@ fn a_postgres_restart_mid_drain_loses_nothing() {
             "lease_count = 5",
             &webhook_target("sink", &format!("{}/hook", sink.url)),
         );
-        let ids = queue(
-            &*store,
-            3000,
-            Method::Webhook,
-            Some("sink"),
-            None,
-            chrono::Duration::zero(),
-        )
-        .await;
+        let ids = to_target(&*store, 3000, "sink").await;
         let running = Running::start(&config).await;
         assert!(sink.wait_for(300, Duration::from_secs(60)).await);
         tokio::task::spawn_blocking(move || cluster.restart())
@@ -464,15 +362,7 @@ async fn a_locked_sqlite_store_loses_nothing(db: TestDb) -> R {
         "lease_count = 50",
         &webhook_target("sink", &format!("{}/hook", sink.url)),
     );
-    queue(
-        &*store,
-        2000,
-        Method::Webhook,
-        Some("sink"),
-        None,
-        chrono::Duration::zero(),
-    )
-    .await;
+    to_target(&*store, 2000, "sink").await;
     let running = Running::start(&config).await;
     assert!(sink.wait_for(100, Duration::from_secs(30)).await);
     // Another process takes the write lock for longer than the store's busy timeout (10 s).
@@ -596,53 +486,31 @@ for_both_backends!(
 /// written and the poisoned message ends `permanent_failure` with a readable reason.
 async fn an_outcome_the_store_refuses_is_isolated(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let ids = queue(
-        &*store,
-        3,
-        Method::Webhook,
-        None,
-        None,
-        chrono::Duration::zero(),
-    )
-    .await;
+    let ids = common::seed::webhook_messages(&*store, 3).await;
     let notifier = Uuid::now_v7();
     let capabilities = herald::model::Capabilities {
         methods: vec![Method::Webhook],
         targets: vec![],
     };
-    let leased = store
-        .lease_batch(&herald::store::LeaseRequest {
-            notifier_id: notifier,
-            limit: 3,
-            lease_period: Duration::from_secs(60),
-            max_send_attempts: 5,
-            capabilities: &capabilities,
-        })
-        .await?;
+    let leased = lease_with(
+        &*store,
+        notifier,
+        3,
+        Duration::from_secs(60),
+        5,
+        &capabilities,
+    )
+    .await?;
     assert_eq!(leased.len(), 3);
-    let record = |m: &herald::store::LeasedMessage, status, reason: Option<&str>| {
-        herald::store::AttemptRecord {
-            message_id: m.id,
-            lease_token: m.lease_token,
-            notifier_id: notifier,
-            started_at: Utc::now(),
-            duration_ms: 1,
-            result: herald::queue::AttemptResult {
-                status,
-                status_reason: reason.map(str::to_string),
-                attempt_count: 1,
-                next_retry_after: None,
-            },
-        }
-    };
     let mut batch = vec![
-        record(&leased[0], MessageState::Sent, None),
-        record(
+        outcome(&leased[0], notifier, MessageState::Sent, None),
+        outcome(
             &leased[1],
+            notifier,
             MessageState::PermanentFailure,
             Some("webhook 400: bad\0body"),
         ),
-        record(&leased[2], MessageState::Sent, None),
+        outcome(&leased[2], notifier, MessageState::Sent, None),
     ];
     assert!(
         store.record_attempts(&batch).await.is_err(),
@@ -695,15 +563,7 @@ async fn sqlite_an_unreadable_row_is_isolated_at_lease_time() -> R {
     let db = common::sqlite_db();
     let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
-    let ids = queue(
-        &*store,
-        5,
-        Method::Webhook,
-        Some("sink"),
-        None,
-        chrono::Duration::zero(),
-    )
-    .await;
+    let ids = to_target(&*store, 5, "sink").await;
     use sqlx::Connection;
     let mut other = sqlx::SqliteConnection::connect(&db.url).await?;
     sqlx::query("UPDATE notification_messages SET payload = 'not json {' WHERE id = ?")

@@ -3,122 +3,61 @@
 use crate::common;
 use crate::for_both_backends;
 
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
 use common::TestDb;
+use common::store::{
+    count, every_method, lease, lease_with, list, message, migrated, new_user, outcome, template_id,
+};
 use herald::catalog;
-use herald::model::{Capabilities, MessageState, Method, Preference, Role, UserStatus};
-use herald::queue::AttemptResult;
+use herald::model::{Capabilities, Message, MessageState, Method, Preference, Role, UserStatus};
 use herald::store::{
-    self, AttemptRecord, LeaseRequest, LeasedMessage, MessageFilter, NewMessage, NewUser, OpenMode,
-    PageRequest, StateCounts, Store, StoreError,
+    self, AttemptRecord, MessageFilter, NewMessage, OpenMode, PageRequest, StateCounts, Store,
+    StoreError,
 };
 use uuid::Uuid;
 
 type R = anyhow::Result<()>;
 
-async fn migrated(db: &TestDb) -> anyhow::Result<Arc<dyn Store>> {
-    let store = store::open(&db.url, OpenMode::Migrate).await?;
-    store.upsert_catalog(catalog::builtin()).await?;
-    Ok(store)
+/// Queues `n` pending `run_failure` webhook messages; returns them.
+async fn run_failures(store: &dyn Store, n: usize) -> anyhow::Result<Vec<NewMessage>> {
+    let t = template_id(store, "run_failure").await;
+    let batch: Vec<NewMessage> = (0..n)
+        .map(|_| message(t, None, Method::Webhook, None))
+        .collect();
+    store.enqueue(&batch).await?;
+    Ok(batch)
 }
 
-fn new_user(name: &str, roles: &[Role]) -> NewUser {
-    NewUser {
-        username: name.to_string(),
-        email: format!("{name}@example.com"),
-        name: name.to_uppercase(),
-        roles: roles.to_vec(),
-    }
+/// One webhook message of `t` in each final state (sent, permanent_failure, inhibited),
+/// created `days` ago.
+fn finished_days_ago(t: Uuid, days: i64) -> Vec<NewMessage> {
+    [
+        MessageState::Sent,
+        MessageState::PermanentFailure,
+        MessageState::Inhibited,
+    ]
+    .into_iter()
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(days),
+        status,
+        ..message(t, None, Method::Webhook, None)
+    })
+    .collect()
 }
 
-async fn template_id(store: &dyn Store, name: &str) -> Uuid {
-    store.template_by_name(name).await.unwrap().unwrap().id
-}
-
-/// A replica that delivers every method (and no targets).
-fn every_method() -> Capabilities {
-    Capabilities {
-        methods: Method::ALL.to_vec(),
-        targets: vec![],
-    }
-}
-
-/// Leases up to `n` messages for a minute, with every method and max_send_attempts 5.
-async fn lease(store: &dyn Store, notifier: Uuid, n: u32) -> anyhow::Result<Vec<LeasedMessage>> {
-    lease_with(
-        store,
-        notifier,
-        n,
-        std::time::Duration::from_secs(60),
-        5,
-        &every_method(),
-    )
-    .await
-}
-
-async fn lease_with(
+/// Leases one message as `notifier` and records `status` (with `reason`) as its outcome.
+async fn deliver_one(
     store: &dyn Store,
-    notifier: Uuid,
-    n: u32,
-    lease_period: std::time::Duration,
-    max_send_attempts: u32,
-    capabilities: &Capabilities,
-) -> anyhow::Result<Vec<LeasedMessage>> {
-    Ok(store
-        .lease_batch(&LeaseRequest {
-            notifier_id: notifier,
-            limit: n,
-            lease_period,
-            max_send_attempts,
-            capabilities,
-        })
-        .await?)
-}
-
-/// The outcome of `leased`'s delivery by `notifier`.
-fn outcome(
-    leased: &LeasedMessage,
     notifier: Uuid,
     status: MessageState,
     reason: Option<&str>,
-) -> AttemptRecord {
-    AttemptRecord {
-        message_id: leased.id,
-        lease_token: leased.lease_token,
-        notifier_id: notifier,
-        started_at: Utc::now(),
-        duration_ms: 3,
-        result: AttemptResult {
-            status,
-            status_reason: reason.map(str::to_string),
-            attempt_count: leased.attempt_count + 1,
-            next_retry_after: (status == MessageState::TemporaryFailure)
-                .then(|| Utc::now() - Duration::seconds(1)),
-        },
-    }
-}
-
-fn message(
-    template_id: Uuid,
-    user_id: Option<Uuid>,
-    method: Method,
-    hash: Option<&str>,
-) -> NewMessage {
-    NewMessage {
-        id: Uuid::now_v7(),
-        template_id,
-        user_id,
-        target: None,
-        method,
-        status: MessageState::Pending,
-        status_reason: None,
-        created_by: "test".into(),
-        payload: serde_json::json!({"labels": {"name": "ws1"}}),
-        dedupe_hash: hash.map(str::to_string),
-        created_at: Utc::now(),
-    }
+) -> R {
+    let leased = lease(store, notifier, 1).await?;
+    assert_eq!(leased.len(), 1, "a message to lease");
+    store
+        .record_attempts(&[outcome(&leased[0], notifier, status, reason)])
+        .await?;
+    Ok(())
 }
 
 async fn existing_mode_requires_a_migrated_store(db: TestDb) -> R {
@@ -135,7 +74,7 @@ async fn existing_mode_requires_a_migrated_store(db: TestDb) -> R {
 }
 
 async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     assert!(!store.owner_exists().await?);
     let alice = store
         .insert_user(&new_user("alice", &[Role::Owner]))
@@ -179,7 +118,7 @@ async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
 }
 
 async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let events = store.list_templates().await?;
     assert_eq!(events.len(), catalog::builtin().len());
     let id = template_id(&*store, "workspace_deleted").await;
@@ -210,7 +149,7 @@ async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
 }
 
 async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let pref = Preference {
@@ -243,7 +182,7 @@ async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
 }
 
 async fn the_pause_flag_round_trips(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     assert!(!store.settings().await?.notifier_paused);
     store.set_paused(true).await?;
     assert!(store.settings().await?.notifier_paused);
@@ -253,7 +192,7 @@ async fn the_pause_flag_round_trips(db: TestDb) -> R {
 }
 
 async fn enqueue_skips_duplicates_and_names_the_original(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let bob = store.insert_user(&new_user("bob", &[])).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let first = vec![
@@ -273,34 +212,19 @@ async fn enqueue_skips_duplicates_and_names_the_original(db: TestDb) -> R {
     assert_eq!(out.enqueued, vec![again[1].id], "no hash, no dedupe");
     assert_eq!(out.duplicates, vec![first[0].id]);
     let counts = store.count_by_state().await?;
-    assert_eq!(
-        counts
-            .iter()
-            .find(|(s, _)| *s == MessageState::Pending)
-            .unwrap()
-            .1,
-        4
-    );
+    assert_eq!(count(&counts, MessageState::Pending), 4);
     Ok(())
 }
 
 async fn enqueue_is_all_or_nothing(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "workspace_deleted").await;
     let batch = vec![
         message(t, None, Method::Webhook, Some("ok")),
         message(Uuid::now_v7(), None, Method::Webhook, Some("bad template")),
     ];
     assert!(store.enqueue(&batch).await.is_err());
-    let all = store
-        .list_messages(
-            &MessageFilter::default(),
-            PageRequest {
-                before: None,
-                limit: 10,
-            },
-        )
-        .await?;
+    let all = list(&*store, &MessageFilter::default(), 10).await;
     assert!(
         all.is_empty(),
         "the first message must have been rolled back"
@@ -309,7 +233,7 @@ async fn enqueue_is_all_or_nothing(db: TestDb) -> R {
 }
 
 async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let bob = store.insert_user(&new_user("bob", &[])).await?;
     let ann = store.insert_user(&new_user("ann", &[])).await?;
     let deleted = template_id(&*store, "workspace_deleted").await;
@@ -341,35 +265,20 @@ async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
     store.enqueue(&batch).await?;
 
     let all = MessageFilter::default();
-    let page1 = store
-        .list_messages(
-            &all,
-            PageRequest {
-                before: None,
-                limit: 10,
-            },
-        )
-        .await?;
+    let page = |before| {
+        let store = store.clone();
+        let all = all.clone();
+        async move {
+            store
+                .list_messages(&all, PageRequest { before, limit: 10 })
+                .await
+        }
+    };
+    let page1 = page(None).await?;
     assert_eq!(page1.len(), 10);
     assert_eq!(page1[0].id, batch[24].id, "newest first");
-    let page2 = store
-        .list_messages(
-            &all,
-            PageRequest {
-                before: Some(page1[9].id),
-                limit: 10,
-            },
-        )
-        .await?;
-    let page3 = store
-        .list_messages(
-            &all,
-            PageRequest {
-                before: Some(page2[9].id),
-                limit: 10,
-            },
-        )
-        .await?;
+    let page2 = page(Some(page1[9].id)).await?;
+    let page3 = page(Some(page2[9].id)).await?;
     assert_eq!((page2.len(), page3.len()), (10, 5));
     let mut seen: Vec<Uuid> = page1
         .iter()
@@ -381,92 +290,67 @@ async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
     seen.dedup();
     assert_eq!(seen.len(), 25, "pages neither overlap nor skip");
 
-    let failed = MessageFilter {
-        statuses: vec![MessageState::PermanentFailure],
-        ..all.clone()
-    };
-    let list = store
-        .list_messages(
-            &failed,
-            PageRequest {
-                before: None,
-                limit: 100,
+    // (what is filtered, the filter, how many it lists, what each listed message holds)
+    let cases: [(&str, MessageFilter, usize, fn(&Message) -> bool); 4] = [
+        (
+            "failed",
+            MessageFilter {
+                statuses: vec![MessageState::PermanentFailure],
+                ..all.clone()
             },
-        )
-        .await?;
-    assert_eq!(list.len(), 5);
-    assert!(
-        list.iter()
-            .all(|m| m.status_reason.as_deref() == Some("smtp 550 5.1.1 mailbox unavailable"))
-    );
-
-    let runs = MessageFilter {
-        event: Some("run_*".into()),
-        ..all.clone()
-    };
-    let list = store
-        .list_messages(
-            &runs,
-            PageRequest {
-                before: None,
-                limit: 100,
+            5,
+            |m| m.status_reason.as_deref() == Some("smtp 550 5.1.1 mailbox unavailable"),
+        ),
+        (
+            "run_*",
+            MessageFilter {
+                event: Some("run_*".into()),
+                ..all.clone()
             },
-        )
-        .await?;
-    assert_eq!(list.len(), 16);
-    assert!(list.iter().all(|m| m.event.starts_with("run_")));
-
-    let bobs = MessageFilter {
-        user_id: Some(bob.id),
-        ..all.clone()
-    };
-    let list = store
-        .list_messages(
-            &bobs,
-            PageRequest {
-                before: None,
-                limit: 100,
+            16,
+            |m| m.event.starts_with("run_"),
+        ),
+        (
+            "bob's",
+            MessageFilter {
+                user_id: Some(bob.id),
+                ..all.clone()
             },
-        )
-        .await?;
-    assert_eq!(list.len(), 9);
-    assert!(
-        list.iter()
-            .all(|m| m.username.as_deref() == Some("bob") && m.event == "workspace_deleted")
-    );
-
-    let inbox = MessageFilter {
-        method: Some(Method::Inbox),
-        event: Some("run_failure".into()),
-        ..all
-    };
-    let list = store
-        .list_messages(
-            &inbox,
-            PageRequest {
-                before: None,
-                limit: 100,
+            9,
+            |m| m.username.as_deref() == Some("bob") && m.event == "workspace_deleted",
+        ),
+        (
+            "run_failure by inbox",
+            MessageFilter {
+                method: Some(Method::Inbox),
+                event: Some("run_failure".into()),
+                ..all
             },
-        )
-        .await?;
-    assert_eq!(list.len(), 4);
+            4,
+            |_| true,
+        ),
+    ];
+    for (what, filter, expected, holds) in cases {
+        let listed = list(&*store, &filter, 100).await;
+        assert_eq!(listed.len(), expected, "{what}");
+        assert!(listed.iter().all(holds), "{what}: {listed:?}");
+    }
 
     let counts = store.count_by_state().await?;
     assert_eq!(counts.len(), MessageState::ALL.len());
-    let count = |s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
     assert_eq!(
         (
-            count(MessageState::Pending),
-            count(MessageState::PermanentFailure)
+            count(&counts, MessageState::Pending),
+            count(&counts, MessageState::PermanentFailure)
         ),
         (20, 5)
     );
-    assert_eq!(count(MessageState::Sent), 0);
+    assert_eq!(count(&counts, MessageState::Sent), 0);
     Ok(())
 }
 
 async fn one_message_reads_back_exactly(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let bob = store.insert_user(&new_user("bob", &[])).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let m = message(t, Some(bob.id), Method::Smtp, Some("abc"));
@@ -486,7 +370,7 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
 }
 
 async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     let mk = |status| NewMessage {
         status,
@@ -522,20 +406,9 @@ async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
 }
 
 async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_start").await;
-    let old: Vec<NewMessage> = [
-        MessageState::Sent,
-        MessageState::PermanentFailure,
-        MessageState::Inhibited,
-    ]
-    .into_iter()
-    .map(|status| NewMessage {
-        created_at: Utc::now() - Duration::days(10),
-        status,
-        ..message(t, None, Method::Webhook, None)
-    })
-    .collect();
+    let old = finished_days_ago(t, 10);
     let fresh = message(t, None, Method::Webhook, None);
     store.enqueue(&old).await?;
     store.enqueue(std::slice::from_ref(&fresh)).await?;
@@ -553,7 +426,7 @@ async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
 }
 
 async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let run = template_id(&*store, "run_failure").await;
     let apply = template_id(&*store, "apply_failure").await;
     let failed = |t, reason: &str| NewMessage {
@@ -599,22 +472,14 @@ async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) ->
                 }
             )
             .await?,
-        store
-            .list_messages(
-                &all,
-                PageRequest {
-                    before: None,
-                    limit: 10
-                }
-            )
-            .await?,
+        list(&*store, &all, 10).await,
         "without a reason a search is a listing"
     );
     Ok(())
 }
 
 async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     let mk = |status, reason: &str| NewMessage {
         status,
@@ -650,7 +515,7 @@ async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R 
 }
 
 async fn volume_by_event_counts_messages_created_since(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let run = template_id(&*store, "run_failure").await;
     let apply = template_id(&*store, "apply_end").await;
     let two_days_ago = Utc::now() - Duration::days(2);
@@ -688,27 +553,14 @@ async fn volume_by_event_counts_messages_created_since(db: TestDb) -> R {
 }
 
 async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
-    let store = migrated(&db).await?;
-    let t = template_id(&*store, "run_failure").await;
-    let batch: Vec<NewMessage> = (0..3)
-        .map(|_| message(t, None, Method::Webhook, None))
-        .collect();
-    store.enqueue(&batch).await?;
+    let store = migrated(&db).await;
+    run_failures(&*store, 3).await?;
     let notifier = Uuid::now_v7();
     let leased = lease(&*store, notifier, 10).await?;
     assert_eq!(leased.len(), 3);
-    let record = |m: &LeasedMessage, started_at, status| herald::store::AttemptRecord {
-        message_id: m.id,
-        lease_token: m.lease_token,
-        notifier_id: notifier,
+    let record = |m, started_at, status| AttemptRecord {
         started_at,
-        duration_ms: 5,
-        result: herald::queue::AttemptResult {
-            status,
-            status_reason: None,
-            attempt_count: 1,
-            next_retry_after: None,
-        },
+        ..outcome(m, notifier, status, None)
     };
     let now = Utc::now();
     store
@@ -719,16 +571,10 @@ async fn attempts_since_count_recent_outcomes(db: TestDb) -> R {
         ])
         .await?;
     let counts = store.attempts_since(now - Duration::minutes(1)).await?;
-    let get = |s| {
-        counts
-            .iter()
-            .find(|(state, _)| *state == s)
-            .map(|(_, n)| *n)
-    };
     assert_eq!(counts.len(), MessageState::ALL.len());
-    assert_eq!(get(MessageState::Sent), Some(1));
-    assert_eq!(get(MessageState::PermanentFailure), Some(1));
-    assert_eq!(get(MessageState::Pending), Some(0));
+    assert_eq!(count(&counts, MessageState::Sent), 1);
+    assert_eq!(count(&counts, MessageState::PermanentFailure), 1);
+    assert_eq!(count(&counts, MessageState::Pending), 0);
     Ok(())
 }
 
@@ -755,13 +601,12 @@ async fn assert_counts_exact(store: &dyn Store, when: &str) -> anyhow::Result<St
 }
 
 async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     let with = |status, hash: Option<&str>| NewMessage {
         status,
         ..message(t, None, Method::Webhook, hash)
     };
-    let count = |counts: &StateCounts, s| counts.iter().find(|(c, _)| *c == s).unwrap().1;
     assert_counts_exact(&*store, "empty").await?;
 
     let mut batch: Vec<NewMessage> = (0..6)
@@ -793,37 +638,26 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     let counts = assert_counts_exact(&*store, "after lease").await?;
     assert_eq!(count(&counts, MessageState::Leased), 4);
 
-    let record = |(id, lease_token), status| herald::store::AttemptRecord {
-        message_id: id,
-        lease_token,
-        notifier_id: notifier,
-        started_at: Utc::now(),
-        duration_ms: 5,
-        result: herald::queue::AttemptResult {
-            status,
-            status_reason: Some("webhook 503".into()),
-            attempt_count: 1,
-            next_retry_after: (status == MessageState::TemporaryFailure)
-                .then(|| Utc::now() + Duration::hours(1)),
-        },
+    // A temporary failure waits an hour, so it stays where the counts read it.
+    let record = |m, status| {
+        let mut record = outcome(m, notifier, status, Some("webhook 503"));
+        if status == MessageState::TemporaryFailure {
+            record.result.next_retry_after = Some(Utc::now() + Duration::hours(1));
+        }
+        record
     };
     store
         .record_attempts(&[
-            record((leased[0].id, leased[0].lease_token), MessageState::Sent),
-            record((leased[1].id, leased[1].lease_token), MessageState::Sent),
-            record(
-                (leased[2].id, leased[2].lease_token),
-                MessageState::TemporaryFailure,
-            ),
-            record(
-                (leased[3].id, leased[3].lease_token),
-                MessageState::PermanentFailure,
-            ),
+            record(&leased[0], MessageState::Sent),
+            record(&leased[1], MessageState::Sent),
+            record(&leased[2], MessageState::TemporaryFailure),
+            record(&leased[3], MessageState::PermanentFailure),
             // Not leased: the outcome is ignored, and so must the counts ignore it.
-            record(
-                (batch[7].id, Uuid::now_v7()),
-                MessageState::PermanentFailure,
-            ),
+            AttemptRecord {
+                message_id: batch[7].id,
+                lease_token: Uuid::now_v7(),
+                ..record(&leased[0], MessageState::PermanentFailure)
+            },
         ])
         .await?;
     let counts = assert_counts_exact(&*store, "after ack").await?;
@@ -846,17 +680,7 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     let counts = assert_counts_exact(&*store, "after retry").await?;
     assert_eq!(count(&counts, MessageState::Pending), 4);
 
-    let old: Vec<NewMessage> = [
-        MessageState::Sent,
-        MessageState::PermanentFailure,
-        MessageState::Inhibited,
-    ]
-    .into_iter()
-    .map(|status| NewMessage {
-        created_at: Utc::now() - Duration::days(10),
-        ..with(status, None)
-    })
-    .collect();
+    let old = finished_days_ago(t, 10);
     store.enqueue(&old).await?;
     assert_counts_exact(&*store, "before purge").await?;
     assert_eq!(
@@ -870,7 +694,7 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
 }
 
 async fn leases_take_only_what_the_replica_can_deliver(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     let smtp = message(t, None, Method::Smtp, None);
     let webhook = message(t, None, Method::Webhook, None);
@@ -935,10 +759,8 @@ async fn leases_take_only_what_the_replica_can_deliver(db: TestDb) -> R {
 }
 
 async fn a_late_outcome_never_overwrites_a_newer_lease(db: TestDb) -> R {
-    let store = migrated(&db).await?;
-    let t = template_id(&*store, "run_failure").await;
-    let m = message(t, None, Method::Webhook, None);
-    store.enqueue(std::slice::from_ref(&m)).await?;
+    let store = migrated(&db).await;
+    let m = run_failures(&*store, 1).await?.remove(0);
     let (slow, fast) = (Uuid::now_v7(), Uuid::now_v7());
     let short = std::time::Duration::from_millis(1);
     let first = lease_with(&*store, slow, 1, short, 5, &every_method()).await?;
@@ -975,30 +797,22 @@ async fn a_late_outcome_never_overwrites_a_newer_lease(db: TestDb) -> R {
 }
 
 async fn attempt_history_survives_retries(db: TestDb) -> R {
-    let store = migrated(&db).await?;
-    let t = template_id(&*store, "run_failure").await;
-    let m = message(t, None, Method::Webhook, None);
-    store.enqueue(std::slice::from_ref(&m)).await?;
+    let store = migrated(&db).await;
+    let m = run_failures(&*store, 1).await?.remove(0);
     let notifier = Uuid::now_v7();
     for reason in ["webhook 404 after 0.1s", "webhook 410 after 0.1s"] {
-        let leased = lease(&*store, notifier, 1).await?;
-        assert_eq!(leased.len(), 1);
-        store
-            .record_attempts(&[outcome(
-                &leased[0],
-                notifier,
-                MessageState::PermanentFailure,
-                Some(reason),
-            )])
-            .await?;
+        deliver_one(
+            &*store,
+            notifier,
+            MessageState::PermanentFailure,
+            Some(reason),
+        )
+        .await?;
         store
             .retry_messages(&[m.id], false, "retried by alice")
             .await?;
     }
-    let leased = lease(&*store, notifier, 1).await?;
-    store
-        .record_attempts(&[outcome(&leased[0], notifier, MessageState::Sent, None)])
-        .await?;
+    deliver_one(&*store, notifier, MessageState::Sent, None).await?;
     let (now, attempts) = store.message(m.id).await?.expect("message");
     assert_eq!(now.status, MessageState::Sent);
     assert_eq!(
@@ -1016,7 +830,7 @@ async fn attempt_history_survives_retries(db: TestDb) -> R {
 }
 
 async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     let old = |status| NewMessage {
         created_at: Utc::now() - Duration::days(30),
@@ -1048,21 +862,17 @@ async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
 }
 
 async fn used_up_attempts_are_finalised_not_stuck(db: TestDb) -> R {
-    let store = migrated(&db).await?;
-    let t = template_id(&*store, "run_failure").await;
-    let m = message(t, None, Method::Webhook, None);
-    store.enqueue(std::slice::from_ref(&m)).await?;
+    let store = migrated(&db).await;
+    let m = run_failures(&*store, 1).await?.remove(0);
     let notifier = Uuid::now_v7();
     for _ in 0..2 {
-        let leased = lease(&*store, notifier, 1).await?;
-        store
-            .record_attempts(&[outcome(
-                &leased[0],
-                notifier,
-                MessageState::TemporaryFailure,
-                Some("webhook 503 after 0.1s"),
-            )])
-            .await?;
+        deliver_one(
+            &*store,
+            notifier,
+            MessageState::TemporaryFailure,
+            Some("webhook 503 after 0.1s"),
+        )
+        .await?;
     }
     // max_send_attempts lowered to 2 (a restart with a new config): not leased, finalised.
     let leased = lease_with(
@@ -1088,21 +898,19 @@ async fn used_up_attempts_are_finalised_not_stuck(db: TestDb) -> R {
 }
 
 async fn replicas_are_not_woken_for_what_they_cannot_deliver(db: TestDb) -> R {
-    let store = migrated(&db).await?;
+    let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
     store
         .enqueue(&[message(t, None, Method::Smtp, None)])
         .await?;
     let notifier = Uuid::now_v7();
-    let leased = lease(&*store, notifier, 1).await?;
-    store
-        .record_attempts(&[outcome(
-            &leased[0],
-            notifier,
-            MessageState::TemporaryFailure,
-            Some("smtp 451 try later"),
-        )])
-        .await?;
+    deliver_one(
+        &*store,
+        notifier,
+        MessageState::TemporaryFailure,
+        Some("smtp 451 try later"),
+    )
+    .await?;
     let webhook_only = Capabilities {
         methods: vec![Method::Webhook],
         targets: vec![],
@@ -1117,12 +925,8 @@ async fn replicas_are_not_woken_for_what_they_cannot_deliver(db: TestDb) -> R {
 }
 
 async fn due_retries_get_a_share_of_every_lease(db: TestDb) -> R {
-    let store = migrated(&db).await?;
-    let t = template_id(&*store, "run_failure").await;
-    let early: Vec<NewMessage> = (0..2)
-        .map(|_| message(t, None, Method::Webhook, None))
-        .collect();
-    store.enqueue(&early).await?;
+    let store = migrated(&db).await;
+    let early = run_failures(&*store, 2).await?;
     let notifier = Uuid::now_v7();
     let leased = lease(&*store, notifier, 2).await?;
     let failed: Vec<AttemptRecord> = leased
@@ -1138,10 +942,7 @@ async fn due_retries_get_a_share_of_every_lease(db: TestDb) -> R {
         .collect();
     store.record_attempts(&failed).await?;
     // A backlog of newer messages arrives after the retries came due.
-    let backlog: Vec<NewMessage> = (0..20)
-        .map(|_| message(t, None, Method::Webhook, None))
-        .collect();
-    store.enqueue(&backlog).await?;
+    run_failures(&*store, 20).await?;
     let leased = lease(&*store, notifier, 8).await?;
     assert_eq!(leased.len(), 8);
     let retried = leased

@@ -24,6 +24,7 @@ pub mod seed;
 pub mod serve;
 pub mod silent_server;
 pub mod smtp_server;
+pub mod store;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

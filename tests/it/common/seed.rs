@@ -1,13 +1,35 @@
 //! Queued messages for dispatcher tests and benchmarks, written straight into the store.
 
 use chrono::Utc;
-use herald::model::{MessageState, Method};
+use herald::model::{MessageState, Method, User};
 use herald::store::{NewMessage, Store};
 use uuid::Uuid;
 
 /// Queues `n` pending webhook messages of `test_notification` (labels `n=<i>`), in batches of
 /// 1,000; returns their ids in creation order.
 pub async fn webhook_messages(store: &dyn Store, n: usize) -> Vec<Uuid> {
+    test_notifications(
+        store,
+        n,
+        Method::Webhook,
+        None,
+        None,
+        chrono::Duration::zero(),
+    )
+    .await
+}
+
+/// Queues `n` pending `test_notification` messages (labels `n=<i>`) by `method`, for `target`
+/// (a target message) or `user`, created `age` ago, in batches of 1,000; returns their ids in
+/// creation order.
+pub async fn test_notifications(
+    store: &dyn Store,
+    n: usize,
+    method: Method,
+    target: Option<&str>,
+    user: Option<&User>,
+    age: chrono::Duration,
+) -> Vec<Uuid> {
     let template = store
         .template_by_name("test_notification")
         .await
@@ -21,21 +43,21 @@ pub async fn webhook_messages(store: &dyn Store, n: usize) -> Vec<Uuid> {
             .map(|i| NewMessage {
                 id: Uuid::now_v7(),
                 template_id: template.id,
-                user_id: None,
-                target: None,
-                method: Method::Webhook,
+                user_id: user.map(|u| u.id),
+                target: target.map(str::to_string),
+                method,
                 status: MessageState::Pending,
                 status_reason: None,
                 created_by: "test".into(),
                 payload: herald::routing::build_payload(
                     &template,
-                    None,
+                    user,
                     &[("n".to_string(), i.to_string())].into_iter().collect(),
                     &serde_json::json!({}),
                     &[],
                 ),
                 dedupe_hash: None,
-                created_at: Utc::now(),
+                created_at: Utc::now() - age,
             })
             .collect();
         ids.extend(store.enqueue(&batch).await.expect("enqueue").enqueued);
