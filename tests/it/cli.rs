@@ -3,77 +3,17 @@
 use crate::common;
 use crate::for_both_backends;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::TestDb;
+use common::cli::{ADD_ALICE_AS_OWNER, Run, herald};
 use serde_json::Value;
 
 /// A store plus a scratch working directory (so no stray ./herald.toml is read).
 struct Herald {
     db: TestDb,
     dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success; stderr:\n{}", self.stderr);
-        self
-    }
-
-    /// Exit 1 with one error line on stderr containing `needle`.
-    #[track_caller]
-    fn fails_with(self, needle: &str) -> Run {
-        assert_eq!(
-            self.code, 1,
-            "expected exit 1; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        let errors: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect();
-        assert_eq!(errors.len(), 1, "expected one error line:\n{}", self.stderr);
-        assert!(
-            errors[0].contains(needle),
-            "expected `{needle}` in:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-fn herald_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 impl Herald {
@@ -90,12 +30,16 @@ impl Herald {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = herald_command(self.dir.path());
-        cmd.arg("--database-url").arg(&self.db.url).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        finish(cmd.output().expect("run herald"))
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
+        Run::of(&mut cmd)
+    }
+
+    /// `herald --database-url URL ARGS…`, not yet run.
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = herald(self.dir.path(), &["--database-url", &self.db.url]);
+        cmd.args(args);
+        cmd
     }
 
     /// `herald --as USER ARGS…`
@@ -109,30 +53,47 @@ impl Herald {
     fn with_alice_and_bob(db: TestDb) -> Herald {
         let h = Herald::new(db);
         h.run(&["migrate"]).ok();
-        h.run(&[
-            "users",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--role",
-            "owner",
-        ])
-        .ok();
-        h.as_user(
-            "alice",
-            &[
-                "users",
-                "add",
-                "bob",
-                "--email",
-                "bob@example.com",
-                "--role",
-                "member",
-            ],
-        )
-        .ok();
+        h.run(&ADD_ALICE_AS_OWNER).ok();
+        h.add_user("bob", "member");
         h
+    }
+
+    /// Alice adds `name` (`name@example.com`) with `role`.
+    fn add_user(&self, name: &str, role: &str) {
+        let email = format!("{name}@example.com");
+        let args = ["users", "add", name, "--email", &email, "--role", role];
+        self.as_user("alice", &args).ok();
+    }
+
+    /// Alice enqueues `workspace_deleted` for bob, labelled `name=NAME`; the JSON answer.
+    fn enqueue_for_bob(&self, name: &str) -> Value {
+        let label = format!("name={name}");
+        let args = [
+            "enqueue",
+            "workspace_deleted",
+            "--user",
+            "bob",
+            "--label",
+            &label,
+            "--json",
+        ];
+        self.as_user("alice", &args).ok().json()
+    }
+
+    /// Runs `herald serve` on this store until `done()` holds or `timeout` passes, then
+    /// kills it.
+    fn serve_until(&self, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let mut serve = self
+            .command(&["serve"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn herald serve");
+        let deadline = Instant::now() + timeout;
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = serve.kill();
+        let _ = serve.wait();
     }
 
     fn message_count(&self) -> usize {
@@ -153,16 +114,7 @@ fn ids(list: &Value) -> Vec<String> {
 
 async fn enqueue_then_list_then_dedupe(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
-    let args = [
-        "enqueue",
-        "workspace_deleted",
-        "--user",
-        "bob",
-        "--label",
-        "name=ws1",
-        "--json",
-    ];
-    let first = h.as_user("alice", &args).ok().json();
+    let first = h.enqueue_for_bob("ws1");
     let enqueued = ids(&first["enqueued"]);
     assert!(!enqueued.is_empty(), "{first}");
     assert_eq!(first["duplicates"], Value::Array(vec![]));
@@ -199,7 +151,7 @@ async fn enqueue_then_list_then_dedupe(db: TestDb) {
         assert_eq!(row["payload"]["labels"]["name"], "ws1");
     }
 
-    let again = h.as_user("alice", &args).ok().json();
+    let again = h.enqueue_for_bob("ws1");
     assert_eq!(again["enqueued"], Value::Array(vec![]));
     let mut dups: Vec<String> = again["duplicates"]
         .as_array()
@@ -220,21 +172,7 @@ async fn enqueue_then_list_then_dedupe(db: TestDb) {
 
 async fn members_cannot_pause_retry_or_touch_others_opt_outs(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
-    let out = h
-        .as_user(
-            "alice",
-            &[
-                "enqueue",
-                "workspace_deleted",
-                "--user",
-                "bob",
-                "--label",
-                "name=x",
-                "--json",
-            ],
-        )
-        .ok()
-        .json();
+    let out = h.enqueue_for_bob("x");
     let id = ids(&out["enqueued"])[0].clone();
 
     h.as_user("bob", &["notifications", "pause"])
@@ -293,21 +231,7 @@ async fn a_members_own_opt_out_inhibits_their_next_message(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
     h.as_user("bob", &["optout", "set", "workspace_deleted"])
         .ok();
-    let out = h
-        .as_user(
-            "alice",
-            &[
-                "enqueue",
-                "workspace_deleted",
-                "--user",
-                "bob",
-                "--label",
-                "name=ws9",
-                "--json",
-            ],
-        )
-        .ok()
-        .json();
+    let out = h.enqueue_for_bob("ws9");
     let rows = out["enqueued"].as_array().unwrap();
     assert!(!rows.is_empty());
     for row in rows {
@@ -316,21 +240,7 @@ async fn a_members_own_opt_out_inhibits_their_next_message(db: TestDb) {
     }
     h.as_user("bob", &["optout", "clear", "workspace_deleted"])
         .ok();
-    let out = h
-        .as_user(
-            "alice",
-            &[
-                "enqueue",
-                "workspace_deleted",
-                "--user",
-                "bob",
-                "--label",
-                "name=ws10",
-                "--json",
-            ],
-        )
-        .ok()
-        .json();
+    let out = h.enqueue_for_bob("ws10");
     assert!(
         out["enqueued"]
             .as_array()
@@ -588,28 +498,20 @@ async fn unmigrated_and_unreachable_stores_say_what_to_do(db: TestDb) {
         .fails_with("herald migrate");
     let dir = tempfile::tempdir().unwrap();
     let unreachable = "postgres://postgres@127.0.0.1:1/herald";
-    let run = finish(
-        herald_command(dir.path())
-            .args([
-                "--database-url",
-                unreachable,
-                "--as",
-                "alice",
-                "messages",
-                "list",
-            ])
-            .output()
-            .unwrap(),
-    );
-    run.fails_with("cannot open the store");
+    let args = [
+        "--database-url",
+        unreachable,
+        "--as",
+        "alice",
+        "messages",
+        "list",
+    ];
+    Run::of(&mut herald(dir.path(), &args)).fails_with("cannot open the store");
 }
 
 async fn the_first_owner_bootstraps_and_then_identity_is_required(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
-    let mut cmd = herald_command(h.dir.path());
-    cmd.args([
-        "--database-url",
-        &h.db.url,
+    let mut cmd = h.command(&[
         "users",
         "add",
         "mallory",
@@ -619,7 +521,7 @@ async fn the_first_owner_bootstraps_and_then_identity_is_required(db: TestDb) {
         "owner",
     ]);
     cmd.env("USER", "nobody-here");
-    finish(cmd.output().unwrap()).fails_with("unknown user `nobody-here`");
+    Run::of(&mut cmd).fails_with("unknown user `nobody-here`");
     // HERALD_USER names the caller like --as does.
     let list = h
         .run_env(&["users", "list", "--json"], &[("HERALD_USER", "alice")])
@@ -721,22 +623,12 @@ async fn custom_and_test_notifications_reach_the_inbox(db: TestDb) {
         .fails_with("smtp is not configured");
 
     // A replica delivers them into bob's inbox.
-    let mut serve = herald_command(h.dir.path())
-        .args(["--database-url", &h.db.url, "serve"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let entries = loop {
+    let mut entries = Vec::new();
+    h.serve_until(Duration::from_secs(20), || {
         let list = h.as_user("bob", &["inbox", "list", "--json"]).ok().json();
-        if list.as_array().unwrap().len() == 2 || std::time::Instant::now() > deadline {
-            break list;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let _ = serve.kill();
-    let _ = serve.wait();
-    let entries = entries.as_array().unwrap().clone();
+        entries = list.as_array().unwrap().clone();
+        entries.len() == 2
+    });
     assert_eq!(entries.len(), 2, "{entries:?}");
     let custom = entries
         .iter()
@@ -827,19 +719,7 @@ async fn doctor_is_for_owners_and_on_call(db: TestDb) {
     );
     assert_eq!(refused.stdout, "", "no check ran for a member");
 
-    h.as_user(
-        "alice",
-        &[
-            "users",
-            "add",
-            "carol",
-            "--email",
-            "carol@example.com",
-            "--role",
-            "oncall",
-        ],
-    )
-    .ok();
+    h.add_user("carol", "oncall");
     // No dispatcher is running here, so a check fails; but on-call gets the checks.
     let run = h.as_user("carol", &["doctor"]);
     assert!(
@@ -862,32 +742,8 @@ async fn purge_refuses_an_age_past_any_timestamp(db: TestDb) {
 
 async fn on_call_sees_the_queue_but_not_the_users_or_their_emails(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
-    h.as_user(
-        "alice",
-        &[
-            "users",
-            "add",
-            "carol",
-            "--email",
-            "carol@example.com",
-            "--role",
-            "oncall",
-        ],
-    )
-    .ok();
-    h.as_user(
-        "alice",
-        &[
-            "users",
-            "add",
-            "dave",
-            "--email",
-            "dave@example.com",
-            "--role",
-            "user-admin",
-        ],
-    )
-    .ok();
+    h.add_user("carol", "oncall");
+    h.add_user("dave", "user-admin");
     for args in [&["users", "list"][..], &["users", "list", "--json"]] {
         let refused = h.as_user("carol", args).fails_with(
             "permission denied: listing users requires the owner or user-admin role (carol has: oncall)",
@@ -925,57 +781,38 @@ for_both_backends!(
 #[test]
 fn a_config_typo_or_bad_duration_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("herald.toml"),
-        "[notifications]\nfetch_intervall = \"15s\"\n",
-    )
-    .unwrap();
-    let run = finish(
-        herald_command(dir.path())
-            .args(["migrate"])
-            .output()
-            .unwrap(),
-    );
-    run.fails_with("fetch_intervall");
-
-    std::fs::write(
-        dir.path().join("herald.toml"),
-        "[notifications]\nretry_interval = \"5 minutez\"\n",
-    )
-    .unwrap();
-    let run = finish(
-        herald_command(dir.path())
-            .args(["migrate"])
-            .output()
-            .unwrap(),
-    );
-    run.fails_with("notifications.retry_interval");
-
-    // Past any date a timestamp can hold: refused up front, not a panic at the first lease.
-    std::fs::write(
-        dir.path().join("herald.toml"),
-        "[notifications]\nlease_period = \"1000000y\"\n",
-    )
-    .unwrap();
-    let run = finish(
-        herald_command(dir.path())
-            .args(["migrate"])
-            .output()
-            .unwrap(),
-    );
-    run.fails_with(
-        "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most 100years)",
-    );
-
-    std::fs::remove_file(dir.path().join("herald.toml")).unwrap();
-    let run = finish(
-        herald_command(dir.path())
-            .args(["migrate"])
-            .env("HERALD_NOTIFICATIONS_LEASE_PERIOD", "soon")
-            .output()
-            .unwrap(),
-    );
-    run.fails_with("HERALD_NOTIFICATIONS_LEASE_PERIOD");
+    let file = dir.path().join("herald.toml");
+    // (herald.toml, or no file and the environment, what the one error line names)
+    let cases: [(Option<&str>, &[(&str, &str)], &str); 4] = [
+        (
+            Some("[notifications]\nfetch_intervall = \"15s\"\n"),
+            &[],
+            "fetch_intervall",
+        ),
+        (
+            Some("[notifications]\nretry_interval = \"5 minutez\"\n"),
+            &[],
+            "notifications.retry_interval",
+        ),
+        // Past any date a timestamp can hold: refused up front, not a panic at the first lease.
+        (
+            Some("[notifications]\nlease_period = \"1000000y\"\n"),
+            &[],
+            "herald.toml line 2: notifications.lease_period: `1000000y` is too long (at most 100years)",
+        ),
+        (
+            None,
+            &[("HERALD_NOTIFICATIONS_LEASE_PERIOD", "soon")],
+            "HERALD_NOTIFICATIONS_LEASE_PERIOD",
+        ),
+    ];
+    for (text, env, needle) in cases {
+        match text {
+            Some(text) => std::fs::write(&file, text).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        Run::of(herald(dir.path(), &["migrate"]).envs(env.iter().copied())).fails_with(needle);
+    }
     assert!(
         !dir.path().join("herald.db").exists(),
         "a config error writes nothing"
@@ -990,47 +827,27 @@ fn a_broken_template_override_refuses_start_up_naming_its_key() {
         "[events.run_failure]\nbody_template = \"{{ broken\"\n",
     )
     .unwrap();
-    finish(
-        herald_command(dir.path())
-            .args(["migrate"])
-            .output()
-            .unwrap(),
-    )
-    .ok();
-    let mut serve = herald_command(dir.path());
-    serve.args(["serve"]).stdout(std::process::Stdio::null());
-    let mut child = serve.stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    Run::of(&mut herald(dir.path(), &["migrate"])).ok();
+    let mut child = herald(dir.path(), &["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             let _ = child.kill();
             panic!("serve started despite a broken template override");
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    finish(child.wait_with_output().unwrap()).fails_with("events.run_failure.body_template");
-    let add = finish(
-        herald_command(dir.path())
-            .args([
-                "users",
-                "add",
-                "alice",
-                "--email",
-                "a@example.com",
-                "--role",
-                "owner",
-            ])
-            .output()
-            .unwrap(),
-    );
-    add.ok();
-    let list = finish(
-        herald_command(dir.path())
-            .args(["--as", "alice", "events", "list"])
-            .output()
-            .unwrap(),
-    );
-    list.fails_with("events.run_failure.body_template");
+    Run::from(child.wait_with_output().unwrap()).fails_with("events.run_failure.body_template");
+    Run::of(&mut herald(dir.path(), &ADD_ALICE_AS_OWNER)).ok();
+    Run::of(&mut herald(
+        dir.path(),
+        &["--as", "alice", "events", "list"],
+    ))
+    .fails_with("events.run_failure.body_template");
 }
 
 /// The whole path by email: `herald enqueue` as a producer, `herald serve` as the replica, a
@@ -1047,21 +864,7 @@ async fn an_enqueued_event_arrives_by_email_through_serve(db: TestDb) {
         ),
     )
     .unwrap();
-    let out = h
-        .as_user(
-            "alice",
-            &[
-                "enqueue",
-                "workspace_deleted",
-                "--user",
-                "bob",
-                "--label",
-                "name=ws-mail",
-                "--json",
-            ],
-        )
-        .ok()
-        .json();
+    let out = h.enqueue_for_bob("ws-mail");
     let methods: Vec<&str> = out["enqueued"]
         .as_array()
         .unwrap()
@@ -1069,17 +872,7 @@ async fn an_enqueued_event_arrives_by_email_through_serve(db: TestDb) {
         .map(|m| m["method"].as_str().unwrap())
         .collect();
     assert_eq!(methods, ["smtp", "inbox"]);
-    let mut serve = herald_command(h.dir.path())
-        .args(["--database-url", &h.db.url, "serve"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while smtp.received().is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let _ = serve.kill();
-    let _ = serve.wait();
+    h.serve_until(Duration::from_secs(30), || !smtp.received().is_empty());
     let mails = smtp.received();
     assert_eq!(mails.len(), 1, "{}", smtp.stderr());
     assert_eq!(mails[0].to, ["bob@example.com"]);

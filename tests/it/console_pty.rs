@@ -11,9 +11,8 @@
 
 use crate::common;
 
-use std::process::Command;
-
-use common::pty::{Console, herald_bin, wait_until};
+use common::cli::{ADD_ALICE_AS_OWNER, Run, herald};
+use common::pty::{Console, wait_until};
 use serde_json::Value;
 
 /// A seeded store and the environment every `herald` run here gets.
@@ -51,18 +50,7 @@ impl Deployment {
             env,
         };
         d.cli(None, &["migrate"]);
-        d.cli(
-            None,
-            &[
-                "users",
-                "add",
-                "alice",
-                "--email",
-                "alice@example.com",
-                "--role",
-                "owner",
-            ],
-        );
+        d.cli(None, &ADD_ALICE_AS_OWNER);
         d.cli(
             Some("alice"),
             &["users", "add", "bob", "--email", "bob@example.com"],
@@ -85,26 +73,12 @@ impl Deployment {
 
     /// Runs `herald` as `user`; panics unless it succeeds; returns stdout.
     fn cli(&self, user: Option<&str>, args: &[&str]) -> String {
-        let mut cmd = Command::new(herald_bin());
-        cmd.current_dir(self.dir.path())
-            .arg("--database-url")
-            .arg(&self.url);
+        let mut cmd = herald(self.dir.path(), &["--database-url", &self.url]);
         if let Some(user) = user {
             cmd.arg("--as").arg(user);
         }
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HERALD_") {
-                cmd.env_remove(key);
-            }
-        }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v))).args(args);
-        let out = cmd.output().expect("herald runs");
-        assert!(
-            out.status.success(),
-            "herald {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        Run::of(&mut cmd).ok().stdout
     }
 
     fn json(&self, user: &str, args: &[&str]) -> Value {

@@ -6,12 +6,11 @@
 
 use crate::common;
 
+use common::cli::{ADD_ALICE_AS_OWNER, Run, herald};
+use common::pty::{Console, wait_until};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-use common::pty::{Console, herald_bin, wait_until};
-use serde_json::Value;
 
 fn env() -> Vec<(String, String)> {
     vec![("NO_COLOR".into(), "1".into())]
@@ -20,22 +19,12 @@ fn env() -> Vec<(String, String)> {
 /// `herald --database-url sqlite://DIR/herald-demo.db --as demo-owner messages list --json`.
 fn demo_messages(dir: &Path) -> Vec<Value> {
     let url = format!("sqlite://{}", dir.join("herald-demo.db").display());
-    let out = Command::new(herald_bin())
-        .current_dir(dir)
-        .env_remove("HERALD_DATABASE_URL")
-        .env_remove("HERALD_USER")
-        .env_remove("HERALD_CONFIG")
-        .args(["--database-url", &url, "--as", "demo-owner"])
-        .args(["messages", "list", "--limit", "10000", "--json"])
-        .output()
-        .expect("herald runs");
-    assert!(
-        out.status.success(),
-        "messages list failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .expect("JSON")
+    let args = ["--database-url", &url, "--as", "demo-owner"];
+    let mut cmd = herald(dir, &args);
+    cmd.args(["messages", "list", "--limit", "10000", "--json"]);
+    Run::of(&mut cmd)
+        .ok()
+        .json()
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -93,15 +82,9 @@ fn the_demo_opens_the_console_on_a_busy_store_with_failures_and_can_be_reopened(
 #[test]
 fn the_demo_needs_a_terminal_and_then_creates_nothing() {
     let dir = tempfile::tempdir().expect("a scratch dir");
-    let out = Command::new(herald_bin())
-        .current_dir(dir.path())
-        .arg("demo")
-        .stdin(Stdio::null())
-        .output()
-        .expect("herald runs");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("needs a terminal"), "{stderr}");
+    let run = Run::of(&mut herald(dir.path(), &["demo"]));
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("needs a terminal"), "{}", run.stderr);
     assert!(!dir.path().join("herald-demo.db").exists());
 }
 
@@ -125,34 +108,9 @@ fn reset_with_an_explicit_database_url_is_refused() {
 fn the_demo_refuses_a_store_with_users_of_its_own() {
     let dir = tempfile::tempdir().expect("a scratch dir");
     let url = format!("sqlite://{}", dir.path().join("prod.db").display());
-    for args in [
-        vec!["--database-url", url.as_str(), "migrate"],
-        vec![
-            "--database-url",
-            url.as_str(),
-            "users",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.com",
-            "--role",
-            "owner",
-        ],
-    ] {
-        let out = Command::new(herald_bin())
-            .current_dir(dir.path())
-            .env_remove("HERALD_DATABASE_URL")
-            .env_remove("HERALD_USER")
-            .env_remove("HERALD_CONFIG")
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("herald runs");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for args in [&["migrate"][..], &ADD_ALICE_AS_OWNER] {
+        let mut cmd = herald(dir.path(), &["--database-url", &url]);
+        Run::of(cmd.args(args)).ok();
     }
     let mut c = Console::spawn(dir.path(), &env(), &["--database-url", &url, "demo"]);
     assert_eq!(c.wait_exit(), 1, "{}", c.output());

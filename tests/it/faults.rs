@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::TestDb;
+use common::cli::herald;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
 use common::seed::test_notifications as queue;
-use common::serve::{Serve, herald};
+use common::serve::Serve;
 use common::smtp_server::{SmtpServer, SmtpServerOptions};
 use common::store::{
     count, lease_with, messages_in, migrated, outcome, wait_for_counts as wait_until,

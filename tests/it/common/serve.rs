@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use super::cli::herald;
 use std::time::{Duration, Instant};
 
 /// A running `herald serve`.
@@ -67,17 +69,4 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The herald binary with `args`, in `dir`, with no `HERALD_*` from the test's environment.
-pub fn herald(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
-    cmd
 }
