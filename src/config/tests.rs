@@ -27,6 +27,11 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::from_toml_str(text, "herald.toml", &no_env)
 }
 
+/// The configuration from defaults and `pairs` as the environment, with no file.
+fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::load(&ConfigSources::default(), &env_of(pairs))
+}
+
 fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -134,8 +139,7 @@ fn config_file_comes_from_flag_then_herald_config_then_default_file() {
 
 #[test]
 fn named_config_file_that_does_not_exist_is_an_error() {
-    let env = env_of(&[("HERALD_CONFIG", "/nonexistent/herald.toml")]);
-    let error = Config::load(&ConfigSources::default(), &env).unwrap_err();
+    let error = load_env(&[("HERALD_CONFIG", "/nonexistent/herald.toml")]).unwrap_err();
     assert_eq!(
         error.to_string(),
         "config file /nonexistent/herald.toml (from HERALD_CONFIG) does not exist"
@@ -197,8 +201,7 @@ fn double_dollar_is_a_literal_and_lone_dollar_is_kept() {
 #[test]
 fn a_duration_past_any_timestamp_is_refused_naming_the_variable() {
     // The file's cases are fixtures (invalid/*_too_long.toml); 100y is the most that is kept.
-    let env = env_of(&[("HERALD_NOTIFICATIONS_RETENTION", "1000000 years")]);
-    let error = Config::load(&ConfigSources::default(), &env).unwrap_err();
+    let error = load_env(&[("HERALD_NOTIFICATIONS_RETENTION", "1000000 years")]).unwrap_err();
     assert_eq!(
         error.to_string(),
         "HERALD_NOTIFICATIONS_RETENTION: `1000000 years` is too long (at most 100years)"
@@ -209,8 +212,7 @@ fn a_duration_past_any_timestamp_is_refused_naming_the_variable() {
 
 #[test]
 fn base_url_from_the_environment_is_kept_without_trailing_slashes() {
-    let env = env_of(&[("HERALD_BASE_URL", "https://env.example.com/")]);
-    let config = Config::load(&ConfigSources::default(), &env).unwrap();
+    let config = load_env(&[("HERALD_BASE_URL", "https://env.example.com/")]).unwrap();
     assert_eq!(config.base_url.as_deref(), Some("https://env.example.com"));
 }
 
@@ -249,8 +251,7 @@ fn bad_env_value_names_the_environment_variable() {
         ),
     ];
     for (name, value, expected) in cases {
-        let env = env_of(&[(name, value)]);
-        let error = Config::load(&ConfigSources::default(), &env).unwrap_err();
+        let error = load_env(&[(name, value)]).unwrap_err();
         assert_eq!(error.to_string(), expected);
     }
 }
@@ -265,8 +266,7 @@ fn env_booleans_accept_true_false_yes_no_one_zero() {
         ("no", false),
         ("0", false),
     ] {
-        let env = env_of(&[("HERALD_EMAIL_TLS_STARTTLS", value)]);
-        let config = Config::load(&ConfigSources::default(), &env).unwrap();
+        let config = load_env(&[("HERALD_EMAIL_TLS_STARTTLS", value)]).unwrap();
         assert_eq!(config.email.tls.starttls, expected, "{value}");
     }
 }
@@ -308,8 +308,7 @@ fn every_env_variable_overrides_its_setting() {
         ("HERALD_EMAIL_TLS_CERT_KEY_FILE", "/k.pem"),
         ("HERALD_EMAIL_TLS_CA_FILE", "/ca.pem"),
     ];
-    let env = env_of(&values);
-    let c = Config::load(&ConfigSources::default(), &env).unwrap();
+    let c = load_env(&values).unwrap();
     let n = &c.notifications;
     assert_eq!(c.database_url, "postgresql://db/herald");
     assert_eq!(c.base_url.as_deref(), Some("https://herald.example.com"));
@@ -368,8 +367,7 @@ fn empty_env_variable_counts_as_unset() {
 
 #[test]
 fn dispatch_timeout_refusal_names_where_each_duration_came_from() {
-    let env = env_of(&[("HERALD_NOTIFICATIONS_LEASE_PERIOD", "30s")]);
-    let error = Config::load(&ConfigSources::default(), &env)
+    let error = load_env(&[("HERALD_NOTIFICATIONS_LEASE_PERIOD", "30s")])
         .unwrap_err()
         .to_string();
     assert!(
@@ -408,8 +406,7 @@ fn secret_debug_and_display_are_redacted() {
     assert_eq!(secret.to_string(), "<redacted>");
     assert_eq!(secret.expose(), "hunter2");
 
-    let env = env_of(&[("HERALD_EMAIL_AUTH_PASSWORD", "hunter2")]);
-    let config = Config::load(&ConfigSources::default(), &env).unwrap();
+    let config = load_env(&[("HERALD_EMAIL_AUTH_PASSWORD", "hunter2")]).unwrap();
     assert!(!format!("{config:?}").contains("hunter2"));
 }
 

@@ -104,12 +104,32 @@ impl Herald {
     }
 }
 
-fn ids(list: &Value) -> Vec<String> {
+/// The row of the JSON array `list` whose `key` is `value`.
+#[track_caller]
+fn row<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
         .expect("array")
         .iter()
-        .map(|m| m["id"].as_str().expect("id").to_string())
+        .find(|r| r[key] == value)
+        .unwrap_or_else(|| panic!("no row with {key} = {value:?} in {list}"))
+}
+
+/// The string `key` of every row of the JSON array `list`.
+#[track_caller]
+fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .expect("array")
+        .iter()
+        .map(|row| {
+            row[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {row}"))
+        })
         .collect()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    column(list, "id").into_iter().map(str::to_string).collect()
 }
 
 async fn enqueue_then_list_then_dedupe(db: TestDb) {
@@ -217,14 +237,7 @@ async fn members_cannot_pause_retry_or_touch_others_opt_outs(db: TestDb) {
     )
     .ok();
     let list = h.as_user("bob", &["optout", "list", "--json"]).ok().json();
-    let row = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["event"] == "workspace_deleted")
-        .unwrap()
-        .clone();
-    assert_eq!(row["enabled"], false);
+    assert_eq!(row(&list, "event", "workspace_deleted")["enabled"], false);
 }
 
 async fn a_members_own_opt_out_inhibits_their_next_message(db: TestDb) {
@@ -480,12 +493,7 @@ async fn events_show_lists_the_labels_a_producer_writes_to(db: TestDb) {
     );
 
     let list = h.as_user("bob", &["events", "list", "--json"]).ok().json();
-    let listed = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "user_account_created")
-        .unwrap();
+    let listed = row(&list, "name", "user_account_created");
     assert_eq!(listed["labels"], json["labels"]);
 
     h.as_user("bob", &["events", "show", "user_acount_created"])
@@ -527,13 +535,7 @@ async fn the_first_owner_bootstraps_and_then_identity_is_required(db: TestDb) {
         .run_env(&["users", "list", "--json"], &[("HERALD_USER", "alice")])
         .ok()
         .json();
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(column(&list, "username"), ["alice", "bob"]);
     h.as_user("alice", &["users", "suspend", "bob"]).ok();
     h.as_user("bob", &["messages", "list"])
         .fails_with("suspended");
@@ -623,17 +625,13 @@ async fn custom_and_test_notifications_reach_the_inbox(db: TestDb) {
         .fails_with("smtp is not configured");
 
     // A replica delivers them into bob's inbox.
-    let mut entries = Vec::new();
+    let mut entries = Value::Null;
     h.serve_until(Duration::from_secs(20), || {
-        let list = h.as_user("bob", &["inbox", "list", "--json"]).ok().json();
-        entries = list.as_array().unwrap().clone();
-        entries.len() == 2
+        entries = h.as_user("bob", &["inbox", "list", "--json"]).ok().json();
+        entries.as_array().unwrap().len() == 2
     });
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    let custom = entries
-        .iter()
-        .find(|e| e["event"] == "custom_notification")
-        .unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 2, "{entries}");
+    let custom = row(&entries, "event", "custom_notification");
     assert_eq!(custom["title"], "Build done");
     assert!(
         custom["content"]
@@ -865,13 +863,7 @@ async fn an_enqueued_event_arrives_by_email_through_serve(db: TestDb) {
     )
     .unwrap();
     let out = h.enqueue_for_bob("ws-mail");
-    let methods: Vec<&str> = out["enqueued"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
-    assert_eq!(methods, ["smtp", "inbox"]);
+    assert_eq!(column(&out["enqueued"], "method"), ["smtp", "inbox"]);
     h.serve_until(Duration::from_secs(30), || !smtp.received().is_empty());
     let mails = smtp.received();
     assert_eq!(mails.len(), 1, "{}", smtp.stderr());

@@ -56,17 +56,7 @@ impl Deployment {
             &["users", "add", "bob", "--email", "bob@example.com"],
         );
         for name in ["ws1", "ws2", "ws3"] {
-            d.cli(
-                Some("alice"),
-                &[
-                    "enqueue",
-                    "run_failure",
-                    "--user",
-                    "bob",
-                    "--label",
-                    &format!("name={name}"),
-                ],
-            );
+            d.run_failure_for_bob(name);
         }
         d
     }
@@ -79,6 +69,13 @@ impl Deployment {
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v))).args(args);
         Run::of(&mut cmd).ok().stdout
+    }
+
+    /// Alice enqueues `run_failure` for bob, labelled `name=NAME`.
+    fn run_failure_for_bob(&self, name: &str) {
+        let label = format!("name={name}");
+        let args = ["enqueue", "run_failure", "--user", "bob", "--label", &label];
+        self.cli(Some("alice"), &args);
     }
 
     fn json(&self, user: &str, args: &[&str]) -> Value {
@@ -302,17 +299,7 @@ fn a_hostile_smtp_server_fails_its_message_and_the_console_keeps_running() {
         ("HERALD_EMAIL_SMARTHOST".into(), hostile_smtp_server()),
         ("HERALD_EMAIL_FROM".into(), "herald@example.com".into()),
     ]);
-    d.cli(
-        Some("alice"),
-        &[
-            "enqueue",
-            "run_failure",
-            "--user",
-            "bob",
-            "--label",
-            "name=ws9",
-        ],
-    );
+    d.run_failure_for_bob("ws9");
     let smtp = |d: &Deployment| {
         d.json("alice", &["messages", "list", "--method", "smtp", "--json"])
             .as_array()

@@ -66,46 +66,42 @@ fn every_tab_for_owner_and_member_paused_and_running_at_both_sizes() {
 
 #[test]
 fn details_overlays_and_prompts() {
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    let _ = update(
-        &mut s,
-        Action::MessageLoaded(Ok((page()[0].clone(), attempts()))),
-    );
-    insta::assert_snapshot!(
-        "queue_detail_80x24",
-        text(&render(&s, 80, 24, Theme::plain()))
-    );
-
-    let mut s = on_tab(owner(), false, Tab::Events);
-    let _ = update(&mut s, Action::Open);
-    insta::assert_snapshot!(
-        "events_detail_80x24",
-        text(&render(&s, 80, 24, Theme::plain()))
-    );
-
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    let _ = update(&mut s, Action::RetryOne);
-    insta::assert_snapshot!(
-        "queue_confirm_retry_80x24",
-        text(&render(&s, 80, 24, Theme::plain()))
-    );
-
-    let mut s = on_tab(owner(), false, Tab::Queue);
-    let _ = update(&mut s, Action::Filter);
-    for c in "status=permanent_failure".chars() {
-        let _ = update(&mut s, Action::Edit(tui_input::InputRequest::InsertChar(c)));
+    let cases: [(&str, fn() -> AppState); 5] = [
+        ("queue_detail_80x24", || {
+            let mut s = on_tab(owner(), false, Tab::Queue);
+            let _ = update(
+                &mut s,
+                Action::MessageLoaded(Ok((page()[0].clone(), attempts()))),
+            );
+            s
+        }),
+        ("events_detail_80x24", || {
+            let mut s = on_tab(owner(), false, Tab::Events);
+            let _ = update(&mut s, Action::Open);
+            s
+        }),
+        ("queue_confirm_retry_80x24", || {
+            let mut s = on_tab(owner(), false, Tab::Queue);
+            let _ = update(&mut s, Action::RetryOne);
+            s
+        }),
+        ("queue_filter_prompt_80x24", || {
+            let mut s = on_tab(owner(), false, Tab::Queue);
+            let _ = update(&mut s, Action::Filter);
+            for c in "status=permanent_failure".chars() {
+                let _ = update(&mut s, Action::Edit(tui_input::InputRequest::InsertChar(c)));
+            }
+            s
+        }),
+        ("confirm_resume_80x24", || {
+            let mut s = on_tab(owner(), true, Tab::Events);
+            let _ = update(&mut s, Action::TogglePause);
+            s
+        }),
+    ];
+    for (name, state) in cases {
+        insta::assert_snapshot!(name, text(&render(&state(), 80, 24, Theme::plain())));
     }
-    insta::assert_snapshot!(
-        "queue_filter_prompt_80x24",
-        text(&render(&s, 80, 24, Theme::plain()))
-    );
-
-    let mut s = on_tab(owner(), true, Tab::Events);
-    let _ = update(&mut s, Action::TogglePause);
-    insta::assert_snapshot!(
-        "confirm_resume_80x24",
-        text(&render(&s, 80, 24, Theme::plain()))
-    );
 
     for (who, user) in [("owner", owner()), ("member", member())] {
         let mut s = on_tab(user, false, Tab::Events);

@@ -28,6 +28,13 @@ fn type_text(state: &mut AppState, text: &str) {
     }
 }
 
+/// Types `:COMMAND` and Enter.
+fn run_command(state: &mut AppState, command: &str) {
+    feed(state, Action::Command);
+    type_text(state, command);
+    feed(state, Action::SubmitInput);
+}
+
 #[track_caller]
 fn refused(state: &mut AppState, action: Action) {
     let before = state.overlay.clone();
@@ -132,22 +139,16 @@ fn quit_help_and_command_mode() {
         ("optouts", Tab::OptOuts),
         ("delivery", Tab::Delivery),
     ] {
-        feed(&mut s, Action::Command);
-        type_text(&mut s, command);
-        feed(&mut s, Action::SubmitInput);
+        run_command(&mut s, command);
         assert_eq!(s.tab, tab, ":{command}");
     }
-    feed(&mut s, Action::Command);
-    type_text(&mut s, "frobnicate");
-    feed(&mut s, Action::SubmitInput);
+    run_command(&mut s, "frobnicate");
     assert!(
         s.notice
             .as_ref()
             .is_some_and(|n| n.error && n.text.contains("unknown command"))
     );
-    feed(&mut s, Action::Command);
-    type_text(&mut s, "q");
-    feed(&mut s, Action::SubmitInput);
+    run_command(&mut s, "q");
     assert!(s.quit);
 
     let mut s = loaded(member(), false, false);

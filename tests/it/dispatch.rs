@@ -12,7 +12,7 @@ use common::http_sink::{HttpSink, Response};
 use common::store::{count, list, message, migrated, template_id, wait_for_state};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
-use herald::store::{self, MessageFilter, NewMessage, OpenMode};
+use herald::store::{self, MessageFilter, NewMessage, OpenMode, Store};
 use uuid::Uuid;
 
 /// Fast settings for tests: short leases and retries; `tweak` adjusts them.
@@ -33,6 +33,23 @@ fn config(db: &TestDb, endpoint: &str, tweak: impl FnOnce(&mut Config)) -> Confi
     c
 }
 
+/// Runs a dispatcher while `n` webhook messages are queued, until they are all in `state`
+/// (within `timeout_secs`); returns their ids.
+async fn deliver(
+    config: &Config,
+    store: &dyn Store,
+    n: usize,
+    state: MessageState,
+    timeout_secs: u64,
+) -> Vec<Uuid> {
+    let running = Running::start(config).await;
+    let ids = common::seed::webhook_messages(store, n).await;
+    let expected = i64::try_from(n).expect("a small count");
+    wait_for_state(store, state, expected, Duration::from_secs(timeout_secs)).await;
+    running.stop().await;
+    ids
+}
+
 fn message_ids(sink: &HttpSink) -> Vec<String> {
     sink.requests()
         .iter()
@@ -44,10 +61,7 @@ async fn roundtrip_delivers_every_message_once(db: TestDb) {
     let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
-    let running = Running::start(&config).await;
-    let ids = common::seed::webhook_messages(&*store, 1000).await;
-    wait_for_state(&*store, MessageState::Sent, 1000, Duration::from_secs(60)).await;
-    running.stop().await;
+    let ids = deliver(&config, &*store, 1000, MessageState::Sent, 60).await;
 
     let mut delivered = message_ids(&sink);
     assert_eq!(delivered.len(), 1000, "each message delivered once");
@@ -75,10 +89,7 @@ async fn a_failing_endpoint_is_retried_until_it_succeeds(db: TestDb) {
     })
     .await;
     let config = config(&db, &sink.url, |_| {});
-    let running = Running::start(&config).await;
-    let ids = common::seed::webhook_messages(&*store, 1).await;
-    wait_for_state(&*store, MessageState::Sent, 1, Duration::from_secs(20)).await;
-    running.stop().await;
+    let ids = deliver(&config, &*store, 1, MessageState::Sent, 20).await;
     let (m, attempts) = store.message(ids[0]).await.unwrap().unwrap();
     assert_eq!(m.attempt_count, 3);
     let outcomes: Vec<_> = attempts.iter().map(|a| a.outcome).collect();
@@ -104,16 +115,7 @@ async fn an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_a
     let sink = HttpSink::start(|_req, _nth| Response::new(500)).await;
     let config = config(&db, &sink.url, |_| {});
     let retry_interval = config.notifications.retry_interval;
-    let running = Running::start(&config).await;
-    let ids = common::seed::webhook_messages(&*store, 1).await;
-    wait_for_state(
-        &*store,
-        MessageState::PermanentFailure,
-        1,
-        Duration::from_secs(20),
-    )
-    .await;
-    running.stop().await;
+    let ids = deliver(&config, &*store, 1, MessageState::PermanentFailure, 20).await;
     let (m, attempts) = store.message(ids[0]).await.unwrap().unwrap();
     assert_eq!(m.attempt_count, 3, "max_send_attempts");
     assert_eq!(attempts.len(), 3);
@@ -140,16 +142,7 @@ async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
         c.notifications.dispatch_timeout = Duration::from_millis(300);
         c.notifications.retry_interval = Duration::from_secs(3600);
     });
-    let running = Running::start(&config).await;
-    let ids = common::seed::webhook_messages(&*store, 1).await;
-    wait_for_state(
-        &*store,
-        MessageState::TemporaryFailure,
-        1,
-        Duration::from_secs(20),
-    )
-    .await;
-    running.stop().await;
+    let ids = deliver(&config, &*store, 1, MessageState::TemporaryFailure, 20).await;
     let (m, _) = store.message(ids[0]).await.unwrap().unwrap();
     assert_eq!(
         m.status_reason.as_deref(),
@@ -242,10 +235,7 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
     let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
     let config = config(&db, &sink.url, |_| {});
-    let running = Running::start(&config).await;
-    let ids = common::seed::webhook_messages(&*store, 5).await;
-    wait_for_state(&*store, MessageState::Sent, 5, Duration::from_secs(10)).await;
-    running.stop().await;
+    let ids = deliver(&config, &*store, 5, MessageState::Sent, 10).await;
     let template = template_id(&*store, "test_notification").await;
     let old = NewMessage {
         status: MessageState::Sent,

@@ -231,6 +231,14 @@ fn rendered(event: &EventTemplate, payload: &Value) -> Rendered {
     render(event, payload).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `golden` on every catalog event, the snapshot settings bound.
+fn for_every_event(mut golden: impl FnMut(&EventSpec, &EventTemplate)) {
+    let _guard = settings().bind_to_scope();
+    for spec in catalog() {
+        golden(spec, &event(spec));
+    }
+}
+
 #[test]
 fn every_label_the_catalog_mentions_has_a_golden_value() {
     for spec in catalog() {
@@ -240,29 +248,25 @@ fn every_label_the_catalog_mentions_has_a_golden_value() {
 
 #[test]
 fn email_goldens() {
-    let _guard = settings().bind_to_scope();
-    for spec in catalog() {
-        let event = event(spec);
-        let (payload, _) = payloads(&event);
+    for_every_event(|spec, event| {
+        let (payload, _) = payloads(event);
         let (text, html) =
-            render_email(&rendered(&event, &payload), None).unwrap_or_else(|e| panic!("{e}"));
+            render_email(&rendered(event, &payload), None).unwrap_or_else(|e| panic!("{e}"));
         insta::assert_snapshot!(format!("{}__email_text", spec.name), text);
         insta::assert_snapshot!(format!("{}__email_html", spec.name), html);
-    }
+    });
 }
 
 /// The message to alice (its email text) and to the Slack target (title, Markdown body and
 /// actions) when the producer sent only the required labels and no data.
 #[test]
 fn required_labels_goldens() {
-    let _guard = settings().bind_to_scope();
-    for spec in catalog() {
-        let event = event(spec);
-        let labels = required_labels_for(&event);
+    for_every_event(|spec, event| {
+        let labels = required_labels_for(event);
         let data = json!({});
-        let to_alice = herald::routing::build_payload(&event, Some(&alice()), &labels, &data, &[]);
+        let to_alice = herald::routing::build_payload(event, Some(&alice()), &labels, &data, &[]);
         let to_target = herald::routing::build_payload(
-            &event,
+            event,
             None,
             &labels,
             &data,
@@ -270,8 +274,8 @@ fn required_labels_goldens() {
         );
         let given: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         let (email_text, _) =
-            render_email(&rendered(&event, &to_alice), None).unwrap_or_else(|e| panic!("{e}"));
-        let target = rendered(&event, &to_target);
+            render_email(&rendered(event, &to_alice), None).unwrap_or_else(|e| panic!("{e}"));
+        let target = rendered(event, &to_target);
         let mut text = format!(
             "labels: {}\n\n── to alice, the email's text ──\n{email_text}\n\n── to the target \
              {SLACK_TARGET}, title and Markdown ──\n{}\n\n{}\n",
@@ -287,18 +291,16 @@ fn required_labels_goldens() {
             text.push_str(&format!("\n→ {}: {}", action.label, action.url));
         }
         insta::assert_snapshot!(format!("{}__required_labels", spec.name), text);
-    }
+    });
 }
 
 #[test]
 fn slack_goldens() {
-    let _guard = settings().bind_to_scope();
-    for spec in catalog() {
-        let event = event(spec);
-        let (_, payload) = payloads(&event);
-        let message = slack_message(&spec.name, &rendered(&event, &payload), &payload);
+    for_every_event(|spec, event| {
+        let (_, payload) = payloads(event);
+        let message = slack_message(&spec.name, &rendered(event, &payload), &payload);
         insta::assert_json_snapshot!(format!("{}__slack", spec.name), message);
-    }
+    });
 }
 
 /// The body as the webhook channel really posts it, caught by a local HTTP server.

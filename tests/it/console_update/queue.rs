@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// The store answers the page read `seq` with `page`.
+fn page_loaded(s: &mut AppState, seq: u64, page: Vec<herald::model::Message>) {
+    feed(
+        s,
+        Action::PageLoaded {
+            seq,
+            result: Ok(page),
+        },
+    );
+}
+
 fn full_page(offset: u128) -> Vec<herald::model::Message> {
     (0..u128::from(PAGE_SIZE))
         .map(|i| {
@@ -23,13 +34,7 @@ fn full_page(offset: u128) -> Vec<herald::model::Message> {
 fn the_queue_pages_by_keyset_and_drops_stale_pages() {
     let mut s = on_tab(owner(), false, Tab::Queue);
     let seq = s.queue.seq;
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(full_page(1000)),
-        },
-    );
+    page_loaded(&mut s, seq, full_page(1000));
     let last = s.queue.page[PAGE_SIZE as usize - 1].id;
     let effects = update(&mut s, Action::PageDown);
     let Some(Effect::LoadPage {
@@ -40,25 +45,13 @@ fn the_queue_pages_by_keyset_and_drops_stale_pages() {
     };
     assert_eq!(before, Some(last));
     assert!(next > seq);
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(page()),
-        },
-    );
+    page_loaded(&mut s, seq, page());
     assert_eq!(
         s.queue.page.len(),
         PAGE_SIZE as usize,
         "a stale page is dropped"
     );
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq: next,
-            result: Ok(full_page(900)),
-        },
-    );
+    page_loaded(&mut s, next, full_page(900));
     assert_eq!(s.queue.page_number(), 2);
     assert_eq!(s.queue.selected, 0);
     let effects = update(&mut s, Action::Up);
@@ -68,13 +61,7 @@ fn the_queue_pages_by_keyset_and_drops_stale_pages() {
     );
     assert_eq!(s.queue.page_number(), 1);
     let seq = s.queue.seq;
-    feed(
-        &mut s,
-        Action::PageLoaded {
-            seq,
-            result: Ok(full_page(1000)),
-        },
-    );
+    page_loaded(&mut s, seq, full_page(1000));
     assert_eq!(
         s.queue.selected,
         PAGE_SIZE as usize - 1,
