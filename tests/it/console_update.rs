@@ -35,6 +35,14 @@ fn run_command(state: &mut AppState, command: &str) {
     feed(state, Action::SubmitInput);
 }
 
+/// A member on `tab` (in a read-only session if `read_only`) is refused `action`.
+#[track_caller]
+fn member_refused(tab: Tab, read_only: bool, action: Action) {
+    let mut state = on_tab(member(), false, tab);
+    state.session.read_only = read_only;
+    refused(&mut state, action);
+}
+
 #[track_caller]
 fn refused(state: &mut AppState, action: Action) {
     let before = state.overlay.clone();
@@ -296,21 +304,7 @@ fn send_test_sends_the_selected_event_to_yourself() {
             .as_ref()
             .is_some_and(|n| n.error && n.text == "boom")
     );
-    refused(
-        &mut on_tab(member(), false, Tab::Events).tap_read_only(),
-        Action::SendTest,
-    );
-}
-
-trait ReadOnly {
-    fn tap_read_only(self) -> Self;
-}
-
-impl ReadOnly for AppState {
-    fn tap_read_only(mut self) -> Self {
-        self.session.read_only = true;
-        self
-    }
+    member_refused(Tab::Events, true, Action::SendTest);
 }
 
 #[test]
@@ -391,10 +385,7 @@ fn opt_outs_toggle_for_yourself_and_owners_switch_user() {
         Action::OptOutsLoaded(Err("unknown user `bobb`".into())),
     );
     assert_eq!(s.optouts.subject, None, "back to your own list");
-    refused(
-        &mut on_tab(member(), false, Tab::OptOuts).tap_read_only(),
-        Action::ToggleOptOut,
-    );
+    member_refused(Tab::OptOuts, true, Action::ToggleOptOut);
 }
 
 #[test]
@@ -404,10 +395,7 @@ fn doctor_runs_for_watchers() {
     assert!(s.troubleshoot.doctor_running);
     feed(&mut s, Action::DoctorFinished(Ok(Vec::new())));
     assert!(!s.troubleshoot.doctor_running);
-    refused(
-        &mut on_tab(member(), false, Tab::Troubleshoot),
-        Action::RunDoctor,
-    );
+    member_refused(Tab::Troubleshoot, false, Action::RunDoctor);
 }
 
 #[test]
@@ -430,10 +418,7 @@ fn inbox_entries_toggle_read() {
             read: false
         }]
     );
-    refused(
-        &mut on_tab(member(), false, Tab::Inbox).tap_read_only(),
-        Action::ToggleRead,
-    );
+    member_refused(Tab::Inbox, true, Action::ToggleRead);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use chrono::Utc;
 use common::TestDb;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
-use common::store::{count, list, message, migrated, template_id, wait_for_state};
+use common::store::{count, list, message, migrated, template_id, wait_for_totals};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
 use herald::store::{self, MessageFilter, NewMessage, OpenMode, Store};
@@ -45,7 +45,7 @@ async fn deliver(
     let running = Running::start(config).await;
     let ids = common::seed::webhook_messages(store, n).await;
     let expected = i64::try_from(n).expect("a small count");
-    wait_for_state(store, state, expected, Duration::from_secs(timeout_secs)).await;
+    wait_for_totals(store, &[(state, expected)], timeout_secs).await;
     running.stop().await;
     ids
 }
@@ -151,12 +151,15 @@ async fn a_hanging_endpoint_times_out_with_a_reason(db: TestDb) {
     assert!(m.next_retry_after.unwrap() > Utc::now() + chrono::Duration::minutes(50));
 }
 
+/// A fetch interval so long that only a wake-up (or a resume) explains a prompt delivery.
+fn fetch_rarely(c: &mut Config) {
+    c.notifications.fetch_interval = Duration::from_secs(15);
+}
+
 async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
     let store = migrated(&db).await;
     let sink = HttpSink::ok().await;
-    let config = config(&db, &sink.url, |c| {
-        c.notifications.fetch_interval = Duration::from_secs(15);
-    });
+    let config = config(&db, &sink.url, fetch_rarely);
     let first = Running::start(&config).await;
     let second = Running::start(&config).await;
     // A third handle plays `herald notifications pause` in another process.
@@ -169,7 +172,7 @@ async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
     let counts = store.count_by_state().await.unwrap();
     assert_eq!(count(&counts, MessageState::Pending), 50);
     operator.set_paused(false).await.unwrap();
-    wait_for_state(&*store, MessageState::Sent, 50, Duration::from_secs(5)).await;
+    wait_for_totals(&*store, &[(MessageState::Sent, 50)], 5).await;
     first.stop().await;
     second.stop().await;
     assert_eq!(sink.count(), 50);
@@ -211,9 +214,7 @@ async fn a_graceful_stop_with_a_tiny_buffer_flushes_every_outcome(db: TestDb) {
 async fn an_enqueue_elsewhere_wakes_an_idle_dispatcher_at_once(db: TestDb) {
     let _migrated = migrated(&db).await;
     let sink = HttpSink::ok().await;
-    let config = config(&db, &sink.url, |c| {
-        c.notifications.fetch_interval = Duration::from_secs(15);
-    });
+    let config = config(&db, &sink.url, fetch_rarely);
     let running = Running::start(&config).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
     let producer = store::open(&db.url, OpenMode::Existing).await.unwrap();

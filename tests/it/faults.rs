@@ -19,9 +19,7 @@ use common::http_sink::{HttpSink, Response};
 use common::seed::test_notifications as queue;
 use common::serve::Serve;
 use common::smtp_server::{SmtpServer, SmtpServerOptions};
-use common::store::{
-    count, lease_with, messages_in, migrated, outcome, wait_for_counts as wait_until,
-};
+use common::store::{count, lease_with, messages_in, migrated, outcome, wait_for_totals};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
 use herald::store::NewUser;
@@ -107,11 +105,13 @@ async fn a_nul_answering_webhook_never_wedges_delivery(db: TestDb) -> R {
         to_target(&*store, 50, "healthy").await;
     }
     let running = Running::start(&config).await;
-    wait_until(
+    wait_for_totals(
         &*store,
-        "200 sent and 20 failed",
-        Duration::from_secs(60),
-        |c| count(c, MessageState::Sent) == 200 && count(c, MessageState::PermanentFailure) == 20,
+        &[
+            (MessageState::Sent, 200),
+            (MessageState::PermanentFailure, 20),
+        ],
+        60,
     )
     .await;
     for m in messages_in(&*store, MessageState::PermanentFailure).await {
@@ -123,10 +123,7 @@ async fn a_nul_answering_webhook_never_wedges_delivery(db: TestDb) -> R {
     }
     // Still delivering: the poison did not wedge the ack path.
     to_target(&*store, 50, "healthy").await;
-    wait_until(&*store, "250 sent", Duration::from_secs(30), |c| {
-        count(c, MessageState::Sent) == 250
-    })
-    .await;
+    wait_for_totals(&*store, &[(MessageState::Sent, 250)], 30).await;
     running.stop().await;
     Ok(())
 }
@@ -180,11 +177,13 @@ async fn hostile_peers_end_in_the_state_they_earn(db: TestDb) -> R {
     to_target(&*store, 20, "healthy").await;
     let started = Utc::now();
     let running = Running::start(&config).await;
-    wait_until(
+    wait_for_totals(
         &*store,
-        "20 sent, 8 waiting to retry",
-        Duration::from_secs(60),
-        |c| count(c, MessageState::Sent) == 20 && count(c, MessageState::TemporaryFailure) == 8,
+        &[
+            (MessageState::Sent, 20),
+            (MessageState::TemporaryFailure, 8),
+        ],
+        60,
     )
     .await;
     running.stop().await;
@@ -250,11 +249,10 @@ async fn a_delivery_that_panics_or_hangs_counts_as_an_attempt(db: TestDb) -> R {
             channels.insert(Arc::new(BrokenChannel { panics }));
         })
         .await;
-        wait_until(
+        wait_for_totals(
             &*store,
-            "every attempt used up",
-            Duration::from_secs(30),
-            |c| count(c, MessageState::PermanentFailure) == if panics { 3 } else { 6 },
+            &[(MessageState::PermanentFailure, if panics { 3 } else { 6 })],
+            30,
         )
         .await;
         running.stop().await;
@@ -341,10 +339,7 @@ fn a_postgres_restart_mid_drain_loses_nothing() {
             .await
             .unwrap();
         let store = migrated(&db).await;
-        wait_until(&*store, "3000 sent", Duration::from_secs(120), |c| {
-            count(c, MessageState::Sent) == 3000
-        })
-        .await;
+        wait_for_totals(&*store, &[(MessageState::Sent, 3000)], 120).await;
         running.stop().await;
         let delivered: HashSet<String> = sink
             .requests()
@@ -374,10 +369,7 @@ async fn a_locked_sqlite_store_loses_nothing(db: TestDb) -> R {
     tokio::time::sleep(Duration::from_secs(12)).await;
     sqlx::query("COMMIT").execute(&mut other).await?;
     drop(other);
-    wait_until(&*store, "2000 sent", Duration::from_secs(60), |c| {
-        count(c, MessageState::Sent) == 2000
-    })
-    .await;
+    wait_for_totals(&*store, &[(MessageState::Sent, 2000)], 60).await;
     assert!(sink.count() >= 2000 && sink.count() > during);
     running.stop().await;
     Ok(())
@@ -421,13 +413,7 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
     queue(&*store, 10, Method::Webhook, None, Some(&bob), now).await;
 
     let partial = Serve::start(dir.path(), "partial.toml", "partial", &[]);
-    wait_until(
-        &*store,
-        "the webhook messages sent",
-        Duration::from_secs(30),
-        |c| count(c, MessageState::Sent) == 10,
-    )
-    .await;
+    wait_for_totals(&*store, &[(MessageState::Sent, 10)], 30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let counts = store.count_by_state().await?;
     assert_eq!(
@@ -454,13 +440,7 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
     );
 
     let full = Serve::start(dir.path(), "full.toml", "full", &[]);
-    wait_until(
-        &*store,
-        "every message sent",
-        Duration::from_secs(60),
-        |c| count(c, MessageState::Sent) == 20,
-    )
-    .await;
+    wait_for_totals(&*store, &[(MessageState::Sent, 20)], 60).await;
     assert_eq!(smtp.received().len(), 10);
     let counts = store.count_by_state().await?;
     assert_eq!(
@@ -578,9 +558,11 @@ async fn sqlite_an_unreadable_row_is_isolated_at_lease_time() -> R {
         &webhook_target("sink", &format!("{}/hook", sink.url)),
     );
     let running = Running::start(&config).await;
-    wait_until(&*store, "4 sent, 1 failed", Duration::from_secs(30), |c| {
-        count(c, MessageState::Sent) == 4 && count(c, MessageState::PermanentFailure) == 1
-    })
+    wait_for_totals(
+        &*store,
+        &[(MessageState::Sent, 4), (MessageState::PermanentFailure, 1)],
+        30,
+    )
     .await;
     running.stop().await;
     let mut other = sqlx::SqliteConnection::connect(&db.url).await?;

@@ -192,8 +192,11 @@ pub async fn wait_for_counts(
     }
 }
 
-/// Polls until `state` holds exactly `n` messages (see [`wait_for_counts`]).
-pub async fn wait_for_state(store: &dyn Store, state: MessageState, n: i64, timeout: Duration) {
-    let what = format!("{n} {state}");
-    wait_for_counts(store, &what, timeout, |c| count(c, state) == n).await;
+/// Polls until each `(state, n)` of `totals` holds exactly, for up to `secs` seconds (see
+/// [`wait_for_counts`]).
+pub async fn wait_for_totals(store: &dyn Store, totals: &[(MessageState, i64)], secs: u64) {
+    let timeout = Duration::from_secs(secs);
+    let what: Vec<String> = totals.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let ok = |c: &[(MessageState, i64)]| totals.iter().all(|(s, n)| count(c, *s) == *n);
+    wait_for_counts(store, &what.join(", "), timeout, ok).await;
 }

@@ -67,7 +67,8 @@ fn keys_follow_the_table_and_hide_what_the_role_cannot_do() {
         Some(Action::TogglePause)
     );
 
-    let read_only = on_tab(owner(), false, Tab::Queue).tap_read_only();
+    let mut read_only = on_tab(owner(), false, Tab::Queue);
+    read_only.session.read_only = true;
     assert!(
         keymap::available(&read_only).all(|s| !s.mutates),
         "read-only hides every change"

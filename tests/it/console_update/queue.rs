@@ -241,10 +241,7 @@ fn troubleshoot_jumps_to_the_messages_behind_a_reason() {
         s.queue.filter_text,
         "status=temporary_failure reason=\"smtp 421 4.7.0 try again later\""
     );
-    refused(
-        &mut on_tab(member(), false, Tab::Troubleshoot),
-        Action::Open,
-    );
+    member_refused(Tab::Troubleshoot, false, Action::Open);
 }
 
 #[test]
