@@ -777,7 +777,8 @@ fn a_config_typo_or_bad_duration_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("herald.toml");
     // (herald.toml, or no file and the environment, what the one error line names)
-    let cases: [(Option<&str>, &[(&str, &str)], &str); 4] = [
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (
             Some("[notifications]\nfetch_intervall = \"15s\"\n"),
             &[],

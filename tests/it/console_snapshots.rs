@@ -66,7 +66,8 @@ fn every_tab_for_owner_and_member_paused_and_running_at_both_sizes() {
 
 #[test]
 fn details_overlays_and_prompts() {
-    let cases: [(&str, fn() -> AppState); 5] = [
+    type Setup = fn() -> AppState;
+    let cases: [(&str, Setup); 5] = [
         ("queue_detail_80x24", || {
             let mut s = on_tab(owner(), false, Tab::Queue);
             let _ = update(

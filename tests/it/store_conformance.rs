@@ -291,7 +291,8 @@ async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
     assert_eq!(seen.len(), 25, "pages neither overlap nor skip");
 
     // (what is filtered, the filter, how many it lists, what each listed message holds)
-    let cases: [(&str, MessageFilter, usize, fn(&Message) -> bool); 4] = [
+    type Holds = fn(&Message) -> bool;
+    let cases: [(&str, MessageFilter, usize, Holds); 4] = [
         (
             "failed",
             MessageFilter {
