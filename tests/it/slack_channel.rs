@@ -128,7 +128,8 @@ async fn deliver_api(
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
     let sink = HttpSink::start(behaviour).await;
-    let channel = SlackApiChannel::from_config(&config(&sink.url)).expect("slack_api channel");
+    let channel = SlackApiChannel::new(&config(&sink.url).channel_settings().slack_api)
+        .expect("slack_api channel");
     assert_eq!(channel.method(), Method::SlackApi);
     let outcome = channel
         .deliver(&message.delivery(Method::SlackApi, Some(target)))
@@ -143,8 +144,8 @@ async fn deliver_webhook(
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
     let sink = HttpSink::start(behaviour).await;
-    let channel =
-        SlackWebhookChannel::from_config(&config(&sink.url)).expect("slack_webhook channel");
+    let channel = SlackWebhookChannel::new(&config(&sink.url).channel_settings().slack_webhook)
+        .expect("slack_webhook channel");
     assert_eq!(channel.method(), Method::SlackWebhook);
     let outcome = channel
         .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
@@ -316,8 +317,10 @@ async fn an_unknown_or_missing_target_is_permanent_and_named() {
     let message = Message::apply_failure();
     let sink = HttpSink::ok().await;
     let config = config(&sink.url);
-    let api = SlackApiChannel::from_config(&config).expect("slack_api channel");
-    let webhook = SlackWebhookChannel::from_config(&config).expect("slack_webhook channel");
+    let api =
+        SlackApiChannel::new(&config.channel_settings().slack_api).expect("slack_api channel");
+    let webhook = SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+        .expect("slack_webhook channel");
     for (channel, method) in [
         (&api as &dyn Channel, Method::SlackApi),
         (&webhook as &dyn Channel, Method::SlackWebhook),
@@ -428,7 +431,8 @@ async fn with_base_url_the_catalogs_relative_actions_become_buttons() {
     ] {
         sink.clear();
         let message = workspace_deleted_for_team(&config);
-        let channel = SlackWebhookChannel::from_config(&config).expect("slack_webhook channel");
+        let channel = SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+            .expect("slack_webhook channel");
         let outcome = channel
             .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
             .await;
@@ -574,11 +578,15 @@ async fn no_reason_contains_the_token_or_the_webhook_path() {
     let config = config(&closed);
     for (channel, method) in [
         (
-            Box::new(SlackApiChannel::from_config(&config).expect("api")) as Box<dyn Channel>,
+            Box::new(SlackApiChannel::new(&config.channel_settings().slack_api).expect("api"))
+                as Box<dyn Channel>,
             Method::SlackApi,
         ),
         (
-            Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+            Box::new(
+                SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+                    .expect("webhook"),
+            ),
             Method::SlackWebhook,
         ),
     ] {
@@ -625,7 +633,7 @@ async fn doctor_checks_each_api_token_with_auth_test_without_posting() {
         }
     })
     .await;
-    let channel = SlackApiChannel::from_config(&config(&sink.url)).unwrap();
+    let channel = SlackApiChannel::new(&config(&sink.url).channel_settings().slack_api).unwrap();
     let results = channel.check().await;
     assert_eq!(results.len(), 2, "{results:?}");
     for r in &results {
@@ -639,9 +647,13 @@ async fn doctor_checks_each_api_token_with_auth_test_without_posting() {
     );
 
     let text = toml_of_bad_token(&sink.url);
-    let bad_channel =
-        SlackApiChannel::from_config(&Config::from_toml_str(&text, "t.toml", &|_| None).unwrap())
-            .unwrap();
+    let bad_channel = SlackApiChannel::new(
+        &Config::from_toml_str(&text, "t.toml", &|_| None)
+            .unwrap()
+            .channel_settings()
+            .slack_api,
+    )
+    .unwrap();
     let results = bad_channel.check().await;
     assert_eq!(results.len(), 1);
     assert!(!results[0].ok);
@@ -664,7 +676,8 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
     // Slack answers an empty object with 400 invalid_payload; a revoked URL with 404.
     let live =
         HttpSink::start(|_req: &Request, _| Response::new(400).with_body("invalid_payload")).await;
-    let channel = SlackWebhookChannel::from_config(&config(&live.url)).unwrap();
+    let channel =
+        SlackWebhookChannel::new(&config(&live.url).channel_settings().slack_webhook).unwrap();
     let results = channel.check().await;
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(results[0].ok, "{:?}", results[0]);
@@ -677,7 +690,8 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
 
     let gone =
         HttpSink::start(|_req: &Request, _| Response::new(404).with_body("no_service")).await;
-    let channel = SlackWebhookChannel::from_config(&config(&gone.url)).unwrap();
+    let channel =
+        SlackWebhookChannel::new(&config(&gone.url).channel_settings().slack_webhook).unwrap();
     let results = channel.check().await;
     assert!(!results[0].ok, "{:?}", results[0]);
     assert!(
@@ -710,8 +724,10 @@ async fn doctor_gives_up_on_a_slack_that_accepts_the_connection_and_never_answer
     )
     .expect("test config");
     let channels: [Box<dyn Channel>; 2] = [
-        Box::new(SlackApiChannel::from_config(&config).expect("api")),
-        Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+        Box::new(SlackApiChannel::new(&config.channel_settings().slack_api).expect("api")),
+        Box::new(
+            SlackWebhookChannel::new(&config.channel_settings().slack_webhook).expect("webhook"),
+        ),
     ];
     for channel in channels {
         let results = tokio::time::timeout(WAIT, channel.check())

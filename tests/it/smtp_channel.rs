@@ -49,7 +49,8 @@ fn tls_table(extra: &str) -> String {
 }
 
 fn smtp_channel(config: &Config) -> SmtpChannel {
-    SmtpChannel::from_config(config).unwrap_or_else(|e| panic!("smtp channel: {e}"))
+    SmtpChannel::new(&config.channel_settings().smtp)
+        .unwrap_or_else(|e| panic!("smtp channel: {e}"))
 }
 
 fn rendered() -> Rendered {
@@ -961,7 +962,7 @@ fn an_unreadable_password_file_fails_at_start_naming_the_file() {
          [email.auth]\nusername = \"alice\"\npassword_file = \"{}\"\n",
         missing.display()
     ));
-    let error = SmtpChannel::from_config(&config)
+    let error = SmtpChannel::new(&config.channel_settings().smtp)
         .expect_err("a setup error")
         .to_string();
     assert!(

@@ -58,7 +58,7 @@ url = "{target_url}/alice-ops"
 }
 
 fn channel(config: &Config) -> WebhookChannel {
-    WebhookChannel::from_config(config).expect("webhook channel")
+    WebhookChannel::new(&config.channel_settings().webhook).expect("webhook channel")
 }
 
 fn alice() -> User {

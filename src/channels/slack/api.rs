@@ -22,13 +22,14 @@ pub(super) struct ApiTarget {
 }
 
 impl SlackApiChannel {
-    /// Builds the channel (and its connection pool) from the `slack_api` targets of
-    /// `[[targets]]` and `[[users]]`.
-    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+    /// Builds the channel (and its connection pool) from the `slack_api` targets.
+    pub fn new(settings: &SlackApiSettings) -> Result<Self, ChannelError> {
         Ok(SlackApiChannel {
             client: http::client(Method::SlackApi)?,
-            check_timeout: check_timeout(config),
-            targets: targets_of(config, TargetType::SlackApi)
+            check_timeout: check_timeout(settings.dispatch_timeout),
+            targets: settings
+                .targets
+                .iter()
                 .map(|(name, target)| {
                     let base = target.api_base_url.trim_end_matches('/');
                     let api = ApiTarget {
@@ -36,7 +37,7 @@ impl SlackApiChannel {
                         channel: target.channel.clone(),
                         endpoint: format!("{base}/chat.postMessage"),
                     };
-                    (name, api)
+                    (name.clone(), api)
                 })
                 .collect(),
         })

@@ -13,15 +13,12 @@ pub struct SlackWebhookChannel {
 }
 
 impl SlackWebhookChannel {
-    /// Builds the channel (and its connection pool) from the `slack_webhook` targets of
-    /// `[[targets]]` and `[[users]]`.
-    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+    /// Builds the channel (and its connection pool) from the `slack_webhook` targets.
+    pub fn new(settings: &SlackWebhookSettings) -> Result<Self, ChannelError> {
         Ok(SlackWebhookChannel {
             client: http::client(Method::SlackWebhook)?,
-            check_timeout: check_timeout(config),
-            targets: targets_of(config, TargetType::SlackWebhook)
-                .map(|(name, target)| (name, target.url.clone()))
-                .collect(),
+            check_timeout: check_timeout(settings.dispatch_timeout),
+            targets: settings.targets.iter().cloned().collect(),
         })
     }
 

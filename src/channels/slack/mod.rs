@@ -17,8 +17,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use super::http::{self, body_excerpt, error_chain, parse_retry_after};
+use super::settings::{SlackApiSettings, SlackWebhookSettings};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, TargetConfig};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
 use crate::secret::{Secret, redact_url};
@@ -76,8 +76,8 @@ use mrkdwn::*;
 // ---------------------------------------------------------------------------------------------
 
 /// `dispatch_timeout`, at most [`CHECK_TIMEOUT_MAX`]: a check waits no longer than a delivery.
-fn check_timeout(config: &Config) -> Duration {
-    config.notifications.dispatch_timeout.min(CHECK_TIMEOUT_MAX)
+fn check_timeout(dispatch_timeout: Duration) -> Duration {
+    dispatch_timeout.min(CHECK_TIMEOUT_MAX)
 }
 
 /// `exchange`'s result, or `None` when it took longer than `timeout`.
@@ -96,23 +96,6 @@ fn no_answer(timeout: Duration, url: &str) -> String {
         humantime::format_duration(timeout),
         redact_url(url)
     )
-}
-
-/// The targets of `target_type`, global ones by `name` and users' own by `username/name`
-/// ([`crate::model::TargetRef::qualified_name`]).
-fn targets_of(
-    config: &Config,
-    target_type: TargetType,
-) -> impl Iterator<Item = (String, &TargetConfig)> {
-    let global = config.targets.iter().map(|t| (t.name.clone(), t));
-    let owned = config.users.iter().flat_map(|u| {
-        u.targets
-            .iter()
-            .map(move |t| (format!("{}/{}", u.username, t.name), t))
-    });
-    global
-        .chain(owned)
-        .filter(move |(_, t)| t.target_type == target_type)
 }
 
 /// The target named by `delivery.target`, or a reason naming what is missing.

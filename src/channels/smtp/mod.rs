@@ -55,9 +55,9 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::email_layout::render_email;
+use super::settings::{SmtpAuthSettings, SmtpSettings, SmtpTarget, SmtpTlsSettings};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, EmailTlsConfig, TargetConfig};
-use crate::model::{DeliveryOutcome, Method, TargetType};
+use crate::model::{DeliveryOutcome, Method};
 use crate::secret::Secret;
 
 /// The port of SMTP over implicit TLS (RFC 8314): TLS from the first byte, whatever
@@ -116,15 +116,14 @@ struct TargetRoute {
 }
 
 impl SmtpChannel {
-    /// Builds the channel from `[email]` and the `smtp` targets of `[[targets]]` and
-    /// `[[users]]`: reads the password file and the TLS files, and sets up one connection pool
-    /// per distinct server. Nothing is connected yet.
-    pub fn from_config(config: &Config) -> Result<SmtpChannel, ChannelError> {
-        let email = &config.email;
+    /// Builds the channel from `[email]` and the `smtp` targets: reads the password file and
+    /// the TLS files, and sets up one connection pool per distinct server. Nothing is
+    /// connected yet.
+    pub fn new(email: &SmtpSettings) -> Result<SmtpChannel, ChannelError> {
         let hello = email.hello.trim().to_string();
         let mut relays = Relays::default();
 
-        let email_login = email_login(config)?;
+        let email_login = email_login(&email.auth)?;
         let smarthost = email
             .smarthost
             .as_deref()
@@ -167,19 +166,10 @@ impl SmtpChannel {
             None => None,
         };
 
-        let global = config.targets.iter().map(|t| (t.name.clone(), t));
-        let owned = config.users.iter().flat_map(|u| {
-            u.targets
-                .iter()
-                .map(move |t| (format!("{}/{}", u.username, t.name), t))
-        });
         let mut targets = HashMap::new();
-        for (name, target) in global.chain(owned) {
-            if target.target_type != TargetType::Smtp {
-                continue;
-            }
+        for (name, target) in &email.targets {
             let route = target_route(
-                &name,
+                name,
                 target,
                 smarthost.as_ref(),
                 from.as_ref(),
@@ -188,7 +178,7 @@ impl SmtpChannel {
                 &hello,
                 &mut relays,
             )?;
-            targets.insert(name, route);
+            targets.insert(name.clone(), route);
         }
 
         let message_id_domain = message_id_domain(&hello, from.as_ref());
@@ -197,7 +187,7 @@ impl SmtpChannel {
             targets,
             relays: relays.into_relays(),
             message_id_domain,
-            dispatch_timeout: config.notifications.dispatch_timeout,
+            dispatch_timeout: email.dispatch_timeout,
         })
     }
 
@@ -327,10 +317,10 @@ impl fmt::Debug for SmtpChannel {
 
 mod protocol;
 mod relay;
-mod settings;
+mod routes;
 #[cfg(test)]
 mod tests;
 
 use protocol::*;
 use relay::*;
-use settings::*;
+use routes::*;
