@@ -108,40 +108,40 @@ mod tests {
         Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
     }
 
+    /// A `[[targets]]` entry (`[[users.targets]]` with `table`) of `kind` named `name`, with
+    /// `keys` as TOML lines.
+    fn target(table: &str, kind: &str, name: &str, keys: &str) -> String {
+        format!(
+            "[[{table}]]\ntype = \"{kind}\"\nname = \"{name}\"\nnotify_on = [\"run_failure\"]\n{keys}"
+        )
+    }
+
     #[test]
     fn each_channel_gets_its_targets_by_qualified_name() {
-        let settings = config(
-            r#"
-[notifications]
-dispatch_timeout = "7s"
-
-[notifications.webhook]
-endpoint = "http://127.0.0.1:9/endpoint"
-
-[[targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["run_failure"]
-url = "http://127.0.0.1:9/ops"
-
-[[targets]]
-type = "slack_api"
-name = "team-api"
-notify_on = ["run_failure"]
-token = "xoxb-global-token"
-channel = "C0GLOBAL"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["run_failure"]
-url = "http://127.0.0.1:9/alice-ops"
-"#,
-        )
-        .channel_settings();
+        let toml = [
+            "[notifications]\ndispatch_timeout = \"7s\"\n".to_string(),
+            "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/endpoint\"\n".to_string(),
+            target(
+                "targets",
+                "webhook",
+                "ops",
+                "url = \"http://127.0.0.1:9/ops\"\n",
+            ),
+            target(
+                "targets",
+                "slack_api",
+                "team-api",
+                "token = \"xoxb-global-token\"\nchannel = \"C0GLOBAL\"\n",
+            ),
+            "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n".to_string(),
+            target(
+                "users.targets",
+                "webhook",
+                "ops",
+                "url = \"http://127.0.0.1:9/alice-ops\"\n",
+            ),
+        ];
+        let settings = config(&toml.concat()).channel_settings();
         assert_eq!(
             settings.webhook,
             WebhookSettings {
@@ -180,39 +180,22 @@ url = "http://127.0.0.1:9/alice-ops"
 
     #[test]
     fn email_settings_carry_over_with_the_client_certificate_paired() {
-        let settings = config(
-            r#"
-[email]
-from = "Herald <herald@example.com>"
-smarthost = "mail:25"
-hello = "mx.example.com"
-
-[email.auth]
-username = "u"
-password = "p"
-identity = "id"
-
-[email.tls]
-starttls = true
-server_name = "mail.example.com"
-cert_file = "/etc/herald/cert.pem"
-cert_key_file = "/etc/herald/key.pem"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "smtp"
-name = "mine"
-notify_on = ["run_failure"]
-recipients = ["alice@example.com"]
-host = "mail.example.com"
-port = 587
-sender = "alice@example.com"
-"#,
-        )
-        .channel_settings()
-        .smtp;
+        let toml = [
+            "[email]\nfrom = \"Herald <herald@example.com>\"\nsmarthost = \"mail:25\"\n\
+             hello = \"mx.example.com\"\n",
+            "[email.auth]\nusername = \"u\"\npassword = \"p\"\nidentity = \"id\"\n",
+            "[email.tls]\nstarttls = true\nserver_name = \"mail.example.com\"\n\
+             cert_file = \"/etc/herald/cert.pem\"\ncert_key_file = \"/etc/herald/key.pem\"\n",
+            "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n",
+            &target(
+                "users.targets",
+                "smtp",
+                "mine",
+                "recipients = [\"alice@example.com\"]\nhost = \"mail.example.com\"\nport = 587\n\
+                 sender = \"alice@example.com\"\n",
+            ),
+        ];
+        let settings = config(&toml.concat()).channel_settings().smtp;
         assert_eq!(
             settings.from.as_deref(),
             Some("Herald <herald@example.com>")

@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -107,47 +107,17 @@ impl WebhookChannel {
         if let Some(signer) = &self.signer {
             request = request.header(SIGNATURE_HEADER, signer.sign(&body));
         }
-        let started = Instant::now();
-        let mut response = match request.body(body).send().await {
-            Ok(response) => response,
-            Err(e) if e.is_builder() => {
-                return DeliveryOutcome::Permanent {
-                    reason: format!(
-                        "webhook URL {} is invalid: {}",
-                        redact_url(url),
-                        error_chain(&e.without_url())
-                    ),
-                };
-            }
-            Err(e) => {
-                return DeliveryOutcome::Retryable {
-                    reason: format!("webhook request failed: {}", error_chain(&e.without_url())),
-                    retry_after: None,
-                };
-            }
+        let answer = match http::send(request.body(body), "webhook", url, DRAIN_LIMIT).await {
+            Ok(answer) => answer,
+            Err(outcome) => return outcome,
         };
-        let elapsed = started.elapsed();
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        while body.len() < DRAIN_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                // The status is the answer; an unreadable body only costs the connection.
-                Ok(None) | Err(_) => break,
-            }
-        }
         // Scrub the whole answer before it is cut to an excerpt: a secret echoed across the
         // cut would otherwise survive half-visible.
-        let body = scrub(&String::from_utf8_lossy(&body), url);
+        let body = scrub(&String::from_utf8_lossy(&answer.body), url);
         classify(
-            status,
-            elapsed,
-            retry_after.as_deref(),
+            answer.status,
+            answer.elapsed,
+            answer.retry_after.as_deref(),
             body.as_bytes(),
             Utc::now(),
         )
@@ -200,19 +170,8 @@ impl Channel for WebhookChannel {
             Ok(url) => url,
             Err(reason) => return DeliveryOutcome::Permanent { reason },
         };
-        match self.post(url, delivery).await {
-            DeliveryOutcome::Sent => DeliveryOutcome::Sent,
-            DeliveryOutcome::Retryable {
-                reason,
-                retry_after,
-            } => DeliveryOutcome::Retryable {
-                reason: scrub(&reason, url),
-                retry_after,
-            },
-            DeliveryOutcome::Permanent { reason } => DeliveryOutcome::Permanent {
-                reason: scrub(&reason, url),
-            },
-        }
+        let outcome = self.post(url, delivery).await;
+        http::scrub_reason(outcome, |reason| scrub(reason, url))
     }
 }
 
@@ -373,18 +332,11 @@ fn classify(
 /// Removes from `reason` any part of `url` that may be a secret: the whole URL becomes its
 /// [`redact_url`] form; its path and query, and a `user:password@`, become `<redacted>`.
 fn scrub(reason: &str, url: &str) -> String {
-    let mut reason = reason.replace(url, &redact_url(url));
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
-        for secret in [Some(tail), userinfo].into_iter().flatten() {
-            if secret.len() > 1 {
-                reason = reason.replace(secret, "<redacted>");
-            }
-        }
+    let reason = reason.replace(url, &redact_url(url));
+    match url.split_once("://") {
+        Some(_) => http::scrub(&reason, &http::url_secrets(url)),
+        None => reason,
     }
-    reason
 }
 
 #[cfg(test)]
