@@ -5,11 +5,13 @@
 
 use crate::common;
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use common::channel_fixtures::{self, builtin_event, target, user};
 use common::http_sink::{HttpSink, Request, Response};
 use common::silent_server::SilentServer;
 use herald::channels::slack::{SlackApiChannel, SlackWebhookChannel};
@@ -26,36 +28,26 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A global `slack_api` target `alerts` and a `slack_webhook` target `team`, and alice's own
 /// `slack_api` target `dm`, all pointing at `base` (the sink).
 fn config(base: &str) -> Config {
-    let toml = format!(
-        r#"
-[[targets]]
-type = "slack_api"
-name = "alerts"
-notify_on = ["apply_failure"]
-token = "{TOKEN}"
-channel = "{CHANNEL}"
-api_base_url = "{base}/api"
-
-[[targets]]
-type = "slack_webhook"
-name = "team"
-notify_on = ["apply_failure"]
-url = "{base}{WEBHOOK_PATH}"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "slack_api"
-name = "dm"
-notify_on = ["apply_failure"]
-token = "{TOKEN}"
-channel = "U0ALICE"
-api_base_url = "{base}/api"
-"#
+    let api = |name: &str, channel: &str| {
+        let keys: [(&str, &dyn Debug); 3] = [
+            ("token", &TOKEN),
+            ("channel", &channel),
+            ("api_base_url", &format!("{base}/api")),
+        ];
+        target("slack_api", name, &["apply_failure"], &keys)
+    };
+    let team = target(
+        "slack_webhook",
+        "team",
+        &["apply_failure"],
+        &[("url", &format!("{base}{WEBHOOK_PATH}"))],
     );
-    Config::from_toml_str(&toml, "test.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
+    let toml = [
+        api("alerts", CHANNEL),
+        team,
+        user("alice", &[api("dm", "U0ALICE")]),
+    ];
+    channel_fixtures::config(&toml.concat())
 }
 
 /// What the dispatcher would hand over for `apply_failure`, built by hand.
@@ -376,16 +368,7 @@ async fn slack_webhook_posts_the_blocks_to_the_target_url() {
 /// the dispatcher renders it with `config`'s `base_url` (its action URLs are
 /// `{{ base_url }}/workspaces` and `{{ base_url }}/templates`).
 fn workspace_deleted_for_team(config: &Config) -> Message {
-    let spec = herald::catalog::builtin()
-        .iter()
-        .find(|e| e.name == "workspace_deleted")
-        .expect("workspace_deleted in the catalog")
-        .clone();
-    let event = herald::model::EventTemplate {
-        id: Uuid::now_v7(),
-        spec,
-        method: None,
-    };
+    let event = builtin_event("workspace_deleted");
     let labels = [("name".to_string(), "dev".to_string())].into();
     let payload =
         herald::routing::build_payload(&event, None, &labels, &json!({}), &["team".to_string()]);

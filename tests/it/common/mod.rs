@@ -16,6 +16,7 @@
 //! call from parallel test threads.
 #![allow(dead_code)]
 
+pub mod channel_fixtures;
 pub mod console;
 pub mod dispatcher;
 pub mod http_sink;
