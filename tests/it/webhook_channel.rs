@@ -42,6 +42,15 @@ fn config(endpoint: Option<&str>, signed: bool, target_url: &str) -> Config {
     channel_fixtures::config(&toml)
 }
 
+/// An unsigned config whose endpoint is `sink`'s `/hooks/s3cr3t`, its targets on `sink` too.
+fn unsigned_config(sink: &HttpSink) -> Config {
+    config(
+        Some(&format!("{}/hooks/s3cr3t", sink.url)),
+        false,
+        &sink.url,
+    )
+}
+
 fn channel(config: &Config) -> WebhookChannel {
     WebhookChannel::new(&config.channel_settings().webhook).expect("webhook channel")
 }
@@ -97,11 +106,7 @@ async fn deliver_to(
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Request) {
     let sink = HttpSink::start(behaviour).await;
-    let config = config(
-        Some(&format!("{}/hooks/s3cr3t", sink.url)),
-        false,
-        &sink.url,
-    );
+    let config = unsigned_config(&sink);
     let message = Message::workspace_deleted(None);
     let outcome = channel(&config).deliver(&message.delivery(None)).await;
     assert!(sink.wait_for(1, WAIT).await, "the sink got no request");
@@ -121,11 +126,7 @@ fn keys(value: &Value) -> BTreeSet<&str> {
 #[tokio::test]
 async fn body_has_exactly_coders_keys_and_the_rendered_content() {
     let sink = HttpSink::ok().await;
-    let config = config(
-        Some(&format!("{}/hooks/s3cr3t", sink.url)),
-        false,
-        &sink.url,
-    );
+    let config = unsigned_config(&sink);
     let message = Message::workspace_deleted(None);
     let outcome = channel(&config).deliver(&message.delivery(None)).await;
     assert_eq!(outcome, DeliveryOutcome::Sent);

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::channels::settings::SlackApiTarget;
-use crate::channels::test_support::{delivery, named, now, rendered};
+use crate::channels::test_support::{delivery, named, now, permanent, rendered, retry};
 
 fn blocks(message: &Value) -> &Vec<Value> {
     message["blocks"].as_array().expect("blocks")
@@ -302,13 +302,6 @@ fn cutting_mrkdwn_never_leaves_half_an_entity_or_link() {
 
 #[test]
 fn webhook_answers_are_classified() {
-    let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
-        reason: reason.to_string(),
-        retry_after: after.map(Duration::from_secs),
-    };
-    let permanent = |reason: &str| DeliveryOutcome::Permanent {
-        reason: reason.to_string(),
-    };
     let cases = [
         (200, None, "ok", DeliveryOutcome::Sent),
         (429, Some("30"), "", retry("slack webhook 429", Some(30))),
@@ -365,13 +358,6 @@ fn webhook_answers_are_classified() {
 
 #[test]
 fn api_answers_are_classified() {
-    let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
-        reason: reason.to_string(),
-        retry_after: after.map(Duration::from_secs),
-    };
-    let permanent = |reason: &str| DeliveryOutcome::Permanent {
-        reason: reason.to_string(),
-    };
     let cases = [
         (
             200,

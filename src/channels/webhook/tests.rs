@@ -5,8 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::channels::test_support::{delivery, named, now, rendered};
-use crate::render::Rendered;
+use crate::channels::test_support::{delivery, named, now, permanent, rendered, retry};
 
 #[test]
 fn signature_is_hmac_sha256_hex_of_the_body() {
@@ -48,10 +47,6 @@ fn retry_after_takes_seconds_and_http_dates() {
 #[test]
 fn statuses_are_classified_as_the_design_says() {
     let secs = Duration::from_millis(1234);
-    let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
-        reason: reason.to_string(),
-        retry_after: after.map(Duration::from_secs),
-    };
     let cases = [
         (200, None, "", DeliveryOutcome::Sent),
         (204, None, "", DeliveryOutcome::Sent),
@@ -66,26 +61,10 @@ fn statuses_are_classified_as_the_design_says() {
             404,
             None,
             "no such\nhook",
-            DeliveryOutcome::Permanent {
-                reason: "webhook 404 after 1.2s: no such hook".to_string(),
-            },
+            permanent("webhook 404 after 1.2s: no such hook"),
         ),
-        (
-            400,
-            None,
-            "",
-            DeliveryOutcome::Permanent {
-                reason: "webhook 400 after 1.2s".to_string(),
-            },
-        ),
-        (
-            301,
-            None,
-            "",
-            DeliveryOutcome::Permanent {
-                reason: "webhook 301 after 1.2s".to_string(),
-            },
-        ),
+        (400, None, "", permanent("webhook 400 after 1.2s")),
+        (301, None, "", permanent("webhook 301 after 1.2s")),
     ];
     for (status, retry_after, body, expected) in cases {
         assert_eq!(
@@ -128,38 +107,24 @@ fn body_follows_coders_schema_with_rendered_actions() {
         "data": {"n": 1},
         "targets": [],
     });
-    let rendered = Rendered {
-        title: "Workspace \"ws\" deleted".to_string(),
-        body_markdown: "Your workspace **ws** was deleted.".to_string(),
-        body_text: "Your workspace ws was deleted.".to_string(),
-        body_html: String::new(),
-        actions: vec![Action {
-            label: "View ws".to_string(),
-            url: "/w".to_string(),
-        }],
-    };
+    let rendered = rendered(
+        "Workspace \"ws\" deleted",
+        "Your workspace **ws** was deleted.",
+        &[("View ws", "/w")],
+    );
     let delivery = Delivery {
         message_id,
         event: "workspace_deleted",
         ..delivery(None, Method::Webhook, &payload, &rendered)
     };
     let body = serde_json::to_string(&WebhookBody::new(&delivery)).unwrap();
+    // The payload as stored, but for its actions, which are rendered.
+    let mut sent_payload = payload.clone();
+    sent_payload["actions"] = json!([{"label": "View ws", "url": "/w"}]);
     let expected = json!({
         "_version": "1.1",
         "msg_id": message_id.to_string(),
-        "payload": {
-            "_version": "1.2",
-            "notification_name": "workspace_deleted",
-            "notification_template_id": "0190a3b4-0000-7000-8000-000000000001",
-            "user_id": "0190a3b4-0000-7000-8000-000000000002",
-            "user_email": "alice@example.com",
-            "user_name": "Alice",
-            "user_username": "alice",
-            "actions": [{"label": "View ws", "url": "/w"}],
-            "labels": {"name": "ws"},
-            "data": {"n": 1},
-            "targets": [],
-        },
+        "payload": sent_payload,
         "title": "Workspace \"ws\" deleted",
         "title_markdown": "Workspace \"ws\" deleted",
         "body": "Your workspace ws was deleted.",
