@@ -141,7 +141,7 @@ pub fn scrub_reason(
     }
 }
 
-/// The first [`REASON_BODY_CHARS`] characters of a response body, on one line.
+/// The first `REASON_BODY_CHARS` (200) characters of a response body, on one line.
 pub fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let mut out = String::new();

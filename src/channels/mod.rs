@@ -203,7 +203,7 @@ thread_local! {
 }
 
 /// Whether the panic now unwinding on this thread will be caught by a channel and become a
-/// delivery outcome ([`catch_panic`]); a panic hook then need not give up the terminal.
+/// delivery outcome (`catch_panic`); a panic hook then need not give up the terminal.
 pub fn panic_is_caught() -> bool {
     CATCHING_PANIC.with(Cell::get)
 }

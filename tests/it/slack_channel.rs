@@ -15,7 +15,7 @@ use common::channel_fixtures::{self, builtin_event, target, user};
 use common::http_sink::{HttpSink, Request, Response};
 use common::silent_server::SilentServer;
 use herald::channels::slack::{SlackApiChannel, SlackWebhookChannel};
-use herald::channels::{Channel, Delivery};
+use herald::channels::{Channel, Channels, Delivery};
 use herald::config::Config;
 use herald::model::{Action, DeliveryOutcome, Method};
 use herald::render::{Overrides, Rendered, render_for};
@@ -112,37 +112,40 @@ fn api_error(status: u16, error: &str) -> Response {
         .with_body(format!(r#"{{"ok":false,"error":"{error}"}}"#))
 }
 
-/// Delivers `message` through the `slack_api` target `target` to a sink answering with
-/// `behaviour`; returns the outcome and the requests the sink saw.
+/// Delivers `message` by `method` to `target` on a sink answering with `behaviour`; returns
+/// the outcome and the requests the sink saw.
+async fn deliver_through(
+    message: &Message,
+    method: Method,
+    target: &str,
+    behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
+) -> (DeliveryOutcome, Vec<Request>) {
+    let sink = HttpSink::start(behaviour).await;
+    let channels =
+        Channels::from_settings(&config(&sink.url).channel_settings()).expect("slack channels");
+    let channel = channels.get(method).expect("a channel for the method");
+    assert_eq!(channel.method(), method);
+    let outcome = channel
+        .deliver(&message.delivery(method, Some(target)))
+        .await;
+    (outcome, sink.requests())
+}
+
+/// Delivers `message` through the `slack_api` target `target` (see [`deliver_through`]).
 async fn deliver_api(
     message: &Message,
     target: &str,
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
-    let sink = HttpSink::start(behaviour).await;
-    let channel = SlackApiChannel::new(&config(&sink.url).channel_settings().slack_api)
-        .expect("slack_api channel");
-    assert_eq!(channel.method(), Method::SlackApi);
-    let outcome = channel
-        .deliver(&message.delivery(Method::SlackApi, Some(target)))
-        .await;
-    (outcome, sink.requests())
+    deliver_through(message, Method::SlackApi, target, behaviour).await
 }
 
-/// Delivers `message` through the `slack_webhook` target `team` to a sink answering with
-/// `behaviour`; returns the outcome and the requests the sink saw.
+/// Delivers `message` through the `slack_webhook` target `team` (see [`deliver_through`]).
 async fn deliver_webhook(
     message: &Message,
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
-    let sink = HttpSink::start(behaviour).await;
-    let channel = SlackWebhookChannel::new(&config(&sink.url).channel_settings().slack_webhook)
-        .expect("slack_webhook channel");
-    assert_eq!(channel.method(), Method::SlackWebhook);
-    let outcome = channel
-        .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
-        .await;
-    (outcome, sink.requests())
+    deliver_through(message, Method::SlackWebhook, "team", behaviour).await
 }
 
 fn block_types(body: &Value) -> Vec<&str> {
@@ -439,29 +442,19 @@ async fn slack_webhook_answers_are_classified() {
         "{reason}"
     );
 
-    let (outcome, _) = deliver_webhook(&message, |_, _| {
-        Response::new(503).with_header("Retry-After", "12")
-    })
-    .await;
-    assert_eq!(
-        outcome,
-        DeliveryOutcome::Retryable {
-            reason: "slack webhook 503".to_string(),
-            retry_after: Some(Duration::from_secs(12)),
-        }
-    );
-
-    let (outcome, _) = deliver_webhook(&message, |_, _| {
-        Response::new(429).with_header("Retry-After", "30")
-    })
-    .await;
-    assert_eq!(
-        outcome,
-        DeliveryOutcome::Retryable {
-            reason: "slack webhook 429".to_string(),
-            retry_after: Some(Duration::from_secs(30)),
-        }
-    );
+    for (status, after) in [(503, 12), (429, 30)] {
+        let (outcome, _) = deliver_webhook(&message, move |_, _| {
+            Response::new(status).with_header("Retry-After", after.to_string())
+        })
+        .await;
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Retryable {
+                reason: format!("slack webhook {status}"),
+                retry_after: Some(Duration::from_secs(after)),
+            }
+        );
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ pub struct SlackApiChannel {
     /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
     check_timeout: Duration,
     /// `slack_api` targets by qualified name (`name`, or `username/name`).
-    targets: HashMap<String, ApiTarget>,
+    targets: BTreeMap<String, ApiTarget>,
 }
 
 /// What a `slack_api` target needs to post.
@@ -124,13 +124,8 @@ impl Channel for SlackApiChannel {
 
     /// `auth.test` with each target's token: proves the token works without posting.
     async fn check(&self) -> Vec<CheckResult> {
-        let mut names: Vec<&String> = self.targets.keys().collect();
-        names.sort();
         let mut results = Vec::new();
-        for name in names {
-            let Some(target) = self.targets.get(name) else {
-                continue;
-            };
+        for (name, target) in &self.targets {
             let check = format!("slack_api target `{name}`");
             let Some(token) = &target.token else {
                 results.push(CheckResult::fail(check, "no token configured"));

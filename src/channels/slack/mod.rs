@@ -6,7 +6,7 @@
 //! the URL, or the token and channel. Webhook URLs (their path is the credential) and tokens
 //! are secrets: reasons show URLs only through [`redact_url`] and never show a token.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ fn no_answer(timeout: Duration, url: &str) -> String {
 
 /// The target named by `delivery.target`, or a reason naming what is missing.
 fn find_target<'t, T>(
-    targets: &'t HashMap<String, T>,
+    targets: &'t BTreeMap<String, T>,
     delivery: &Delivery<'_>,
     target_type: TargetType,
 ) -> Result<(&'t str, &'t T), String> {

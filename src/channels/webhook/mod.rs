@@ -6,7 +6,7 @@
 //! it came from Herald. URLs are secrets (their path is often the credential): reasons show
 //! them only through [`redact_url`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ pub struct WebhookChannel {
     client: reqwest::Client,
     endpoint: Option<String>,
     /// `webhook` targets by qualified name (`name`, or `username/name` for a user's own).
-    targets: HashMap<String, Option<Secret>>,
+    targets: BTreeMap<String, Option<Secret>>,
     signer: Option<Signer>,
 }
 
@@ -135,10 +135,8 @@ impl Channel for WebhookChannel {
         if let Some(endpoint) = &self.endpoint {
             peers.push(("webhook endpoint".to_string(), endpoint.as_str()));
         }
-        let mut names: Vec<&String> = self.targets.keys().collect();
-        names.sort();
-        for name in names {
-            if let Some(Some(url)) = self.targets.get(name) {
+        for (name, url) in &self.targets {
+            if let Some(url) = url {
                 peers.push((format!("webhook target `{name}`"), url.expose()));
             }
         }
@@ -177,8 +175,7 @@ impl Channel for WebhookChannel {
 
 impl fmt::Debug for WebhookChannel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut targets: Vec<&str> = self.targets.keys().map(String::as_str).collect();
-        targets.sort_unstable();
+        let targets: Vec<&str> = self.targets.keys().map(String::as_str).collect();
         f.debug_struct("WebhookChannel")
             .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("targets", &targets)
