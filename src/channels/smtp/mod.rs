@@ -119,12 +119,12 @@ impl SmtpChannel {
     /// Builds the channel from `[email]` and the `smtp` targets: reads the password file and
     /// the TLS files, and sets up one connection pool per distinct server. Nothing is
     /// connected yet.
-    pub fn new(email: &SmtpSettings) -> Result<SmtpChannel, ChannelError> {
-        let hello = email.hello.trim().to_string();
+    pub fn new(settings: &SmtpSettings) -> Result<SmtpChannel, ChannelError> {
+        let hello = settings.hello.trim().to_string();
         let mut relays = Relays::default();
 
-        let email_login = email_login(&email.auth)?;
-        let smarthost = email
+        let email_login = email_login(&settings.auth)?;
+        let smarthost = settings
             .smarthost
             .as_deref()
             .map(|s| {
@@ -135,7 +135,7 @@ impl SmtpChannel {
                 })
             })
             .transpose()?;
-        let from = email
+        let from = settings
             .from
             .as_deref()
             .map(|from| parse_mailbox(from, "email.from"))
@@ -153,8 +153,8 @@ impl SmtpChannel {
                 let spec = RelaySpec::new(
                     host,
                     *port,
-                    &email.tls,
-                    email.tls.server_name.as_deref(),
+                    &settings.tls,
+                    settings.tls.server_name.as_deref(),
                     &hello,
                     email_login.clone(),
                 );
@@ -167,14 +167,14 @@ impl SmtpChannel {
         };
 
         let mut targets = HashMap::new();
-        for (name, target) in &email.targets {
+        for (name, target) in &settings.targets {
             let route = target_route(
                 name,
                 target,
                 smarthost.as_ref(),
                 from.as_ref(),
                 &email_login,
-                &email.tls,
+                &settings.tls,
                 &hello,
                 &mut relays,
             )?;
@@ -187,7 +187,7 @@ impl SmtpChannel {
             targets,
             relays: relays.into_relays(),
             message_id_domain,
-            dispatch_timeout: email.dispatch_timeout,
+            dispatch_timeout: settings.dispatch_timeout,
         })
     }
 
