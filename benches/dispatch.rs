@@ -407,7 +407,7 @@ impl Replica {
     /// Builds the replica like `herald serve` does: configured channels plus the inbox.
     async fn start(config: &Config) -> anyhow::Result<Replica> {
         let store = store::open(&config.database_url, OpenMode::Existing).await?;
-        let mut channels = Channels::from_config(config)?;
+        let mut channels = Channels::from_settings(&config.channel_settings())?;
         channels.insert(Arc::new(InboxChannel::new(store.clone())));
         let metrics = Arc::new(Metrics::new());
         let dispatcher = Dispatcher::new(

@@ -102,22 +102,10 @@ fn safe_url(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Action;
 
     fn rendered(body_markdown: &str, actions: &[(&str, &str)]) -> Rendered {
-        Rendered {
-            title: "Workspace \"dev\" <deleted> & gone".to_string(),
-            body_markdown: body_markdown.to_string(),
-            body_text: crate::render::markdown_to_text(body_markdown),
-            body_html: crate::render::markdown_to_html(body_markdown),
-            actions: actions
-                .iter()
-                .map(|(label, url)| Action {
-                    label: label.to_string(),
-                    url: url.to_string(),
-                })
-                .collect(),
-        }
+        let title = "Workspace \"dev\" <deleted> & gone";
+        crate::channels::test_support::rendered(title, body_markdown, actions)
     }
 
     #[test]

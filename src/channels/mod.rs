@@ -8,8 +8,11 @@
 pub mod email_layout;
 pub mod http;
 pub mod inbox;
+pub mod settings;
 pub mod slack;
 pub mod smtp;
+#[cfg(test)]
+mod test_support;
 pub mod webhook;
 
 use std::cell::Cell;
@@ -21,10 +24,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::model::{DeliveryOutcome, Method, TargetType};
+use crate::model::{DeliveryOutcome, Method};
 use crate::render::Rendered;
 
+pub use settings::ChannelSettings;
 pub use smtp::SmtpChannel;
 pub use webhook::WebhookChannel;
 
@@ -119,14 +122,13 @@ impl Channels {
         self.by_method.get(&method)
     }
 
-    /// The methods that have a channel, in [`Method::ALL`] order.
     /// Every channel a replica delivers with: the configured ones plus the inbox, which writes
     /// into `store`.
     pub fn for_replica(
-        config: &Config,
+        settings: &ChannelSettings,
         store: Arc<dyn crate::store::Store>,
     ) -> Result<Channels, ChannelError> {
-        let mut channels = Channels::from_config(config)?;
+        let mut channels = Channels::from_settings(settings)?;
         channels.insert(Arc::new(inbox::InboxChannel::new(store)));
         Ok(channels)
     }
@@ -142,6 +144,7 @@ impl Channels {
         results
     }
 
+    /// The methods that have a channel, in [`Method::ALL`] order.
     pub fn methods(&self) -> Vec<Method> {
         Method::ALL
             .iter()
@@ -150,29 +153,25 @@ impl Channels {
             .collect()
     }
 
-    /// Builds every channel the configuration asks for: `webhook` when
-    /// `notifications.webhook.endpoint` is set or any target (global or a user's) is of type
-    /// `webhook`.
-    pub fn from_config(config: &Config) -> Result<Channels, ChannelError> {
+    /// Builds every channel the settings ask for: `webhook` when it has an endpoint or any
+    /// target (global or a user's), `smtp` when it has a smarthost or any target, each Slack
+    /// channel when it has any target.
+    pub fn from_settings(settings: &ChannelSettings) -> Result<Channels, ChannelError> {
         let mut channels = Channels::new();
-        let has_target = |kind: TargetType| {
-            config
-                .targets
-                .iter()
-                .chain(config.users.iter().flat_map(|u| u.targets.iter()))
-                .any(|t| t.target_type == kind)
-        };
-        if config.notifications.webhook.endpoint.is_some() || has_target(TargetType::Webhook) {
-            channels.insert(Arc::new(WebhookChannel::from_config(config)?));
+        let webhook = &settings.webhook;
+        if webhook.endpoint.is_some() || !webhook.targets.is_empty() {
+            channels.insert(Arc::new(WebhookChannel::new(webhook)?));
         }
-        if config.email.smarthost.is_some() || has_target(TargetType::Smtp) {
-            channels.insert(Arc::new(SmtpChannel::from_config(config)?));
+        let smtp = &settings.smtp;
+        if smtp.smarthost.is_some() || !smtp.targets.is_empty() {
+            channels.insert(Arc::new(SmtpChannel::new(smtp)?));
         }
-        if has_target(TargetType::SlackWebhook) {
-            channels.insert(Arc::new(slack::SlackWebhookChannel::from_config(config)?));
+        if !settings.slack_webhook.targets.is_empty() {
+            let channel = slack::SlackWebhookChannel::new(&settings.slack_webhook)?;
+            channels.insert(Arc::new(channel));
         }
-        if has_target(TargetType::SlackApi) {
-            channels.insert(Arc::new(slack::SlackApiChannel::from_config(config)?));
+        if !settings.slack_api.targets.is_empty() {
+            channels.insert(Arc::new(slack::SlackApiChannel::new(&settings.slack_api)?));
         }
         Ok(channels)
     }
@@ -204,7 +203,7 @@ thread_local! {
 }
 
 /// Whether the panic now unwinding on this thread will be caught by a channel and become a
-/// delivery outcome ([`catch_panic`]); a panic hook then need not give up the terminal.
+/// delivery outcome (`catch_panic`); a panic hook then need not give up the terminal.
 pub fn panic_is_caught() -> bool {
     CATCHING_PANIC.with(Cell::get)
 }
@@ -227,7 +226,10 @@ pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::settings::WebhookSettings;
+    use super::test_support::named;
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn a_caught_panic_is_its_message_and_is_known_as_caught_meanwhile() {
@@ -243,28 +245,32 @@ mod tests {
         assert_eq!(catch_panic(|| 7), Ok(7));
     }
 
-    fn config(toml: &str) -> Config {
-        Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
-    }
-
     #[test]
     fn check_results_quote_peers_without_control_characters() {
         let r = CheckResult::fail("smtp 127.0.0.1:25", "greeting 554 \u{1b}[2Jno\0 thanks");
         assert_eq!(r.detail, "greeting 554 no thanks");
     }
 
+    fn webhook(settings: WebhookSettings) -> ChannelSettings {
+        ChannelSettings {
+            webhook: settings,
+            ..ChannelSettings::default()
+        }
+    }
+
     #[test]
     fn no_webhook_settings_means_no_webhook_channel() {
-        let channels = Channels::from_config(&Config::default()).unwrap();
+        let channels = Channels::from_settings(&ChannelSettings::default()).unwrap();
         assert!(channels.get(Method::Webhook).is_none());
         assert!(channels.methods().is_empty());
     }
 
     #[test]
     fn an_endpoint_makes_a_webhook_channel() {
-        let channels = Channels::from_config(&config(
-            "[notifications.webhook]\nendpoint = \"http://127.0.0.1:9/hook\"\n",
-        ))
+        let channels = Channels::from_settings(&webhook(WebhookSettings {
+            endpoint: Some("http://127.0.0.1:9/hook".to_string()),
+            ..WebhookSettings::default()
+        }))
         .unwrap();
         let webhook = channels.get(Method::Webhook).expect("a webhook channel");
         assert_eq!(webhook.method(), Method::Webhook);
@@ -274,26 +280,20 @@ mod tests {
 
     #[test]
     fn a_webhook_target_alone_makes_a_webhook_channel() {
-        let global = config(
-            "[[targets]]\ntype = \"webhook\"\nname = \"ops\"\nnotify_on = [\"run_failure\"]\n\
-             url = \"http://127.0.0.1:9/ops\"\n",
-        );
-        assert!(
-            Channels::from_config(&global)
-                .unwrap()
-                .get(Method::Webhook)
-                .is_some()
-        );
-        let owned = config(
-            "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n\
-             [[users.targets]]\ntype = \"webhook\"\nname = \"mine\"\n\
-             notify_on = [\"run_failure\"]\nurl = \"http://127.0.0.1:9/mine\"\n",
-        );
-        assert!(
-            Channels::from_config(&owned)
-                .unwrap()
-                .get(Method::Webhook)
-                .is_some()
-        );
+        for (name, url) in [
+            ("ops", "http://127.0.0.1:9/ops"),
+            ("alice/mine", "http://127.0.0.1:9/mine"),
+        ] {
+            let settings = webhook(WebhookSettings {
+                targets: vec![named(name, Some(Secret::new(url)))],
+                ..WebhookSettings::default()
+            });
+            assert!(
+                Channels::from_settings(&settings)
+                    .unwrap()
+                    .get(Method::Webhook)
+                    .is_some()
+            );
+        }
     }
 }

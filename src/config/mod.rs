@@ -14,6 +14,7 @@
 //! live in the leaf module `crate::secret`, re-exported here.
 
 mod builder;
+mod channels;
 mod error;
 mod file;
 mod interpolate;

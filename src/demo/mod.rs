@@ -323,7 +323,8 @@ mod tests {
         assert!(config.notifications.dispatch_timeout < config.notifications.lease_period);
         let targets = config.target_refs();
         assert_eq!(targets.len(), 6);
-        let channels = crate::channels::Channels::from_config(&config).unwrap();
+        let channels =
+            crate::channels::Channels::from_settings(&config.channel_settings()).unwrap();
         assert_eq!(
             channels.methods(),
             vec![Method::Webhook, Method::SlackApi],

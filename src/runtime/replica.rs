@@ -32,7 +32,7 @@ pub struct ReplicaHandle {
 pub async fn start_replica(service: &Service, metrics: Arc<Metrics>) -> Result<ReplicaHandle> {
     let config = service.config();
     let store = service.store().clone();
-    let channels = Channels::for_replica(config, store.clone())?;
+    let channels = Channels::for_replica(&config.channel_settings(), store.clone())?;
     let default_method_missing = channels.get(config.notifications.method).is_none();
     let overrides = checked_templates(service).await?;
     let dispatcher = Dispatcher::new(

@@ -105,7 +105,7 @@ pub(super) async fn diagnose(service: &Service) -> Vec<CheckResult> {
         )
     });
 
-    match Channels::for_replica(config, store.clone()) {
+    match Channels::for_replica(&config.channel_settings(), store.clone()) {
         Ok(channels) => results.extend(channels.check_all().await),
         Err(e) => results.push(CheckResult::fail("channels", e.to_string())),
     }

@@ -316,7 +316,8 @@ async fn webhook_goldens() {
         &|_| None,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let channel = WebhookChannel::from_config(&config).unwrap_or_else(|e| panic!("{e}"));
+    let channel =
+        WebhookChannel::new(&config.channel_settings().webhook).unwrap_or_else(|e| panic!("{e}"));
     let user = alice();
     let _guard = settings().bind_to_scope();
     for spec in catalog() {

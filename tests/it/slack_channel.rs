@@ -5,15 +5,17 @@
 
 use crate::common;
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use common::channel_fixtures::{self, builtin_event, target, user};
 use common::http_sink::{HttpSink, Request, Response};
 use common::silent_server::SilentServer;
 use herald::channels::slack::{SlackApiChannel, SlackWebhookChannel};
-use herald::channels::{Channel, Delivery};
+use herald::channels::{Channel, Channels, Delivery};
 use herald::config::Config;
 use herald::model::{Action, DeliveryOutcome, Method};
 use herald::render::{Overrides, Rendered, render_for};
@@ -26,36 +28,26 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A global `slack_api` target `alerts` and a `slack_webhook` target `team`, and alice's own
 /// `slack_api` target `dm`, all pointing at `base` (the sink).
 fn config(base: &str) -> Config {
-    let toml = format!(
-        r#"
-[[targets]]
-type = "slack_api"
-name = "alerts"
-notify_on = ["apply_failure"]
-token = "{TOKEN}"
-channel = "{CHANNEL}"
-api_base_url = "{base}/api"
-
-[[targets]]
-type = "slack_webhook"
-name = "team"
-notify_on = ["apply_failure"]
-url = "{base}{WEBHOOK_PATH}"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "slack_api"
-name = "dm"
-notify_on = ["apply_failure"]
-token = "{TOKEN}"
-channel = "U0ALICE"
-api_base_url = "{base}/api"
-"#
+    let api = |name: &str, channel: &str| {
+        let keys: [(&str, &dyn Debug); 3] = [
+            ("token", &TOKEN),
+            ("channel", &channel),
+            ("api_base_url", &format!("{base}/api")),
+        ];
+        target("slack_api", name, &["apply_failure"], &keys)
+    };
+    let team = target(
+        "slack_webhook",
+        "team",
+        &["apply_failure"],
+        &[("url", &format!("{base}{WEBHOOK_PATH}"))],
     );
-    Config::from_toml_str(&toml, "test.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
+    let toml = [
+        api("alerts", CHANNEL),
+        team,
+        user("alice", &[api("dm", "U0ALICE")]),
+    ];
+    channel_fixtures::config(&toml.concat())
 }
 
 /// What the dispatcher would hand over for `apply_failure`, built by hand.
@@ -120,36 +112,40 @@ fn api_error(status: u16, error: &str) -> Response {
         .with_body(format!(r#"{{"ok":false,"error":"{error}"}}"#))
 }
 
-/// Delivers `message` through the `slack_api` target `target` to a sink answering with
-/// `behaviour`; returns the outcome and the requests the sink saw.
+/// Delivers `message` by `method` to `target` on a sink answering with `behaviour`; returns
+/// the outcome and the requests the sink saw.
+async fn deliver_through(
+    message: &Message,
+    method: Method,
+    target: &str,
+    behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
+) -> (DeliveryOutcome, Vec<Request>) {
+    let sink = HttpSink::start(behaviour).await;
+    let channels =
+        Channels::from_settings(&config(&sink.url).channel_settings()).expect("slack channels");
+    let channel = channels.get(method).expect("a channel for the method");
+    assert_eq!(channel.method(), method);
+    let outcome = channel
+        .deliver(&message.delivery(method, Some(target)))
+        .await;
+    (outcome, sink.requests())
+}
+
+/// Delivers `message` through the `slack_api` target `target` (see [`deliver_through`]).
 async fn deliver_api(
     message: &Message,
     target: &str,
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
-    let sink = HttpSink::start(behaviour).await;
-    let channel = SlackApiChannel::from_config(&config(&sink.url)).expect("slack_api channel");
-    assert_eq!(channel.method(), Method::SlackApi);
-    let outcome = channel
-        .deliver(&message.delivery(Method::SlackApi, Some(target)))
-        .await;
-    (outcome, sink.requests())
+    deliver_through(message, Method::SlackApi, target, behaviour).await
 }
 
-/// Delivers `message` through the `slack_webhook` target `team` to a sink answering with
-/// `behaviour`; returns the outcome and the requests the sink saw.
+/// Delivers `message` through the `slack_webhook` target `team` (see [`deliver_through`]).
 async fn deliver_webhook(
     message: &Message,
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Vec<Request>) {
-    let sink = HttpSink::start(behaviour).await;
-    let channel =
-        SlackWebhookChannel::from_config(&config(&sink.url)).expect("slack_webhook channel");
-    assert_eq!(channel.method(), Method::SlackWebhook);
-    let outcome = channel
-        .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
-        .await;
-    (outcome, sink.requests())
+    deliver_through(message, Method::SlackWebhook, "team", behaviour).await
 }
 
 fn block_types(body: &Value) -> Vec<&str> {
@@ -316,8 +312,10 @@ async fn an_unknown_or_missing_target_is_permanent_and_named() {
     let message = Message::apply_failure();
     let sink = HttpSink::ok().await;
     let config = config(&sink.url);
-    let api = SlackApiChannel::from_config(&config).expect("slack_api channel");
-    let webhook = SlackWebhookChannel::from_config(&config).expect("slack_webhook channel");
+    let api =
+        SlackApiChannel::new(&config.channel_settings().slack_api).expect("slack_api channel");
+    let webhook = SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+        .expect("slack_webhook channel");
     for (channel, method) in [
         (&api as &dyn Channel, Method::SlackApi),
         (&webhook as &dyn Channel, Method::SlackWebhook),
@@ -373,16 +371,7 @@ async fn slack_webhook_posts_the_blocks_to_the_target_url() {
 /// the dispatcher renders it with `config`'s `base_url` (its action URLs are
 /// `{{ base_url }}/workspaces` and `{{ base_url }}/templates`).
 fn workspace_deleted_for_team(config: &Config) -> Message {
-    let spec = herald::catalog::builtin()
-        .iter()
-        .find(|e| e.name == "workspace_deleted")
-        .expect("workspace_deleted in the catalog")
-        .clone();
-    let event = herald::model::EventTemplate {
-        id: Uuid::now_v7(),
-        spec,
-        method: None,
-    };
+    let event = builtin_event("workspace_deleted");
     let labels = [("name".to_string(), "dev".to_string())].into();
     let payload =
         herald::routing::build_payload(&event, None, &labels, &json!({}), &["team".to_string()]);
@@ -428,7 +417,8 @@ async fn with_base_url_the_catalogs_relative_actions_become_buttons() {
     ] {
         sink.clear();
         let message = workspace_deleted_for_team(&config);
-        let channel = SlackWebhookChannel::from_config(&config).expect("slack_webhook channel");
+        let channel = SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+            .expect("slack_webhook channel");
         let outcome = channel
             .deliver(&message.delivery(Method::SlackWebhook, Some("team")))
             .await;
@@ -452,29 +442,19 @@ async fn slack_webhook_answers_are_classified() {
         "{reason}"
     );
 
-    let (outcome, _) = deliver_webhook(&message, |_, _| {
-        Response::new(503).with_header("Retry-After", "12")
-    })
-    .await;
-    assert_eq!(
-        outcome,
-        DeliveryOutcome::Retryable {
-            reason: "slack webhook 503".to_string(),
-            retry_after: Some(Duration::from_secs(12)),
-        }
-    );
-
-    let (outcome, _) = deliver_webhook(&message, |_, _| {
-        Response::new(429).with_header("Retry-After", "30")
-    })
-    .await;
-    assert_eq!(
-        outcome,
-        DeliveryOutcome::Retryable {
-            reason: "slack webhook 429".to_string(),
-            retry_after: Some(Duration::from_secs(30)),
-        }
-    );
+    for (status, after) in [(503, 12), (429, 30)] {
+        let (outcome, _) = deliver_webhook(&message, move |_, _| {
+            Response::new(status).with_header("Retry-After", after.to_string())
+        })
+        .await;
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Retryable {
+                reason: format!("slack webhook {status}"),
+                retry_after: Some(Duration::from_secs(after)),
+            }
+        );
+    }
 }
 
 #[tokio::test]
@@ -574,11 +554,15 @@ async fn no_reason_contains_the_token_or_the_webhook_path() {
     let config = config(&closed);
     for (channel, method) in [
         (
-            Box::new(SlackApiChannel::from_config(&config).expect("api")) as Box<dyn Channel>,
+            Box::new(SlackApiChannel::new(&config.channel_settings().slack_api).expect("api"))
+                as Box<dyn Channel>,
             Method::SlackApi,
         ),
         (
-            Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+            Box::new(
+                SlackWebhookChannel::new(&config.channel_settings().slack_webhook)
+                    .expect("webhook"),
+            ),
             Method::SlackWebhook,
         ),
     ] {
@@ -625,7 +609,7 @@ async fn doctor_checks_each_api_token_with_auth_test_without_posting() {
         }
     })
     .await;
-    let channel = SlackApiChannel::from_config(&config(&sink.url)).unwrap();
+    let channel = SlackApiChannel::new(&config(&sink.url).channel_settings().slack_api).unwrap();
     let results = channel.check().await;
     assert_eq!(results.len(), 2, "{results:?}");
     for r in &results {
@@ -639,9 +623,13 @@ async fn doctor_checks_each_api_token_with_auth_test_without_posting() {
     );
 
     let text = toml_of_bad_token(&sink.url);
-    let bad_channel =
-        SlackApiChannel::from_config(&Config::from_toml_str(&text, "t.toml", &|_| None).unwrap())
-            .unwrap();
+    let bad_channel = SlackApiChannel::new(
+        &Config::from_toml_str(&text, "t.toml", &|_| None)
+            .unwrap()
+            .channel_settings()
+            .slack_api,
+    )
+    .unwrap();
     let results = bad_channel.check().await;
     assert_eq!(results.len(), 1);
     assert!(!results[0].ok);
@@ -664,7 +652,8 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
     // Slack answers an empty object with 400 invalid_payload; a revoked URL with 404.
     let live =
         HttpSink::start(|_req: &Request, _| Response::new(400).with_body("invalid_payload")).await;
-    let channel = SlackWebhookChannel::from_config(&config(&live.url)).unwrap();
+    let channel =
+        SlackWebhookChannel::new(&config(&live.url).channel_settings().slack_webhook).unwrap();
     let results = channel.check().await;
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(results[0].ok, "{:?}", results[0]);
@@ -677,7 +666,8 @@ async fn doctor_checks_a_slack_webhook_with_an_empty_post_that_slack_refuses() {
 
     let gone =
         HttpSink::start(|_req: &Request, _| Response::new(404).with_body("no_service")).await;
-    let channel = SlackWebhookChannel::from_config(&config(&gone.url)).unwrap();
+    let channel =
+        SlackWebhookChannel::new(&config(&gone.url).channel_settings().slack_webhook).unwrap();
     let results = channel.check().await;
     assert!(!results[0].ok, "{:?}", results[0]);
     assert!(
@@ -710,8 +700,10 @@ async fn doctor_gives_up_on_a_slack_that_accepts_the_connection_and_never_answer
     )
     .expect("test config");
     let channels: [Box<dyn Channel>; 2] = [
-        Box::new(SlackApiChannel::from_config(&config).expect("api")),
-        Box::new(SlackWebhookChannel::from_config(&config).expect("webhook")),
+        Box::new(SlackApiChannel::new(&config.channel_settings().slack_api).expect("api")),
+        Box::new(
+            SlackWebhookChannel::new(&config.channel_settings().slack_webhook).expect("webhook"),
+        ),
     ];
     for channel in channels {
         let results = tokio::time::timeout(WAIT, channel.check())

@@ -5,6 +5,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use common::channel_fixtures::{self, builtin_event, config, target, user};
 use common::silent_server::SilentServer;
 use common::smtp_server::{
     ReceivedMail, SELF_SIGNED_NAME, SmtpServer, SmtpServerOptions, test_certs,
@@ -26,11 +28,6 @@ use herald::render::{Overrides, Rendered, render_for};
 
 const PASSWORD: &str = "hunter2-Zq9!";
 const SENDER: &str = "herald@example.com";
-
-fn config(toml: &str) -> Config {
-    Config::from_toml_str(toml, "test.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
-}
 
 /// `[email]` pointing at `server`, followed by `extra` (more `[email.*]` tables).
 fn email_config(server: &SmtpServer, extra: &str) -> Config {
@@ -49,7 +46,8 @@ fn tls_table(extra: &str) -> String {
 }
 
 fn smtp_channel(config: &Config) -> SmtpChannel {
-    SmtpChannel::from_config(config).unwrap_or_else(|e| panic!("smtp channel: {e}"))
+    SmtpChannel::new(&config.channel_settings().smtp)
+        .unwrap_or_else(|e| panic!("smtp channel: {e}"))
 }
 
 fn rendered() -> Rendered {
@@ -211,26 +209,8 @@ async fn with_base_url_the_catalogs_relative_actions_are_absolute_links_in_the_e
          [email]\nfrom = \"Herald <{SENDER}>\"\nsmarthost = \"{}\"\n",
         server.address()
     ));
-    let spec = herald::catalog::builtin()
-        .iter()
-        .find(|e| e.name == "workspace_deleted")
-        .expect("workspace_deleted in the catalog")
-        .clone();
-    let event = herald::model::EventTemplate {
-        id: Uuid::now_v7(),
-        spec,
-        method: None,
-    };
-    let user = herald::model::User {
-        id: Uuid::now_v7(),
-        username: "alice".to_string(),
-        email: "alice@example.com".to_string(),
-        name: "Alice Liddell".to_string(),
-        roles: vec![herald::model::Role::Member],
-        status: herald::model::UserStatus::Active,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
-    };
+    let event = builtin_event("workspace_deleted");
+    let user = channel_fixtures::alice();
     let labels = [("name".to_string(), "dev".to_string())].into();
     let payload = herald::routing::build_payload(&event, Some(&user), &labels, &json!({}), &[]);
     let overrides = Overrides::from_config(&config).expect("overrides");
@@ -671,35 +651,35 @@ async fn a_user_without_an_email_address_is_permanent() {
 async fn target_messages_go_to_the_targets_recipients_through_its_own_server() {
     let server = SmtpServer::start(SmtpServerOptions::new().auth("pipelines", PASSWORD));
     // No [email] at all: the targets carry their own server, credentials and sender.
-    let config = config(&format!(
-        r#"
-[[targets]]
-type = "smtp"
-name = "team"
-notify_on = ["run_failure"]
-host = "127.0.0.1"
-port = {port}
-user = "pipelines"
-password = "{PASSWORD}"
-sender = "SQLMesh <sqlmesh@example.com>"
-recipients = ["team@example.com", "oncall@example.com"]
-
-[[users]]
-username = "carol"
-email = "carol@example.com"
-[[users.targets]]
-type = "smtp"
-name = "mine"
-notify_on = ["run_failure"]
-host = "127.0.0.1"
-port = {port}
-user = "pipelines"
-password = "{PASSWORD}"
-sender = "carol-bot@example.com"
-recipients = ["carol@example.com"]
-"#,
-        port = server.port
-    ));
+    let own_server = |name: &str, sender: &str, recipients: &[&str]| {
+        let keys: [(&str, &dyn Debug); 6] = [
+            ("host", &"127.0.0.1"),
+            ("port", &server.port),
+            ("user", &"pipelines"),
+            ("password", &PASSWORD),
+            ("sender", &sender),
+            ("recipients", &recipients),
+        ];
+        target("smtp", name, &["run_failure"], &keys)
+    };
+    let config = config(
+        &[
+            own_server(
+                "team",
+                "SQLMesh <sqlmesh@example.com>",
+                &["team@example.com", "oncall@example.com"],
+            ),
+            user(
+                "carol",
+                &[own_server(
+                    "mine",
+                    "carol-bot@example.com",
+                    &["carol@example.com"],
+                )],
+            ),
+        ]
+        .concat(),
+    );
     let channel = smtp_channel(&config);
     let payload = json!({"user_email": "", "data": {}});
     let (_, outcome) = deliver(&channel, &payload, Some("team")).await;
@@ -961,7 +941,7 @@ fn an_unreadable_password_file_fails_at_start_naming_the_file() {
          [email.auth]\nusername = \"alice\"\npassword_file = \"{}\"\n",
         missing.display()
     ));
-    let error = SmtpChannel::from_config(&config)
+    let error = SmtpChannel::new(&config.channel_settings().smtp)
         .expect_err("a setup error")
         .to_string();
     assert!(

@@ -6,16 +6,16 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::Utc;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use common::channel_fixtures::{self, alice, builtin_event, target, user};
 use common::http_sink::{HttpSink, Request, Response};
 use herald::channels::{Channel, Delivery, WebhookChannel};
 use herald::config::Config;
-use herald::model::{DeliveryOutcome, EventTemplate, Method, Role, User, UserStatus};
+use herald::model::{DeliveryOutcome, Method, User};
 use herald::render::{Rendered, render};
 use herald::routing::build_payload;
 
@@ -35,43 +35,24 @@ fn config(endpoint: Option<&str>, signed: bool, target_url: &str) -> Config {
     if signed {
         toml.push_str(&format!("signing_secret = \"{SECRET}\"\n"));
     }
-    toml.push_str(&format!(
-        r#"
-[[targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["run_failure", "workspace_deleted"]
-url = "{target_url}/global-ops"
+    let notify_on = ["run_failure", "workspace_deleted"];
+    let ops = |url: String| target("webhook", "ops", &notify_on, &[("url", &url)]);
+    toml.push_str(&ops(format!("{target_url}/global-ops")));
+    toml.push_str(&user("alice", &[ops(format!("{target_url}/alice-ops"))]));
+    channel_fixtures::config(&toml)
+}
 
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["run_failure", "workspace_deleted"]
-url = "{target_url}/alice-ops"
-"#
-    ));
-    Config::from_toml_str(&toml, "test.toml", &|_| None)
-        .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"))
+/// An unsigned config whose endpoint is `sink`'s `/hooks/s3cr3t`, its targets on `sink` too.
+fn unsigned_config(sink: &HttpSink) -> Config {
+    config(
+        Some(&format!("{}/hooks/s3cr3t", sink.url)),
+        false,
+        &sink.url,
+    )
 }
 
 fn channel(config: &Config) -> WebhookChannel {
-    WebhookChannel::from_config(config).expect("webhook channel")
-}
-
-fn alice() -> User {
-    User {
-        id: Uuid::now_v7(),
-        username: "alice".to_string(),
-        email: "alice@example.com".to_string(),
-        name: "Alice Liddell".to_string(),
-        roles: vec![Role::Member],
-        status: UserStatus::Active,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
-    }
+    WebhookChannel::new(&config.channel_settings().webhook).expect("webhook channel")
 }
 
 /// A stored payload and its rendering, as the dispatcher would have them.
@@ -85,16 +66,7 @@ struct Message {
 impl Message {
     /// `workspace_deleted` for alice, or for the target `target` when given.
     fn workspace_deleted(target: Option<&str>) -> Message {
-        let spec = herald::catalog::builtin()
-            .iter()
-            .find(|e| e.name == "workspace_deleted")
-            .expect("workspace_deleted is built in")
-            .clone();
-        let event = EventTemplate {
-            id: Uuid::now_v7(),
-            spec,
-            method: None,
-        };
+        let event = builtin_event("workspace_deleted");
         let user = alice();
         let labels = BTreeMap::from([
             ("name".to_string(), "my-workspace".to_string()),
@@ -134,11 +106,7 @@ async fn deliver_to(
     behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
 ) -> (DeliveryOutcome, Request) {
     let sink = HttpSink::start(behaviour).await;
-    let config = config(
-        Some(&format!("{}/hooks/s3cr3t", sink.url)),
-        false,
-        &sink.url,
-    );
+    let config = unsigned_config(&sink);
     let message = Message::workspace_deleted(None);
     let outcome = channel(&config).deliver(&message.delivery(None)).await;
     assert!(sink.wait_for(1, WAIT).await, "the sink got no request");
@@ -158,11 +126,7 @@ fn keys(value: &Value) -> BTreeSet<&str> {
 #[tokio::test]
 async fn body_has_exactly_coders_keys_and_the_rendered_content() {
     let sink = HttpSink::ok().await;
-    let config = config(
-        Some(&format!("{}/hooks/s3cr3t", sink.url)),
-        false,
-        &sink.url,
-    );
+    let config = unsigned_config(&sink);
     let message = Message::workspace_deleted(None);
     let outcome = channel(&config).deliver(&message.delivery(None)).await;
     assert_eq!(outcome, DeliveryOutcome::Sent);

@@ -10,7 +10,7 @@ pub struct SlackApiChannel {
     /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
     check_timeout: Duration,
     /// `slack_api` targets by qualified name (`name`, or `username/name`).
-    targets: HashMap<String, ApiTarget>,
+    targets: BTreeMap<String, ApiTarget>,
 }
 
 /// What a `slack_api` target needs to post.
@@ -22,13 +22,14 @@ pub(super) struct ApiTarget {
 }
 
 impl SlackApiChannel {
-    /// Builds the channel (and its connection pool) from the `slack_api` targets of
-    /// `[[targets]]` and `[[users]]`.
-    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+    /// Builds the channel (and its connection pool) from the `slack_api` targets.
+    pub fn new(settings: &SlackApiSettings) -> Result<Self, ChannelError> {
         Ok(SlackApiChannel {
             client: http::client(Method::SlackApi)?,
-            check_timeout: check_timeout(config),
-            targets: targets_of(config, TargetType::SlackApi)
+            check_timeout: check_timeout(settings.dispatch_timeout),
+            targets: settings
+                .targets
+                .iter()
                 .map(|(name, target)| {
                     let base = target.api_base_url.trim_end_matches('/');
                     let api = ApiTarget {
@@ -36,7 +37,7 @@ impl SlackApiChannel {
                         channel: target.channel.clone(),
                         endpoint: format!("{base}/chat.postMessage"),
                     };
-                    (name, api)
+                    (name.clone(), api)
                 })
                 .collect(),
         })
@@ -123,13 +124,8 @@ impl Channel for SlackApiChannel {
 
     /// `auth.test` with each target's token: proves the token works without posting.
     async fn check(&self) -> Vec<CheckResult> {
-        let mut names: Vec<&String> = self.targets.keys().collect();
-        names.sort();
         let mut results = Vec::new();
-        for name in names {
-            let Some(target) = self.targets.get(name) else {
-                continue;
-            };
+        for (name, target) in &self.targets {
             let check = format!("slack_api target `{name}`");
             let Some(token) = &target.token else {
                 results.push(CheckResult::fail(check, "no token configured"));

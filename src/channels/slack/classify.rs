@@ -170,42 +170,7 @@ pub(super) fn api_error_hint(error: &str, channel: &str) -> Option<String> {
     })
 }
 
-/// The secret parts of a webhook URL: its path and query (the credential) and any
-/// `user:password@`.
-pub(super) fn url_secrets(url: &str) -> Vec<&str> {
-    let Some((_, rest)) = url.split_once("://") else {
-        return vec![url];
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
-    [Some(tail), userinfo].into_iter().flatten().collect()
-}
-
-/// `text` with every occurrence of `secrets` replaced by `<redacted>`.
-pub(super) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() > 1) {
-        if text.contains(secret) {
-            text = text.replace(secret, "<redacted>");
-        }
-    }
-    text
-}
-
 /// `outcome` with [`scrub`]bed reason: a peer or an error may echo the URL or the token.
 pub(super) fn scrub_outcome(outcome: DeliveryOutcome, secrets: &[&str]) -> DeliveryOutcome {
-    match outcome {
-        DeliveryOutcome::Sent => DeliveryOutcome::Sent,
-        DeliveryOutcome::Retryable {
-            reason,
-            retry_after,
-        } => DeliveryOutcome::Retryable {
-            reason: scrub(&reason, secrets),
-            retry_after,
-        },
-        DeliveryOutcome::Permanent { reason } => DeliveryOutcome::Permanent {
-            reason: scrub(&reason, secrets),
-        },
-    }
+    http::scrub_reason(outcome, |reason| scrub(reason, secrets))
 }

@@ -9,19 +9,16 @@ pub struct SlackWebhookChannel {
     /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
     check_timeout: Duration,
     /// `slack_webhook` targets' URLs by qualified name (`name`, or `username/name`).
-    targets: HashMap<String, Option<Secret>>,
+    targets: BTreeMap<String, Option<Secret>>,
 }
 
 impl SlackWebhookChannel {
-    /// Builds the channel (and its connection pool) from the `slack_webhook` targets of
-    /// `[[targets]]` and `[[users]]`.
-    pub fn from_config(config: &Config) -> Result<Self, ChannelError> {
+    /// Builds the channel (and its connection pool) from the `slack_webhook` targets.
+    pub fn new(settings: &SlackWebhookSettings) -> Result<Self, ChannelError> {
         Ok(SlackWebhookChannel {
             client: http::client(Method::SlackWebhook)?,
-            check_timeout: check_timeout(config),
-            targets: targets_of(config, TargetType::SlackWebhook)
-                .map(|(name, target)| (name, target.url.clone()))
-                .collect(),
+            check_timeout: check_timeout(settings.dispatch_timeout),
+            targets: settings.targets.iter().cloned().collect(),
         })
     }
 
@@ -69,12 +66,10 @@ impl Channel for SlackWebhookChannel {
     /// Posts an empty object: Slack refuses it (`invalid_payload` / `no_text`) without posting
     /// anything when the URL is live, and answers 403/404/410 when it is wrong or revoked.
     async fn check(&self) -> Vec<CheckResult> {
-        let mut names: Vec<&String> = self.targets.keys().collect();
-        names.sort();
         let mut results = Vec::new();
-        for name in names {
+        for (name, url) in &self.targets {
             let check = format!("slack_webhook target `{name}`");
-            let Some(Some(url)) = self.targets.get(name) else {
+            let Some(url) = url else {
                 results.push(CheckResult::fail(check, "no url configured"));
                 continue;
             };

@@ -6,19 +6,19 @@
 //! the URL, or the token and channel. Webhook URLs (their path is the credential) and tokens
 //! are secrets: reasons show URLs only through [`redact_url`] and never show a token.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
-use super::http::{self, body_excerpt, error_chain, parse_retry_after};
+use super::http::{self, Answer, body_excerpt, error_chain, parse_retry_after, scrub, url_secrets};
+use super::settings::{SlackApiSettings, SlackWebhookSettings};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, TargetConfig};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
 use crate::render::Rendered;
 use crate::secret::{Secret, redact_url};
@@ -76,8 +76,8 @@ use mrkdwn::*;
 // ---------------------------------------------------------------------------------------------
 
 /// `dispatch_timeout`, at most [`CHECK_TIMEOUT_MAX`]: a check waits no longer than a delivery.
-fn check_timeout(config: &Config) -> Duration {
-    config.notifications.dispatch_timeout.min(CHECK_TIMEOUT_MAX)
+fn check_timeout(dispatch_timeout: Duration) -> Duration {
+    dispatch_timeout.min(CHECK_TIMEOUT_MAX)
 }
 
 /// `exchange`'s result, or `None` when it took longer than `timeout`.
@@ -98,26 +98,9 @@ fn no_answer(timeout: Duration, url: &str) -> String {
     )
 }
 
-/// The targets of `target_type`, global ones by `name` and users' own by `username/name`
-/// ([`crate::model::TargetRef::qualified_name`]).
-fn targets_of(
-    config: &Config,
-    target_type: TargetType,
-) -> impl Iterator<Item = (String, &TargetConfig)> {
-    let global = config.targets.iter().map(|t| (t.name.clone(), t));
-    let owned = config.users.iter().flat_map(|u| {
-        u.targets
-            .iter()
-            .map(move |t| (format!("{}/{}", u.username, t.name), t))
-    });
-    global
-        .chain(owned)
-        .filter(move |(_, t)| t.target_type == target_type)
-}
-
 /// The target named by `delivery.target`, or a reason naming what is missing.
 fn find_target<'t, T>(
-    targets: &'t HashMap<String, T>,
+    targets: &'t BTreeMap<String, T>,
     delivery: &Delivery<'_>,
     target_type: TargetType,
 ) -> Result<(&'t str, &'t T), String> {
@@ -139,17 +122,8 @@ fn find_target<'t, T>(
         })
 }
 
-/// The parts of an HTTP answer that classification needs.
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-/// Sends `request` and reads up to `limit` bytes of the answer, with `secrets` redacted from it
-/// before anything quotes it (a quote cut short would hide half a secret from a later scrub);
-/// a failure to get an answer is already an outcome. `what` names the peer in reasons; `url`
-/// is shown only redacted.
+/// [`http::send`], with `secrets` redacted from the answer before anything quotes it (a quote
+/// cut short would hide half a secret from a later scrub).
 async fn exchange(
     request: reqwest::RequestBuilder,
     what: &str,
@@ -157,46 +131,7 @@ async fn exchange(
     secrets: &[&str],
     limit: usize,
 ) -> Result<Answer, DeliveryOutcome> {
-    let mut response = match request.send().await {
-        Ok(response) => response,
-        Err(e) if e.is_builder() => {
-            return Err(DeliveryOutcome::Permanent {
-                reason: format!(
-                    "{what} URL {} is invalid: {}",
-                    redact_url(url),
-                    error_chain(&e.without_url())
-                ),
-            });
-        }
-        Err(e) => {
-            return Err(DeliveryOutcome::Retryable {
-                reason: format!("{what} request failed: {}", error_chain(&e.without_url())),
-                retry_after: None,
-            });
-        }
-    };
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut body = Vec::new();
-    while body.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            // What was read is all there is to classify; a cut answer only costs the
-            // connection.
-            Ok(None) | Err(_) => break,
-        }
-    }
-    let body = match String::from_utf8(body) {
-        Ok(text) => scrub(&text, secrets).into_bytes(),
-        Err(not_text) => scrub(&String::from_utf8_lossy(not_text.as_bytes()), secrets).into_bytes(),
-    };
-    Ok(Answer {
-        status,
-        retry_after,
-        body,
-    })
+    let mut answer = http::send(request, what, url, limit).await?;
+    answer.body = scrub(&String::from_utf8_lossy(&answer.body), secrets).into_bytes();
+    Ok(answer)
 }

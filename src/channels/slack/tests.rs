@@ -1,30 +1,11 @@
 //! The Slack channels' tests: classification, Block Kit limits, mrkdwn, and both channels
 //! against a local HTTP server.
 
-use chrono::TimeZone;
 use uuid::Uuid;
 
 use super::*;
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
-}
-
-fn rendered(title: &str, body_markdown: &str, actions: &[(&str, &str)]) -> Rendered {
-    Rendered {
-        title: title.to_string(),
-        body_markdown: body_markdown.to_string(),
-        body_text: crate::render::markdown_to_text(body_markdown),
-        body_html: crate::render::markdown_to_html(body_markdown),
-        actions: actions
-            .iter()
-            .map(|(label, url)| Action {
-                label: label.to_string(),
-                url: url.to_string(),
-            })
-            .collect(),
-    }
-}
+use crate::channels::settings::SlackApiTarget;
+use crate::channels::test_support::{delivery, named, now, permanent, rendered, retry};
 
 fn blocks(message: &Value) -> &Vec<Value> {
     message["blocks"].as_array().expect("blocks")
@@ -321,13 +302,6 @@ fn cutting_mrkdwn_never_leaves_half_an_entity_or_link() {
 
 #[test]
 fn webhook_answers_are_classified() {
-    let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
-        reason: reason.to_string(),
-        retry_after: after.map(Duration::from_secs),
-    };
-    let permanent = |reason: &str| DeliveryOutcome::Permanent {
-        reason: reason.to_string(),
-    };
     let cases = [
         (200, None, "ok", DeliveryOutcome::Sent),
         (429, Some("30"), "", retry("slack webhook 429", Some(30))),
@@ -384,13 +358,6 @@ fn webhook_answers_are_classified() {
 
 #[test]
 fn api_answers_are_classified() {
-    let retry = |reason: &str, after: Option<u64>| DeliveryOutcome::Retryable {
-        reason: reason.to_string(),
-        retry_after: after.map(Duration::from_secs),
-    };
-    let permanent = |reason: &str| DeliveryOutcome::Permanent {
-        reason: reason.to_string(),
-    };
     let cases = [
         (
             200,
@@ -557,59 +524,38 @@ fn scrubbing_hides_the_webhook_path_credentials_and_the_token() {
     );
 }
 
-fn config() -> Config {
-    Config::from_toml_str(
-        r#"
-[[targets]]
-type = "slack_webhook"
-name = "team"
-notify_on = ["run_failure"]
-url = "https://hooks.slack.com/services/T0/B0/global-secret"
-
-[[targets]]
-type = "slack_api"
-name = "team-api"
-notify_on = ["run_failure"]
-token = "xoxb-global-token"
-channel = "C0GLOBAL"
-api_base_url = "http://127.0.0.1:9/api/"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "slack_api"
-name = "me"
-notify_on = ["run_failure"]
-token = "xoxb-alice-token"
-channel = "U0ALICE"
-"#,
-        "test.toml",
-        &|_| None,
-    )
-    .unwrap()
+fn webhook_settings() -> SlackWebhookSettings {
+    let url = "https://hooks.slack.com/services/T0/B0/global-secret";
+    SlackWebhookSettings {
+        dispatch_timeout: Duration::from_secs(60),
+        targets: vec![named("team", Some(Secret::new(url)))],
+    }
 }
 
-fn delivery<'a>(
-    target: Option<&'a str>,
-    method: Method,
-    payload: &'a Value,
-    rendered: &'a Rendered,
-) -> Delivery<'a> {
-    Delivery {
-        message_id: Uuid::now_v7(),
-        event: "run_failure",
-        method,
-        user_id: None,
-        target,
-        payload,
-        rendered,
+fn api_settings() -> SlackApiSettings {
+    let target = |token: &str, channel: &str, api_base_url: &str| SlackApiTarget {
+        token: Some(Secret::new(token)),
+        channel: Some(channel.to_string()),
+        api_base_url: api_base_url.to_string(),
+    };
+    SlackApiSettings {
+        dispatch_timeout: Duration::from_secs(60),
+        targets: vec![
+            named(
+                "team-api",
+                target("xoxb-global-token", "C0GLOBAL", "http://127.0.0.1:9/api/"),
+            ),
+            named(
+                "alice/me",
+                target("xoxb-alice-token", "U0ALICE", "https://slack.com/api"),
+            ),
+        ],
     }
 }
 
 #[test]
 fn api_targets_are_found_by_qualified_name() {
-    let channel = SlackApiChannel::from_config(&config()).unwrap();
+    let channel = SlackApiChannel::new(&api_settings()).unwrap();
     assert_eq!(channel.method(), Method::SlackApi);
     let (payload, rendered) = (json!({}), rendered("t", "b", &[]));
     let found = |target| {
@@ -647,7 +593,7 @@ fn api_targets_are_found_by_qualified_name() {
 
 #[test]
 fn webhook_targets_are_found_by_qualified_name() {
-    let channel = SlackWebhookChannel::from_config(&config()).unwrap();
+    let channel = SlackWebhookChannel::new(&webhook_settings()).unwrap();
     assert_eq!(channel.method(), Method::SlackWebhook);
     let (payload, rendered) = (json!({}), rendered("t", "b", &[]));
     let url_for =
@@ -674,11 +620,12 @@ fn webhook_targets_are_found_by_qualified_name() {
 
 #[test]
 fn a_target_without_its_secret_is_a_permanent_failure_naming_the_key() {
-    let mut config = config();
-    config.targets[0].url = None;
-    config.targets[1].token = None;
+    let mut webhook_settings = webhook_settings();
+    webhook_settings.targets[0].1 = None;
+    let mut api_settings = api_settings();
+    api_settings.targets[0].1.token = None;
     let (payload, rendered) = (json!({}), rendered("t", "b", &[]));
-    let webhook = SlackWebhookChannel::from_config(&config).unwrap();
+    let webhook = SlackWebhookChannel::new(&webhook_settings).unwrap();
     let reason = webhook
         .url_for(&delivery(
             Some("team"),
@@ -688,7 +635,7 @@ fn a_target_without_its_secret_is_a_permanent_failure_naming_the_key() {
         ))
         .unwrap_err();
     assert!(reason.contains("has no url"), "{reason}");
-    let api = SlackApiChannel::from_config(&config).unwrap();
+    let api = SlackApiChannel::new(&api_settings).unwrap();
     let Err(reason) = api.target_for(&delivery(
         Some("team-api"),
         Method::SlackApi,

@@ -55,9 +55,9 @@ use rustls_pki_types::pem::PemObject;
 use tokio::sync::{Semaphore, TryAcquireError};
 
 use super::email_layout::render_email;
+use super::settings::{SmtpAuthSettings, SmtpSettings, SmtpTarget, SmtpTlsSettings};
 use super::{Channel, ChannelError, CheckResult, Delivery};
-use crate::config::{Config, EmailTlsConfig, TargetConfig};
-use crate::model::{DeliveryOutcome, Method, TargetType};
+use crate::model::{DeliveryOutcome, Method};
 use crate::secret::Secret;
 
 /// The port of SMTP over implicit TLS (RFC 8314): TLS from the first byte, whatever
@@ -116,16 +116,15 @@ struct TargetRoute {
 }
 
 impl SmtpChannel {
-    /// Builds the channel from `[email]` and the `smtp` targets of `[[targets]]` and
-    /// `[[users]]`: reads the password file and the TLS files, and sets up one connection pool
-    /// per distinct server. Nothing is connected yet.
-    pub fn from_config(config: &Config) -> Result<SmtpChannel, ChannelError> {
-        let email = &config.email;
-        let hello = email.hello.trim().to_string();
+    /// Builds the channel from `[email]` and the `smtp` targets: reads the password file and
+    /// the TLS files, and sets up one connection pool per distinct server. Nothing is
+    /// connected yet.
+    pub fn new(settings: &SmtpSettings) -> Result<SmtpChannel, ChannelError> {
+        let hello = settings.hello.trim().to_string();
         let mut relays = Relays::default();
 
-        let email_login = email_login(config)?;
-        let smarthost = email
+        let email_login = email_login(&settings.auth)?;
+        let smarthost = settings
             .smarthost
             .as_deref()
             .map(|s| {
@@ -136,7 +135,7 @@ impl SmtpChannel {
                 })
             })
             .transpose()?;
-        let from = email
+        let from = settings
             .from
             .as_deref()
             .map(|from| parse_mailbox(from, "email.from"))
@@ -154,8 +153,8 @@ impl SmtpChannel {
                 let spec = RelaySpec::new(
                     host,
                     *port,
-                    &email.tls,
-                    email.tls.server_name.as_deref(),
+                    &settings.tls,
+                    settings.tls.server_name.as_deref(),
                     &hello,
                     email_login.clone(),
                 );
@@ -167,28 +166,19 @@ impl SmtpChannel {
             None => None,
         };
 
-        let global = config.targets.iter().map(|t| (t.name.clone(), t));
-        let owned = config.users.iter().flat_map(|u| {
-            u.targets
-                .iter()
-                .map(move |t| (format!("{}/{}", u.username, t.name), t))
-        });
         let mut targets = HashMap::new();
-        for (name, target) in global.chain(owned) {
-            if target.target_type != TargetType::Smtp {
-                continue;
-            }
+        for (name, target) in &settings.targets {
             let route = target_route(
-                &name,
+                name,
                 target,
                 smarthost.as_ref(),
                 from.as_ref(),
                 &email_login,
-                &email.tls,
+                &settings.tls,
                 &hello,
                 &mut relays,
             )?;
-            targets.insert(name, route);
+            targets.insert(name.clone(), route);
         }
 
         let message_id_domain = message_id_domain(&hello, from.as_ref());
@@ -197,7 +187,7 @@ impl SmtpChannel {
             targets,
             relays: relays.into_relays(),
             message_id_domain,
-            dispatch_timeout: config.notifications.dispatch_timeout,
+            dispatch_timeout: settings.dispatch_timeout,
         })
     }
 
@@ -327,10 +317,10 @@ impl fmt::Debug for SmtpChannel {
 
 mod protocol;
 mod relay;
-mod settings;
+mod routes;
 #[cfg(test)]
 mod tests;
 
 use protocol::*;
 use relay::*;
-use settings::*;
+use routes::*;

@@ -1,13 +1,39 @@
 //! The SMTP channel's tests: settings, TLS modes, EHLO and reply parsing, scrubbing.
 
 use super::*;
+use crate::channels::test_support::{delivery, named, rendered};
 
-fn config(toml: &str) -> Config {
-    Config::from_toml_str(toml, "test.toml", &|_| None).unwrap()
+/// `[email]` with `from` and `smarthost` (either may be empty, meaning unset), as the
+/// configuration's defaults have it otherwise.
+fn email(from: &str, smarthost: &str) -> SmtpSettings {
+    let set = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    SmtpSettings {
+        dispatch_timeout: Duration::from_secs(60),
+        from: set(from),
+        smarthost: set(smarthost),
+        hello: "localhost".to_string(),
+        ..SmtpSettings::default()
+    }
 }
 
-fn setup_error(toml: &str) -> String {
-    match SmtpChannel::from_config(&config(toml)) {
+/// An `smtp` target sending to `recipient` through its own `host` as `sender`.
+fn own_server(recipient: &str, host: &str, sender: &str) -> SmtpTarget {
+    let set = |value: &str| (!value.is_empty()).then(|| value.to_string());
+    SmtpTarget {
+        recipients: vec![recipient.to_string()],
+        host: set(host),
+        sender: set(sender),
+        ..SmtpTarget::default()
+    }
+}
+
+fn with_auth(mut settings: SmtpSettings, auth: SmtpAuthSettings) -> SmtpSettings {
+    settings.auth = auth;
+    settings
+}
+
+fn setup_error(settings: SmtpSettings) -> String {
+    match SmtpChannel::new(&settings) {
         Ok(channel) => panic!("expected a setup error, got {channel:?}"),
         Err(e) => e.to_string(),
     }
@@ -112,39 +138,19 @@ fn hello_becomes_an_address_literal_for_ips() {
 
 #[test]
 fn routes_to_the_same_server_share_one_relay() {
-    let channel = SmtpChannel::from_config(&config(
-        r#"
-[email]
-from = "Herald <herald@example.com>"
-smarthost = "127.0.0.1:2525"
-
-[[targets]]
-type = "smtp"
-name = "team"
-notify_on = ["run_failure"]
-recipients = ["team@example.com"]
-
-[[targets]]
-type = "smtp"
-name = "own"
-notify_on = ["run_failure"]
-recipients = ["own@example.com"]
-host = "mail.example.com"
-sender = "ops@example.com"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-[[users.targets]]
-type = "smtp"
-name = "mine"
-notify_on = ["run_failure"]
-recipients = ["alice@example.com"]
-host = "mail.example.com"
-sender = "alice@example.com"
-"#,
-    ))
-    .unwrap();
+    let mut settings = email("Herald <herald@example.com>", "127.0.0.1:2525");
+    settings.targets = vec![
+        named("team", own_server("team@example.com", "", "")),
+        named(
+            "own",
+            own_server("own@example.com", "mail.example.com", "ops@example.com"),
+        ),
+        named(
+            "alice/mine",
+            own_server("alice@example.com", "mail.example.com", "alice@example.com"),
+        ),
+    ];
+    let channel = SmtpChannel::new(&settings).unwrap();
     assert_eq!(
         channel.servers(),
         vec![
@@ -162,10 +168,14 @@ sender = "alice@example.com"
 
 #[test]
 fn an_unreadable_password_file_is_a_setup_error_naming_it() {
-    let error = setup_error(
-        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
-         [email.auth]\nusername = \"u\"\npassword_file = \"/nonexistent/herald-pw\"\n",
-    );
+    let error = setup_error(with_auth(
+        email("h@example.com", "127.0.0.1:25"),
+        SmtpAuthSettings {
+            username: Some("u".to_string()),
+            password_file: Some("/nonexistent/herald-pw".into()),
+            ..SmtpAuthSettings::default()
+        },
+    ));
     assert!(
         error.starts_with(
             "cannot set up the smtp channel: cannot read email.auth.password_file \
@@ -180,54 +190,63 @@ fn a_password_file_is_read_without_its_line_break() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pw");
     std::fs::write(&path, "s3cret\n").unwrap();
-    let config = config(&format!(
-        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
-         [email.auth]\nusername = \"u\"\npassword_file = \"{}\"\nidentity = \"id\"\n",
-        path.display()
-    ));
-    let login = email_login(&config).unwrap().unwrap();
+    let settings = with_auth(
+        email("h@example.com", "127.0.0.1:25"),
+        SmtpAuthSettings {
+            username: Some("u".to_string()),
+            password_file: Some(path),
+            identity: Some("id".to_string()),
+            ..SmtpAuthSettings::default()
+        },
+    );
+    let login = email_login(&settings.auth).unwrap().unwrap();
     assert_eq!(login.password.expose(), "s3cret");
     assert_eq!(login.identity.as_deref(), Some("id"));
-    let channel = SmtpChannel::from_config(&config).unwrap();
+    let channel = SmtpChannel::new(&settings).unwrap();
     assert!(!format!("{channel:?}").contains("s3cret"));
 }
 
 #[test]
 fn setup_errors_say_what_to_set() {
+    let mut ca_file = email("h@example.com", "127.0.0.1:25");
+    ca_file.tls.starttls = true;
+    ca_file.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let target = |target: SmtpTarget| SmtpSettings {
+        targets: vec![named("t", target)],
+        ..email("", "")
+    };
     let cases = [
+        (email("", "127.0.0.1:25"), "email.from is not set"),
         (
-            "[email]\nsmarthost = \"127.0.0.1:25\"\n",
-            "email.from is not set",
-        ),
-        (
-            "[email]\nfrom = \"not an address\"\nsmarthost = \"127.0.0.1:25\"\n",
+            email("not an address", "127.0.0.1:25"),
             "email.from `not an address` is not an email address",
         ),
         (
-            "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
-             [email.auth]\nusername = \"u\"\n",
+            with_auth(
+                email("h@example.com", "127.0.0.1:25"),
+                SmtpAuthSettings {
+                    username: Some("u".to_string()),
+                    ..SmtpAuthSettings::default()
+                },
+            ),
             "email.auth.username is set but neither email.auth.password",
         ),
+        (ca_file, "cannot read email.tls.ca_file /nonexistent/ca.pem"),
         (
-            "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:25\"\n\
-             [email.tls]\nstarttls = true\nca_file = \"/nonexistent/ca.pem\"\n",
-            "cannot read email.tls.ca_file /nonexistent/ca.pem",
-        ),
-        (
-            "[[targets]]\ntype = \"smtp\"\nname = \"t\"\nnotify_on = [\"run_failure\"]\n\
-             recipients = [\"a@example.com\"]\nhost = \"mail\"\n",
+            target(own_server("a@example.com", "mail", "")),
             "smtp target `t` has no sender and email.from is not set",
         ),
         (
-            "[[targets]]\ntype = \"smtp\"\nname = \"t\"\nnotify_on = [\"run_failure\"]\n\
-             recipients = [\"a@example.com\"]\nhost = \"mail\"\nsender = \"s@example.com\"\n\
-             user = \"u\"\n",
+            target(SmtpTarget {
+                user: Some("u".to_string()),
+                ..own_server("a@example.com", "mail", "s@example.com")
+            }),
             "smtp target `t` has a user but no password",
         ),
     ];
-    for (toml, expected) in cases {
-        let error = setup_error(toml);
-        assert!(error.contains(expected), "{toml}\n=> {error}");
+    for (settings, expected) in cases {
+        let error = setup_error(settings.clone());
+        assert!(error.contains(expected), "{settings:?}\n=> {error}");
     }
 }
 
@@ -236,34 +255,21 @@ fn a_ca_file_without_a_certificate_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ca.pem");
     std::fs::write(&path, "not a certificate\n").unwrap();
-    let error = setup_error(&format!(
-        "[email]\nfrom = \"h@example.com\"\nsmarthost = \"127.0.0.1:465\"\n\
-         [email.tls]\nca_file = \"{}\"\n",
-        path.display()
-    ));
+    let mut settings = email("h@example.com", "127.0.0.1:465");
+    settings.tls.ca_file = Some(path);
+    let error = setup_error(settings);
     assert!(error.contains("holds no PEM certificate"), "{error}");
 }
 
 #[test]
 fn without_smtp_settings_the_channel_has_no_routes() {
-    let channel = SmtpChannel::from_config(&Config::default()).unwrap();
+    let channel = SmtpChannel::new(&SmtpSettings::default()).unwrap();
     assert!(channel.servers().is_empty());
-    let rendered = crate::render::Rendered {
-        title: "t".into(),
-        body_markdown: "b".into(),
-        body_text: "b".into(),
-        body_html: String::new(),
-        actions: Vec::new(),
-    };
+    let rendered = rendered("t", "b", &[]);
     let payload = serde_json::json!({"user_email": "a@example.com"});
     let delivery = Delivery {
-        message_id: uuid::Uuid::now_v7(),
         event: "test_notification",
-        method: Method::Smtp,
-        user_id: None,
-        target: None,
-        payload: &payload,
-        rendered: &rendered,
+        ..delivery(None, Method::Smtp, &payload, &rendered)
     };
     let reason = channel.addressing(&delivery).err().unwrap();
     assert!(reason.contains("set email.smarthost"), "{reason}");

@@ -29,7 +29,8 @@ impl Running {
         let store = store::open(&config.database_url, OpenMode::Existing)
             .await
             .expect("open store");
-        let mut channels = Channels::for_replica(config, store.clone()).expect("channels");
+        let mut channels =
+            Channels::for_replica(&config.channel_settings(), store.clone()).expect("channels");
         adjust(&mut channels);
         let dispatcher = Dispatcher::new(
             store,

@@ -137,18 +137,24 @@ pub struct HttpSink {
     shutdown: watch::Sender<bool>,
 }
 
+/// A listener on `127.0.0.1:0` and its address; `what` names it if that fails.
+pub async fn listen_locally(what: &str) -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding {what} on 127.0.0.1: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{what}'s address: {e}"));
+    (listener, addr)
+}
+
 impl HttpSink {
     /// Starts a sink on `127.0.0.1:0` on the current tokio runtime. `behaviour` decides each
     /// answer from the request and its number `n` across all connections (0 for the first).
     pub async fn start(
         behaviour: impl Fn(&Request, u64) -> Response + Send + Sync + 'static,
     ) -> HttpSink {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("binding the HTTP sink on 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("HTTP sink address: {e}"));
+        let (listener, addr) = listen_locally("the HTTP sink").await;
         let shared = Arc::new(Shared {
             behaviour: Box::new(behaviour),
             numbered: AtomicU64::new(0),

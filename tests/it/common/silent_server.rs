@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 /// How long [`SilentServer::wait_for_connections`] waits before failing the test.
@@ -35,12 +35,7 @@ struct Held {
 impl SilentServer {
     /// Listens on `127.0.0.1:0` on the current tokio runtime.
     pub async fn start() -> SilentServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("binding a silent server on 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("silent server address: {e}"));
+        let (listener, addr) = super::http_sink::listen_locally("a silent server").await;
         let held = Arc::new(Mutex::new(Held::default()));
         let acceptor = tokio::spawn({
             let held = Arc::clone(&held);

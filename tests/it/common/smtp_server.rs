@@ -165,14 +165,18 @@ impl SmtpServerOptions {
     }
 }
 
-/// One message the server accepted.
-#[derive(Debug, Clone)]
+/// One message the server accepted: the server's record of it (a `.json` file), and the
+/// message itself (the `.eml` beside it).
+#[derive(Debug, Clone, Deserialize)]
 pub struct ReceivedMail {
     /// The envelope sender (`MAIL FROM`).
+    #[serde(rename = "mail_from")]
     pub from: String,
     /// The envelope recipients (`RCPT TO`), in order.
+    #[serde(rename = "rcpt_tos")]
     pub to: Vec<String>,
     /// The message as received, headers and body.
+    #[serde(skip)]
     pub data: Vec<u8>,
     /// The connection it came on (1 for the server's first).
     pub session: u64,
@@ -227,17 +231,6 @@ pub struct MimePart {
     pub charset: Option<String>,
     /// The decoded text of a `text/*` part.
     pub content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Meta {
-    mail_from: String,
-    rcpt_tos: Vec<String>,
-    session: u64,
-    tls: bool,
-    auth: Option<AuthRecord>,
-    client_cert_cn: Option<String>,
-    mime: ParsedMime,
 }
 
 /// A running aiosmtpd; dropping it stops it.
@@ -364,21 +357,13 @@ impl SmtpServer {
         metas
             .into_iter()
             .map(|path| {
-                let meta: Meta = serde_json::from_slice(
+                let mut mail: ReceivedMail = serde_json::from_slice(
                     &fs::read(&path).unwrap_or_else(|e| panic!("reading {path:?}: {e}")),
                 )
                 .unwrap_or_else(|e| panic!("parsing {path:?}: {e}"));
                 let eml = path.with_extension("eml");
-                ReceivedMail {
-                    from: meta.mail_from,
-                    to: meta.rcpt_tos,
-                    data: fs::read(&eml).unwrap_or_else(|e| panic!("reading {eml:?}: {e}")),
-                    session: meta.session,
-                    tls: meta.tls,
-                    auth: meta.auth,
-                    client_cert_cn: meta.client_cert_cn,
-                    mime: meta.mime,
-                }
+                mail.data = fs::read(&eml).unwrap_or_else(|e| panic!("reading {eml:?}: {e}"));
+                mail
             })
             .collect()
     }

@@ -11,8 +11,7 @@ pub(super) fn setup(reason: String) -> ChannelError {
 }
 
 /// `[email.auth]` as credentials: the password from `password` or, read now, `password_file`.
-pub(super) fn email_login(config: &Config) -> Result<Option<Login>, ChannelError> {
-    let auth = &config.email.auth;
+pub(super) fn email_login(auth: &SmtpAuthSettings) -> Result<Option<Login>, ChannelError> {
     let password = match (&auth.password, &auth.password_file) {
         (Some(password), _) => Some(password.clone()),
         (None, Some(path)) => Some(read_password_file(path)?),
@@ -59,11 +58,11 @@ pub(super) fn read_password_file(path: &Path) -> Result<Secret, ChannelError> {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn target_route(
     name: &str,
-    target: &TargetConfig,
+    target: &SmtpTarget,
     smarthost: Option<&(String, u16)>,
     email_from: Option<&Mailbox>,
     email_login: &Option<Login>,
-    email_tls: &EmailTlsConfig,
+    email_tls: &SmtpTlsSettings,
     hello: &str,
     relays: &mut Relays,
 ) -> Result<TargetRoute, ChannelError> {
@@ -236,7 +235,7 @@ impl RelaySpec {
     pub(super) fn new(
         host: &str,
         port: u16,
-        tls: &EmailTlsConfig,
+        tls: &SmtpTlsSettings,
         server_name: Option<&str>,
         hello: &str,
         login: Option<Login>,
@@ -254,7 +253,7 @@ impl RelaySpec {
                 .to_string(),
             skip_verify: tls.skip_verify,
             ca_file: tls.ca_file.clone(),
-            client_cert: tls.cert_file.clone().zip(tls.cert_key_file.clone()),
+            client_cert: tls.client_cert.clone(),
             hello: hello.to_string(),
             login,
         }
