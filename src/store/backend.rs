@@ -3,10 +3,11 @@
 //! few operations whose SQL truly differs (bulk enqueue, bulk acknowledgement, wake-ups).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Executor, IntoArguments, Pool};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Type};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -24,18 +25,10 @@ pub(super) trait Backend: Send + Sync + 'static {
     type Row: StoredRow + Send + Sync;
     type Tx: Send;
     const DIALECT: Dialect;
-    /// `sqlite` or `postgres`.
-    const NAME: &'static str;
-    /// Whether the lease's statements run in one transaction (SQLite, where writers are
-    /// serialized anyway) or each on its own (PostgreSQL, where `SKIP LOCKED` keeps
-    /// concurrent leases apart and short statements hold row locks briefly).
-    const LEASE_IN_ONE_TRANSACTION: bool;
 
-    /// The database URL with any password removed.
-    fn url(&self) -> &str;
-    /// Wakes this process's dispatcher.
-    fn local_wake(&self) -> &Arc<Notify>;
-    /// Starts (once) watching for other processes' changes; returns the notifier.
+    fn handle(&self) -> &Handle;
+    /// Starts (once, through [`Handle::watch`]) noticing other processes' changes; returns
+    /// the notifier.
     fn watch_wakeups(&self) -> Arc<Notify>;
 
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
@@ -77,6 +70,72 @@ pub(super) trait Backend: Send + Sync + 'static {
         &'a self,
         records: &'a [AttemptRecord],
     ) -> impl Future<Output = StoreResult<u64>> + Send + 'a;
+}
+
+/// What every backend's store holds besides its pool.
+pub(super) struct Handle {
+    /// The database URL with any password removed.
+    pub url: String,
+    wake: Arc<Notify>,
+    watching: OnceLock<()>,
+}
+
+impl Handle {
+    pub fn new(url: String) -> Handle {
+        Handle {
+            url,
+            wake: Arc::new(Notify::new()),
+            watching: OnceLock::new(),
+        }
+    }
+
+    /// Wakes this process's dispatcher.
+    pub fn wake_here(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Spawns `watcher` the first time (it runs until the notifier is dropped); returns the
+    /// notifier.
+    pub fn watch<F>(&self, watcher: impl FnOnce(Weak<Notify>) -> F) -> Arc<Notify>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.watching.get_or_init(|| {
+            tokio::spawn(watcher(Arc::downgrade(&self.wake)));
+        });
+        self.wake.clone()
+    }
+}
+
+/// Binds the values every backend encodes alike, and hands the others to `encode`.
+pub(super) fn bind_with<'q, DB>(
+    statement: &'q Statement,
+    params: &'q [Param<'q>],
+    mut encode: impl FnMut(
+        Query<'q, DB, DB::Arguments<'q>>,
+        &'q Param<'q>,
+    ) -> Query<'q, DB, DB::Arguments<'q>>,
+) -> Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+    i32: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut query = sqlx::query(&statement.text);
+    for param in params {
+        query = match *param {
+            Param::Text(text) => query.bind(text),
+            Param::OptText(text) => query.bind(text),
+            Param::Bool(flag) => query.bind(flag),
+            Param::I32(n) => query.bind(n),
+            Param::I64(n) => query.bind(n),
+            _ => encode(query, param),
+        };
+    }
+    query
 }
 
 /// A result row, read the same way whichever backend returned it.
@@ -132,38 +191,15 @@ macro_rules! plain_getters {
 }
 pub(super) use plain_getters;
 
-/// A bound query's rows, on the pool or on a connection (a transaction's).
-pub(super) async fn fetch_all_on<'q, DB>(
-    pool: &Pool<DB>,
-    conn: Option<&mut DB::Connection>,
-    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
-) -> Result<Vec<DB::Row>, sqlx::Error>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
-{
-    match conn {
-        None => query.fetch_all(pool).await,
-        Some(conn) => query.fetch_all(conn).await,
-    }
+/// Runs `$query.$method(…)` on `$conn` (a transaction's connection) when there is one, else
+/// on `$pool`.
+macro_rules! run_on {
+    ($query:expr, $method:ident, $pool:expr, $conn:expr) => {{
+        let query = $query;
+        match $conn {
+            None => query.$method($pool).await,
+            Some(conn) => query.$method(conn).await,
+        }
+    }};
 }
-
-/// Runs a bound query on the pool or on a connection.
-pub(super) async fn execute_on<'q, DB>(
-    pool: &Pool<DB>,
-    conn: Option<&mut DB::Connection>,
-    query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
-) -> Result<DB::QueryResult, sqlx::Error>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
-{
-    match conn {
-        None => query.execute(pool).await,
-        Some(conn) => query.execute(conn).await,
-    }
-}
+pub(super) use run_on;

@@ -18,7 +18,13 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $name,
-            sqlite: include_str!(concat!("migrations/sqlite/000", $version, "_", $name, ".sql")),
+            sqlite: include_str!(concat!(
+                "migrations/sqlite/000",
+                $version,
+                "_",
+                $name,
+                ".sql"
+            )),
             postgres: include_str!(concat!(
                 "migrations/postgres/000",
                 $version,
@@ -70,7 +76,10 @@ pub(super) async fn schema_version<B: Backend>(backend: &B) -> StoreResult<i64> 
     let rows = backend
         .fetch_all(On::Pool, q::SCHEMA_VERSION.get(B::DIALECT), &[])
         .await?;
-    Ok(rows.first().map_or(Ok(None), |r| r.opt_big("version"))?.unwrap_or(0))
+    Ok(rows
+        .first()
+        .map_or(Ok(None), |r| r.opt_big("version"))?
+        .unwrap_or(0))
 }
 
 /// Applies every pending migration in one transaction. A store migrated by a newer herald is
@@ -83,9 +92,12 @@ pub(super) async fn migrate<B: Backend>(backend: &B) -> StoreResult<()> {
     let rows = backend
         .fetch_all(On::Tx(&mut tx), q::SCHEMA_VERSION.get(B::DIALECT), &[])
         .await?;
-    let current = rows.first().map_or(Ok(None), |r| r.opt_big("version"))?.unwrap_or(0);
+    let current = rows
+        .first()
+        .map_or(Ok(None), |r| r.opt_big("version"))?
+        .unwrap_or(0);
     if current > latest_version() {
-        check_version(backend.url(), current)?;
+        check_version(&backend.handle().url, current)?;
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         let script = match B::DIALECT {

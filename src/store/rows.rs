@@ -3,7 +3,8 @@
 
 use super::backend::StoredRow;
 use super::{
-    InboxEntry, LeasedMessage, Replica, StateCounts, StoreError, StoreResult,
+    InboxEntry, LeasedMessage, ReasonCount, Replica, StateCounts, StoreError, StoreResult,
+    Undeliverable,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, MessageState, Method,
@@ -138,6 +139,22 @@ pub(super) fn inbox_from_row(row: &impl StoredRow) -> StoreResult<InboxEntry> {
         actions: parse_json(T, row.str("actions")?)?,
         read_at: row.opt_time(T, "read_at")?,
         created_at: row.time(T, "created_at")?,
+    })
+}
+
+pub(super) fn reason_count_from_row(row: &impl StoredRow) -> StoreResult<ReasonCount> {
+    Ok(ReasonCount {
+        status: parse_enum("notification_messages", row.str("status")?)?,
+        reason: row.text("status_reason")?,
+        count: row.big("n")?,
+    })
+}
+
+pub(super) fn undeliverable_from_row(row: &impl StoredRow) -> StoreResult<Undeliverable> {
+    Ok(Undeliverable {
+        method: parse_enum("notification_messages", row.str("method")?)?,
+        target: row.opt_text("target")?,
+        count: row.big("n")?,
     })
 }
 

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::backend::{Backend, On, StoredRow};
 use super::rows::{
     attempt_from_row, inbox_from_row, join_roles, leased_from_row, message_from_row,
-    parse_enum, preference_from_row, replica_from_row, tally, template_from_row, to_json,
-    unreadable_reason, user_from_row,
+    preference_from_row, reason_count_from_row, replica_from_row, tally, template_from_row,
+    to_json, undeliverable_from_row, unreadable_reason, user_from_row,
 };
 use super::sql::search::{Select, like_pattern, search};
 use super::sql::{List, Param, Sql, lease, queries as q};
@@ -58,9 +58,7 @@ async fn one_row<B: Backend>(backend: &B, sql: &Sql, params: &[Param<'_>]) -> St
 }
 
 async fn execute<B: Backend>(backend: &B, sql: &Sql, params: &[Param<'_>]) -> StoreResult<u64> {
-    backend
-        .execute(On::Pool, sql.get(B::DIALECT), params)
-        .await
+    backend.execute(On::Pool, sql.get(B::DIALECT), params).await
 }
 
 /// Runs in `tx` when there is one, else on the pool.
@@ -125,11 +123,11 @@ impl NewUser {
 #[async_trait]
 impl<B: Backend> Store for B {
     fn backend(&self) -> &'static str {
-        B::NAME
+        B::DIALECT.name()
     }
 
     fn display_url(&self) -> &str {
-        self.url()
+        &self.handle().url
     }
 
     async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
@@ -271,7 +269,7 @@ impl<B: Backend> Store for B {
 
     async fn set_paused(&self, paused: bool) -> StoreResult<()> {
         execute(self, &q::SET_PAUSED, &[Param::Bool(paused)]).await?;
-        self.local_wake().notify_one();
+        self.handle().wake_here();
         Ok(())
     }
 
@@ -315,7 +313,7 @@ impl<B: Backend> Store for B {
         }
         B::commit(tx).await?;
         if !outcome.enqueued.is_empty() {
-            self.local_wake().notify_one();
+            self.handle().wake_here();
         }
         Ok(outcome)
     }
@@ -329,7 +327,10 @@ impl<B: Backend> Store for B {
     }
 
     async fn count_by_state(&self) -> StoreResult<StateCounts> {
-        tally("notification_counts", &rows(self, &q::COUNT_BY_STATE, &[]).await?)
+        tally(
+            "notification_counts",
+            &rows(self, &q::COUNT_BY_STATE, &[]).await?,
+        )
     }
 
     async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>> {
@@ -360,7 +361,7 @@ impl<B: Backend> Store for B {
             .collect::<StoreResult<Vec<_>>>()?;
         if !changed.is_empty() {
             self.wake_replicas(On::Pool).await?;
-            self.local_wake().notify_one();
+            self.handle().wake_here();
         }
         Ok(changed)
     }
@@ -383,16 +384,11 @@ impl<B: Backend> Store for B {
         reason: Option<&str>,
         page: PageRequest,
     ) -> StoreResult<Vec<Message>> {
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        let pattern = event_pattern(filter);
         let select = Select::Page {
             before: page.before,
             limit: page.limit,
         };
-        let query = search(B::DIALECT, filter, &statuses, pattern.as_deref(), reason, select);
-        let rows = self
-            .fetch_all(On::Pool, &query.statement, &query.params)
-            .await?;
+        let rows = run_search(self, filter, reason, select).await?;
         rows.iter().map(message_from_row).collect()
     }
 
@@ -401,28 +397,21 @@ impl<B: Backend> Store for B {
         filter: &MessageFilter,
         reason: Option<&str>,
     ) -> StoreResult<i64> {
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        let pattern = event_pattern(filter);
-        let query = search(B::DIALECT, filter, &statuses, pattern.as_deref(), reason, Select::Count);
-        let rows = self
-            .fetch_all(On::Pool, &query.statement, &query.params)
-            .await?;
-        rows.first()
+        run_search(self, filter, reason, Select::Count)
+            .await?
+            .first()
             .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?
             .big("n")
     }
 
     async fn top_status_reasons(&self, limit: u32) -> StoreResult<Vec<ReasonCount>> {
-        let rows = rows(self, &q::TOP_STATUS_REASONS, &[Param::I64(i64::from(limit))]).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ReasonCount {
-                    status: parse_enum(MESSAGES, row.str("status")?)?,
-                    reason: row.text("status_reason")?,
-                    count: row.big("n")?,
-                })
-            })
-            .collect()
+        let rows = rows(
+            self,
+            &q::TOP_STATUS_REASONS,
+            &[Param::I64(i64::from(limit))],
+        )
+        .await?;
+        rows.iter().map(reason_count_from_row).collect()
     }
 
     async fn volume_by_event(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64)>> {
@@ -442,7 +431,7 @@ impl<B: Backend> Store for B {
         let token = Uuid::now_v7();
         let max = i32::try_from(req.max_send_attempts).unwrap_or(i32::MAX);
         let reason = crate::queue::leased_reason(req.notifier_id);
-        let mut tx = if B::LEASE_IN_ONE_TRANSACTION {
+        let mut tx = if lease::in_one_transaction(B::DIALECT) {
             Some(self.begin().await?)
         } else {
             None
@@ -503,15 +492,7 @@ impl<B: Backend> Store for B {
         let methods = method_names(capabilities);
         let params = [Param::Strs(&methods), Param::Strings(&capabilities.targets)];
         let rows = rows(self, &q::UNDELIVERABLE, &params).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Undeliverable {
-                    method: parse_enum(MESSAGES, row.str("method")?)?,
-                    target: row.opt_text("target")?,
-                    count: row.big("n")?,
-                })
-            })
-            .collect()
+        rows.iter().map(undeliverable_from_row).collect()
     }
 
     async fn next_due(&self, capabilities: &Capabilities) -> StoreResult<Option<DateTime<Utc>>> {
@@ -603,11 +584,28 @@ impl<B: Backend> Store for B {
     }
 }
 
-/// The LIKE pattern of a filter's event glob, when it has one.
-fn event_pattern(filter: &MessageFilter) -> Option<String> {
-    filter
+/// The rows of a message search ([`search`]).
+async fn run_search<B: Backend>(
+    backend: &B,
+    filter: &MessageFilter,
+    reason: Option<&str>,
+    select: Select,
+) -> StoreResult<Vec<B::Row>> {
+    let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    let pattern = filter
         .event
         .as_deref()
         .filter(|e| e.contains('*'))
-        .map(like_pattern)
+        .map(like_pattern);
+    let query = search(
+        B::DIALECT,
+        filter,
+        &statuses,
+        pattern.as_deref(),
+        reason,
+        select,
+    );
+    backend
+        .fetch_all(On::Pool, &query.statement, &query.params)
+        .await
 }

@@ -4,7 +4,7 @@
 
 mod bulk;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use sqlx::{Executor, Postgres, Row, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::backend::{Backend, On, StoredRow, execute_on, fetch_all_on, plain_getters};
+use super::backend::{Backend, Handle, On, StoredRow, bind_with, plain_getters, run_on};
 use super::migrations::{check_version, migrate, schema_version};
 use super::sql::{Dialect, List, Param, Statement};
 use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
@@ -21,10 +21,7 @@ use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
 /// PostgreSQL implementation of [`super::Store`].
 pub struct PostgresStore {
     pool: PgPool,
-    /// The URL with its password redacted.
-    url: String,
-    wake: Arc<Notify>,
-    listening: OnceLock<()>,
+    handle: Handle,
 }
 
 /// The `LISTEN/NOTIFY` channel that wakes dispatchers on every replica.
@@ -63,13 +60,13 @@ impl PostgresStore {
             })?;
         let store = PostgresStore {
             pool,
-            url: shown,
-            wake: Arc::new(Notify::new()),
-            listening: OnceLock::new(),
+            handle: Handle::new(shown),
         };
         match mode {
             OpenMode::Migrate => migrate(&store).await?,
-            OpenMode::Existing => check_version(&store.url, schema_version(&store).await?)?,
+            OpenMode::Existing => {
+                check_version(&store.handle.url, schema_version(&store).await?)?;
+            }
         }
         Ok(store)
     }
@@ -84,26 +81,17 @@ fn bind<'q>(
     statement: &'q Statement,
     params: &'q [Param<'q>],
 ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-    let mut query = sqlx::query(&statement.text);
-    for param in params {
-        query = match *param {
-            Param::Text(text) => query.bind(text),
-            Param::OptText(text) => query.bind(text),
-            Param::Bool(flag) => query.bind(flag),
-            Param::I32(n) => query.bind(n),
-            Param::I64(n) => query.bind(n),
-            Param::Id(id) => query.bind(id),
-            Param::Time(at) => query.bind(at),
-            Param::Later(span) => query.bind(millis(span)),
-            Param::Ids(ids) => query.bind(ids),
-            Param::Strs(list) => query.bind(list),
-            Param::Strings(list) => query.bind(list),
-            Param::List(List::Json(json)) => query.bind(json.as_str()),
-            Param::List(List::Strs(list)) => query.bind(list.as_slice()),
-            Param::List(List::Strings(list)) => query.bind(*list),
-        };
-    }
-    query
+    bind_with(statement, params, |query, param| match *param {
+        Param::Id(id) => query.bind(id),
+        Param::Time(at) => query.bind(at),
+        Param::Later(span) => query.bind(millis(span)),
+        Param::Ids(ids) => query.bind(ids),
+        Param::Strs(list) => query.bind(list),
+        Param::Strings(list) | Param::List(&List::Strings(list)) => query.bind(list),
+        Param::List(List::Strs(list)) => query.bind(list.as_slice()),
+        // Lists are made as JSON for SQLite only; values are bound by `bind_with`.
+        _ => query.bind(param.json_list()),
+    })
 }
 
 fn connection<'a>(on: On<'a, Transaction<'static, Postgres>>) -> Option<&'a mut PgConnection> {
@@ -117,25 +105,14 @@ impl Backend for PostgresStore {
     type Row = PgRow;
     type Tx = Transaction<'static, Postgres>;
     const DIALECT: Dialect = Dialect::Postgres;
-    const NAME: &'static str = "postgres";
-    const LEASE_IN_ONE_TRANSACTION: bool = false;
 
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn local_wake(&self) -> &Arc<Notify> {
-        &self.wake
+    fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     fn watch_wakeups(&self) -> Arc<Notify> {
-        self.listening.get_or_init(|| {
-            tokio::spawn(listen_for_wakeups(
-                self.pool.clone(),
-                Arc::downgrade(&self.wake),
-            ));
-        });
-        self.wake.clone()
+        let pool = self.pool.clone();
+        self.handle.watch(|wake| listen_for_wakeups(pool, wake))
     }
 
     async fn begin(&self) -> StoreResult<Self::Tx> {
@@ -153,7 +130,7 @@ impl Backend for PostgresStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<Vec<PgRow>> {
         let query = bind(statement, params);
-        Ok(fetch_all_on(&self.pool, connection(on), query).await?)
+        Ok(run_on!(query, fetch_all, &self.pool, connection(on))?)
     }
 
     async fn execute<'a>(
@@ -163,7 +140,7 @@ impl Backend for PostgresStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<u64> {
         let query = bind(statement, params);
-        let done = execute_on(&self.pool, connection(on), query).await?;
+        let done = run_on!(query, execute, &self.pool, connection(on))?;
         Ok(done.rows_affected())
     }
 
@@ -190,7 +167,7 @@ impl Backend for PostgresStore {
     /// `NOTIFY` is delivered when the transaction (or the statement) commits.
     async fn wake_replicas<'a>(&'a self, on: On<'a, Self::Tx>) -> StoreResult<()> {
         let notify = sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL);
-        execute_on(&self.pool, connection(on), notify).await?;
+        run_on!(notify, execute, &self.pool, connection(on))?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! `$4` how many to take, `$5` the lease token, `$6` the methods and `$7` the targets the
 //! caller can deliver. [`EXHAUSTED`] binds `$1` max_send_attempts.
 
-use super::Sql;
+use super::{Dialect, Sql};
 
 /// Retries whose time has come and leases that expired (their replica died or the delivery
 /// hung; that lease counts as an attempt), with attempts left.
@@ -65,10 +65,26 @@ macro_rules! take {
 macro_rules! leased_columns {
     ($table:literal) => {
         concat!(
-            $table, "id, ", $table, "notification_template_id, ", $table, "user_id, ",
-            $table, "target, ", $table, "method, CAST(", $table, "payload AS TEXT) AS payload, ",
-            $table, "attempt_count, ", $table, "created_at, ", $table, "queued_seconds, ",
-            $table, "lease_token"
+            $table,
+            "id, ",
+            $table,
+            "notification_template_id, ",
+            $table,
+            "user_id, ",
+            $table,
+            "target, ",
+            $table,
+            "method, CAST(",
+            $table,
+            "payload AS TEXT) AS payload, ",
+            $table,
+            "attempt_count, ",
+            $table,
+            "created_at, ",
+            $table,
+            "queued_seconds, ",
+            $table,
+            "lease_token"
         )
     };
 }
@@ -116,11 +132,17 @@ pub(in crate::store) static EXHAUSTED: Sql = Sql::new(concat!(
 ));
 
 /// Leases pending messages (on their own ordered index).
-pub(in crate::store) static PENDING: Sql =
-    lease_pass!("status = 'pending' AND attempt_count < $3");
+pub(in crate::store) static PENDING: Sql = lease_pass!("status = 'pending' AND attempt_count < $3");
 
 /// Leases due retries and expired leases.
 pub(in crate::store) static DUE: Sql = lease_pass!(due!("$3"));
+
+/// Whether the lease's statements run in one transaction (SQLite, where writers are serialized
+/// anyway) or each on its own (PostgreSQL, where `SKIP LOCKED` keeps concurrent leases apart
+/// and short statements hold row locks briefly).
+pub(in crate::store) fn in_one_transaction(dialect: Dialect) -> bool {
+    dialect == Dialect::Sqlite
+}
 
 /// The share of each lease kept for due retries and expired leases, so a backlog of new
 /// messages cannot starve them.

@@ -16,6 +16,7 @@ pub(super) mod lease;
 pub(super) mod queries;
 pub(super) mod search;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -30,6 +31,16 @@ use crate::model::Method;
 pub(super) enum Dialect {
     Postgres,
     Sqlite,
+}
+
+impl Dialect {
+    /// `postgres` or `sqlite`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
 }
 
 /// One query's text, expanded for a backend.
@@ -115,7 +126,11 @@ impl Statement {
                     Dialect::Sqlite => text.push_str("IN (SELECT value FROM json_each("),
                 }
                 push_parameter(&mut text, dialect, n);
-                text.push_str(if dialect == Dialect::Sqlite { "))" } else { ")" });
+                text.push_str(if dialect == Dialect::Sqlite {
+                    "))"
+                } else {
+                    ")"
+                });
                 rest = after;
             } else {
                 text.push_str(&rest[..1]);
@@ -179,6 +194,20 @@ pub(super) enum Param<'a> {
     Strings(&'a [String]),
     /// A list encoded beforehand, to bind in several statements.
     List(&'a List<'a>),
+}
+
+impl<'a> Param<'a> {
+    /// A list as the JSON array SQLite's `json_each` reads; None for a single value.
+    pub fn json_list(&self) -> Option<Cow<'a, str>> {
+        Some(match *self {
+            Param::Ids(ids) => Cow::Owned(to_json(&ids)),
+            Param::Strs(list) => Cow::Owned(to_json(&list)),
+            Param::Strings(list) | Param::List(&List::Strings(list)) => Cow::Owned(to_json(&list)),
+            Param::List(List::Strs(list)) => Cow::Owned(to_json(list)),
+            Param::List(List::Json(json)) => Cow::Borrowed(json.as_str()),
+            _ => return None,
+        })
+    }
 }
 
 /// A list for `{any $N}` encoded once for `dialect` (a JSON array for SQLite), for statements

@@ -90,10 +90,16 @@ pub(in crate::store) static USER_BY_USERNAME: Sql = Sql::new(concat!(
     user_columns!(),
     " FROM users WHERE username = $1"
 ));
-pub(in crate::store) static USER_BY_ID: Sql =
-    Sql::new(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"));
-pub(in crate::store) static LIST_USERS: Sql =
-    Sql::new(concat!("SELECT ", user_columns!(), " FROM users ORDER BY username"));
+pub(in crate::store) static USER_BY_ID: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE id = $1"
+));
+pub(in crate::store) static LIST_USERS: Sql = Sql::new(concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users ORDER BY username"
+));
 /// Active users holding one of the roles in `$1`.
 pub(in crate::store) static ACTIVE_USERS_WITH_ROLES: Sql = Sql::each(
     concat!(
@@ -186,12 +192,10 @@ pub(in crate::store) static SET_PAUSED: Sql = Sql::each(
 // messages
 pub(in crate::store) static MESSAGE_BY_ID: Sql =
     Sql::new(concat!(message_select!(), " WHERE m.id = $1"));
-pub(in crate::store) static MESSAGES_WITH_HASHES: Sql = Sql::new(
-    "SELECT dedupe_hash, id FROM notification_messages WHERE dedupe_hash {any $1}",
-);
-pub(in crate::store) static COUNT_BY_STATE: Sql = Sql::new(
-    "SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM notification_counts GROUP BY status",
-);
+pub(in crate::store) static MESSAGES_WITH_HASHES: Sql =
+    Sql::new("SELECT dedupe_hash, id FROM notification_messages WHERE dedupe_hash {any $1}");
+pub(in crate::store) static COUNT_BY_STATE: Sql =
+    Sql::new("SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM notification_counts GROUP BY status");
 pub(in crate::store) static ATTEMPTS_OF_MESSAGE: Sql = Sql::new(
     "SELECT message_id, attempt_number, notifier_id, started_at, duration_ms, outcome, reason
      FROM notification_attempts WHERE message_id = $1 ORDER BY attempt_number",

@@ -3,7 +3,10 @@ use super::{Dialect, Statement};
 #[test]
 fn parameters_become_each_backends_placeholders() {
     let template = "SELECT a FROM t WHERE b = $1 AND c = $12";
-    assert_eq!(Statement::expand(Dialect::Postgres, template).text, template);
+    assert_eq!(
+        Statement::expand(Dialect::Postgres, template).text,
+        template
+    );
     let sqlite = Statement::expand(Dialect::Sqlite, template);
     assert_eq!(sqlite.text, "SELECT a FROM t WHERE b = ?1 AND c = ?12");
     assert!(!sqlite.binds_now);
@@ -38,7 +41,10 @@ fn later_and_any_expand_to_each_backends_form() {
         sqlite.text,
         "SET until = ?1 WHERE m IN (SELECT value FROM json_each(?2))"
     );
-    assert!(sqlite.binds_now, "the lease's end is bound from the same now");
+    assert!(
+        sqlite.binds_now,
+        "the lease's end is bound from the same now"
+    );
 }
 
 #[test]

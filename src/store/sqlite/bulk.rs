@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use uuid::Uuid;
 
-use super::{parse_id, ts};
+use super::text::{parse_id, ts};
 use crate::store::rows::to_json;
 use crate::store::{AttemptRecord, NewMessage, StoreResult};
 

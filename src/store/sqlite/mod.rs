@@ -5,34 +5,33 @@
 mod bulk;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, Executor, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, Executor, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::backend::{Backend, On, StoredRow, execute_on, fetch_all_on, plain_getters};
+use self::text::bind;
+use super::backend::{Backend, Handle, On, run_on};
 use super::migrations::{check_version, migrate, schema_version};
-use super::rows::to_json;
-use super::sql::{Dialect, List, Param, Statement};
+use super::sql::{Dialect, Param, Statement};
 use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
 
 /// SQLite implementation of [`super::Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
-    url: String,
     options: SqliteConnectOptions,
-    wake: Arc<Notify>,
-    watching: OnceLock<()>,
+    handle: Handle,
 }
 
 /// A write transaction and its time: every `{now}` in it is the same instant, as PostgreSQL's
@@ -44,31 +43,6 @@ pub(super) struct SqliteTx {
 
 /// How often the watcher asks SQLite whether another process committed.
 const DATA_VERSION_POLL: Duration = Duration::from_millis(5);
-
-/// Fixed-width UTC text, so that comparing strings compares instants.
-fn ts(dt: DateTime<Utc>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-fn parse_ts(table: &'static str, text: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt {
-            table,
-            detail: format!("bad timestamp `{text}`: {e}"),
-        })
-}
-
-fn parse_id(table: &'static str, text: &str) -> StoreResult<Uuid> {
-    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: format!("bad id `{text}`: {e}"),
-    })
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
 
 /// The file a `sqlite:` URL names, or `None` for an in-memory database.
 fn database_path(url: &str) -> Option<&str> {
@@ -114,10 +88,8 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         let store = SqliteStore {
             pool,
-            url: url.to_string(),
             options,
-            wake: Arc::new(Notify::new()),
-            watching: OnceLock::new(),
+            handle: Handle::new(url.to_string()),
         };
         match mode {
             OpenMode::Migrate => migrate(&store).await?,
@@ -125,38 +97,6 @@ impl SqliteStore {
         }
         Ok(store)
     }
-}
-
-/// Binds `params` (ids and times as text, lists as JSON) and, where the statement has
-/// `{now}`, `now` after them.
-fn bind<'q>(
-    statement: &'q Statement,
-    params: &'q [Param<'q>],
-    now: DateTime<Utc>,
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
-    let mut query = sqlx::query(&statement.text);
-    for param in params {
-        query = match *param {
-            Param::Text(text) => query.bind(text),
-            Param::OptText(text) => query.bind(text),
-            Param::Bool(flag) => query.bind(flag),
-            Param::I32(n) => query.bind(n),
-            Param::I64(n) => query.bind(n),
-            Param::Id(id) => query.bind(id.to_string()),
-            Param::Time(at) => query.bind(ts(at)),
-            Param::Later(span) => query.bind(ts(now + chrono_duration(span))),
-            Param::Ids(ids) => query.bind(to_json(&ids)),
-            Param::Strs(list) => query.bind(to_json(&list)),
-            Param::Strings(list) => query.bind(to_json(&list)),
-            Param::List(List::Json(json)) => query.bind(json.as_str()),
-            Param::List(List::Strs(list)) => query.bind(to_json(list)),
-            Param::List(List::Strings(list)) => query.bind(to_json(list)),
-        };
-    }
-    if statement.binds_now {
-        query = query.bind(ts(now));
-    }
-    query
 }
 
 /// The connection a statement runs on (none: the pool) and the time `{now}` stands for.
@@ -171,26 +111,6 @@ impl Backend for SqliteStore {
     type Row = SqliteRow;
     type Tx = SqliteTx;
     const DIALECT: Dialect = Dialect::Sqlite;
-    const NAME: &'static str = "sqlite";
-    const LEASE_IN_ONE_TRANSACTION: bool = true;
-
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn local_wake(&self) -> &Arc<Notify> {
-        &self.wake
-    }
-
-    fn watch_wakeups(&self) -> Arc<Notify> {
-        self.watching.get_or_init(|| {
-            tokio::spawn(watch_data_version(
-                self.options.clone(),
-                Arc::downgrade(&self.wake),
-            ));
-        });
-        self.wake.clone()
-    }
 
     async fn begin(&self) -> StoreResult<SqliteTx> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -204,6 +124,15 @@ impl Backend for SqliteStore {
         Ok(tx.tx.commit().await?)
     }
 
+    fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    fn watch_wakeups(&self) -> Arc<Notify> {
+        let options = self.options.clone();
+        self.handle.watch(|wake| watch_data_version(options, wake))
+    }
+
     async fn fetch_all<'a>(
         &'a self,
         on: On<'a, SqliteTx>,
@@ -211,7 +140,12 @@ impl Backend for SqliteStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<Vec<SqliteRow>> {
         let (conn, now) = target(on);
-        Ok(fetch_all_on(&self.pool, conn, bind(statement, params, now)).await?)
+        Ok(run_on!(
+            bind(statement, params, now),
+            fetch_all,
+            &self.pool,
+            conn
+        )?)
     }
 
     async fn execute<'a>(
@@ -221,7 +155,7 @@ impl Backend for SqliteStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<u64> {
         let (conn, now) = target(on);
-        let done = execute_on(&self.pool, conn, bind(statement, params, now)).await?;
+        let done = run_on!(bind(statement, params, now), execute, &self.pool, conn)?;
         Ok(done.rows_affected())
     }
 
@@ -249,32 +183,6 @@ impl Backend for SqliteStore {
 
     async fn record_attempts<'a>(&'a self, records: &'a [AttemptRecord]) -> StoreResult<u64> {
         bulk::record_attempts(&self.pool, records).await
-    }
-}
-
-impl StoredRow for SqliteRow {
-    plain_getters!();
-
-    fn id(&self, table: &'static str, column: &str) -> StoreResult<Uuid> {
-        parse_id(table, self.try_get(column)?)
-    }
-
-    fn opt_id(&self, table: &'static str, column: &str) -> StoreResult<Option<Uuid>> {
-        let text: Option<&str> = self.try_get(column)?;
-        text.map(|t| parse_id(table, t)).transpose()
-    }
-
-    fn time(&self, table: &'static str, column: &str) -> StoreResult<DateTime<Utc>> {
-        parse_ts(table, self.try_get(column)?)
-    }
-
-    fn opt_time(&self, table: &'static str, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
-        let text: Option<&str> = self.try_get(column)?;
-        text.map(|t| parse_ts(table, t)).transpose()
-    }
-
-    fn raw_id(&self) -> Option<Param<'_>> {
-        self.try_get("id").ok().map(Param::Text)
     }
 }
 

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 
-use super::{database_path, parse_ts, ts};
+use super::database_path;
+use super::text::{parse_ts, ts};
 
 #[test]
 fn timestamps_are_fixed_width_so_text_order_is_time_order() {
