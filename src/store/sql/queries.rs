@@ -15,6 +15,25 @@ macro_rules! template_columns {
     };
 }
 
+/// `SELECT` every user column `FROM users`, then the rest.
+macro_rules! select_users {
+    ($rest:literal) => {
+        concat!("SELECT ", user_columns!(), " FROM users ", $rest)
+    };
+}
+
+/// `SELECT` every template column `FROM notification_templates`, then the rest.
+macro_rules! select_templates {
+    ($rest:literal) => {
+        concat!(
+            "SELECT ",
+            template_columns!(),
+            " FROM notification_templates ",
+            $rest
+        )
+    };
+}
+
 macro_rules! insert_user {
     () => {
         "INSERT INTO users (id, username, email, name, roles, status, created_at, updated_at)
@@ -85,33 +104,17 @@ pub(in crate::store) static UPSERT_USER: Sql = Sql::new(concat!(
      RETURNING ",
     user_columns!()
 ));
-pub(in crate::store) static USER_BY_USERNAME: Sql = Sql::new(concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users WHERE username = $1"
-));
-pub(in crate::store) static USER_BY_ID: Sql = Sql::new(concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users WHERE id = $1"
-));
-pub(in crate::store) static LIST_USERS: Sql = Sql::new(concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users ORDER BY username"
-));
+pub(in crate::store) static USER_BY_USERNAME: Sql = Sql::new(select_users!("WHERE username = $1"));
+pub(in crate::store) static USER_BY_ID: Sql = Sql::new(select_users!("WHERE id = $1"));
+pub(in crate::store) static LIST_USERS: Sql = Sql::new(select_users!("ORDER BY username"));
 /// Active users holding one of the roles in `$1`.
 pub(in crate::store) static ACTIVE_USERS_WITH_ROLES: Sql = Sql::each(
-    concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE status = 'active' AND string_to_array(roles, ',') && $1::text[]
+    select_users!(
+        "WHERE status = 'active' AND string_to_array(roles, ',') && $1::text[]
          ORDER BY username"
     ),
-    concat!(
-        "SELECT ",
-        user_columns!(),
-        " FROM users WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each($1) r
+    select_users!(
+        "WHERE status = 'active' AND EXISTS (SELECT 1 FROM json_each($1) r
              WHERE instr(',' || roles || ',', ',' || r.value || ',') > 0)
          ORDER BY username"
     ),
@@ -146,16 +149,9 @@ pub(in crate::store) static UPSERT_TEMPLATE: Sql = Sql::new(
             excluded.actions, excluded.audience_roles, excluded.enabled_by_default,
             excluded.kind, excluded.inbox, excluded.reaches_suspended)",
 );
-pub(in crate::store) static LIST_TEMPLATES: Sql = Sql::new(concat!(
-    "SELECT ",
-    template_columns!(),
-    " FROM notification_templates ORDER BY \"group\", name"
-));
-pub(in crate::store) static TEMPLATE_BY_NAME: Sql = Sql::new(concat!(
-    "SELECT ",
-    template_columns!(),
-    " FROM notification_templates WHERE name = $1"
-));
+pub(in crate::store) static LIST_TEMPLATES: Sql =
+    Sql::new(select_templates!("ORDER BY \"group\", name"));
+pub(in crate::store) static TEMPLATE_BY_NAME: Sql = Sql::new(select_templates!("WHERE name = $1"));
 pub(in crate::store) static SET_TEMPLATE_METHOD: Sql =
     Sql::new("UPDATE notification_templates SET method = $1, updated_at = {now} WHERE id = $2");
 
