@@ -1,7 +1,6 @@
 //! The store's operations, written once for every [`Backend`]: which statements run, in what
 //! order and transaction, with what values, and how their rows become the model's types.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,22 +9,24 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::backend::{Backend, On, StoredRow};
-use super::rows::{
-    attempt_from_row, inbox_from_row, join_roles, leased_from_row, message_from_row,
-    preference_from_row, reason_count_from_row, replica_from_row, tally, template_from_row,
-    to_json, undeliverable_from_row, unreadable_reason, user_from_row,
-};
-use super::sql::search::{Select, like_pattern, search};
-use super::sql::{List, Param, Sql, lease, queries as q};
-use super::{
-    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
-    MessageFilter, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount, Replica,
-    StateCounts, Store, StoreError, StoreResult, Undeliverable, uuid_v7_floor,
-};
+mod queue;
+
 use crate::model::{
     Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
     Role, Settings, User, UserStatus,
+};
+use crate::store::backend::{Backend, On, StoredRow};
+use crate::store::rows::{
+    attempt_from_row, inbox_from_row, join_roles, message_from_row, preference_from_row,
+    reason_count_from_row, replica_from_row, tally, template_from_row, to_json,
+    undeliverable_from_row, user_from_row,
+};
+use crate::store::sql::search::{Select, like_pattern, search};
+use crate::store::sql::{Param, Sql, queries as q};
+use crate::store::{
+    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
+    MessageFilter, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount, Replica,
+    StateCounts, Store, StoreError, StoreResult, Undeliverable, uuid_v7_floor,
 };
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
@@ -57,16 +58,12 @@ async fn one_row<B: Backend>(backend: &B, sql: &Sql, params: &[Param<'_>]) -> St
         .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
-async fn execute<B: Backend>(backend: &B, sql: &Sql, params: &[Param<'_>]) -> StoreResult<u64> {
+pub(super) async fn execute<B: Backend>(
+    backend: &B,
+    sql: &Sql,
+    params: &[Param<'_>],
+) -> StoreResult<u64> {
     backend.execute(On::Pool, sql.get(B::DIALECT), params).await
-}
-
-/// Runs in `tx` when there is one, else on the pool.
-fn on<Tx>(tx: &mut Option<Tx>) -> On<'_, Tx> {
-    match tx {
-        Some(tx) => On::Tx(tx),
-        None => On::Pool,
-    }
 }
 
 fn unique_violation(error: &StoreError) -> bool {
@@ -88,24 +85,6 @@ fn retryable_states(include_inhibited: bool) -> Vec<&'static str> {
 
 fn method_names(capabilities: &Capabilities) -> Vec<&'static str> {
     capabilities.methods.iter().map(|m| m.as_str()).collect()
-}
-
-/// Makes a leased row that cannot be read `permanent_failure` with why, so it never fails (or
-/// wedges) a batch again.
-async fn isolate_unreadable<B: Backend>(
-    backend: &B,
-    row: &B::Row,
-    token: Uuid,
-    error: &StoreError,
-) {
-    let id = row.raw_id();
-    tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
-    let Some(id) = id else { return };
-    let reason = unreadable_reason(error);
-    let params = [Param::Text(&reason), id, Param::Id(token)];
-    if let Err(e) = execute(backend, &lease::ISOLATE_UNREADABLE, &params).await {
-        tracing::error!(message_id = ?id, error = %e, "cannot isolate the unreadable message; its lease will expire");
-    }
 }
 
 impl NewUser {
@@ -274,48 +253,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
-        if messages.is_empty() {
-            return Ok(EnqueueOutcome::default());
-        }
-        let mut tx = self.begin().await?;
-        let inserted: HashSet<Uuid> = B::insert_messages(&mut tx, messages)
-            .await?
-            .into_iter()
-            .collect();
-        let mut outcome = EnqueueOutcome::default();
-        let mut skipped = Vec::new();
-        for m in messages {
-            if inserted.contains(&m.id) {
-                outcome.enqueued.push(m.id);
-            } else {
-                skipped.push(m.dedupe_hash.clone().unwrap_or_default());
-            }
-        }
-        if !skipped.is_empty() {
-            let statement = q::MESSAGES_WITH_HASHES.get(B::DIALECT);
-            let found = self
-                .fetch_all(On::Tx(&mut tx), statement, &[Param::Strings(&skipped)])
-                .await?;
-            let by_hash = found
-                .iter()
-                .map(|row| Ok((row.text("dedupe_hash")?, row.id(MESSAGES, "id")?)))
-                .collect::<StoreResult<HashMap<String, Uuid>>>()?;
-            for hash in &skipped {
-                let id = by_hash.get(hash).ok_or_else(|| StoreError::Corrupt {
-                    table: MESSAGES,
-                    detail: format!("a message was refused but no message has dedupe hash {hash}"),
-                })?;
-                outcome.duplicates.push(*id);
-            }
-        }
-        if !outcome.enqueued.is_empty() {
-            self.wake_replicas(On::Tx(&mut tx)).await?;
-        }
-        B::commit(tx).await?;
-        if !outcome.enqueued.is_empty() {
-            self.handle().wake_here();
-        }
-        Ok(outcome)
+        queue::enqueue(self, messages).await
     }
 
     async fn list_messages(
@@ -428,57 +366,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn lease_batch(&self, req: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>> {
-        let token = Uuid::now_v7();
-        let max = i32::try_from(req.max_send_attempts).unwrap_or(i32::MAX);
-        let reason = crate::queue::leased_reason(req.notifier_id);
-        let mut tx = if lease::in_one_transaction(B::DIALECT) {
-            Some(self.begin().await?)
-        } else {
-            None
-        };
-        let methods = List::methods(B::DIALECT, &req.capabilities.methods);
-        let targets = List::strings(B::DIALECT, &req.capabilities.targets);
-        let exhausted = lease::EXHAUSTED.get(B::DIALECT);
-        self.execute(on(&mut tx), exhausted, &[Param::I32(max)])
-            .await?;
-        let mut rows = Vec::new();
-        // Due retries and expired leases first, up to their share; then pending messages on
-        // their own ordered index (on PostgreSQL that scan also marks dead index entries so
-        // later scans skip them); then due ones again if room is left.
-        let passes = [
-            (&lease::DUE, lease::due_share(req.limit)),
-            (&lease::PENDING, i64::MAX),
-            (&lease::DUE, i64::MAX),
-        ];
-        for (pass, share) in passes {
-            let room = (i64::from(req.limit) - rows.len() as i64).min(share);
-            if room <= 0 {
-                continue;
-            }
-            let params = [
-                Param::Later(req.lease_period),
-                Param::Text(&reason),
-                Param::I32(max),
-                Param::I64(room),
-                Param::Id(token),
-                Param::List(&methods),
-                Param::List(&targets),
-            ];
-            let statement = pass.get(B::DIALECT);
-            rows.extend(self.fetch_all(on(&mut tx), statement, &params).await?);
-        }
-        if let Some(tx) = tx {
-            B::commit(tx).await?;
-        }
-        let mut leased = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match leased_from_row(row) {
-                Ok(message) => leased.push(message),
-                Err(e) => isolate_unreadable(self, row, token, &e).await,
-            }
-        }
-        leased.sort_by_key(|m| m.id);
-        Ok(leased)
+        queue::lease_batch(self, req).await
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64> {
