@@ -21,7 +21,7 @@ use sqlx::{Connection, Executor, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use self::text::bind;
+use self::text::{Now, bind, ts};
 use super::backend::{Backend, Handle, On, run_on};
 use super::migrations::{check_version, migrate, schema_version};
 use super::sql::{Dialect, Param, Statement};
@@ -39,6 +39,8 @@ pub struct SqliteStore {
 pub(super) struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     now: DateTime<Utc>,
+    /// `now` as stored, made once for all the transaction's statements.
+    now_text: String,
 }
 
 /// How often the watcher asks SQLite whether another process committed.
@@ -100,10 +102,22 @@ impl SqliteStore {
 }
 
 /// The connection a statement runs on (none: the pool) and the time `{now}` stands for.
-fn target<'a>(on: On<'a, SqliteTx>) -> (Option<&'a mut SqliteConnection>, DateTime<Utc>) {
+fn target<'a>(on: On<'a, SqliteTx>) -> (Option<&'a mut SqliteConnection>, Now<'a>) {
     match on {
-        On::Pool => (None, Utc::now()),
-        On::Tx(tx) => (Some(&mut *tx.tx), tx.now),
+        On::Pool => {
+            let now = Now {
+                at: Utc::now(),
+                text: None,
+            };
+            (None, now)
+        }
+        On::Tx(SqliteTx { tx, now, now_text }) => {
+            let now = Now {
+                at: *now,
+                text: Some(now_text.as_str()),
+            };
+            (Some(&mut **tx), now)
+        }
     }
 }
 
@@ -114,9 +128,11 @@ impl Backend for SqliteStore {
 
     async fn begin(&self) -> StoreResult<SqliteTx> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = Utc::now();
         Ok(SqliteTx {
             tx,
-            now: Utc::now(),
+            now,
+            now_text: ts(now),
         })
     }
 

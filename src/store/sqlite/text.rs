@@ -37,23 +37,30 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The instant `{now}` stands for, and its text when made beforehand (a transaction's).
+#[derive(Clone, Copy)]
+pub(super) struct Now<'a> {
+    pub at: DateTime<Utc>,
+    pub text: Option<&'a str>,
+}
+
 /// Binds `params` (ids and times as text, lists as JSON) and, where the statement has
 /// `{now}`, `now` after them.
 pub(super) fn bind<'q>(
     statement: &'q Statement,
     params: &'q [Param<'q>],
-    now: DateTime<Utc>,
+    now: Now<'q>,
 ) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
     let query = bind_with(statement, params, |query, param| match *param {
         Param::Id(id) => query.bind(id.to_string()),
         Param::Time(at) => query.bind(ts(at)),
-        Param::Later(span) => query.bind(ts(now + chrono_duration(span))),
+        Param::Later(span) => query.bind(ts(now.at + chrono_duration(span))),
         list => query.bind(list.json_list()),
     });
-    if statement.binds_now {
-        query.bind(ts(now))
-    } else {
-        query
+    match (statement.binds_now, now.text) {
+        (false, _) => query,
+        (true, Some(text)) => query.bind(text),
+        (true, None) => query.bind(ts(now.at)),
     }
 }
 
