@@ -1,3 +1,5 @@
+//! The store root's own rules: event globs, the UUIDv7 floor, schema version checks.
+
 use chrono::Utc;
 use uuid::Uuid;
 

@@ -1,3 +1,5 @@
+//! The placeholder dialect expands to each backend's SQL.
+
 use super::{Dialect, Statement};
 
 #[test]

@@ -1,3 +1,5 @@
+//! SQLite's text encodings and URL forms.
+
 use chrono::{DateTime, Utc};
 
 use super::database_path;
