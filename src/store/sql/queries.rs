@@ -176,7 +176,8 @@ pub(in crate::store) static CLEAR_PREFERENCE: Sql =
 // settings
 pub(in crate::store) static SETTINGS: Sql =
     Sql::new("SELECT notifier_paused, updated_at FROM notification_settings WHERE id = 1");
-/// PostgreSQL also wakes every replica, in the same statement.
+/// PostgreSQL also wakes every replica, in the same statement (on the channel
+/// `postgres::WAKEUP_CHANNEL` listens on).
 pub(in crate::store) static SET_PAUSED: Sql = Sql::each(
     "WITH changed AS (
          UPDATE notification_settings SET notifier_paused = $1, updated_at = {now}
