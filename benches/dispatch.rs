@@ -24,7 +24,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,9 +39,8 @@ use herald::dispatch::{DispatchSettings, Dispatcher};
 use herald::model::{EventTemplate, MessageState, Method};
 use herald::store::{self, NewMessage, OpenMode, Store};
 use herald::telemetry::Metrics;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Executor, Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Connection, Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -681,11 +679,7 @@ async fn raw_sqlite(
     lease_count: u32,
 ) -> anyhow::Result<RawTimings> {
     // The store's own connection settings.
-    let options = SqliteConnectOptions::from_str(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+    let options = store::sqlite_connect_options(url)?;
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(options)
@@ -783,15 +777,8 @@ async fn raw_postgres(
 ) -> anyhow::Result<RawTimings> {
     // The store's own connection settings: custom plans, so statistics gathered on the
     // still-empty table cannot pin the lease to a sequential scan.
-    let pool = PgPoolOptions::new()
+    let pool = store::postgres_pool_options()
         .max_connections(1)
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("SET plan_cache_mode = force_custom_plan")
-                    .await?;
-                Ok(())
-            })
-        })
         .connect(url)
         .await?;
     let reason = herald::queue::leased_reason(Uuid::now_v7());

@@ -1,9 +1,17 @@
 //! The shared store: one trait, a SQLite and a PostgreSQL implementation, the migrations.
 //!
 //! Every replica coordinates only through the store (DESIGN §1). Both implementations pass the
-//! same conformance suite (`tests/it/store_conformance.rs`).
+//! same conformance suite (`tests/it/store_conformance.rs`). The operations are written once
+//! (`shared.rs`, over the `Backend` each implementation provides), each query's text once
+//! (`sql/`); `sqlite/` and `postgres/` keep the connection, the encodings, the wake-ups and
+//! the bulk statements that truly differ.
 
+mod backend;
+mod migrations;
 mod postgres;
+mod rows;
+mod shared;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -22,8 +30,8 @@ use crate::model::{
 use crate::queue::AttemptResult;
 use crate::secret::redact_url_password;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use postgres::{PostgresStore, pool_options as postgres_pool_options};
+pub use sqlite::{SqliteStore, connect_options as sqlite_connect_options};
 
 /// What can go wrong talking to the store, in words that say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -407,178 +415,6 @@ pub async fn open(url: &str, mode: OpenMode) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// One schema migration: its version, name and SQL for each backend.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "init",
-        sqlite: include_str!("store/migrations/sqlite/0001_init.sql"),
-        postgres: include_str!("store/migrations/postgres/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "dispatch",
-        sqlite: include_str!("store/migrations/sqlite/0002_dispatch.sql"),
-        postgres: include_str!("store/migrations/postgres/0002_dispatch.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "lease_by_status",
-        sqlite: include_str!("store/migrations/sqlite/0003_lease_by_status.sql"),
-        postgres: include_str!("store/migrations/postgres/0003_lease_by_status.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "counts",
-        sqlite: include_str!("store/migrations/sqlite/0004_counts.sql"),
-        postgres: include_str!("store/migrations/postgres/0004_counts.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "faults",
-        sqlite: include_str!("store/migrations/sqlite/0005_faults.sql"),
-        postgres: include_str!("store/migrations/postgres/0005_faults.sql"),
-    },
-];
-
-fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
-}
-
-/// Checks an applied schema version against this binary's migrations.
-fn check_version(url: &str, found: i64) -> StoreResult<()> {
-    let latest = latest_version();
-    match found.cmp(&latest) {
-        std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Less => Err(StoreError::NotMigrated {
-            url: url.to_string(),
-            found,
-            latest,
-        }),
-        std::cmp::Ordering::Greater => Err(StoreError::TooNew {
-            url: url.to_string(),
-            found,
-            latest,
-        }),
-    }
-}
-
-fn join_roles(roles: &[Role]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn split_roles(table: &'static str, text: &str) -> StoreResult<Vec<Role>> {
-    text.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .map_err(|e: crate::model::UnknownValue| StoreError::Corrupt {
-                    table,
-                    detail: e.to_string(),
-                })
-        })
-        .collect()
-}
-
-fn parse_enum<T: std::str::FromStr<Err = crate::model::UnknownValue>>(
-    table: &'static str,
-    text: &str,
-) -> StoreResult<T> {
-    text.parse()
-        .map_err(|e: crate::model::UnknownValue| StoreError::Corrupt {
-            table,
-            detail: e.to_string(),
-        })
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: format!("invalid JSON: {e}"),
-    })
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Serializing plain data (strings, maps, vectors) cannot fail.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
-}
-
-/// The `status_reason` of a message whose row could not be read at lease time.
-fn unreadable_reason(error: &StoreError) -> String {
-    crate::queue::clean_text(
-        &format!("the stored message cannot be read ({error}); it was not delivered"),
-        crate::queue::MAX_REASON_CHARS,
-    )
-}
-
-/// Translates a `*` glob over event names into a SQL LIKE pattern (escape `\`).
-fn like_pattern(glob: &str) -> String {
-    let mut out = String::with_capacity(glob.len());
-    for c in glob.chars() {
-        match c {
-            '*' => out.push('%'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// The lease's passes (DESIGN §5): pending messages, and retries whose time has come and leases
-/// that expired (their replica died or the delivery hung; that lease counts as an attempt).
-/// `$now` is the backend's current time, `$max` max_send_attempts.
-const LEASE_PENDING: &str = "status = 'pending' AND attempt_count < $max";
-const LEASE_DUE: &str =
-    "((status = 'temporary_failure' AND next_retry_after <= $now AND attempt_count < $max)
-     OR (status = 'leased' AND leased_until < $now AND attempt_count + 1 < $max))";
-/// Due messages whose attempts are used up (max_send_attempts was lowered, or a lease expired on
-/// the last attempt): they are finalised rather than left stuck.
-const LEASE_EXHAUSTED: &str =
-    "((status = 'temporary_failure' AND next_retry_after <= $now AND attempt_count >= $max)
-     OR (status = 'leased' AND leased_until < $now AND attempt_count + 1 >= $max))";
-/// The `status_reason` a finalised exhausted message gets (SQL, `$max` as above).
-const EXHAUSTED_REASON: &str = "CASE WHEN status = 'leased'
-     THEN 'lease expired without an outcome (the delivery hung or its replica died); gave up after '
-          || (attempt_count + 1) || ' attempts; max_send_attempts is ' || $max
-     ELSE COALESCE(status_reason, 'failed') || ' (gave up after ' || attempt_count
-          || ' attempts; max_send_attempts is ' || $max || ')' END";
-/// The share of each lease kept for due retries and expired leases, so a backlog of new
-/// messages cannot starve them.
-fn due_share(limit: u32) -> i64 {
-    i64::from(limit.div_ceil(4).max(1))
-}
-/// States retention and `messages purge` may delete.
-const FINAL_STATES_SQL: &str = "('sent', 'permanent_failure', 'inhibited')";
-
-/// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
-const PURGE_BATCH: i64 = 5_000;
-
-/// States a retry may move back to `pending`.
-fn retryable_states(include_inhibited: bool) -> Vec<MessageState> {
-    let mut states = vec![
-        MessageState::TemporaryFailure,
-        MessageState::PermanentFailure,
-    ];
-    if include_inhibited {
-        states.push(MessageState::Inhibited);
-    }
-    states
-}
-
 /// The smallest UUIDv7 of the millisecond `time` falls in: every id made with
 /// [`Uuid::now_v7`] at or after `time` sorts at or above it, so it bounds a time range on the
 /// primary key.
@@ -591,48 +427,5 @@ pub fn uuid_v7_floor(time: DateTime<Utc>) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// Counts per state from `(status, n)` rows; every state is present, zero when absent.
-fn tally(table: &'static str, rows: Vec<(String, i64)>) -> StoreResult<StateCounts> {
-    let mut counts: StateCounts = MessageState::ALL.iter().map(|s| (*s, 0)).collect();
-    for (status, n) in rows {
-        let state: MessageState = parse_enum(table, &status)?;
-        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
-            slot.1 += n;
-        }
-    }
-    Ok(counts)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_globs_become_escaped_like_patterns() {
-        assert_eq!(like_pattern("run_*"), "run\\_%");
-        assert_eq!(like_pattern("100%"), "100\\%");
-    }
-
-    #[test]
-    fn the_v7_floor_sorts_below_ids_made_at_or_after_its_time() {
-        let now = Utc::now();
-        let floor = uuid_v7_floor(now);
-        assert_eq!(floor.get_version_num(), 7);
-        let later = Uuid::now_v7();
-        assert!(later >= floor);
-        assert!(
-            later.to_string() >= floor.to_string(),
-            "text order is byte order"
-        );
-        assert!(uuid_v7_floor(now - chrono::Duration::seconds(1)) < floor);
-    }
-
-    #[test]
-    fn versions_behind_or_ahead_are_refused_with_what_to_do() {
-        let behind = check_version("sqlite://x.db", 0).unwrap_err().to_string();
-        assert!(behind.contains("run `herald migrate`"), "{behind}");
-        let ahead = check_version("sqlite://x.db", 99).unwrap_err().to_string();
-        assert!(ahead.contains("upgrade herald"), "{ahead}");
-        check_version("sqlite://x.db", latest_version()).unwrap();
-    }
-}
+mod tests;

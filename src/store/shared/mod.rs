@@ -1,0 +1,499 @@
+//! The store's operations, written once for every [`Backend`]: which statements run, in what
+//! order and transaction, with what values, and how their rows become the model's types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+mod queue;
+
+use crate::model::{
+    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
+    Role, Settings, User, UserStatus,
+};
+use crate::store::backend::{Backend, On, StoredRow};
+use crate::store::rows::{
+    attempt_from_row, inbox_from_row, join_roles, message_from_row, preference_from_row,
+    reason_count_from_row, replica_from_row, tally, template_from_row, to_json,
+    undeliverable_from_row, user_from_row,
+};
+use crate::store::sql::search::{Select, like_pattern, search};
+use crate::store::sql::{Param, Sql, queries as q};
+use crate::store::{
+    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
+    MessageFilter, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount, Replica,
+    StateCounts, Store, StoreError, StoreResult, Undeliverable, uuid_v7_floor,
+};
+
+/// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
+const PURGE_BATCH: i64 = 5_000;
+
+const MESSAGES: &str = "notification_messages";
+
+async fn rows<B: Backend>(
+    backend: &B,
+    sql: &Sql,
+    params: &[Param<'_>],
+) -> StoreResult<Vec<B::Row>> {
+    backend
+        .fetch_all(On::Pool, sql.get(B::DIALECT), params)
+        .await
+}
+
+async fn first_row<B: Backend>(
+    backend: &B,
+    sql: &Sql,
+    params: &[Param<'_>],
+) -> StoreResult<Option<B::Row>> {
+    Ok(rows(backend, sql, params).await?.into_iter().next())
+}
+
+async fn one_row<B: Backend>(backend: &B, sql: &Sql, params: &[Param<'_>]) -> StoreResult<B::Row> {
+    first_row(backend, sql, params)
+        .await?
+        .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+}
+
+pub(super) async fn execute<B: Backend>(
+    backend: &B,
+    sql: &Sql,
+    params: &[Param<'_>],
+) -> StoreResult<u64> {
+    backend.execute(On::Pool, sql.get(B::DIALECT), params).await
+}
+
+fn unique_violation(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(e)
+        if e.as_database_error().is_some_and(|d| d.is_unique_violation()))
+}
+
+/// States a retry may move back to `pending`.
+fn retryable_states(include_inhibited: bool) -> Vec<&'static str> {
+    let mut states = vec![
+        MessageState::TemporaryFailure.as_str(),
+        MessageState::PermanentFailure.as_str(),
+    ];
+    if include_inhibited {
+        states.push(MessageState::Inhibited.as_str());
+    }
+    states
+}
+
+fn method_names(capabilities: &Capabilities) -> Vec<&'static str> {
+    capabilities.methods.iter().map(|m| m.as_str()).collect()
+}
+
+impl NewUser {
+    fn params<'a>(&'a self, roles: &'a str) -> [Param<'a>; 5] {
+        [
+            Param::Id(Uuid::now_v7()),
+            Param::Text(&self.username),
+            Param::Text(&self.email),
+            Param::Text(&self.name),
+            Param::Text(roles),
+        ]
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    fn backend(&self) -> &'static str {
+        B::DIALECT.name()
+    }
+
+    fn display_url(&self) -> &str {
+        &self.handle().url
+    }
+
+    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let roles = join_roles(&user.roles);
+        let row = one_row(self, &q::INSERT_USER, &user.params(&roles))
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!("user `{}` already exists", user.username))
+                } else {
+                    e
+                }
+            })?;
+        user_from_row(&row)
+    }
+
+    async fn upsert_user(&self, user: &NewUser) -> StoreResult<User> {
+        let roles = join_roles(&user.roles);
+        match first_row(self, &q::UPSERT_USER, &user.params(&roles)).await? {
+            Some(row) => user_from_row(&row),
+            // Unchanged: the conditional upsert wrote nothing and returned nothing.
+            None => self.user_by_username(&user.username).await?.ok_or_else(|| {
+                StoreError::Conflict(format!("user `{}` vanished during upsert", user.username))
+            }),
+        }
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = first_row(self, &q::USER_BY_USERNAME, &[Param::Text(username)]).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row = first_row(self, &q::USER_BY_ID, &[Param::Id(id)]).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = rows(self, &q::LIST_USERS, &[]).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn active_users_with_roles(&self, roles: &[Role]) -> StoreResult<Vec<User>> {
+        if roles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let rows = rows(self, &q::ACTIVE_USERS_WITH_ROLES, &[Param::Strs(&names)]).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()> {
+        let params = [Param::Text(status.as_str()), Param::Id(id)];
+        execute(self, &q::SET_USER_STATUS, &params).await?;
+        Ok(())
+    }
+
+    async fn owner_exists(&self) -> StoreResult<bool> {
+        one_row(self, &q::OWNER_EXISTS, &[]).await?.flag("present")
+    }
+
+    async fn upsert_catalog(&self, events: &[EventSpec]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for e in events {
+            let actions = to_json(&e.actions);
+            let roles = join_roles(&e.audience_roles);
+            let params = [
+                Param::Id(Uuid::now_v7()),
+                Param::Text(&e.name),
+                Param::Text(&e.group),
+                Param::Text(&e.title_template),
+                Param::Text(&e.body_template),
+                Param::Text(&actions),
+                Param::Text(&roles),
+                Param::Bool(e.enabled_by_default),
+                Param::Text(e.kind.as_str()),
+                Param::Bool(e.inbox),
+                Param::Bool(e.reaches_suspended),
+            ];
+            let statement = q::UPSERT_TEMPLATE.get(B::DIALECT);
+            self.execute(On::Tx(&mut tx), statement, &params).await?;
+        }
+        B::commit(tx).await
+    }
+
+    async fn list_templates(&self) -> StoreResult<Vec<EventTemplate>> {
+        let rows = rows(self, &q::LIST_TEMPLATES, &[]).await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    async fn template_by_name(&self, name: &str) -> StoreResult<Option<EventTemplate>> {
+        let row = first_row(self, &q::TEMPLATE_BY_NAME, &[Param::Text(name)]).await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()> {
+        let params = [Param::OptText(method.map(Method::as_str)), Param::Id(id)];
+        execute(self, &q::SET_TEMPLATE_METHOD, &params).await?;
+        Ok(())
+    }
+
+    async fn preferences_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Preference>> {
+        let rows = rows(self, &q::PREFERENCES_OF_USER, &[Param::Id(user_id)]).await?;
+        rows.iter().map(preference_from_row).collect()
+    }
+
+    async fn preferences_for_template(
+        &self,
+        template_id: Uuid,
+        user_ids: &[Uuid],
+    ) -> StoreResult<Vec<Preference>> {
+        let params = [Param::Id(template_id), Param::Ids(user_ids)];
+        let rows = rows(self, &q::PREFERENCES_FOR_TEMPLATE, &params).await?;
+        rows.iter().map(preference_from_row).collect()
+    }
+
+    async fn set_preference(&self, pref: Preference) -> StoreResult<()> {
+        let params = [
+            Param::Id(pref.user_id),
+            Param::Id(pref.template_id),
+            Param::Bool(pref.disabled),
+        ];
+        execute(self, &q::SET_PREFERENCE, &params).await?;
+        Ok(())
+    }
+
+    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool> {
+        let params = [Param::Id(user_id), Param::Id(template_id)];
+        Ok(execute(self, &q::CLEAR_PREFERENCE, &params).await? > 0)
+    }
+
+    async fn settings(&self) -> StoreResult<Settings> {
+        let row = one_row(self, &q::SETTINGS, &[]).await?;
+        Ok(Settings {
+            notifier_paused: row.flag("notifier_paused")?,
+            updated_at: row.time("notification_settings", "updated_at")?,
+        })
+    }
+
+    async fn set_paused(&self, paused: bool) -> StoreResult<()> {
+        execute(self, &q::SET_PAUSED, &[Param::Bool(paused)]).await?;
+        self.handle().wake_here();
+        Ok(())
+    }
+
+    async fn enqueue(&self, messages: &[NewMessage]) -> StoreResult<EnqueueOutcome> {
+        queue::enqueue(self, messages).await
+    }
+
+    async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        self.search_messages(filter, None, page).await
+    }
+
+    async fn count_by_state(&self) -> StoreResult<StateCounts> {
+        tally(
+            "notification_counts",
+            &rows(self, &q::COUNT_BY_STATE, &[]).await?,
+        )
+    }
+
+    async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>> {
+        let Some(row) = first_row(self, &q::MESSAGE_BY_ID, &[Param::Id(id)]).await? else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let attempts = rows(self, &q::ATTEMPTS_OF_MESSAGE, &[Param::Id(id)])
+            .await?
+            .iter()
+            .map(attempt_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some((message, attempts)))
+    }
+
+    async fn retry_messages(
+        &self,
+        ids: &[Uuid],
+        include_inhibited: bool,
+        reason: &str,
+    ) -> StoreResult<Vec<Uuid>> {
+        let states = retryable_states(include_inhibited);
+        let params = [Param::Text(reason), Param::Strs(&states), Param::Ids(ids)];
+        let changed = rows(self, &q::RETRY_MESSAGES, &params)
+            .await?
+            .iter()
+            .map(|row| row.id(MESSAGES, "id"))
+            .collect::<StoreResult<Vec<_>>>()?;
+        if !changed.is_empty() {
+            self.wake_replicas(On::Pool).await?;
+            self.handle().wake_here();
+        }
+        Ok(changed)
+    }
+
+    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let params = [Param::Time(cutoff), Param::I64(PURGE_BATCH)];
+        let mut total = 0;
+        loop {
+            let deleted = execute(self, &q::PURGE_BATCH, &params).await?;
+            total += deleted;
+            if deleted < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn search_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let select = Select::Page {
+            before: page.before,
+            limit: page.limit,
+        };
+        let rows = run_search(self, filter, reason, select).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    async fn count_messages(
+        &self,
+        filter: &MessageFilter,
+        reason: Option<&str>,
+    ) -> StoreResult<i64> {
+        run_search(self, filter, reason, Select::Count)
+            .await?
+            .first()
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?
+            .big("n")
+    }
+
+    async fn top_status_reasons(&self, limit: u32) -> StoreResult<Vec<ReasonCount>> {
+        let rows = rows(
+            self,
+            &q::TOP_STATUS_REASONS,
+            &[Param::I64(i64::from(limit))],
+        )
+        .await?;
+        rows.iter().map(reason_count_from_row).collect()
+    }
+
+    async fn volume_by_event(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64)>> {
+        let params = [Param::Id(uuid_v7_floor(since)), Param::Time(since)];
+        let rows = rows(self, &q::VOLUME_BY_EVENT, &params).await?;
+        rows.iter()
+            .map(|row| Ok((row.text("name")?, row.big("n")?)))
+            .collect()
+    }
+
+    async fn attempts_since(&self, since: DateTime<Utc>) -> StoreResult<StateCounts> {
+        let rows = rows(self, &q::ATTEMPTS_SINCE, &[Param::Time(since)]).await?;
+        tally("notification_attempts", &rows)
+    }
+
+    async fn lease_batch(&self, req: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>> {
+        queue::lease_batch(self, req).await
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        Backend::record_attempts(self, records).await
+    }
+
+    async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>> {
+        let methods = method_names(capabilities);
+        let params = [Param::Strs(&methods), Param::Strings(&capabilities.targets)];
+        let rows = rows(self, &q::UNDELIVERABLE, &params).await?;
+        rows.iter().map(undeliverable_from_row).collect()
+    }
+
+    async fn next_due(&self, capabilities: &Capabilities) -> StoreResult<Option<DateTime<Utc>>> {
+        let methods = method_names(capabilities);
+        let params = [Param::Strs(&methods), Param::Strings(&capabilities.targets)];
+        one_row(self, &q::NEXT_DUE, &params)
+            .await?
+            .opt_time(MESSAGES, "due")
+    }
+
+    fn wakeup(&self) -> Arc<Notify> {
+        self.watch_wakeups()
+    }
+
+    async fn heartbeat(&self, replica: &Replica) -> StoreResult<()> {
+        let capabilities = to_json(&replica.capabilities);
+        let params = [
+            Param::Id(replica.id),
+            Param::Text(&replica.hostname),
+            Param::I32(replica.pid),
+            Param::Time(replica.started_at),
+            Param::Time(replica.last_seen_at),
+            Param::I32(replica.in_flight),
+            Param::Text(&capabilities),
+        ];
+        execute(self, &q::HEARTBEAT, &params).await?;
+        Ok(())
+    }
+
+    async fn remove_replica(&self, id: Uuid) -> StoreResult<()> {
+        execute(self, &q::REMOVE_REPLICA, &[Param::Id(id)]).await?;
+        Ok(())
+    }
+
+    async fn prune_replicas(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        execute(self, &q::PRUNE_REPLICAS, &[Param::Time(cutoff)]).await
+    }
+
+    async fn list_replicas(&self) -> StoreResult<Vec<Replica>> {
+        let rows = rows(self, &q::LIST_REPLICAS, &[]).await?;
+        rows.iter().map(replica_from_row).collect()
+    }
+
+    async fn lead_retention(&self, notifier_id: Uuid, hold: Duration) -> StoreResult<bool> {
+        let params = [Param::Id(notifier_id), Param::Later(hold)];
+        Ok(execute(self, &q::LEAD_RETENTION, &params).await? == 1)
+    }
+
+    async fn release_retention(&self, notifier_id: Uuid) -> StoreResult<()> {
+        execute(self, &q::RELEASE_RETENTION, &[Param::Id(notifier_id)]).await?;
+        Ok(())
+    }
+
+    async fn insert_inbox(&self, entry: &NewInboxEntry) -> StoreResult<()> {
+        let actions = to_json(&entry.actions);
+        let params = [
+            Param::Id(entry.id),
+            Param::Id(entry.user_id),
+            Param::Id(entry.template_id),
+            Param::Id(entry.message_id),
+            Param::Text(&entry.title),
+            Param::Text(&entry.content),
+            Param::Text(&actions),
+            Param::Time(entry.created_at),
+        ];
+        execute(self, &q::INSERT_INBOX, &params).await?;
+        Ok(())
+    }
+
+    async fn list_inbox(
+        &self,
+        user_id: Uuid,
+        filter: InboxFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let sql = match filter {
+            InboxFilter::All => &q::LIST_INBOX[0],
+            InboxFilter::Unread => &q::LIST_INBOX[1],
+            InboxFilter::Read => &q::LIST_INBOX[2],
+        };
+        let params = [Param::Id(user_id), Param::I64(i64::from(limit))];
+        let rows = rows(self, sql, &params).await?;
+        rows.iter().map(inbox_from_row).collect()
+    }
+
+    async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool> {
+        let params = [Param::Bool(read), Param::Id(id), Param::Id(user_id)];
+        Ok(execute(self, &q::SET_INBOX_READ, &params).await? == 1)
+    }
+}
+
+/// The rows of a message search ([`search`]).
+async fn run_search<B: Backend>(
+    backend: &B,
+    filter: &MessageFilter,
+    reason: Option<&str>,
+    select: Select,
+) -> StoreResult<Vec<B::Row>> {
+    let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    let pattern = filter
+        .event
+        .as_deref()
+        .filter(|e| e.contains('*'))
+        .map(like_pattern);
+    let query = search(
+        B::DIALECT,
+        filter,
+        &statuses,
+        pattern.as_deref(),
+        reason,
+        select,
+    );
+    backend
+        .fetch_all(On::Pool, &query.statement, &query.params)
+        .await
+}

@@ -1,0 +1,150 @@
+//! The queue's two writes with most steps: enqueue (one insert, then naming the originals of
+//! duplicates) and the lease (finalise the exhausted, then the passes), for every backend.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::execute;
+use crate::store::backend::{Backend, On, StoredRow};
+use crate::store::rows::{leased_from_row, unreadable_reason};
+use crate::store::sql::{List, Param, lease, queries as q};
+use crate::store::{
+    EnqueueOutcome, LeaseRequest, LeasedMessage, NewMessage, StoreError, StoreResult,
+};
+
+const MESSAGES: &str = "notification_messages";
+
+/// [`crate::store::Store::enqueue`].
+pub(super) async fn enqueue<B: Backend>(
+    backend: &B,
+    messages: &[NewMessage],
+) -> StoreResult<EnqueueOutcome> {
+    if messages.is_empty() {
+        return Ok(EnqueueOutcome::default());
+    }
+    let mut tx = backend.begin().await?;
+    let inserted: HashSet<Uuid> = B::insert_messages(&mut tx, messages)
+        .await?
+        .into_iter()
+        .collect();
+    let mut outcome = EnqueueOutcome::default();
+    let mut skipped = Vec::new();
+    for m in messages {
+        if inserted.contains(&m.id) {
+            outcome.enqueued.push(m.id);
+        } else {
+            skipped.push(m.dedupe_hash.clone().unwrap_or_default());
+        }
+    }
+    if !skipped.is_empty() {
+        let statement = q::MESSAGES_WITH_HASHES.get(B::DIALECT);
+        let found = backend
+            .fetch_all(On::Tx(&mut tx), statement, &[Param::Strings(&skipped)])
+            .await?;
+        let by_hash = found
+            .iter()
+            .map(|row| Ok((row.text("dedupe_hash")?, row.id(MESSAGES, "id")?)))
+            .collect::<StoreResult<HashMap<String, Uuid>>>()?;
+        for hash in &skipped {
+            let id = by_hash.get(hash).ok_or_else(|| StoreError::Corrupt {
+                table: MESSAGES,
+                detail: format!("a message was refused but no message has dedupe hash {hash}"),
+            })?;
+            outcome.duplicates.push(*id);
+        }
+    }
+    if !outcome.enqueued.is_empty() {
+        backend.wake_replicas(On::Tx(&mut tx)).await?;
+    }
+    B::commit(tx).await?;
+    if !outcome.enqueued.is_empty() {
+        backend.handle().wake_here();
+    }
+    Ok(outcome)
+}
+
+/// [`crate::store::Store::lease_batch`].
+pub(super) async fn lease_batch<B: Backend>(
+    backend: &B,
+    req: &LeaseRequest<'_>,
+) -> StoreResult<Vec<LeasedMessage>> {
+    let token = Uuid::now_v7();
+    let max = i32::try_from(req.max_send_attempts).unwrap_or(i32::MAX);
+    let reason = crate::queue::leased_reason(req.notifier_id);
+    let mut tx = if lease::in_one_transaction(B::DIALECT) {
+        Some(backend.begin().await?)
+    } else {
+        None
+    };
+    let methods = List::methods(B::DIALECT, &req.capabilities.methods);
+    let targets = List::strings(B::DIALECT, &req.capabilities.targets);
+    let exhausted = lease::EXHAUSTED.get(B::DIALECT);
+    backend
+        .execute(on(&mut tx), exhausted, &[Param::I32(max)])
+        .await?;
+    let mut rows = Vec::new();
+    // Due retries and expired leases first, up to their share; then pending messages on
+    // their own ordered index (on PostgreSQL that scan also marks dead index entries so
+    // later scans skip them); then due ones again if room is left.
+    let passes = [
+        (&lease::DUE, lease::due_share(req.limit)),
+        (&lease::PENDING, i64::MAX),
+        (&lease::DUE, i64::MAX),
+    ];
+    for (pass, share) in passes {
+        let room = (i64::from(req.limit) - rows.len() as i64).min(share);
+        if room <= 0 {
+            continue;
+        }
+        let params = [
+            Param::Later(req.lease_period),
+            Param::Text(&reason),
+            Param::I32(max),
+            Param::I64(room),
+            Param::Id(token),
+            Param::List(&methods),
+            Param::List(&targets),
+        ];
+        let statement = pass.get(B::DIALECT);
+        rows.extend(backend.fetch_all(on(&mut tx), statement, &params).await?);
+    }
+    if let Some(tx) = tx {
+        B::commit(tx).await?;
+    }
+    let mut leased = Vec::with_capacity(rows.len());
+    for row in &rows {
+        match leased_from_row(row) {
+            Ok(message) => leased.push(message),
+            Err(e) => isolate_unreadable(backend, row, token, &e).await,
+        }
+    }
+    leased.sort_by_key(|m| m.id);
+    Ok(leased)
+}
+
+/// Runs in `tx` when there is one, else on the pool.
+fn on<Tx>(tx: &mut Option<Tx>) -> On<'_, Tx> {
+    match tx {
+        Some(tx) => On::Tx(tx),
+        None => On::Pool,
+    }
+}
+
+/// Makes a leased row that cannot be read `permanent_failure` with why, so it never fails (or
+/// wedges) a batch again.
+async fn isolate_unreadable<B: Backend>(
+    backend: &B,
+    row: &B::Row,
+    token: Uuid,
+    error: &StoreError,
+) {
+    let id = row.raw_id();
+    tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
+    let Some(id) = id else { return };
+    let reason = unreadable_reason(error);
+    let params = [Param::Text(&reason), id, Param::Id(token)];
+    if let Err(e) = execute(backend, &lease::ISOLATE_UNREADABLE, &params).await {
+        tracing::error!(message_id = ?id, error = %e, "cannot isolate the unreadable message; its lease will expire");
+    }
+}
