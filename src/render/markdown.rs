@@ -326,7 +326,7 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     }
 }
 
-/// Whether `url` is relative or its scheme is in [`ALLOWED_SCHEMES`]. Whitespace and control
+/// Whether `url` is relative or its scheme is in `ALLOWED_SCHEMES`. Whitespace and control
 /// characters are ignored while looking for the scheme, as browsers do (`java\tscript:`).
 pub fn is_allowed_url(url: &str) -> bool {
     let compact: String = url
