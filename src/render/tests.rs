@@ -417,38 +417,8 @@ fn overrides(toml: &str) -> Overrides {
     Overrides::from_config(&config(toml)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-const PRECEDENCE: &str = r#"
-[events.sample_event]
-title_template = "Event: {{ title }}"
-
-[events.other_event]
-body_template = "never used for sample_event"
-
-[[targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["sample_event"]
-url = "http://hooks.example.com/ops"
-body_template = "Ops body for {{ labels.env }}\n\n{{ body }}"
-
-[[targets]]
-type = "webhook"
-name = "plain"
-notify_on = ["sample_event"]
-url = "http://hooks.example.com/plain"
-
-[[users]]
-username = "alice"
-email = "alice@example.com"
-
-[[users.targets]]
-type = "webhook"
-name = "ops"
-notify_on = ["sample_event"]
-url = "http://hooks.example.com/alice"
-title_template = "Mine: {{ title }}"
-body_template = "Mine only"
-"#;
+/// Overrides at every level: catalog, `[events.NAME]`, a target, a user's target.
+const PRECEDENCE: &str = include_str!("precedence.toml");
 
 #[test]
 fn a_target_override_beats_the_event_override_which_beats_the_catalog() {
