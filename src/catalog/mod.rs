@@ -279,10 +279,7 @@ impl RawEvent {
             actions: self
                 .actions
                 .into_iter()
-                .map(|action| Action {
-                    label: action.label.into_inner(),
-                    url: action.url.into_inner(),
-                })
+                .map(|action| Action::new(action.label.into_inner(), action.url.into_inner()))
                 .collect(),
             audience_roles: self.audience,
             enabled_by_default: self.enabled_by_default,

@@ -474,10 +474,7 @@ url = \"{{ base_url }}/x\"
             group: "G".into(),
             title_template: "T".into(),
             body_template: "B".into(),
-            actions: vec![Action {
-                label: "Open".into(),
-                url: "{{ base_url }}/x".into(),
-            }],
+            actions: vec![Action::new("Open", "{{ base_url }}/x")],
             audience_roles: vec![Role::Oncall, Role::Member],
             enabled_by_default: false,
             kind: EventKind::Custom,

@@ -122,10 +122,10 @@ pub fn render_for(
     let body_markdown = message.body()?;
     let actions = (0..event.spec.actions.len())
         .map(|i| {
-            Ok(Action {
-                label: message.action_label(i)?,
-                url: message.action_url(i)?,
-            })
+            Ok(Action::new(
+                message.action_label(i)?,
+                message.action_url(i)?,
+            ))
         })
         .collect::<Result<Vec<_>, RenderError>>()?;
     Ok(Rendered::new(title, body_markdown, actions))

@@ -24,10 +24,7 @@ fn spec(title: &str, body: &str, actions: &[(&str, &str)]) -> EventSpec {
         body_template: body.to_string(),
         actions: actions
             .iter()
-            .map(|(label, url)| Action {
-                label: label.to_string(),
-                url: url.to_string(),
-            })
+            .map(|(label, url)| Action::new(*label, *url))
             .collect(),
         audience_roles: Vec::new(),
         enabled_by_default: true,
@@ -192,14 +189,8 @@ fn workspace_deleted_reads_like_coders_example() {
     assert_eq!(
         rendered.actions,
         vec![
-            Action {
-                label: "View workspaces".to_string(),
-                url: "/workspaces".to_string()
-            },
-            Action {
-                label: "View templates".to_string(),
-                url: "/templates".to_string()
-            },
+            Action::new("View workspaces", "/workspaces"),
+            Action::new("View templates", "/templates"),
         ]
     );
 }
@@ -220,13 +211,7 @@ fn context_exposes_user_labels_data_and_an_empty_base_url() {
         rendered.body_markdown,
         format!("{} alice@example.com Alice Liddell 42 [] 1", user.id)
     );
-    assert_eq!(
-        rendered.actions,
-        vec![Action {
-            label: "Open prod".to_string(),
-            url: "/e/prod".to_string()
-        }]
-    );
+    assert_eq!(rendered.actions, vec![Action::new("Open prod", "/e/prod")]);
 }
 
 #[test]

@@ -41,10 +41,7 @@ fn event(name: &str) -> EventTemplate {
             group: "Workspace Events".to_string(),
             title_template: "Workspace {{labels.name}} deleted".to_string(),
             body_template: "Your workspace was deleted.".to_string(),
-            actions: vec![Action {
-                label: "View workspaces".to_string(),
-                url: "{{base_url}}/workspaces".to_string(),
-            }],
+            actions: vec![Action::new("View workspaces", "{{base_url}}/workspaces")],
             audience_roles: vec![],
             enabled_by_default: true,
             kind: EventKind::System,
