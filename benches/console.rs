@@ -103,10 +103,7 @@ fn main() -> anyhow::Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
+    let runtime = common::runtime()?;
     match options.child_url.clone() {
         Some(url) => {
             let figures = runtime.block_on(measure_console(&url, &options))?;
