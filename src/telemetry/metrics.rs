@@ -185,37 +185,29 @@ impl Metrics {
             );
         }
 
-        family_header(
+        single(
             &mut out,
             "herald_inflight",
             "Deliveries in progress.",
             "gauge",
+            self.inflight.load(Ordering::Relaxed),
         );
-        let inflight = self.inflight.load(Ordering::Relaxed);
-        sample(&mut out, "herald_inflight", &[], &inflight.to_string());
 
-        family_header(
+        single(
             &mut out,
             "herald_pending_updates",
             "Delivery outcomes buffered and not yet flushed to the store.",
             "gauge",
-        );
-        let pending = self.pending_updates.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_pending_updates",
-            &[],
-            &pending.to_string(),
+            self.pending_updates.load(Ordering::Relaxed),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_leased_total",
             "Messages leased from the store.",
             "counter",
+            self.leased.load(Ordering::Relaxed),
         );
-        let leased = self.leased.load(Ordering::Relaxed);
-        sample(&mut out, "herald_leased_total", &[], &leased.to_string());
 
         family_header(
             &mut out,
@@ -230,32 +222,20 @@ impl Metrics {
             &self.flush_seconds.snapshot(),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_late_outcomes_total",
             "Delivery outcomes dropped because the message's lease had expired and passed on.",
             "counter",
-        );
-        let late = self.late_outcomes.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_late_outcomes_total",
-            &[],
-            &late.to_string(),
+            self.late_outcomes.load(Ordering::Relaxed),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_isolated_outcomes_total",
             "Delivery outcomes the store refused; the message was given a final state instead.",
             "counter",
-        );
-        let isolated = self.isolated_outcomes.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_isolated_outcomes_total",
-            &[],
-            &isolated.to_string(),
+            self.isolated_outcomes.load(Ordering::Relaxed),
         );
 
         family_header(
@@ -421,6 +401,12 @@ impl Histogram {
             sum: f64::from_bits(self.sum_bits.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// A family of one sample without labels: its header, then its value.
+fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl fmt::Display) {
+    family_header(out, name, help, kind);
+    sample(out, name, &[], &value.to_string());
 }
 
 pub(super) fn family_header(out: &mut String, name: &str, help: &str, kind: &str) {
