@@ -531,13 +531,17 @@ fn names_that_are_not_snake_case_are_refused() {
     assert!(parse(&one_event("a1_b2", "")).is_ok());
 }
 
+/// Checks that `text` is refused with an error that begins with `expected`.
+fn assert_refused_with(text: &str, expected: &str) {
+    let message = parse(text).unwrap_err().to_string();
+    assert!(message.starts_with(expected), "{message}");
+}
+
 #[test]
 fn unknown_keys_are_refused_naming_the_key() {
-    let err = parse(&one_event("colourful", "colour = \"red\"\n")).unwrap_err();
-    let message = err.to_string();
-    assert!(
-        message.starts_with("line 7, event `colourful`: unknown field `colour`"),
-        "{message}"
+    assert_refused_with(
+        &one_event("colourful", "colour = \"red\"\n"),
+        "line 7, event `colourful`: unknown field `colour`",
     );
 }
 
@@ -547,33 +551,25 @@ fn unknown_keys_in_actions_are_refused_naming_the_key() {
         "linked",
         "[[events.actions]]\nlabel = \"L\"\nlink = \"x\"\n",
     );
-    let message = parse(&text).unwrap_err().to_string();
-    assert!(
-        message.starts_with("line 9, event `linked`, field `actions`: unknown field `link`"),
-        "{message}"
+    assert_refused_with(
+        &text,
+        "line 9, event `linked`, field `actions`: unknown field `link`",
     );
 }
 
 #[test]
 fn unknown_roles_are_refused_naming_the_role() {
     let text = one_event("guarded", "").replace("audience = []", "audience = [\"admin\"]");
-    let message = parse(&text).unwrap_err().to_string();
-    assert!(
-            message.starts_with(
-                "line 6, event `guarded`, field `audience`: unknown role `admin`; expected one of: owner"
-            ),
-            "{message}"
-        );
+    assert_refused_with(
+        &text,
+        "line 6, event `guarded`, field `audience`: unknown role `admin`; expected one of: owner",
+    );
 }
 
 #[test]
 fn wrong_types_are_refused_naming_the_field() {
     let text = one_event("typed", "inbox = \"no\"\n");
-    let message = parse(&text).unwrap_err().to_string();
-    assert!(
-        message.starts_with("line 7, event `typed`, field `inbox`: invalid type"),
-        "{message}"
-    );
+    assert_refused_with(&text, "line 7, event `typed`, field `inbox`: invalid type");
 }
 
 #[test]
@@ -633,11 +629,7 @@ fn syntax_errors_give_the_line_on_one_line() {
 
 #[test]
 fn a_file_without_events_is_refused() {
-    let message = parse("[[event]]\nname = \"x\"\n").unwrap_err().to_string();
-    assert!(
-        message.starts_with("line 1: unknown field `event`"),
-        "{message}"
-    );
+    assert_refused_with("[[event]]\nname = \"x\"\n", "line 1: unknown field `event`");
     assert!(parse("").is_err());
     assert_eq!(parse("events = []\n").unwrap(), []);
 }

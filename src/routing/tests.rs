@@ -658,15 +658,28 @@ fn null_data_becomes_an_empty_object() {
 
 // ----- dedupe -----
 
-fn hash_of(method: Method, payload: &Value, on: NaiveDate) -> String {
+/// The dedupe hash of event id `0xE0 + event` for user id `user`.
+fn hash(
+    event: u128,
+    user: u128,
+    target: Option<&str>,
+    method: Method,
+    payload: &Value,
+    on: NaiveDate,
+) -> String {
     dedupe_hash(
-        Uuid::from_u128(0xE0),
-        Some(Uuid::from_u128(1)),
-        None,
+        Uuid::from_u128(0xE0 + event),
+        Some(Uuid::from_u128(user)),
+        target,
         method,
         payload,
         on,
     )
+}
+
+/// The hash of event `0xE0` for user 1, to no target.
+fn hash_of(method: Method, payload: &Value, on: NaiveDate) -> String {
+    hash(0, 1, None, method, payload, on)
 }
 
 #[test]
@@ -685,46 +698,14 @@ fn dedupe_hash_is_stable_for_identical_input() {
 fn dedupe_hash_differs_when_any_field_differs() {
     let payload = json!({"a": 1});
     let base = hash_of(Method::Smtp, &payload, day(1));
+    let smtp = Method::Smtp;
     let variants = [
-        ("another day", hash_of(Method::Smtp, &payload, day(2))),
+        ("another day", hash_of(smtp, &payload, day(2))),
         ("another method", hash_of(Method::Inbox, &payload, day(1))),
-        (
-            "another payload",
-            hash_of(Method::Smtp, &json!({"a": 2}), day(1)),
-        ),
-        (
-            "another user",
-            dedupe_hash(
-                Uuid::from_u128(0xE0),
-                Some(Uuid::from_u128(2)),
-                None,
-                Method::Smtp,
-                &payload,
-                day(1),
-            ),
-        ),
-        (
-            "a target",
-            dedupe_hash(
-                Uuid::from_u128(0xE0),
-                Some(Uuid::from_u128(1)),
-                Some("t"),
-                Method::Smtp,
-                &payload,
-                day(1),
-            ),
-        ),
-        (
-            "another event",
-            dedupe_hash(
-                Uuid::from_u128(0xE1),
-                Some(Uuid::from_u128(1)),
-                None,
-                Method::Smtp,
-                &payload,
-                day(1),
-            ),
-        ),
+        ("another payload", hash_of(smtp, &json!({"a": 2}), day(1))),
+        ("another user", hash(0, 2, None, smtp, &payload, day(1))),
+        ("a target", hash(0, 1, Some("t"), smtp, &payload, day(1))),
+        ("another event", hash(1, 1, None, smtp, &payload, day(1))),
     ];
     for (what, hash) in variants {
         assert_ne!(hash, base, "{what}");
