@@ -595,13 +595,7 @@ fn a_catalog_template_cannot_read_a_file() {
         let e = event(spec("t", body, &[]));
         let payload = json!({"labels": {"log": log}});
         let error = render_for(&e, &overrides, None, &payload).unwrap_err();
-        assert_eq!(error.template, "body");
-        assert!(
-            error
-                .detail
-                .contains(&format!("file_tail(\"{path}\") is refused")),
-            "{error}"
-        );
+        assert_refused(&error, "body", path);
     }
 }
 
@@ -617,17 +611,22 @@ fn an_override_reads_only_the_paths_it_names_itself() {
     let e = event(spec("t", "b", &[]));
     let payload = json!({"labels": {"log": log}});
     let error = render_for(&e, &overrides, None, &payload).unwrap_err();
-    assert_eq!(error.template, "events.sample_event.body_template");
-    assert!(
-        error
-            .detail
-            .contains(&format!("file_tail(\"{log}\") is refused")),
-        "{error}"
-    );
+    assert_refused(&error, "events.sample_event.body_template", &log);
 
     let overrides = overrides_without_body(&log);
     let rendered = render_for(&e, &overrides, None, &payload).unwrap();
     assert_eq!(rendered.title, "log line 3");
+}
+
+/// Checks that `template` failed for reading `path` with `file_tail`.
+fn assert_refused(error: &RenderError, template: &str, path: &str) {
+    assert_eq!(error.template, template);
+    assert!(
+        error
+            .detail
+            .contains(&format!("file_tail(\"{path}\") is refused")),
+        "{error}"
+    );
 }
 
 fn overrides_without_body(log: &str) -> Overrides {
