@@ -77,6 +77,18 @@ pub fn draw_note<'a>(
     frame.render_widget(Paragraph::new(text).block(pane(title, theme)), area);
 }
 
+/// What a list's pane says instead of rows: `loading…` until it is loaded, then `empty`
+/// while it has none.
+pub fn placeholder(loaded: bool, is_empty: bool, empty: &'static str) -> Option<&'static str> {
+    if !loaded {
+        Some("loading…")
+    } else if is_empty {
+        Some(empty)
+    } else {
+        None
+    }
+}
+
 /// A tab's list: column titles above the rows (none when `header` is empty), the selected row
 /// highlighted and marked `›`, in a titled pane. Draw it with [`table_state`].
 pub fn list_table<'a>(

@@ -12,7 +12,7 @@ use crate::service::InboxEntry;
 use crate::console::action::Effect;
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{age, draw_note, list_table, table_state};
+use crate::console::view::{age, draw_note, list_table, placeholder, table_state};
 
 /// How many entries are read.
 pub const INBOX_LIMIT: u32 = 200;
@@ -82,12 +82,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         state.session.user.username,
         i.unread()
     );
-    if !i.loaded {
-        draw_note(frame, area, &title, "loading…", theme);
-        return;
-    }
-    if i.entries.is_empty() {
-        draw_note(frame, area, &title, "your inbox is empty", theme);
+    if let Some(note) = placeholder(i.loaded, i.entries.is_empty(), "your inbox is empty") {
+        draw_note(frame, area, &title, note, theme);
         return;
     }
     if i.detail

@@ -11,7 +11,7 @@ use crate::model::{Attempt, Message, MessageState};
 use crate::console::queue::{PAGE_SIZE, is_stuck};
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{age, draw_note, list_table, table_state};
+use crate::console::view::{age, draw_note, list_table, placeholder, table_state};
 
 /// A state's short label, for narrow tables and the counts line.
 pub fn short_state(state: MessageState) -> &'static str {
@@ -131,12 +131,8 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             ""
         }
     );
-    if !q.loaded {
-        draw_note(frame, area, &title, "loading…", theme);
-        return;
-    }
-    if q.page.is_empty() {
-        draw_note(frame, area, &title, "no messages match", theme);
+    if let Some(note) = placeholder(q.loaded, q.page.is_empty(), "no messages match") {
+        draw_note(frame, area, &title, note, theme);
         return;
     }
     let wide = area.width >= 110;
