@@ -80,10 +80,7 @@ fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")?;
+    let runtime = common::runtime()?;
     runtime.block_on(run(options))
 }
 

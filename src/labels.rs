@@ -211,10 +211,7 @@ mod tests {
                 body_template:
                     "A new account{% if labels.initiator %}, by {{ labels.initiator }}{% endif %}."
                         .to_string(),
-                actions: vec![Action {
-                    label: "View accounts".to_string(),
-                    url: "{{ base_url }}/users".to_string(),
-                }],
+                actions: vec![Action::new("View accounts", "{{ base_url }}/users")],
                 audience_roles: vec![],
                 enabled_by_default: true,
                 kind: EventKind::System,

@@ -151,6 +151,16 @@ pub struct Action {
     pub url: String,
 }
 
+impl Action {
+    /// An action from its label and its URL.
+    pub fn new(label: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            url: url.into(),
+        }
+    }
+}
+
 /// A label an event's templates read: part of the contract a producer writes to (DESIGN §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LabelSpec {

@@ -48,3 +48,12 @@ pub fn parse_count(name: &str, text: &str) -> anyhow::Result<usize> {
         _ => bail!("{name} wants a positive whole number, not `{text}`"),
     }
 }
+
+/// The multi-threaded tokio runtime a benchmark runs on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")
+}

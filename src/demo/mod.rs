@@ -29,6 +29,9 @@ pub const DEMO_DATABASE_FILE: &str = "herald-demo.db";
 /// The user the console opens as (an owner, who enqueues the traffic).
 pub const DEMO_OWNER: &str = "demo-owner";
 
+/// The demo configuration, with `{placeholders}` for the sinks' addresses.
+const DEMO_CONFIG: &str = include_str!("demo.toml");
+
 /// Events enqueued up front when the store has no messages yet (a few hundred messages).
 const HISTORY_EVENTS: usize = 120;
 
@@ -166,104 +169,20 @@ fn remove_demo_store(path: &Path) -> Result<()> {
 /// every role (declared here, so the service creates them at start).
 fn demo_config(base: &str) -> Result<Config> {
     use sinks::{FLAKY, GONE, HEALTHY, MISSING_CHANNEL, SLACK_API, SLOW};
-    let text = format!(
-        r#"
-[notifications]
-method = "webhook"
-inbox_enabled = true
-dispatch_timeout = "3s"
-retry_interval = "20s"
-max_send_attempts = 3
-fetch_interval = "5s"
-
-[notifications.webhook]
-endpoint = "{base}{FLAKY}"
-
-[[targets]]
-type = "webhook"
-name = "ops-feed"
-notify_on = ["run_start", "run_end", "apply_start", "apply_end", "migration_failure"]
-url = "{base}{HEALTHY}"
-
-[[targets]]
-type = "webhook"
-name = "incident-bridge"
-notify_on = ["run_failure", "apply_failure", "migration_failure"]
-url = "{base}{GONE}"
-
-[[targets]]
-type = "webhook"
-name = "pager"
-notify_on = ["audit_failure", "apply_failure"]
-url = "{base}{SLOW}"
-
-[[targets]]
-type = "slack_api"
-name = "data-team"
-notify_on = ["run_failure", "apply_end", "audit_failure"]
-token = "xoxb-demo-token"
-channel = "C0DATATEAM"
-api_base_url = "{base}{SLACK_API}"
-
-[[targets]]
-type = "slack_api"
-name = "legacy-alerts"
-notify_on = ["run_end", "apply_failure"]
-token = "xoxb-demo-token"
-channel = "{MISSING_CHANNEL}"
-api_base_url = "{base}{SLACK_API}"
-
-[[users]]
-username = "{DEMO_OWNER}"
-email = "owner@demo.example"
-name = "Demo Owner"
-roles = ["owner"]
-
-[[users]]
-username = "dana"
-email = "dana@demo.example"
-name = "Dana User-Admin"
-roles = ["user-admin"]
-
-[[users]]
-username = "tom"
-email = "tom@demo.example"
-name = "Tom Template-Admin"
-roles = ["template-admin"]
-
-[[users]]
-username = "olive"
-email = "olive@demo.example"
-name = "Olive On-Call"
-roles = ["oncall"]
-
-[[users]]
-username = "mia"
-email = "mia@demo.example"
-name = "Mia Member"
-roles = ["member"]
-
-[[users.targets]]
-type = "slack_api"
-name = "dm"
-notify_on = ["audit_failure"]
-token = "xoxb-demo-token"
-channel = "U0MIA"
-api_base_url = "{base}{SLACK_API}"
-
-[[users]]
-username = "max"
-email = "max@demo.example"
-name = "Max Member"
-roles = ["member"]
-
-[[users]]
-username = "sam"
-email = "sam@demo.example"
-name = "Sam Suspended"
-roles = ["member"]
-"#
-    );
+    let text = [
+        ("{base}", base),
+        ("{HEALTHY}", HEALTHY),
+        ("{FLAKY}", FLAKY),
+        ("{GONE}", GONE),
+        ("{SLOW}", SLOW),
+        ("{SLACK_API}", SLACK_API),
+        ("{MISSING_CHANNEL}", MISSING_CHANNEL),
+        ("{DEMO_OWNER}", DEMO_OWNER),
+    ]
+    .iter()
+    .fold(DEMO_CONFIG.to_string(), |text, (placeholder, value)| {
+        text.replace(placeholder, value)
+    });
     Config::from_toml_str(&text, "the demo configuration", &|_| None)
         .context("the demo configuration is invalid (a bug in herald demo)")
 }

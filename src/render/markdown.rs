@@ -189,46 +189,12 @@ fn code_span(text: &str, out: &mut String) -> usize {
 /// `[text](url)` at the start of `text`: the text, the URL and the bytes consumed. The text
 /// may nest brackets; the URL may nest parentheses and carry a `"title"`, which is dropped.
 fn link(text: &str) -> Option<(&str, &str, usize)> {
-    let mut depth = 0usize;
-    let mut close_bracket = None;
-    let mut chars = text.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '[' => depth += 1,
-            ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    close_bracket = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close_bracket = close_bracket?;
+    let close_bracket = closing(text, '[', ']', true)?;
     let after = &text[close_bracket + 1..];
     if !after.starts_with('(') {
         return None;
     }
-    let mut depth = 0usize;
-    let mut close_paren = None;
-    for (i, c) in after.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close_paren = Some(i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close_paren = close_paren?;
+    let close_paren = closing(after, '(', ')', false)?;
     let destination = after[1..close_paren].trim();
     let url = destination
         .split_once([' ', '\t'])
@@ -242,6 +208,26 @@ fn link(text: &str) -> Option<(&str, &str, usize)> {
         url,
         close_bracket + 1 + close_paren + 1,
     ))
+}
+
+/// Where the `close` that matches the `open` starting `text` is, nesting counted; with
+/// `escapes`, a backslash hides the character after it.
+fn closing(text: &str, open: char, close: char, escapes: bool) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if escapes && c == '\\' {
+            chars.next();
+        } else if c == open {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return Some(i);
+            }
+        }
+    }
+    None
 }
 
 fn push_link(text: &str, url: &str, out: &mut String) {
@@ -287,31 +273,14 @@ const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 /// is not `http`, `https` or `mailto` (`javascript:` …) become `#`.
 pub fn markdown_to_html(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let events = Parser::new_ext(markdown, options).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        Event::Start(Tag::Link {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Link {
-            link_type,
-            dest_url: safe_url(dest_url),
-            title,
-            id,
-        }),
-        Event::Start(Tag::Image {
-            link_type,
-            dest_url,
-            title,
-            id,
-        }) => Event::Start(Tag::Image {
-            link_type,
-            dest_url: safe_url(dest_url),
-            title,
-            id,
-        }),
-        other => other,
+    let events = Parser::new_ext(markdown, options).map(|mut event| {
+        if let Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) = &mut event {
+            *dest_url = safe_url(std::mem::replace(dest_url, CowStr::Borrowed("")));
+        }
+        match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            other => other,
+        }
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
@@ -326,7 +295,7 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     }
 }
 
-/// Whether `url` is relative or its scheme is in [`ALLOWED_SCHEMES`]. Whitespace and control
+/// Whether `url` is relative or its scheme is in `ALLOWED_SCHEMES`. Whitespace and control
 /// characters are ignored while looking for the scheme, as browsers do (`java\tscript:`).
 pub fn is_allowed_url(url: &str) -> bool {
     let compact: String = url

@@ -4,6 +4,16 @@
 use super::*;
 
 impl Service {
+    /// What routing needs from the configuration: the default method, the inbox copy, the
+    /// methods this deployment configured.
+    pub(super) fn routing_settings(&self) -> RoutingSettings {
+        RoutingSettings {
+            default_method: self.config.notifications.method,
+            inbox_enabled: self.config.notifications.inbox_enabled,
+            configured: self.config.configured_methods(),
+        }
+    }
+
     /// Routes an event to its recipients and queues the messages, all or nothing. Owners only:
     /// producers run as an owner account.
     pub async fn enqueue(
@@ -63,11 +73,7 @@ impl Service {
             .preferences_for_template(event.id, &recipient_ids)
             .await?;
         let targets = self.config.target_refs();
-        let settings = RoutingSettings {
-            default_method: self.config.notifications.method,
-            inbox_enabled: self.config.notifications.inbox_enabled,
-            configured: self.config.configured_methods(),
-        };
+        let settings = self.routing_settings();
         let now = Utc::now();
         let plan = routing::plan(&EnqueueRequest {
             event: &event,

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How many messages one bulk retry reads and puts back at a time.
+const RETRY_PAGE: u32 = 1000;
+
 impl Service {
     // ---- inbox ----------------------------------------------------------------------------
 
@@ -149,20 +152,32 @@ impl Service {
         {
             self.event_named(event).await?;
         }
+        self.retry_pages(caller, force, |page| self.store.list_messages(filter, page))
+            .await
+    }
+
+    /// Retries every message the pages of `next_page` hold, a keyset page of
+    /// [`RETRY_PAGE`] at a time until one comes back empty, as retried by `caller`; how many
+    /// were put back to `pending`. The caller checks roles and states first.
+    pub(super) async fn retry_pages<'a, F, Fut>(
+        &'a self,
+        caller: &User,
+        force: bool,
+        mut next_page: F,
+    ) -> ServiceResult<usize>
+    where
+        F: FnMut(PageRequest) -> Fut,
+        Fut: Future<Output = Result<Vec<Message>, StoreError>> + 'a,
+    {
         let reason = format!("retried by {}", caller.username);
         let mut total = 0;
         let mut before = None;
         loop {
-            let page = self
-                .store
-                .list_messages(
-                    filter,
-                    PageRequest {
-                        before,
-                        limit: 1000,
-                    },
-                )
-                .await?;
+            let page = next_page(PageRequest {
+                before,
+                limit: RETRY_PAGE,
+            })
+            .await?;
             let Some(last) = page.last() else { break };
             before = Some(last.id);
             let ids: Vec<Uuid> = page.iter().map(|m| m.id).collect();

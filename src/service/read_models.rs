@@ -7,13 +7,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{EnqueueReport, OWNERS, QUEUE_WATCHERS, Service, ServiceError, ServiceResult, require};
 use crate::channels::CheckResult;
 use crate::model::{Message, MessageState, User};
 use crate::queue;
-use crate::routing::{self, EnqueueRequest, RoutingSettings};
+use crate::routing::{self, EnqueueRequest};
 use crate::store::{MessageFilter, PageRequest, ReasonCount, Replica, StateCounts, Undeliverable};
 
 /// Which messages the console's queue shows: the store filter, a recipient by name, and an
@@ -27,9 +26,6 @@ pub struct QueueQuery {
     /// Only messages whose `status_reason` is exactly this.
     pub reason: Option<String>,
 }
-
-/// Retries of a whole query are done in pages of this many.
-const RETRY_PAGE: u32 = 1000;
 
 impl Service {
     /// The store filter `caller` may run for `query`: members see only their own messages,
@@ -99,26 +95,12 @@ impl Service {
                 MessageState::PermanentFailure,
             ];
         }
-        let reason = format!("retried by {}", caller.username);
-        let mut total = 0;
-        let mut before = None;
-        loop {
-            let page = self
-                .store
-                .search_messages(
-                    &filter,
-                    query.reason.as_deref(),
-                    PageRequest {
-                        before,
-                        limit: RETRY_PAGE,
-                    },
-                )
-                .await?;
-            let Some(last) = page.last() else { break };
-            before = Some(last.id);
-            let ids: Vec<Uuid> = page.iter().map(|m| m.id).collect();
-            total += self.store.retry_messages(&ids, false, &reason).await?.len();
-        }
+        let reason = query.reason.as_deref();
+        let total = self
+            .retry_pages(caller, false, |page| {
+                self.store.search_messages(&filter, reason, page)
+            })
+            .await?;
         tracing::info!(user = %caller.username, count = total, "messages retried from the console");
         Ok(total)
     }
@@ -194,11 +176,7 @@ impl Service {
                 .collect();
         labels.insert("initiator".into(), caller.username.clone());
         let data = serde_json::json!({"test": true});
-        let settings = RoutingSettings {
-            default_method: self.config.notifications.method,
-            inbox_enabled: self.config.notifications.inbox_enabled,
-            configured: self.config.configured_methods(),
-        };
+        let settings = self.routing_settings();
         let now = Utc::now();
         let plan = routing::plan(&EnqueueRequest {
             event: &event,

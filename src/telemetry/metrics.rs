@@ -119,103 +119,59 @@ impl Metrics {
     /// Every metric in the Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        let counter = |count: &AtomicU64| count.load(Ordering::Relaxed);
 
-        family_header(
+        counters(
             &mut out,
             "herald_dispatch_attempts_total",
             "Delivery attempts by method, event and result (sent, temporary_failure, permanent_failure).",
-            "counter",
+            &self.attempts,
+            ["event", "method", "result"],
         );
-        for (labels, value) in self.attempts.collect(counter) {
-            sample(
-                &mut out,
-                "herald_dispatch_attempts_total",
-                &[
-                    ("event", &labels[0]),
-                    ("method", &labels[1]),
-                    ("result", &labels[2]),
-                ],
-                &value.to_string(),
-            );
-        }
-
-        family_header(
+        histograms(
             &mut out,
             "herald_send_seconds",
             "Time a delivery method took to send one message.",
-            "histogram",
+            &self.send_seconds,
+            ["method"],
         );
-        for (labels, snapshot) in self.send_seconds.collect(Histogram::snapshot) {
-            histogram_samples(
-                &mut out,
-                "herald_send_seconds",
-                &[("method", &labels[0])],
-                &snapshot,
-            );
-        }
-
-        family_header(
+        counters(
             &mut out,
             "herald_retries_total",
             "Messages scheduled for another attempt, by method.",
-            "counter",
+            &self.retries,
+            ["method"],
         );
-        for (labels, value) in self.retries.collect(counter) {
-            sample(
-                &mut out,
-                "herald_retries_total",
-                &[("method", &labels[0])],
-                &value.to_string(),
-            );
-        }
-
-        family_header(
+        histograms(
             &mut out,
             "herald_queued_seconds",
             "Time a message waited in the queue before it was leased, by method.",
-            "histogram",
+            &self.queued_seconds,
+            ["method"],
         );
-        for (labels, snapshot) in self.queued_seconds.collect(Histogram::snapshot) {
-            histogram_samples(
-                &mut out,
-                "herald_queued_seconds",
-                &[("method", &labels[0])],
-                &snapshot,
-            );
-        }
 
-        family_header(
+        single(
             &mut out,
             "herald_inflight",
             "Deliveries in progress.",
             "gauge",
+            self.inflight.load(Ordering::Relaxed),
         );
-        let inflight = self.inflight.load(Ordering::Relaxed);
-        sample(&mut out, "herald_inflight", &[], &inflight.to_string());
 
-        family_header(
+        single(
             &mut out,
             "herald_pending_updates",
             "Delivery outcomes buffered and not yet flushed to the store.",
             "gauge",
-        );
-        let pending = self.pending_updates.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_pending_updates",
-            &[],
-            &pending.to_string(),
+            self.pending_updates.load(Ordering::Relaxed),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_leased_total",
             "Messages leased from the store.",
             "counter",
+            self.leased.load(Ordering::Relaxed),
         );
-        let leased = self.leased.load(Ordering::Relaxed);
-        sample(&mut out, "herald_leased_total", &[], &leased.to_string());
 
         family_header(
             &mut out,
@@ -230,32 +186,20 @@ impl Metrics {
             &self.flush_seconds.snapshot(),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_late_outcomes_total",
             "Delivery outcomes dropped because the message's lease had expired and passed on.",
             "counter",
-        );
-        let late = self.late_outcomes.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_late_outcomes_total",
-            &[],
-            &late.to_string(),
+            self.late_outcomes.load(Ordering::Relaxed),
         );
 
-        family_header(
+        single(
             &mut out,
             "herald_isolated_outcomes_total",
             "Delivery outcomes the store refused; the message was given a final state instead.",
             "counter",
-        );
-        let isolated = self.isolated_outcomes.load(Ordering::Relaxed);
-        sample(
-            &mut out,
-            "herald_isolated_outcomes_total",
-            &[],
-            &isolated.to_string(),
+            self.isolated_outcomes.load(Ordering::Relaxed),
         );
 
         family_header(
@@ -421,6 +365,53 @@ impl Histogram {
             sum: f64::from_bits(self.sum_bits.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// A counter family: its header, then a sample a series, its labels named `names`.
+fn counters<const N: usize>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    family: &Family<N, AtomicU64>,
+    names: [&str; N],
+) {
+    family_header(out, name, help, "counter");
+    for (labels, value) in family.collect(|count| count.load(Ordering::Relaxed)) {
+        sample(out, name, &named(&names, &labels), &value.to_string());
+    }
+}
+
+/// A histogram family: its header, then a series' buckets, sum and count, its labels named
+/// `names`.
+fn histograms<const N: usize>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    family: &Family<N, Histogram>,
+    names: [&str; N],
+) {
+    family_header(out, name, help, "histogram");
+    for (labels, snapshot) in family.collect(Histogram::snapshot) {
+        histogram_samples(out, name, &named(&names, &labels), &snapshot);
+    }
+}
+
+/// Label names paired with a series' values.
+fn named<'a, const N: usize>(
+    names: &[&'a str; N],
+    values: &'a [String; N],
+) -> Vec<(&'a str, &'a str)> {
+    names
+        .iter()
+        .copied()
+        .zip(values.iter().map(String::as_str))
+        .collect()
+}
+
+/// A family of one sample without labels: its header, then its value.
+fn single(out: &mut String, name: &str, help: &str, kind: &str, value: impl fmt::Display) {
+    family_header(out, name, help, kind);
+    sample(out, name, &[], &value.to_string());
 }
 
 pub(super) fn family_header(out: &mut String, name: &str, help: &str, kind: &str) {

@@ -1,7 +1,7 @@
-//! The action table: the one list that binds keys to actions and describes them. Key
-//! handling, the footer hints, the `?` help overlay and the permission gate in `update` all
-//! read it, so a key that is not here does nothing, and an action hidden from a role is hidden
-//! everywhere at once.
+//! The action tables: [`ACTIONS`] binds keys to actions and describes them, [`COMMANDS`] does
+//! the same for the `:` command line. Key handling, the footer hints, the `?` help overlay,
+//! the `:` parser and the permission gate in `update` all read them, so a key or command that
+//! is not here does nothing, and an action hidden from a role is hidden everywhere at once.
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -181,6 +181,73 @@ pub static ACTIONS: &[ActionSpec] = &[
     spec(Scope::Help, &[code(KeyCode::Esc), key('?'), key('q')], "Esc/?", Action::Back, "close").footer(),
 ];
 
+/// One `:` command: the names it answers to (the first is the one the help lists) and the
+/// action it runs.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// The names typed after `:`; the first is the one the help and hints show.
+    pub names: &'static [&'static str],
+    /// What it does.
+    pub action: Action,
+    /// Whether the hint after an unknown command suggests it.
+    pub hinted: bool,
+}
+
+const fn command(names: &'static [&'static str], action: Action) -> CommandSpec {
+    CommandSpec {
+        names,
+        action,
+        hinted: true,
+    }
+}
+
+impl CommandSpec {
+    const fn unhinted(mut self) -> Self {
+        self.hinted = false;
+        self
+    }
+
+    /// How the help writes it: `:events`.
+    pub fn label(&self) -> String {
+        format!(":{}", self.names[0])
+    }
+}
+
+/// Every `:` command, in the order the help lists them. `:troubleshoot` and `:logs` open the
+/// same tab; the hint after an unknown command names only `:logs`.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    command(&["events", "event", "catalog", "1"], Action::GoTab(Tab::Events)),
+    command(&["delivery", "methods", "prefs", "2"], Action::GoTab(Tab::Delivery)),
+    command(&["optouts", "opt-outs", "optout", "3"], Action::GoTab(Tab::OptOuts)),
+    command(&["queue", "messages", "msgs", "4"], Action::GoTab(Tab::Queue)),
+    command(&["troubleshoot", "reasons", "replicas", "doctor", "5"], Action::GoTab(Tab::Troubleshoot))
+        .unhinted(),
+    command(&["logs", "log"], Action::GoTab(Tab::Troubleshoot)),
+    command(&["inbox", "6"], Action::GoTab(Tab::Inbox)),
+    command(&["help", "h"], Action::Help),
+    command(&["q", "q!", "quit", "exit"], Action::Quit),
+];
+
+/// The action a `:` command line names, if any.
+pub fn command_action(text: &str) -> Option<Action> {
+    COMMANDS
+        .iter()
+        .find(|c| c.names.contains(&text))
+        .map(|c| c.action.clone())
+}
+
+/// The commands written out for a hint or the help: `:events :delivery …`, all of them or
+/// only the hinted ones.
+pub fn command_list(hinted_only: bool) -> String {
+    COMMANDS
+        .iter()
+        .filter(|c| c.hinted || !hinted_only)
+        .map(CommandSpec::label)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether the session may run `spec` at all (role and `--read-only`).
 pub fn permitted(state: &AppState, spec: &ActionSpec) -> bool {
     state.session.can(spec.needs) && !(state.session.read_only && spec.mutates)
@@ -256,4 +323,38 @@ pub fn action_for_key(state: &AppState, event: KeyEvent) -> Option<Action> {
             .map(Action::Edit);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_command_name_means_one_command() {
+        let mut names: Vec<&str> = COMMANDS
+            .iter()
+            .flat_map(|c| c.names.iter().copied())
+            .collect();
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all);
+    }
+
+    #[test]
+    fn the_help_lists_every_command_and_the_hint_leaves_out_troubleshoot() {
+        assert_eq!(
+            command_list(false),
+            ":events :delivery :optouts :queue :troubleshoot :logs :inbox :help :q"
+        );
+        assert_eq!(
+            command_list(true),
+            ":events :delivery :optouts :queue :logs :inbox :help :q"
+        );
+        assert_eq!(
+            command_action("doctor"),
+            Some(Action::GoTab(Tab::Troubleshoot))
+        );
+        assert_eq!(command_action("frobnicate"), None);
+    }
 }

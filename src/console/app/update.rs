@@ -268,32 +268,18 @@ fn submit(state: &mut AppState, fx: &mut Vec<Effect>) {
 }
 
 fn run_command(state: &mut AppState, command: &str, fx: &mut Vec<Effect>) {
-    let tab = match command {
-        "q" | "q!" | "quit" | "exit" => {
-            state.quit = true;
-            return;
+    if command.is_empty() {
+        return;
+    }
+    match keymap::command_action(command) {
+        Some(action) => {
+            apply(state, action, fx);
         }
-        "help" | "h" => {
-            state.overlay = Overlay::Help(0);
-            return;
-        }
-        "events" | "event" | "catalog" | "1" => Tab::Events,
-        "delivery" | "methods" | "prefs" | "2" => Tab::Delivery,
-        "optouts" | "opt-outs" | "optout" | "3" => Tab::OptOuts,
-        "queue" | "messages" | "msgs" | "4" => Tab::Queue,
-        "troubleshoot" | "logs" | "log" | "reasons" | "replicas" | "doctor" | "5" => {
-            Tab::Troubleshoot
-        }
-        "inbox" | "6" => Tab::Inbox,
-        "" => return,
-        other => {
-            state.fail(format!(
-                "unknown command `:{other}`; try :events :delivery :optouts :queue :logs :inbox :help :q"
-            ));
-            return;
-        }
-    };
-    go_to(state, tab, fx);
+        None => state.fail(format!(
+            "unknown command `:{command}`; try {}",
+            keymap::command_list(true)
+        )),
+    }
 }
 
 /// Applies one action; true when something visible changed.

@@ -64,9 +64,7 @@ pub fn lines(state: &AppState, theme: Theme) -> Vec<Line<'static>> {
     ));
     out.push(Line::default());
     out.push(Line::styled("Commands", theme.title()));
-    out.push(Line::raw(
-        "  :events :delivery :optouts :queue :troubleshoot :logs :inbox :help :q",
-    ));
+    out.push(Line::raw(format!("  {}", keymap::command_list(false))));
     if state.session.read_only {
         out.push(Line::default());
         out.push(Line::styled(

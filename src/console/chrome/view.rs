@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, TableState};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
 use crate::console::state::{AppState, Overlay, Tab};
 use crate::console::theme::Theme;
@@ -66,6 +66,49 @@ pub fn pane(title: &str, theme: Theme) -> Block<'static> {
     Block::bordered().title(Span::styled(format!(" {title} "), theme.title()))
 }
 
+/// A pane holding a few words instead of its list: `loading…`, `your inbox is empty`.
+pub fn draw_note<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    text: impl Into<Text<'a>>,
+    theme: Theme,
+) {
+    frame.render_widget(Paragraph::new(text).block(pane(title, theme)), area);
+}
+
+/// What a list's pane says instead of rows: `loading…` until it is loaded, then `empty`
+/// while it has none.
+pub fn placeholder(loaded: bool, is_empty: bool, empty: &'static str) -> Option<&'static str> {
+    if !loaded {
+        Some("loading…")
+    } else if is_empty {
+        Some(empty)
+    } else {
+        None
+    }
+}
+
+/// A tab's list: column titles above the rows (none when `header` is empty), the selected row
+/// highlighted and marked `›`, in a titled pane. Draw it with [`table_state`].
+pub fn list_table<'a>(
+    rows: impl IntoIterator<Item = Row<'a>>,
+    widths: impl IntoIterator<Item = Constraint>,
+    header: &'static [&'static str],
+    title: &str,
+    theme: Theme,
+) -> Table<'a> {
+    let table = Table::new(rows, widths)
+        .row_highlight_style(theme.selected())
+        .highlight_symbol("› ")
+        .block(pane(title, theme));
+    if header.is_empty() {
+        table
+    } else {
+        table.header(Row::new(header.iter().copied()).style(theme.column_title()))
+    }
+}
+
 /// A table selection for `len` rows.
 pub fn table_state(selected: usize, len: usize) -> TableState {
     TableState::default().with_selected((len > 0).then_some(selected.min(len - 1)))
@@ -74,6 +117,26 @@ pub fn table_state(selected: usize, len: usize) -> TableState {
 /// A group's name without the ` Events` every group ends with.
 pub fn short_group(group: &str) -> &str {
     group.strip_suffix(" Events").unwrap_or(group)
+}
+
+/// The GROUP column of an event list: a group's short name on its first row, blank on the
+/// rows after it.
+#[derive(Debug, Default)]
+pub struct GroupColumn<'a> {
+    last: &'a str,
+}
+
+impl<'a> GroupColumn<'a> {
+    /// The cell for the next row, whose event is in `group`.
+    pub fn cell(&mut self, group: &'a str) -> String {
+        let cell = if group == self.last {
+            String::new()
+        } else {
+            short_group(group).to_string()
+        };
+        self.last = group;
+        cell
+    }
 }
 
 /// How long ago `t` was at `now`, in one unit: `12s`, `5m`, `3h`, `2d`; `in 5m` for the

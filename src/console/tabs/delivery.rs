@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::widgets::{Paragraph, Row};
 
 use crate::model::Method;
 
@@ -12,7 +12,7 @@ use crate::console::action::Effect;
 use crate::console::events::method_text;
 use crate::console::state::{AppState, Need};
 use crate::console::theme::Theme;
-use crate::console::view::{pane, short_group, table_state};
+use crate::console::view::{GroupColumn, draw_note, list_table, table_state};
 
 /// The methods an event can be set to, in cycling order; `None` is the deployment default.
 /// (The inbox copy is not a method of its own: every event goes there when enabled.)
@@ -100,20 +100,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     frame.render_widget(Paragraph::new(text), note);
     let title = "Delivery methods";
     if !events.loaded {
-        frame.render_widget(
-            Paragraph::new("loading the catalog…").block(pane(title, theme)),
-            body,
-        );
+        draw_note(frame, body, title, "loading the catalog…", theme);
         return;
     }
-    let mut last_group = "";
+    let mut groups = GroupColumn::default();
     let rows = events.catalog.iter().map(|e| {
-        let group = if e.spec.group == last_group {
-            String::new()
-        } else {
-            short_group(&e.spec.group).to_string()
-        };
-        last_group = &e.spec.group;
+        let group = groups.cell(&e.spec.group);
         let method = match e.method {
             Some(m) => Span::styled(m.to_string(), theme.title()),
             None => Span::raw(format!("{default} (default)")),
@@ -125,19 +117,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             Line::raw(if e.method.is_some() { "overridden" } else { "" }),
         ])
     });
-    let table = Table::new(
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Min(20),
+        Constraint::Length(16),
+        Constraint::Length(10),
+    ];
+    let table = list_table(
         rows,
-        [
-            Constraint::Length(12),
-            Constraint::Min(20),
-            Constraint::Length(16),
-            Constraint::Length(10),
-        ],
-    )
-    .header(Row::new(["GROUP", "EVENT", "METHOD", ""]).style(theme.column_title()))
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(title, theme));
+        widths,
+        &["GROUP", "EVENT", "METHOD", ""],
+        title,
+        theme,
+    );
     let mut ts = table_state(events.delivery_selected, events.catalog.len());
     frame.render_stateful_widget(table, body, &mut ts);
 }

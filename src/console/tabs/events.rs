@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, Wrap};
 
 use crate::model::{EventTemplate, Method};
 
 use crate::console::action::Effect;
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{pane, short_group, table_state};
+use crate::console::view::{GroupColumn, draw_note, list_table, table_state};
 
 /// The catalog, shared by the Events and Delivery tabs.
 #[derive(Debug, Clone, Default)]
@@ -96,21 +96,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     }
     let title = format!("Events ({})", events.catalog.len());
     if !events.loaded {
-        frame.render_widget(
-            Paragraph::new("loading the catalog…").block(pane(&title, theme)),
-            area,
-        );
+        draw_note(frame, area, &title, "loading the catalog…", theme);
         return;
     }
     let default = state.session.default_method;
-    let mut last_group = "";
+    let mut groups = GroupColumn::default();
     let rows = events.catalog.iter().map(|e| {
-        let group = if e.spec.group == last_group {
-            String::new()
-        } else {
-            short_group(&e.spec.group).to_string()
-        };
-        last_group = &e.spec.group;
+        let group = groups.cell(&e.spec.group);
         let volume = match &events.volumes {
             Some(v) => v.get(&e.spec.name).copied().unwrap_or(0).to_string(),
             None => "—".to_string(),
@@ -128,20 +120,15 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             volume,
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(12),
-            Constraint::Min(20),
-            Constraint::Length(16),
-            Constraint::Length(3),
-            Constraint::Length(6),
-        ],
-    )
-    .header(Row::new(["GROUP", "EVENT", "METHOD", "ON", "24H"]).style(theme.column_title()))
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(&title, theme));
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Min(20),
+        Constraint::Length(16),
+        Constraint::Length(3),
+        Constraint::Length(6),
+    ];
+    let header = &["GROUP", "EVENT", "METHOD", "ON", "24H"];
+    let table = list_table(rows, widths, header, &title, theme);
     let mut ts = table_state(events.selected, events.catalog.len());
     frame.render_stateful_widget(table, area, &mut ts);
 }

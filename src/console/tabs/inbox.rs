@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, Wrap};
 use uuid::Uuid;
 
 use crate::service::InboxEntry;
@@ -12,7 +12,7 @@ use crate::service::InboxEntry;
 use crate::console::action::Effect;
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{age, pane, table_state};
+use crate::console::view::{age, draw_note, list_table, placeholder, table_state};
 
 /// How many entries are read.
 pub const INBOX_LIMIT: u32 = 200;
@@ -82,15 +82,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         state.session.user.username,
         i.unread()
     );
-    if !i.loaded {
-        frame.render_widget(Paragraph::new("loading…").block(pane(&title, theme)), area);
-        return;
-    }
-    if i.entries.is_empty() {
-        frame.render_widget(
-            Paragraph::new("your inbox is empty").block(pane(&title, theme)),
-            area,
-        );
+    if let Some(note) = placeholder(i.loaded, i.entries.is_empty(), "your inbox is empty") {
+        draw_note(frame, area, &title, note, theme);
         return;
     }
     if i.detail
@@ -132,19 +125,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             Line::styled(e.event.clone(), theme.dim()),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(4),
-            Constraint::Fill(3),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(Row::new(["", "AGE", "TITLE", "EVENT"]).style(theme.column_title()))
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(&title, theme));
+    let widths = [
+        Constraint::Length(3),
+        Constraint::Length(4),
+        Constraint::Fill(3),
+        Constraint::Fill(1),
+    ];
+    let table = list_table(rows, widths, &["", "AGE", "TITLE", "EVENT"], &title, theme);
     let mut ts = table_state(i.selected, i.entries.len());
     frame.render_stateful_widget(table, area, &mut ts);
 }

@@ -4,12 +4,12 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::widgets::{Paragraph, Row};
 
 use crate::console::action::{Effect, OptOutRow};
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{pane, short_group, table_state};
+use crate::console::view::{GroupColumn, draw_note, list_table, table_state};
 
 /// The Opt-outs tab's data.
 #[derive(Debug, Clone, Default)]
@@ -105,17 +105,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     );
     let title = format!("Opt-outs of {who}");
     if !o.loaded {
-        frame.render_widget(Paragraph::new("loading…").block(pane(&title, theme)), body);
+        draw_note(frame, body, &title, "loading…", theme);
         return;
     }
-    let mut last_group = "";
+    let mut groups = GroupColumn::default();
     let rows = o.rows.iter().map(|r| {
-        let group = if r.group == last_group {
-            String::new()
-        } else {
-            short_group(&r.group).to_string()
-        };
-        last_group = &r.group;
+        let group = groups.cell(&r.group);
         let (mark, style) = if r.enabled {
             ("[x] on ", theme.ok())
         } else {
@@ -134,19 +129,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             Line::styled(why, theme.dim()),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(12),
-            Constraint::Length(7),
-            Constraint::Min(20),
-            Constraint::Length(14),
-        ],
-    )
-    .header(Row::new(["GROUP", "GET IT", "EVENT", "WHY"]).style(theme.column_title()))
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(&title, theme));
+    let widths = [
+        Constraint::Length(12),
+        Constraint::Length(7),
+        Constraint::Min(20),
+        Constraint::Length(14),
+    ];
+    let header = &["GROUP", "GET IT", "EVENT", "WHY"];
+    let table = list_table(rows, widths, header, &title, theme);
     let mut ts = table_state(o.selected, o.rows.len());
     frame.render_stateful_widget(table, body, &mut ts);
 }

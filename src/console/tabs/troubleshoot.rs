@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 use regex::Regex;
 use tracing::Level;
 
@@ -22,7 +22,7 @@ use crate::console::queue;
 use crate::console::queue_view::short_state;
 use crate::console::state::{AppState, Tab};
 use crate::console::theme::Theme;
-use crate::console::view::{age, pane, table_state};
+use crate::console::view::{age, draw_note, list_table, pane, table_state};
 
 /// How many log lines the tab keeps.
 pub const LOG_KEEP: usize = 2000;
@@ -143,15 +143,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
 fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     let title = "Top failure reasons";
     let Some(reasons) = &state.troubleshoot.reasons else {
-        frame.render_widget(Paragraph::new("loading…").block(pane(title, theme)), area);
+        draw_note(frame, area, title, "loading…", theme);
         return;
     };
     if reasons.is_empty() {
-        frame.render_widget(
-            Paragraph::new(Span::styled("no failed messages", theme.ok()))
-                .block(pane(title, theme)),
-            area,
-        );
+        let text = Span::styled("no failed messages", theme.ok());
+        draw_note(frame, area, title, text, theme);
         return;
     }
     let rows = reasons.iter().map(|r| {
@@ -165,17 +162,12 @@ fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             )),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Min(10),
-        ],
-    )
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(title, theme));
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Min(10),
+    ];
+    let table = list_table(rows, widths, &[], title, theme);
     let mut ts = table_state(state.troubleshoot.selected, reasons.len());
     frame.render_stateful_widget(table, area, &mut ts);
 }
@@ -183,7 +175,7 @@ fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
 fn draw_replicas(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     let title = "Replicas";
     let Some(replicas) = &state.troubleshoot.replicas else {
-        frame.render_widget(Paragraph::new("loading…").block(pane(title, theme)), area);
+        draw_note(frame, area, title, "loading…", theme);
         return;
     };
     let mut lines = Vec::new();

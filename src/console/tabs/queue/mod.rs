@@ -263,14 +263,29 @@ pub fn retry_one(state: &mut AppState) {
         state.fail(format!("cannot retry this message: {why}"));
         return;
     }
-    state.overlay = Overlay::Confirm(Confirm {
-        title: "Retry message".into(),
-        question: format!(
+    ask(
+        state,
+        "Retry message",
+        format!(
             "Retry 1 message ({})?\nIt goes back to pending with no attempts.",
             describe(m)
         ),
-        effect: Effect::Retry(vec![m.id]),
+        Effect::Retry(vec![m.id]),
+    );
+}
+
+/// Opens the confirmation dialog: `question`, and `effect` if the answer is yes.
+fn ask(state: &mut AppState, title: &str, question: String, effect: Effect) {
+    state.overlay = Overlay::Confirm(Confirm {
+        title: title.into(),
+        question,
+        effect,
     });
+}
+
+/// The `s` of a count of messages other than one.
+fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
+    if n == N::from(1) { "" } else { "s" }
 }
 
 /// `R`: asks to retry the marked messages.
@@ -280,14 +295,15 @@ pub fn retry_marked(state: &mut AppState) {
         state.fail("no message is marked: mark messages with space first");
         return;
     }
-    state.overlay = Overlay::Confirm(Confirm {
-        title: "Retry marked messages".into(),
-        question: format!(
+    ask(
+        state,
+        "Retry marked messages",
+        format!(
             "Retry {n} marked message{}?\nFailed ones go back to pending; others are left as they are.",
-            if n == 1 { "" } else { "s" }
+            plural(n)
         ),
-        effect: Effect::Retry(state.queue.marked.iter().copied().collect()),
-    });
+        Effect::Retry(state.queue.marked.iter().copied().collect()),
+    );
 }
 
 /// The filter restricted to states a retry can touch, or why it cannot.
@@ -336,12 +352,13 @@ pub fn retryable_counted(state: &mut AppState, query: QueueQuery, n: i64) {
         state.say(format!("nothing to retry: no message matches {what}"));
         return;
     }
-    state.overlay = Overlay::Confirm(Confirm {
-        title: "Retry all matching".into(),
-        question: format!(
+    ask(
+        state,
+        "Retry all matching",
+        format!(
             "Retry all {n} message{} matching {what}?\nThey go back to pending with no attempts.",
-            if n == 1 { "" } else { "s" }
+            plural(n)
         ),
-        effect: Effect::RetryQuery(query),
-    });
+        Effect::RetryQuery(query),
+    );
 }

@@ -4,14 +4,14 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Wrap};
 
 use crate::model::{Attempt, Message, MessageState};
 
 use crate::console::queue::{PAGE_SIZE, is_stuck};
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
-use crate::console::view::{age, pane, table_state};
+use crate::console::view::{age, draw_note, list_table, placeholder, table_state};
 
 /// A state's short label, for narrow tables and the counts line.
 pub fn short_state(state: MessageState) -> &'static str {
@@ -131,15 +131,8 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             ""
         }
     );
-    if !q.loaded {
-        frame.render_widget(Paragraph::new("loading…").block(pane(&title, theme)), area);
-        return;
-    }
-    if q.page.is_empty() {
-        frame.render_widget(
-            Paragraph::new("no messages match").block(pane(&title, theme)),
-            area,
-        );
+    if let Some(note) = placeholder(q.loaded, q.page.is_empty(), "no messages match") {
+        draw_note(frame, area, &title, note, theme);
         return;
     }
     let wide = area.width >= 110;
@@ -178,28 +171,20 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             Line::styled(shown(m.status_reason.as_deref()), theme.dim()),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(2),
-            Constraint::Length(4),
-            Constraint::Fill(2),
-            Constraint::Length(if wide { 12 } else { 8 }),
-            Constraint::Length(if wide { 13 } else { 7 }),
-            Constraint::Length(if wide { 17 } else { 9 }),
-            Constraint::Length(3),
-            Constraint::Fill(2),
-        ],
-    )
-    .header(
-        Row::new([
-            "", "AGE", "EVENT", "TO", "METHOD", "STATUS", "ATT", "REASON",
-        ])
-        .style(theme.column_title()),
-    )
-    .row_highlight_style(theme.selected())
-    .highlight_symbol("› ")
-    .block(pane(&title, theme));
+    let widths = [
+        Constraint::Length(2),
+        Constraint::Length(4),
+        Constraint::Fill(2),
+        Constraint::Length(if wide { 12 } else { 8 }),
+        Constraint::Length(if wide { 13 } else { 7 }),
+        Constraint::Length(if wide { 17 } else { 9 }),
+        Constraint::Length(3),
+        Constraint::Fill(2),
+    ];
+    let header = &[
+        "", "AGE", "EVENT", "TO", "METHOD", "STATUS", "ATT", "REASON",
+    ];
+    let table = list_table(rows, widths, header, &title, theme);
     let mut ts = table_state(q.selected, q.page.len());
     frame.render_stateful_widget(table, area, &mut ts);
 }
