@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use common::figures::{nproc, percentile, read_trimmed, thousands};
 use common::harness::http_sink::{HttpSink, Response};
-use common::{Backend, discard, parse_count};
+use common::{Backend, TestDb, discard, parse_count};
 use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
@@ -479,113 +479,126 @@ fn metric_total(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
-    let db = backend.fresh_db();
-    let (observer, template) = migrated_store(&db.url).await?;
-    let sink = HttpSink::ok().await;
-    sink.set_recording(false);
-    let config = default_config(&db.url, &sink.url);
-    let mut running = Vec::with_capacity(replicas);
-    for _ in 0..replicas {
-        running.push(Replica::start(&config).await?);
+/// What both end-to-end scenarios run on: a fresh migrated store (with an observer connection),
+/// an HTTP sink that answers 200, and the dispatchers' config aimed at them.
+struct Rig {
+    db: TestDb,
+    observer: Arc<dyn Store>,
+    sink: HttpSink,
+    config: Config,
+}
+
+impl Rig {
+    /// The rig, and a producer of the bench event on its store.
+    async fn new(backend: Backend) -> anyhow::Result<(Rig, Producer)> {
+        let db = backend.fresh_db();
+        let (observer, template) = migrated_store(&db.url).await?;
+        let sink = HttpSink::ok().await;
+        sink.set_recording(false);
+        let config = default_config(&db.url, &sink.url);
+        let producer = Producer {
+            store: store::open(&db.url, OpenMode::Existing).await?,
+            template_id: template.id,
+            payload: payload(&template),
+        };
+        let rig = Rig {
+            db,
+            observer,
+            sink,
+            config,
+        };
+        Ok((rig, producer))
     }
-    let producer = Producer {
-        store: store::open(&db.url, OpenMode::Existing).await?,
-        template_id: template.id,
-        payload: payload(&template),
-    };
+
+    async fn start_replicas(&self, replicas: usize) -> anyhow::Result<Vec<Replica>> {
+        let mut running = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            running.push(Replica::start(&self.config).await?);
+        }
+        Ok(running)
+    }
+
+    /// Waits until all `n` messages are sent (saying how far the sink got every 10 s) and
+    /// returns the time since `started`.
+    async fn wait_until_sent(&self, n: usize, started: Instant) -> anyhow::Result<Duration> {
+        let mut last_report = started;
+        loop {
+            tokio::time::sleep(POLL).await;
+            // `sent` is written only after the sink answered, so the sink's counter gates the
+            // store query: polling COUNT(*) over 100k rows 50 times a second would load the
+            // 2-core machine being measured.
+            if self.sink.count() >= n as u64 {
+                let counts = self.observer.count_by_state().await?;
+                if count_of(&counts, MessageState::Sent) >= n as i64 {
+                    return Ok(started.elapsed());
+                }
+            }
+            if started.elapsed() > RUN_TIMEOUT {
+                let counts = self.observer.count_by_state().await?;
+                bail!(
+                    "not all {n} messages sent after {RUN_TIMEOUT:?}: sink got {}, counts {counts:?}",
+                    self.sink.count()
+                );
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                eprintln!(
+                    "  … {:.0} s: the sink has {} of {n}",
+                    started.elapsed().as_secs_f64(),
+                    self.sink.count()
+                );
+            }
+        }
+    }
+
+    /// Stops the replicas, checks that all `n` messages stayed sent, and drops the store.
+    async fn finish(
+        self,
+        running: Vec<Replica>,
+        n: usize,
+        elapsed: Duration,
+        enqueue_elapsed: Duration,
+    ) -> anyhow::Result<EndToEndRun> {
+        let breakdown = stop_all(running, self.sink.count()).await?;
+        let counts = self.observer.count_by_state().await?;
+        if count_of(&counts, MessageState::Sent) != n as i64 {
+            bail!("after the stop: {counts:?}");
+        }
+        drop(self.observer);
+        drop(self.sink);
+        discard(self.db);
+        Ok(EndToEndRun {
+            per_second: per_second(n, elapsed),
+            elapsed,
+            enqueue_per_second: per_second(n, enqueue_elapsed),
+            breakdown,
+        })
+    }
+}
+
+async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
+    let (rig, producer) = Rig::new(backend).await?;
+    let running = rig.start_replicas(replicas).await?;
     // Let every replica reach its idle wait, as a running deployment would be.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
     let producing = tokio::spawn(async move { producer.enqueue_all(n).await });
-    let mut last_report = started;
-    let elapsed = loop {
-        tokio::time::sleep(POLL).await;
-        // `sent` is written only after the sink answered, so the sink's counter gates the
-        // store query: polling COUNT(*) over 100k rows 50 times a second would load the
-        // 2-core machine being measured.
-        if sink.count() >= n as u64 {
-            let counts = observer.count_by_state().await?;
-            if count_of(&counts, MessageState::Sent) >= n as i64 {
-                break started.elapsed();
-            }
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let counts = observer.count_by_state().await?;
-            bail!(
-                "not all {n} messages sent after {RUN_TIMEOUT:?}: sink got {}, counts {counts:?}",
-                sink.count()
-            );
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "  … {:.0} s: the sink has {} of {n}",
-                started.elapsed().as_secs_f64(),
-                sink.count()
-            );
-        }
-    };
+    let elapsed = rig.wait_until_sent(n, started).await?;
     let enqueue_elapsed = producing.await.context("the producer panicked")??;
-    let breakdown = stop_all(running, sink.count()).await?;
-    let counts = observer.count_by_state().await?;
-    if count_of(&counts, MessageState::Sent) != n as i64 {
-        bail!("after the stop: {counts:?}");
-    }
-    drop(observer);
-    drop(sink);
-    discard(db);
-    Ok(EndToEndRun {
-        per_second: per_second(n, elapsed),
-        elapsed,
-        enqueue_per_second: per_second(n, enqueue_elapsed),
-        breakdown,
-    })
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
 }
 
 /// The diagnostic split of [`end_to_end`]: the producer enqueues everything while no
 /// dispatcher runs, then the replicas start and drain the queue.
 async fn drain(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
-    let db = backend.fresh_db();
-    let (observer, template) = migrated_store(&db.url).await?;
-    let sink = HttpSink::ok().await;
-    sink.set_recording(false);
-    let config = default_config(&db.url, &sink.url);
-    let producer = Producer {
-        store: store::open(&db.url, OpenMode::Existing).await?,
-        template_id: template.id,
-        payload: payload(&template),
-    };
+    let (rig, producer) = Rig::new(backend).await?;
     let enqueue_elapsed = producer.enqueue_all(n).await?;
     drop(producer);
     let started = Instant::now();
-    let mut running = Vec::with_capacity(replicas);
-    for _ in 0..replicas {
-        running.push(Replica::start(&config).await?);
-    }
-    let elapsed = loop {
-        tokio::time::sleep(POLL).await;
-        if sink.count() >= n as u64 {
-            let counts = observer.count_by_state().await?;
-            if count_of(&counts, MessageState::Sent) >= n as i64 {
-                break started.elapsed();
-            }
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            bail!("not all {n} messages sent after {RUN_TIMEOUT:?}");
-        }
-    };
-    let breakdown = stop_all(running, sink.count()).await?;
-    drop(observer);
-    drop(sink);
-    discard(db);
-    Ok(EndToEndRun {
-        per_second: per_second(n, elapsed),
-        elapsed,
-        enqueue_per_second: per_second(n, enqueue_elapsed),
-        breakdown,
-    })
+    let running = rig.start_replicas(replicas).await?;
+    let elapsed = rig.wait_until_sent(n, started).await?;
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
 }
 
 /// Stops every replica cleanly and sums their metrics.
