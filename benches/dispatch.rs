@@ -662,14 +662,31 @@ async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<RawTimings> {
     let db = backend.fresh_db();
     let (store, template) = migrated_store(&db.url).await?;
     drop(store);
-    let payload = serde_json::to_string(&payload(&template))?;
-    let lease_count = Config::default().notifications.lease_count;
+    let notifications = Config::default().notifications;
+    let binds = RawBinds {
+        template_id: template.id,
+        payload: serde_json::to_string(&payload(&template))?,
+        reason: herald::queue::leased_reason(Uuid::now_v7()),
+        lease_period: notifications.lease_period,
+        lease_count: notifications.lease_count,
+    };
     let timings = match backend {
-        Backend::Sqlite => raw_sqlite(&db.url, n, template.id, &payload, lease_count).await?,
-        Backend::Postgres => raw_postgres(&db.url, n, template.id, &payload, lease_count).await?,
+        Backend::Sqlite => drive(RawSqlite::connect(&db.url, binds).await?, n).await?,
+        Backend::Postgres => drive(RawPostgres::connect(&db.url, binds).await?, n).await?,
     };
     discard(db);
     Ok(timings)
+}
+
+/// What the raw-ceiling statements bind besides ids and times, on either backend.
+struct RawBinds {
+    template_id: Uuid,
+    /// The bench event's payload, as JSON text.
+    payload: String,
+    /// The `status_reason` a lease writes.
+    reason: String,
+    lease_period: Duration,
+    lease_count: u32,
 }
 
 const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
@@ -681,22 +698,27 @@ fn sqlite_ts(at: chrono::DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-async fn raw_sqlite(
-    url: &str,
-    n: usize,
-    template_id: Uuid,
-    payload: &str,
-    lease_count: u32,
-) -> anyhow::Result<RawTimings> {
-    // The store's own connection settings.
-    let options = store::sqlite_connect_options(url)?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?;
-    let reason = herald::queue::leased_reason(Uuid::now_v7());
-    let lease_period = Config::default().notifications.lease_period;
-    let template = template_id.to_string();
+/// One backend's raw-ceiling statements, each as its store runs it.
+trait RawQueue {
+    /// What a lease returns, and the type of its `id` column.
+    type Row: Row;
+    type Id: for<'r> sqlx::Decode<'r, <Self::Row as Row>::Database>
+        + sqlx::Type<<Self::Row as Row>::Database>;
+    /// Inserts `count` pending messages in one statement.
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()>;
+    /// Leases one batch as the store's `lease_batch` does (an empty batch: nothing left).
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>>;
+    /// Marks the leased `ids` sent.
+    async fn mark_sent(&mut self, ids: &[Self::Id]) -> anyhow::Result<()>;
+    async fn close(self);
+}
+
+/// Inserts `n` messages in batches, leasing and marking sent what each batch made leasable,
+/// and times each kind of statement.
+async fn drive<Q: RawQueue>(mut queue: Q, n: usize) -> anyhow::Result<RawTimings>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<Q::Row>,
+{
     let mut timings = RawTimings::default();
     let started = Instant::now();
     let (mut inserted, mut sent) = (0, 0);
@@ -704,170 +726,209 @@ async fn raw_sqlite(
         let count = BATCH.min(n - inserted);
         if count > 0 {
             let clock = Instant::now();
-            let now = sqlite_ts(Utc::now());
-            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
-            insert.push_values(0..count, |mut row, _| {
-                row.push_bind(Uuid::now_v7().to_string())
-                    .push_bind(template.as_str())
-                    .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
-                    .push_bind(payload)
-                    .push("0")
-                    .push_bind(now.clone())
-                    .push_bind(now.clone())
-                    .push("NULL");
-            });
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            insert.build().execute(&mut *tx).await?;
-            tx.commit().await?;
+            queue.insert(count).await?;
             inserted += count;
             timings.insert += clock.elapsed();
         }
         loop {
             let clock = Instant::now();
-            let now = Utc::now();
-            let now_text = sqlite_ts(now);
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            // The SQLite store's lease_batch, verbatim.
-            let rows = sqlx::query(
-                "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
-                     status_reason = ?2, updated_at = ?3,
-                     queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
-                 WHERE id IN (
-                     SELECT id FROM notification_messages
-                     WHERE status IN ('pending', 'temporary_failure', 'leased')
-                       AND attempt_count < ?4
-                       AND (status = 'pending'
-                            OR (status = 'temporary_failure' AND next_retry_after <= ?3)
-                            OR (status = 'leased' AND leased_until < ?3))
-                     ORDER BY id LIMIT ?5)
-                 RETURNING id, notification_template_id, user_id, target, method, payload,
-                     attempt_count, created_at, queued_seconds",
-            )
-            .bind(sqlite_ts(now + chrono::Duration::from_std(lease_period)?))
-            .bind(&reason)
-            .bind(&now_text)
-            .bind(5_i64)
-            .bind(i64::from(lease_count))
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            let rows = queue.lease().await?;
             timings.leases.push(clock.elapsed());
             if rows.is_empty() {
                 break;
             }
             let ids = rows
                 .iter()
-                .map(|row| row.try_get::<String, _>("id"))
+                .map(|row| row.try_get::<Q::Id, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
             let clock = Instant::now();
-            sqlx::query(
-                "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
-                     attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'leased'",
-            )
-            .bind(serde_json::to_string(&ids)?)
-            .bind(sqlite_ts(Utc::now()))
-            .execute(&pool)
-            .await?;
+            queue.mark_sent(&ids).await?;
             timings.mark_sent += clock.elapsed();
             sent += ids.len();
         }
     }
     timings.total = started.elapsed();
-    pool.close().await;
+    queue.close().await;
     Ok(timings)
 }
 
-async fn raw_postgres(
-    url: &str,
-    n: usize,
-    template_id: Uuid,
-    payload: &str,
-    lease_count: u32,
-) -> anyhow::Result<RawTimings> {
-    // The store's own connection settings: custom plans, so statistics gathered on the
-    // still-empty table cannot pin the lease to a sequential scan.
-    let pool = store::postgres_pool_options()
-        .max_connections(1)
-        .connect(url)
-        .await?;
-    let reason = herald::queue::leased_reason(Uuid::now_v7());
-    let lease_period_ms = Config::default().notifications.lease_period.as_millis() as f64;
-    let mut timings = RawTimings::default();
-    let started = Instant::now();
-    let (mut inserted, mut sent) = (0, 0);
-    while sent < n {
-        let count = BATCH.min(n - inserted);
-        if count > 0 {
-            let clock = Instant::now();
-            let now = Utc::now();
-            let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
-            insert.push_values(0..count, |mut row, _| {
-                row.push_bind(Uuid::now_v7())
-                    .push_bind(template_id)
-                    .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
-                    .push_bind(payload)
-                    .push_unseparated("::jsonb")
-                    .push("0")
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push("NULL");
-            });
-            insert.build().execute(&pool).await?;
-            inserted += count;
-            timings.insert += clock.elapsed();
-        }
-        loop {
-            let clock = Instant::now();
-            // The PostgreSQL store's lease_batch, verbatim.
-            let rows = sqlx::query(
-                "WITH leasable AS (
-                     SELECT id FROM notification_messages
-                     WHERE status IN ('pending', 'temporary_failure', 'leased')
-                       AND attempt_count < $3
-                       AND (status = 'pending'
-                            OR (status = 'temporary_failure' AND next_retry_after <= now())
-                            OR (status = 'leased' AND leased_until < now()))
-                     ORDER BY id LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE notification_messages m SET status = 'leased',
-                     leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
-                     updated_at = now(),
-                     queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
-                 FROM leasable WHERE m.id = leasable.id
-                 RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
-                     m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
-            )
-            .bind(lease_period_ms)
-            .bind(&reason)
-            .bind(5_i32)
-            .bind(i64::from(lease_count))
-            .fetch_all(&pool)
+/// The raw ceiling's statements on SQLite: ids and times as text.
+struct RawSqlite {
+    pool: sqlx::SqlitePool,
+    binds: RawBinds,
+}
+
+impl RawSqlite {
+    async fn connect(url: &str, binds: RawBinds) -> anyhow::Result<RawSqlite> {
+        // The store's own connection settings.
+        let options = store::sqlite_connect_options(url)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
             .await?;
-            timings.leases.push(clock.elapsed());
-            if rows.is_empty() {
-                break;
-            }
-            let ids = rows
-                .iter()
-                .map(|row| row.try_get::<Uuid, _>("id"))
-                .collect::<Result<Vec<_>, _>>()?;
-            let clock = Instant::now();
-            sqlx::query(
-                "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
-                     attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
-                 WHERE id = ANY($1) AND status = 'leased'",
-            )
-            .bind(&ids)
-            .execute(&pool)
-            .await?;
-            timings.mark_sent += clock.elapsed();
-            sent += ids.len();
-        }
+        Ok(RawSqlite { pool, binds })
     }
-    timings.total = started.elapsed();
-    pool.close().await;
-    Ok(timings)
+}
+
+impl RawQueue for RawSqlite {
+    type Row = sqlx::sqlite::SqliteRow;
+    type Id = String;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = sqlite_ts(Utc::now());
+        let template = self.binds.template_id.to_string();
+        let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7().to_string())
+                .push_bind(template.as_str())
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push("0")
+                .push_bind(now.clone())
+                .push_bind(now.clone())
+                .push("NULL");
+        });
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        let now = Utc::now();
+        let now_text = sqlite_ts(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The SQLite store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
+                 status_reason = ?2, updated_at = ?3,
+                 queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
+             WHERE id IN (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < ?4
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= ?3)
+                        OR (status = 'leased' AND leased_until < ?3))
+                 ORDER BY id LIMIT ?5)
+             RETURNING id, notification_template_id, user_id, target, method, payload,
+                 attempt_count, created_at, queued_seconds",
+        )
+        .bind(sqlite_ts(
+            now + chrono::Duration::from_std(self.binds.lease_period)?,
+        ))
+        .bind(&self.binds.reason)
+        .bind(&now_text)
+        .bind(5_i64)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'leased'",
+        )
+        .bind(serde_json::to_string(ids)?)
+        .bind(sqlite_ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+/// The raw ceiling's statements on PostgreSQL: native UUIDs, times and JSONB.
+struct RawPostgres {
+    pool: sqlx::PgPool,
+    binds: RawBinds,
+}
+
+impl RawPostgres {
+    async fn connect(url: &str, binds: RawBinds) -> anyhow::Result<RawPostgres> {
+        // The store's own connection settings: custom plans, so statistics gathered on the
+        // still-empty table cannot pin the lease to a sequential scan.
+        let pool = store::postgres_pool_options()
+            .max_connections(1)
+            .connect(url)
+            .await?;
+        Ok(RawPostgres { pool, binds })
+    }
+}
+
+impl RawQueue for RawPostgres {
+    type Row = sqlx::postgres::PgRow;
+    type Id = Uuid;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7())
+                .push_bind(self.binds.template_id)
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push_unseparated("::jsonb")
+                .push("0")
+                .push_bind(now)
+                .push_bind(now)
+                .push("NULL");
+        });
+        insert.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        // The PostgreSQL store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "WITH leasable AS (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < $3
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= now())
+                        OR (status = 'leased' AND leased_until < now()))
+                 ORDER BY id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE notification_messages m SET status = 'leased',
+                 leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
+                 updated_at = now(),
+                 queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
+             FROM leasable WHERE m.id = leasable.id
+             RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
+                 m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
+        )
+        .bind(self.binds.lease_period.as_millis() as f64)
+        .bind(&self.binds.reason)
+        .bind(5_i32)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[Uuid]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
+             WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(self) {
+        self.pool.close().await;
+    }
 }
 
 // -------------------------------------------------------------------------------------------
