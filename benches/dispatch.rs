@@ -670,9 +670,24 @@ async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<RawTimings> {
         lease_period: notifications.lease_period,
         lease_count: notifications.lease_count,
     };
+    // One connection with the store's own settings (on PostgreSQL: custom plans, so
+    // statistics gathered on the still-empty table cannot pin the lease to a sequential scan).
     let timings = match backend {
-        Backend::Sqlite => drive(RawSqlite::connect(&db.url, binds).await?, n).await?,
-        Backend::Postgres => drive(RawPostgres::connect(&db.url, binds).await?, n).await?,
+        Backend::Sqlite => {
+            let options = store::sqlite_connect_options(&db.url)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
+        Backend::Postgres => {
+            let pool = store::postgres_pool_options()
+                .max_connections(1)
+                .connect(&db.url)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
     };
     discard(db);
     Ok(timings)
@@ -710,14 +725,20 @@ trait RawQueue {
     async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>>;
     /// Marks the leased `ids` sent.
     async fn mark_sent(&mut self, ids: &[Self::Id]) -> anyhow::Result<()>;
-    async fn close(self);
+}
+
+/// One connection to the bench's store, with the store's own settings.
+struct Raw<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    binds: RawBinds,
 }
 
 /// Inserts `n` messages in batches, leasing and marking sent what each batch made leasable,
 /// and times each kind of statement.
-async fn drive<Q: RawQueue>(mut queue: Q, n: usize) -> anyhow::Result<RawTimings>
+async fn drive<DB: sqlx::Database>(mut queue: Raw<DB>, n: usize) -> anyhow::Result<RawTimings>
 where
-    for<'c> &'c str: sqlx::ColumnIndex<Q::Row>,
+    Raw<DB>: RawQueue<Row = DB::Row>,
+    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
 {
     let mut timings = RawTimings::default();
     let started = Instant::now();
@@ -739,7 +760,7 @@ where
             }
             let ids = rows
                 .iter()
-                .map(|row| row.try_get::<Q::Id, _>("id"))
+                .map(|row| row.try_get::<<Raw<DB> as RawQueue>::Id, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
             let clock = Instant::now();
             queue.mark_sent(&ids).await?;
@@ -748,29 +769,12 @@ where
         }
     }
     timings.total = started.elapsed();
-    queue.close().await;
+    queue.pool.close().await;
     Ok(timings)
 }
 
 /// The raw ceiling's statements on SQLite: ids and times as text.
-struct RawSqlite {
-    pool: sqlx::SqlitePool,
-    binds: RawBinds,
-}
-
-impl RawSqlite {
-    async fn connect(url: &str, binds: RawBinds) -> anyhow::Result<RawSqlite> {
-        // The store's own connection settings.
-        let options = store::sqlite_connect_options(url)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        Ok(RawSqlite { pool, binds })
-    }
-}
-
-impl RawQueue for RawSqlite {
+impl RawQueue for Raw<Sqlite> {
     type Row = sqlx::sqlite::SqliteRow;
     type Id = String;
 
@@ -839,31 +843,10 @@ impl RawQueue for RawSqlite {
         .await?;
         Ok(())
     }
-
-    async fn close(self) {
-        self.pool.close().await;
-    }
 }
 
 /// The raw ceiling's statements on PostgreSQL: native UUIDs, times and JSONB.
-struct RawPostgres {
-    pool: sqlx::PgPool,
-    binds: RawBinds,
-}
-
-impl RawPostgres {
-    async fn connect(url: &str, binds: RawBinds) -> anyhow::Result<RawPostgres> {
-        // The store's own connection settings: custom plans, so statistics gathered on the
-        // still-empty table cannot pin the lease to a sequential scan.
-        let pool = store::postgres_pool_options()
-            .max_connections(1)
-            .connect(url)
-            .await?;
-        Ok(RawPostgres { pool, binds })
-    }
-}
-
-impl RawQueue for RawPostgres {
+impl RawQueue for Raw<Postgres> {
     type Row = sqlx::postgres::PgRow;
     type Id = Uuid;
 
@@ -924,10 +907,6 @@ impl RawQueue for RawPostgres {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn close(self) {
-        self.pool.close().await;
     }
 }
 
