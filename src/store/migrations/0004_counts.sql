@@ -60,8 +60,8 @@ SELECT status, 0, COUNT(*) FROM notification_messages GROUP BY status;
 {end}
 {sqlite}
 --
--- SQLite has one writer at a time, so one row per status and row-level triggers do. The
--- status CHECK constraint guarantees a row for every status.
+-- SQLite has no statement-level triggers, and only one writer at a time: one row per status,
+-- kept by row-level triggers. The status CHECK constraint guarantees a row for every status.
 CREATE TABLE notification_counts (
     status  TEXT PRIMARY KEY,
     n       INTEGER NOT NULL
