@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use common::figures::{nproc, percentile, read_trimmed, thousands};
 use common::harness::http_sink::{HttpSink, Response};
-use common::{Backend, discard, parse_count};
+use common::{Backend, TestDb, discard, parse_count};
 use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
@@ -479,113 +479,126 @@ fn metric_total(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
-    let db = backend.fresh_db();
-    let (observer, template) = migrated_store(&db.url).await?;
-    let sink = HttpSink::ok().await;
-    sink.set_recording(false);
-    let config = default_config(&db.url, &sink.url);
-    let mut running = Vec::with_capacity(replicas);
-    for _ in 0..replicas {
-        running.push(Replica::start(&config).await?);
+/// What both end-to-end scenarios run on: a fresh migrated store (with an observer connection),
+/// an HTTP sink that answers 200, and the dispatchers' config aimed at them.
+struct Rig {
+    db: TestDb,
+    observer: Arc<dyn Store>,
+    sink: HttpSink,
+    config: Config,
+}
+
+impl Rig {
+    /// The rig, and a producer of the bench event on its store.
+    async fn new(backend: Backend) -> anyhow::Result<(Rig, Producer)> {
+        let db = backend.fresh_db();
+        let (observer, template) = migrated_store(&db.url).await?;
+        let sink = HttpSink::ok().await;
+        sink.set_recording(false);
+        let config = default_config(&db.url, &sink.url);
+        let producer = Producer {
+            store: store::open(&db.url, OpenMode::Existing).await?,
+            template_id: template.id,
+            payload: payload(&template),
+        };
+        let rig = Rig {
+            db,
+            observer,
+            sink,
+            config,
+        };
+        Ok((rig, producer))
     }
-    let producer = Producer {
-        store: store::open(&db.url, OpenMode::Existing).await?,
-        template_id: template.id,
-        payload: payload(&template),
-    };
+
+    async fn start_replicas(&self, replicas: usize) -> anyhow::Result<Vec<Replica>> {
+        let mut running = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            running.push(Replica::start(&self.config).await?);
+        }
+        Ok(running)
+    }
+
+    /// Waits until all `n` messages are sent (saying how far the sink got every 10 s) and
+    /// returns the time since `started`.
+    async fn wait_until_sent(&self, n: usize, started: Instant) -> anyhow::Result<Duration> {
+        let mut last_report = started;
+        loop {
+            tokio::time::sleep(POLL).await;
+            // `sent` is written only after the sink answered, so the sink's counter gates the
+            // store query: polling COUNT(*) over 100k rows 50 times a second would load the
+            // 2-core machine being measured.
+            if self.sink.count() >= n as u64 {
+                let counts = self.observer.count_by_state().await?;
+                if count_of(&counts, MessageState::Sent) >= n as i64 {
+                    return Ok(started.elapsed());
+                }
+            }
+            if started.elapsed() > RUN_TIMEOUT {
+                let counts = self.observer.count_by_state().await?;
+                bail!(
+                    "not all {n} messages sent after {RUN_TIMEOUT:?}: sink got {}, counts {counts:?}",
+                    self.sink.count()
+                );
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                eprintln!(
+                    "  … {:.0} s: the sink has {} of {n}",
+                    started.elapsed().as_secs_f64(),
+                    self.sink.count()
+                );
+            }
+        }
+    }
+
+    /// Stops the replicas, checks that all `n` messages stayed sent, and drops the store.
+    async fn finish(
+        self,
+        running: Vec<Replica>,
+        n: usize,
+        elapsed: Duration,
+        enqueue_elapsed: Duration,
+    ) -> anyhow::Result<EndToEndRun> {
+        let breakdown = stop_all(running, self.sink.count()).await?;
+        let counts = self.observer.count_by_state().await?;
+        if count_of(&counts, MessageState::Sent) != n as i64 {
+            bail!("after the stop: {counts:?}");
+        }
+        drop(self.observer);
+        drop(self.sink);
+        discard(self.db);
+        Ok(EndToEndRun {
+            per_second: per_second(n, elapsed),
+            elapsed,
+            enqueue_per_second: per_second(n, enqueue_elapsed),
+            breakdown,
+        })
+    }
+}
+
+async fn end_to_end(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
+    let (rig, producer) = Rig::new(backend).await?;
+    let running = rig.start_replicas(replicas).await?;
     // Let every replica reach its idle wait, as a running deployment would be.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
     let producing = tokio::spawn(async move { producer.enqueue_all(n).await });
-    let mut last_report = started;
-    let elapsed = loop {
-        tokio::time::sleep(POLL).await;
-        // `sent` is written only after the sink answered, so the sink's counter gates the
-        // store query: polling COUNT(*) over 100k rows 50 times a second would load the
-        // 2-core machine being measured.
-        if sink.count() >= n as u64 {
-            let counts = observer.count_by_state().await?;
-            if count_of(&counts, MessageState::Sent) >= n as i64 {
-                break started.elapsed();
-            }
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let counts = observer.count_by_state().await?;
-            bail!(
-                "not all {n} messages sent after {RUN_TIMEOUT:?}: sink got {}, counts {counts:?}",
-                sink.count()
-            );
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "  … {:.0} s: the sink has {} of {n}",
-                started.elapsed().as_secs_f64(),
-                sink.count()
-            );
-        }
-    };
+    let elapsed = rig.wait_until_sent(n, started).await?;
     let enqueue_elapsed = producing.await.context("the producer panicked")??;
-    let breakdown = stop_all(running, sink.count()).await?;
-    let counts = observer.count_by_state().await?;
-    if count_of(&counts, MessageState::Sent) != n as i64 {
-        bail!("after the stop: {counts:?}");
-    }
-    drop(observer);
-    drop(sink);
-    discard(db);
-    Ok(EndToEndRun {
-        per_second: per_second(n, elapsed),
-        elapsed,
-        enqueue_per_second: per_second(n, enqueue_elapsed),
-        breakdown,
-    })
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
 }
 
 /// The diagnostic split of [`end_to_end`]: the producer enqueues everything while no
 /// dispatcher runs, then the replicas start and drain the queue.
 async fn drain(backend: Backend, replicas: usize, n: usize) -> anyhow::Result<EndToEndRun> {
-    let db = backend.fresh_db();
-    let (observer, template) = migrated_store(&db.url).await?;
-    let sink = HttpSink::ok().await;
-    sink.set_recording(false);
-    let config = default_config(&db.url, &sink.url);
-    let producer = Producer {
-        store: store::open(&db.url, OpenMode::Existing).await?,
-        template_id: template.id,
-        payload: payload(&template),
-    };
+    let (rig, producer) = Rig::new(backend).await?;
     let enqueue_elapsed = producer.enqueue_all(n).await?;
     drop(producer);
     let started = Instant::now();
-    let mut running = Vec::with_capacity(replicas);
-    for _ in 0..replicas {
-        running.push(Replica::start(&config).await?);
-    }
-    let elapsed = loop {
-        tokio::time::sleep(POLL).await;
-        if sink.count() >= n as u64 {
-            let counts = observer.count_by_state().await?;
-            if count_of(&counts, MessageState::Sent) >= n as i64 {
-                break started.elapsed();
-            }
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            bail!("not all {n} messages sent after {RUN_TIMEOUT:?}");
-        }
-    };
-    let breakdown = stop_all(running, sink.count()).await?;
-    drop(observer);
-    drop(sink);
-    discard(db);
-    Ok(EndToEndRun {
-        per_second: per_second(n, elapsed),
-        elapsed,
-        enqueue_per_second: per_second(n, enqueue_elapsed),
-        breakdown,
-    })
+    let running = rig.start_replicas(replicas).await?;
+    let elapsed = rig.wait_until_sent(n, started).await?;
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
 }
 
 /// Stops every replica cleanly and sums their metrics.
@@ -649,14 +662,46 @@ async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<RawTimings> {
     let db = backend.fresh_db();
     let (store, template) = migrated_store(&db.url).await?;
     drop(store);
-    let payload = serde_json::to_string(&payload(&template))?;
-    let lease_count = Config::default().notifications.lease_count;
+    let notifications = Config::default().notifications;
+    let binds = RawBinds {
+        template_id: template.id,
+        payload: serde_json::to_string(&payload(&template))?,
+        reason: herald::queue::leased_reason(Uuid::now_v7()),
+        lease_period: notifications.lease_period,
+        lease_count: notifications.lease_count,
+    };
+    // One connection with the store's own settings (on PostgreSQL: custom plans, so
+    // statistics gathered on the still-empty table cannot pin the lease to a sequential scan).
     let timings = match backend {
-        Backend::Sqlite => raw_sqlite(&db.url, n, template.id, &payload, lease_count).await?,
-        Backend::Postgres => raw_postgres(&db.url, n, template.id, &payload, lease_count).await?,
+        Backend::Sqlite => {
+            let options = store::sqlite_connect_options(&db.url)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
+        Backend::Postgres => {
+            let pool = store::postgres_pool_options()
+                .max_connections(1)
+                .connect(&db.url)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
     };
     discard(db);
     Ok(timings)
+}
+
+/// What the raw-ceiling statements bind besides ids and times, on either backend.
+struct RawBinds {
+    template_id: Uuid,
+    /// The bench event's payload, as JSON text.
+    payload: String,
+    /// The `status_reason` a lease writes.
+    reason: String,
+    lease_period: Duration,
+    lease_count: u32,
 }
 
 const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
@@ -668,22 +713,33 @@ fn sqlite_ts(at: chrono::DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-async fn raw_sqlite(
-    url: &str,
-    n: usize,
-    template_id: Uuid,
-    payload: &str,
-    lease_count: u32,
-) -> anyhow::Result<RawTimings> {
-    // The store's own connection settings.
-    let options = store::sqlite_connect_options(url)?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await?;
-    let reason = herald::queue::leased_reason(Uuid::now_v7());
-    let lease_period = Config::default().notifications.lease_period;
-    let template = template_id.to_string();
+/// One backend's raw-ceiling statements, each as its store runs it.
+trait RawQueue {
+    /// What a lease returns, and the type of its `id` column.
+    type Row: Row;
+    type Id: for<'r> sqlx::Decode<'r, <Self::Row as Row>::Database>
+        + sqlx::Type<<Self::Row as Row>::Database>;
+    /// Inserts `count` pending messages in one statement.
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()>;
+    /// Leases one batch as the store's `lease_batch` does (an empty batch: nothing left).
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>>;
+    /// Marks the leased `ids` sent.
+    async fn mark_sent(&mut self, ids: &[Self::Id]) -> anyhow::Result<()>;
+}
+
+/// One connection to the bench's store, with the store's own settings.
+struct Raw<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    binds: RawBinds,
+}
+
+/// Inserts `n` messages in batches, leasing and marking sent what each batch made leasable,
+/// and times each kind of statement.
+async fn drive<DB: sqlx::Database>(mut queue: Raw<DB>, n: usize) -> anyhow::Result<RawTimings>
+where
+    Raw<DB>: RawQueue<Row = DB::Row>,
+    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
+{
     let mut timings = RawTimings::default();
     let started = Instant::now();
     let (mut inserted, mut sent) = (0, 0);
@@ -691,170 +747,167 @@ async fn raw_sqlite(
         let count = BATCH.min(n - inserted);
         if count > 0 {
             let clock = Instant::now();
-            let now = sqlite_ts(Utc::now());
-            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
-            insert.push_values(0..count, |mut row, _| {
-                row.push_bind(Uuid::now_v7().to_string())
-                    .push_bind(template.as_str())
-                    .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
-                    .push_bind(payload)
-                    .push("0")
-                    .push_bind(now.clone())
-                    .push_bind(now.clone())
-                    .push("NULL");
-            });
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            insert.build().execute(&mut *tx).await?;
-            tx.commit().await?;
+            queue.insert(count).await?;
             inserted += count;
             timings.insert += clock.elapsed();
         }
         loop {
             let clock = Instant::now();
-            let now = Utc::now();
-            let now_text = sqlite_ts(now);
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            // The SQLite store's lease_batch, verbatim.
-            let rows = sqlx::query(
-                "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
-                     status_reason = ?2, updated_at = ?3,
-                     queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
-                 WHERE id IN (
-                     SELECT id FROM notification_messages
-                     WHERE status IN ('pending', 'temporary_failure', 'leased')
-                       AND attempt_count < ?4
-                       AND (status = 'pending'
-                            OR (status = 'temporary_failure' AND next_retry_after <= ?3)
-                            OR (status = 'leased' AND leased_until < ?3))
-                     ORDER BY id LIMIT ?5)
-                 RETURNING id, notification_template_id, user_id, target, method, payload,
-                     attempt_count, created_at, queued_seconds",
-            )
-            .bind(sqlite_ts(now + chrono::Duration::from_std(lease_period)?))
-            .bind(&reason)
-            .bind(&now_text)
-            .bind(5_i64)
-            .bind(i64::from(lease_count))
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            let rows = queue.lease().await?;
             timings.leases.push(clock.elapsed());
             if rows.is_empty() {
                 break;
             }
             let ids = rows
                 .iter()
-                .map(|row| row.try_get::<String, _>("id"))
+                .map(|row| row.try_get::<<Raw<DB> as RawQueue>::Id, _>("id"))
                 .collect::<Result<Vec<_>, _>>()?;
             let clock = Instant::now();
-            sqlx::query(
-                "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
-                     attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'leased'",
-            )
-            .bind(serde_json::to_string(&ids)?)
-            .bind(sqlite_ts(Utc::now()))
-            .execute(&pool)
-            .await?;
+            queue.mark_sent(&ids).await?;
             timings.mark_sent += clock.elapsed();
             sent += ids.len();
         }
     }
     timings.total = started.elapsed();
-    pool.close().await;
+    queue.pool.close().await;
     Ok(timings)
 }
 
-async fn raw_postgres(
-    url: &str,
-    n: usize,
-    template_id: Uuid,
-    payload: &str,
-    lease_count: u32,
-) -> anyhow::Result<RawTimings> {
-    // The store's own connection settings: custom plans, so statistics gathered on the
-    // still-empty table cannot pin the lease to a sequential scan.
-    let pool = store::postgres_pool_options()
-        .max_connections(1)
-        .connect(url)
-        .await?;
-    let reason = herald::queue::leased_reason(Uuid::now_v7());
-    let lease_period_ms = Config::default().notifications.lease_period.as_millis() as f64;
-    let mut timings = RawTimings::default();
-    let started = Instant::now();
-    let (mut inserted, mut sent) = (0, 0);
-    while sent < n {
-        let count = BATCH.min(n - inserted);
-        if count > 0 {
-            let clock = Instant::now();
-            let now = Utc::now();
-            let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
-            insert.push_values(0..count, |mut row, _| {
-                row.push_bind(Uuid::now_v7())
-                    .push_bind(template_id)
-                    .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
-                    .push_bind(payload)
-                    .push_unseparated("::jsonb")
-                    .push("0")
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push("NULL");
-            });
-            insert.build().execute(&pool).await?;
-            inserted += count;
-            timings.insert += clock.elapsed();
-        }
-        loop {
-            let clock = Instant::now();
-            // The PostgreSQL store's lease_batch, verbatim.
-            let rows = sqlx::query(
-                "WITH leasable AS (
-                     SELECT id FROM notification_messages
-                     WHERE status IN ('pending', 'temporary_failure', 'leased')
-                       AND attempt_count < $3
-                       AND (status = 'pending'
-                            OR (status = 'temporary_failure' AND next_retry_after <= now())
-                            OR (status = 'leased' AND leased_until < now()))
-                     ORDER BY id LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE notification_messages m SET status = 'leased',
-                     leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
-                     updated_at = now(),
-                     queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
-                 FROM leasable WHERE m.id = leasable.id
-                 RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
-                     m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
-            )
-            .bind(lease_period_ms)
-            .bind(&reason)
-            .bind(5_i32)
-            .bind(i64::from(lease_count))
-            .fetch_all(&pool)
-            .await?;
-            timings.leases.push(clock.elapsed());
-            if rows.is_empty() {
-                break;
-            }
-            let ids = rows
-                .iter()
-                .map(|row| row.try_get::<Uuid, _>("id"))
-                .collect::<Result<Vec<_>, _>>()?;
-            let clock = Instant::now();
-            sqlx::query(
-                "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
-                     attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
-                 WHERE id = ANY($1) AND status = 'leased'",
-            )
-            .bind(&ids)
-            .execute(&pool)
-            .await?;
-            timings.mark_sent += clock.elapsed();
-            sent += ids.len();
-        }
+/// The raw ceiling's statements on SQLite: ids and times as text.
+impl RawQueue for Raw<Sqlite> {
+    type Row = sqlx::sqlite::SqliteRow;
+    type Id = String;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = sqlite_ts(Utc::now());
+        let template = self.binds.template_id.to_string();
+        let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7().to_string())
+                .push_bind(template.as_str())
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push("0")
+                .push_bind(now.clone())
+                .push_bind(now.clone())
+                .push("NULL");
+        });
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
-    timings.total = started.elapsed();
-    pool.close().await;
-    Ok(timings)
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        let now = Utc::now();
+        let now_text = sqlite_ts(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The SQLite store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
+                 status_reason = ?2, updated_at = ?3,
+                 queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
+             WHERE id IN (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < ?4
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= ?3)
+                        OR (status = 'leased' AND leased_until < ?3))
+                 ORDER BY id LIMIT ?5)
+             RETURNING id, notification_template_id, user_id, target, method, payload,
+                 attempt_count, created_at, queued_seconds",
+        )
+        .bind(sqlite_ts(
+            now + chrono::Duration::from_std(self.binds.lease_period)?,
+        ))
+        .bind(&self.binds.reason)
+        .bind(&now_text)
+        .bind(5_i64)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'leased'",
+        )
+        .bind(serde_json::to_string(ids)?)
+        .bind(sqlite_ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The raw ceiling's statements on PostgreSQL: native UUIDs, times and JSONB.
+impl RawQueue for Raw<Postgres> {
+    type Row = sqlx::postgres::PgRow;
+    type Id = Uuid;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7())
+                .push_bind(self.binds.template_id)
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push_unseparated("::jsonb")
+                .push("0")
+                .push_bind(now)
+                .push_bind(now)
+                .push("NULL");
+        });
+        insert.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        // The PostgreSQL store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "WITH leasable AS (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < $3
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= now())
+                        OR (status = 'leased' AND leased_until < now()))
+                 ORDER BY id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE notification_messages m SET status = 'leased',
+                 leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
+                 updated_at = now(),
+                 queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
+             FROM leasable WHERE m.id = leasable.id
+             RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
+                 m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
+        )
+        .bind(self.binds.lease_period.as_millis() as f64)
+        .bind(&self.binds.reason)
+        .bind(5_i32)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[Uuid]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
+             WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 // -------------------------------------------------------------------------------------------

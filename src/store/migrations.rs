@@ -1,16 +1,38 @@
-//! The schema's migrations (one SQL file per backend and version, in `migrations/`), and
-//! applying or checking them the same way on every backend.
+//! The schema's migrations (one SQL template per version, in `migrations/`), expanded for
+//! each backend and applied or checked the same way on every backend.
+//!
+//! A template is SQL both backends accept, plus these tokens for what they spell differently:
+//!
+//! | token | PostgreSQL | SQLite |
+//! |---|---|---|
+//! | `{id}` | `UUID` | `TEXT` |
+//! | `{time}` | `TIMESTAMPTZ` | `TEXT` (fixed-width UTC) |
+//! | `{json}` | `JSONB` | `TEXT` |
+//! | `{bool}` | `BOOLEAN` | `INTEGER` |
+//! | `{true}`, `{false}` | `TRUE`, `FALSE` | `1`, `0` |
+//! | `{real}` | `DOUBLE PRECISION` | `REAL` |
+//! | `{bigint}` | `BIGINT` | `INTEGER` |
+//! | `{now}` | `now()` | `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` |
+//!
+//! and, each on a line of its own, `{postgres}` or `{sqlite}` opening lines that only that
+//! backend runs, up to the next `{end}`. Any other text, braces included, is kept as written.
 
 use super::backend::{Backend, On, StoredRow};
-use super::sql::{Param, queries as q};
+use super::sql::{Dialect, Param, queries as q};
 use super::{StoreError, StoreResult};
 
-/// One schema migration: its version, name and SQL for each backend.
+/// One schema migration: its version, name and SQL template.
 pub(super) struct Migration {
     pub version: i64,
     pub name: &'static str,
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
+    template: &'static str,
+}
+
+impl Migration {
+    /// The migration's SQL for `dialect`.
+    pub fn script(&self, dialect: Dialect) -> String {
+        expand(dialect, self.template)
+    }
 }
 
 macro_rules! migration {
@@ -18,20 +40,7 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $name,
-            sqlite: include_str!(concat!(
-                "migrations/sqlite/000",
-                $version,
-                "_",
-                $name,
-                ".sql"
-            )),
-            postgres: include_str!(concat!(
-                "migrations/postgres/000",
-                $version,
-                "_",
-                $name,
-                ".sql"
-            )),
+            template: include_str!(concat!("migrations/000", $version, "_", $name, ".sql")),
         }
     };
 }
@@ -100,14 +109,66 @@ pub(super) async fn migrate<B: Backend>(backend: &B) -> StoreResult<()> {
         check_version(&backend.handle().url, current)?;
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let script = match B::DIALECT {
-            super::sql::Dialect::Postgres => m.postgres,
-            super::sql::Dialect::Sqlite => m.sqlite,
-        };
-        B::run_script(&mut tx, script).await?;
+        B::run_script(&mut tx, &m.script(B::DIALECT)).await?;
         let params = [Param::I64(m.version), Param::Text(m.name)];
         let record = q::RECORD_MIGRATION.get(B::DIALECT);
         backend.execute(On::Tx(&mut tx), record, &params).await?;
     }
     B::commit(tx).await
 }
+
+/// How each inline token is spelled: (token, PostgreSQL, SQLite).
+const TOKENS: &[(&str, &str, &str)] = &[
+    ("{id}", "UUID", "TEXT"),
+    ("{time}", "TIMESTAMPTZ", "TEXT"),
+    ("{json}", "JSONB", "TEXT"),
+    ("{bool}", "BOOLEAN", "INTEGER"),
+    ("{true}", "TRUE", "1"),
+    ("{false}", "FALSE", "0"),
+    ("{real}", "DOUBLE PRECISION", "REAL"),
+    ("{bigint}", "BIGINT", "INTEGER"),
+    ("{now}", "now()", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"),
+];
+
+/// Expands a migration template (see the module doc) for `dialect`.
+pub(super) fn expand(dialect: Dialect, template: &str) -> String {
+    let mut text = String::with_capacity(template.len());
+    // The backend whose lines are being read, while inside a `{postgres}` or `{sqlite}` section.
+    let mut section: Option<Dialect> = None;
+    for line in template.split_inclusive('\n') {
+        match line.trim() {
+            "{postgres}" => section = Some(Dialect::Postgres),
+            "{sqlite}" => section = Some(Dialect::Sqlite),
+            "{end}" => section = None,
+            _ if section.is_none_or(|only| only == dialect) => push_line(&mut text, dialect, line),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// Appends `line` with its inline tokens spelled for `dialect`.
+fn push_line(text: &mut String, dialect: Dialect, mut line: &str) {
+    while let Some(at) = line.find('{') {
+        text.push_str(&line[..at]);
+        line = &line[at..];
+        let token = TOKENS.iter().find(|(token, _, _)| line.starts_with(token));
+        match token {
+            Some((token, postgres, sqlite)) => {
+                text.push_str(match dialect {
+                    Dialect::Postgres => postgres,
+                    Dialect::Sqlite => sqlite,
+                });
+                line = &line[token.len()..];
+            }
+            None => {
+                text.push('{');
+                line = &line[1..];
+            }
+        }
+    }
+    text.push_str(line);
+}
+
+#[cfg(test)]
+mod tests;
