@@ -271,15 +271,15 @@ impl Service {
     }
 }
 
-/// What `user_named` and `event_named` look up: its name, and the error for a name that
-/// matches nothing.
+/// What `user_named` and `event_named` look up: the name it goes by, and the error for a name
+/// that matches nothing.
 trait Named: Sized {
-    fn name(&self) -> &str;
+    fn key(&self) -> &str;
     fn unknown(name: String, hint: String) -> ServiceError;
 }
 
 impl Named for User {
-    fn name(&self) -> &str {
+    fn key(&self) -> &str {
         &self.username
     }
     fn unknown(name: String, hint: String) -> ServiceError {
@@ -288,7 +288,7 @@ impl Named for User {
 }
 
 impl Named for EventTemplate {
-    fn name(&self) -> &str {
+    fn key(&self) -> &str {
         &self.spec.name
     }
     fn unknown(name: String, hint: String) -> ServiceError {
@@ -307,7 +307,7 @@ async fn found_or_hint<T: Named>(
         return Ok(found);
     }
     let known = known.await?;
-    let hint = did_you_mean(name, known.iter().map(|k| k.name()));
+    let hint = did_you_mean(name, known.iter().map(|k| k.key()));
     Err(T::unknown(name.to_string(), hint))
 }
 
