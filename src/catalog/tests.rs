@@ -69,6 +69,12 @@ fn one_event(name: &str, extra: &str) -> String {
     )
 }
 
+/// A well-formed event, then the event `name` without its line `line`.
+fn second_event_without(name: &str, line: &str) -> String {
+    let second = one_event(name, "").replace(line, "");
+    format!("{}\n{second}", one_event("first", ""))
+}
+
 #[test]
 fn catalog_holds_every_event_of_both_seeds() {
     let mut missing = Vec::new();
@@ -574,22 +580,14 @@ fn wrong_types_are_refused_naming_the_field() {
 
 #[test]
 fn missing_fields_are_refused_naming_the_event() {
-    let text = format!(
-        "{}\n{}",
-        one_event("fine", ""),
-        one_event("silent", "").replace("audience = []\n", "")
-    );
+    let text = second_event_without("silent", "audience = []\n");
     let message = parse(&text).unwrap_err().to_string();
     assert_eq!(message, "line 8, event `silent`: missing field `audience`");
 }
 
 #[test]
 fn events_without_a_name_are_named_by_position() {
-    let text = format!(
-        "{}\n{}",
-        one_event("first", ""),
-        one_event("second", "").replace("name = \"second\"\n", "")
-    );
+    let text = second_event_without("second", "name = \"second\"\n");
     let err = parse(&text).unwrap_err();
     assert!(
         matches!(

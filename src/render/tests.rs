@@ -402,6 +402,17 @@ fn overrides(toml: &str) -> Overrides {
     Overrides::from_config(&config(toml)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Renders `sample_event` with the catalog's `title` and `body` under the overrides in
+/// `toml`, for a user, with no payload.
+fn render_overridden(toml: &str, title: &str, body: &str) -> Result<Rendered, RenderError> {
+    render_for(
+        &event(spec(title, body, &[])),
+        &overrides(toml),
+        None,
+        &json!({}),
+    )
+}
+
 /// Overrides at every level: catalog, `[events.NAME]`, a target, a user's target.
 const PRECEDENCE: &str = include_str!("precedence.toml");
 
@@ -459,22 +470,26 @@ fn a_target_override_beats_the_event_override_which_beats_the_catalog() {
 
 #[test]
 fn an_override_that_does_not_read_the_catalog_does_not_render_it() {
-    let overrides = overrides(
+    let catalog = "{{ labels.missing }}";
+    let rendered = render_overridden(
         "[events.sample_event]\ntitle_template = \"Fixed\"\nbody_template = \"Fixed body\"\n",
-    );
-    let e = event(spec("{{ labels.missing }}", "{{ labels.missing }}", &[]));
-    let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+        catalog,
+        catalog,
+    )
+    .unwrap();
     assert_eq!(rendered.title, "Fixed");
     assert_eq!(rendered.body_markdown, "Fixed body");
-    assert!(render(&e, &json!({})).is_err());
+    assert!(render(&event(spec(catalog, catalog, &[])), &json!({})).is_err());
 }
 
 #[test]
 fn an_override_error_at_delivery_names_its_config_key() {
-    let overrides =
-        overrides("[events.sample_event]\nbody_template = \"line one\\n{{ labels.nope }}\"\n");
-    let e = event(spec("t", "b", &[]));
-    let error = render_for(&e, &overrides, None, &json!({})).unwrap_err();
+    let error = render_overridden(
+        "[events.sample_event]\nbody_template = \"line one\\n{{ labels.nope }}\"\n",
+        "t",
+        "b",
+    )
+    .unwrap_err();
     assert_eq!(error.template, "events.sample_event.body_template");
     assert_eq!(error.event, "sample_event");
     assert!(
@@ -532,12 +547,11 @@ fn log_with_lines(dir: &tempfile::TempDir, count: usize) -> String {
 fn an_override_appends_the_tail_of_a_file_it_names() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_with_lines(&dir, 20);
-    let overrides = overrides(&format!(
+    let toml = format!(
         "[events.sample_event]\nbody_template = '''{{{{ body }}}}\n\n```text\n\
              {{{{ file_tail(\"{log}\", 3) }}}}\n```'''\n"
-    ));
-    let e = event(spec("t", "Run failed.", &[]));
-    let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+    );
+    let rendered = render_overridden(&toml, "t", "Run failed.").unwrap();
     assert_eq!(
         rendered.body_markdown,
         "Run failed.\n\n```text\nlog line 18\nlog line 19\nlog line 20\n```"
@@ -555,24 +569,21 @@ fn an_override_appends_the_tail_of_a_file_it_names() {
 fn file_tail_returns_at_most_a_thousand_lines() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_with_lines(&dir, 1500);
-    let overrides = overrides(&format!(
-        "[events.sample_event]\nbody_template = '{{{{ file_tail(\"{log}\", 5000) }}}}'\n"
-    ));
-    let e = event(spec("t", "b", &[]));
-    let body = render_for(&e, &overrides, None, &json!({}))
-        .unwrap()
-        .body_markdown;
+    let toml =
+        format!("[events.sample_event]\nbody_template = '{{{{ file_tail(\"{log}\", 5000) }}}}'\n");
+    let body = render_overridden(&toml, "t", "b").unwrap().body_markdown;
     assert_eq!(body.lines().count(), MAX_TAIL_LINES);
     assert!(body.starts_with("log line 501\n"), "{}", &body[..20]);
 }
 
 #[test]
 fn a_missing_file_renders_a_note_instead_of_failing() {
-    let overrides = overrides(
+    let rendered = render_overridden(
         "[events.sample_event]\nbody_template = '{{ body }} {{ file_tail(\"/nonexistent/pipeline.log\", 50) }}'\n",
-    );
-    let e = event(spec("t", "Run failed.", &[]));
-    let rendered = render_for(&e, &overrides, None, &json!({})).unwrap();
+        "t",
+        "Run failed.",
+    )
+    .unwrap();
     assert_eq!(
         rendered.body_markdown,
         "Run failed. (log /nonexistent/pipeline.log unavailable: No such file or directory \

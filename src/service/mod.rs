@@ -222,25 +222,17 @@ impl Service {
     }
 
     async fn user_named(&self, username: &str) -> ServiceResult<User> {
-        if let Some(user) = self.store.user_by_username(username).await? {
-            return Ok(user);
-        }
-        let users = self.store.list_users().await?;
-        Err(ServiceError::UnknownUser {
-            name: username.to_string(),
-            hint: did_you_mean(username, users.iter().map(|u| u.username.as_str())),
-        })
+        let found = self.store.user_by_username(username).await?;
+        found_or_hint(found, username, self.store.list_users()).await
     }
 
     async fn event_named(&self, name: &str) -> ServiceResult<EventTemplate> {
-        if let Some(event) = self.store.template_by_name(name).await? {
-            return Ok(event);
-        }
-        let events = self.store.list_templates().await?;
-        Err(ServiceError::UnknownEvent {
-            name: name.to_string(),
-            hint: did_you_mean(name, events.iter().map(|e| e.spec.name.as_str())),
-        })
+        found_or_hint(
+            self.store.template_by_name(name).await?,
+            name,
+            self.store.list_templates(),
+        )
+        .await
     }
 
     // ---- events and delivery preferences -------------------------------------------------
@@ -277,6 +269,46 @@ impl Service {
         self.store.set_template_method(template.id, method).await?;
         Ok(EventTemplate { method, ..template })
     }
+}
+
+/// What `user_named` and `event_named` look up: the name it goes by, and the error for a name
+/// that matches nothing.
+trait Named: Sized {
+    fn key(&self) -> &str;
+    fn unknown(name: String, hint: String) -> ServiceError;
+}
+
+impl Named for User {
+    fn key(&self) -> &str {
+        &self.username
+    }
+    fn unknown(name: String, hint: String) -> ServiceError {
+        ServiceError::UnknownUser { name, hint }
+    }
+}
+
+impl Named for EventTemplate {
+    fn key(&self) -> &str {
+        &self.spec.name
+    }
+    fn unknown(name: String, hint: String) -> ServiceError {
+        ServiceError::UnknownEvent { name, hint }
+    }
+}
+
+/// What a lookup by `name` `found`; when nothing, the unknown-name error with a did-you-mean
+/// hint among every `known` one (read only then).
+async fn found_or_hint<T: Named>(
+    found: Option<T>,
+    name: &str,
+    known: impl Future<Output = Result<Vec<T>, StoreError>>,
+) -> ServiceResult<T> {
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    let known = known.await?;
+    let hint = did_you_mean(name, known.iter().map(|k| k.key()));
+    Err(T::unknown(name.to_string(), hint))
 }
 
 fn parse_data(data: Option<&str>) -> ServiceResult<serde_json::Value> {

@@ -13,7 +13,9 @@ use crate::channels::CheckResult;
 use crate::model::{Message, MessageState, User};
 use crate::queue;
 use crate::routing::{self, EnqueueRequest};
-use crate::store::{MessageFilter, PageRequest, ReasonCount, Replica, StateCounts, Undeliverable};
+use crate::store::{
+    MessageFilter, PageRequest, ReasonCount, Replica, StateCounts, StoreError, Undeliverable,
+};
 
 /// Which messages the console's queue shows: the store filter, a recipient by name, and an
 /// exact `status_reason` (the Troubleshoot tab's jump).
@@ -111,8 +113,8 @@ impl Service {
         caller: &User,
         limit: u32,
     ) -> ServiceResult<Vec<ReasonCount>> {
-        require(caller, QUEUE_WATCHERS, "viewing failure reasons")?;
-        Ok(self.store.top_status_reasons(limit).await?)
+        let read = self.store.top_status_reasons(limit);
+        watching(caller, "viewing failure reasons", read).await
     }
 
     /// Messages created since `since`, per event; owners and on-call.
@@ -121,8 +123,12 @@ impl Service {
         caller: &User,
         since: DateTime<Utc>,
     ) -> ServiceResult<Vec<(String, i64)>> {
-        require(caller, QUEUE_WATCHERS, "viewing event volumes")?;
-        Ok(self.store.volume_by_event(since).await?)
+        watching(
+            caller,
+            "viewing event volumes",
+            self.store.volume_by_event(since),
+        )
+        .await
     }
 
     /// Delivery attempts since `since`, per outcome; owners and on-call.
@@ -131,21 +137,20 @@ impl Service {
         caller: &User,
         since: DateTime<Utc>,
     ) -> ServiceResult<StateCounts> {
-        require(caller, QUEUE_WATCHERS, "viewing delivery throughput")?;
-        Ok(self.store.attempts_since(since).await?)
+        let read = self.store.attempts_since(since);
+        watching(caller, "viewing delivery throughput", read).await
     }
 
     /// Every dispatcher's heartbeat row; owners and on-call.
     pub async fn replicas(&self, caller: &User) -> ServiceResult<Vec<Replica>> {
-        require(caller, QUEUE_WATCHERS, "viewing replicas")?;
-        Ok(self.store.list_replicas().await?)
+        watching(caller, "viewing replicas", self.store.list_replicas()).await
     }
 
     /// Messages that wait for a method or target no running replica delivers; owners and
     /// on-call.
     pub async fn undeliverable(&self, caller: &User) -> ServiceResult<Vec<Undeliverable>> {
-        require(caller, QUEUE_WATCHERS, "viewing undeliverable messages")?;
-        Ok(crate::dispatch::undeliverable_now(&*self.store).await?)
+        let read = crate::dispatch::undeliverable_now(&*self.store);
+        watching(caller, "viewing undeliverable messages", read).await
     }
 
     /// `herald doctor`'s checks; owners and on-call.
@@ -195,6 +200,17 @@ impl Service {
         self.queue_planned(caller, &event, &labels, plan.messages, plan.warnings)
             .await
     }
+}
+
+/// The read models' one rule: `caller` must watch the queue (owner or on-call) for `action`;
+/// only then does the store `read` run (a future does nothing until awaited).
+async fn watching<T>(
+    caller: &User,
+    action: &str,
+    read: impl Future<Output = Result<T, StoreError>>,
+) -> ServiceResult<T> {
+    require(caller, QUEUE_WATCHERS, action)?;
+    Ok(read.await?)
 }
 
 #[cfg(test)]
@@ -267,6 +283,13 @@ mod tests {
             before: None,
             limit: 100,
         }
+    }
+
+    /// Asserts that `report` enqueued something, and that every message passes `check`.
+    #[track_caller]
+    fn assert_all_enqueued(report: &EnqueueReport, check: impl Fn(&Message) -> bool) {
+        assert!(!report.enqueued.is_empty());
+        assert!(report.enqueued.iter().all(check));
     }
 
     #[tokio::test]
@@ -407,13 +430,7 @@ mod tests {
             .send_event_test(&owner, "run_failure")
             .await
             .unwrap();
-        assert!(!report.enqueued.is_empty());
-        assert!(
-            report
-                .enqueued
-                .iter()
-                .all(|m| m.payload["labels"]["model"] == "sample-model")
-        );
+        assert_all_enqueued(&report, |m| m.payload["labels"]["model"] == "sample-model");
         let input = EnqueueInput {
             event: "run_failure".into(),
             users: vec!["alice".into()],
@@ -464,13 +481,7 @@ mod tests {
             .send_event_test(&f.bob, "user_account_created")
             .await
             .unwrap();
-        assert!(!report.enqueued.is_empty());
-        assert!(
-            report
-                .enqueued
-                .iter()
-                .all(|m| m.username.as_deref() == Some("bob"))
-        );
+        assert_all_enqueued(&report, |m| m.username.as_deref() == Some("bob"));
         assert!(report.enqueued.iter().any(|m| m.method == Method::Inbox));
         let again = f
             .service

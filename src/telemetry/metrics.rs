@@ -120,28 +120,28 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
 
-        counters(
+        family(
             &mut out,
             "herald_dispatch_attempts_total",
             "Delivery attempts by method, event and result (sent, temporary_failure, permanent_failure).",
             &self.attempts,
             ["event", "method", "result"],
         );
-        histograms(
+        family(
             &mut out,
             "herald_send_seconds",
             "Time a delivery method took to send one message.",
             &self.send_seconds,
             ["method"],
         );
-        counters(
+        family(
             &mut out,
             "herald_retries_total",
             "Messages scheduled for another attempt, by method.",
             &self.retries,
             ["method"],
         );
-        histograms(
+        family(
             &mut out,
             "herald_queued_seconds",
             "Time a message waited in the queue before it was leased, by method.",
@@ -367,32 +367,50 @@ impl Histogram {
     }
 }
 
-/// A counter family: its header, then a sample a series, its labels named `names`.
-fn counters<const N: usize>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    family: &Family<N, AtomicU64>,
-    names: [&str; N],
-) {
-    family_header(out, name, help, "counter");
-    for (labels, value) in family.collect(|count| count.load(Ordering::Relaxed)) {
-        sample(out, name, &named(&names, &labels), &value.to_string());
+/// What a family's series hold: a counter prints one sample, a histogram its buckets, sum and
+/// count.
+trait Metric {
+    /// The family's `# TYPE`.
+    const KIND: &'static str;
+    /// A series' value, read under the family's lock.
+    type Value;
+    fn read(&self) -> Self::Value;
+    fn write(out: &mut String, name: &str, labels: &[(&str, &str)], value: &Self::Value);
+}
+
+impl Metric for AtomicU64 {
+    const KIND: &'static str = "counter";
+    type Value = u64;
+    fn read(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+    fn write(out: &mut String, name: &str, labels: &[(&str, &str)], value: &u64) {
+        sample(out, name, labels, &value.to_string());
     }
 }
 
-/// A histogram family: its header, then a series' buckets, sum and count, its labels named
-/// `names`.
-fn histograms<const N: usize>(
+impl Metric for Histogram {
+    const KIND: &'static str = "histogram";
+    type Value = HistogramSnapshot;
+    fn read(&self) -> HistogramSnapshot {
+        self.snapshot()
+    }
+    fn write(out: &mut String, name: &str, labels: &[(&str, &str)], value: &HistogramSnapshot) {
+        histogram_samples(out, name, labels, value);
+    }
+}
+
+/// A family: its header, then each series' samples, its labels named `names`.
+fn family<const N: usize, T: Metric>(
     out: &mut String,
     name: &str,
     help: &str,
-    family: &Family<N, Histogram>,
+    series: &Family<N, T>,
     names: [&str; N],
 ) {
-    family_header(out, name, help, "histogram");
-    for (labels, snapshot) in family.collect(Histogram::snapshot) {
-        histogram_samples(out, name, &named(&names, &labels), &snapshot);
+    family_header(out, name, help, T::KIND);
+    for (labels, value) in series.collect(T::read) {
+        T::write(out, name, &named(&names, &labels), &value);
     }
 }
 

@@ -62,6 +62,12 @@ fn refused(state: &mut AppState, action: Action) {
     );
 }
 
+/// `action` asks for exactly one effect: `effect`.
+#[track_caller]
+fn asks(state: &mut AppState, action: Action, effect: Effect) {
+    assert_eq!(update(state, action), vec![effect]);
+}
+
 fn confirm_effect(state: &AppState) -> Effect {
     match &state.overlay {
         Overlay::Confirm(c) => c.effect.clone(),
@@ -269,10 +275,7 @@ fn pausing_asks_first_and_only_owners_and_oncall_may() {
         );
         assert_eq!(confirm_effect(&s), Effect::SetPaused(true));
         assert!(confirm_question(&s).contains("Pause delivery on every replica"));
-        assert_eq!(
-            update(&mut s, Action::ConfirmYes),
-            vec![Effect::SetPaused(true)]
-        );
+        asks(&mut s, Action::ConfirmYes, Effect::SetPaused(true));
         assert!(matches!(s.overlay, Overlay::None));
         feed(&mut s, Action::PauseSet(Ok(true)));
         assert_eq!(s.paused, Some(true));
@@ -289,10 +292,7 @@ fn pausing_asks_first_and_only_owners_and_oncall_may() {
 fn send_test_sends_the_selected_event_to_yourself() {
     let mut s = on_tab(member(), false, Tab::Events);
     let name = s.events.catalog[0].spec.name.clone();
-    assert_eq!(
-        update(&mut s, Action::SendTest),
-        vec![Effect::SendEventTest(name)]
-    );
+    asks(&mut s, Action::SendTest, Effect::SendEventTest(name));
     feed(
         &mut s,
         Action::TestSent(Ok("test queued by smtp, inbox".into())),
@@ -311,25 +311,17 @@ fn send_test_sends_the_selected_event_to_yourself() {
 fn owners_cycle_and_reset_methods_and_members_cannot() {
     let mut s = on_tab(owner(), false, Tab::Delivery);
     let first = s.events.catalog[0].spec.name.clone();
-    assert_eq!(
-        update(&mut s, Action::CycleMethod),
-        vec![Effect::SetEventMethod {
-            event: first.clone(),
-            method: Some(Method::Smtp)
-        }]
-    );
+    let set = |method| Effect::SetEventMethod {
+        event: first.clone(),
+        method,
+    };
+    asks(&mut s, Action::CycleMethod, set(Some(Method::Smtp)));
     feed(
         &mut s,
         Action::MethodSet(Ok((first.clone(), Some(Method::Smtp)))),
     );
     assert_eq!(s.events.catalog[0].method, Some(Method::Smtp));
-    assert_eq!(
-        update(&mut s, Action::ResetMethod),
-        vec![Effect::SetEventMethod {
-            event: first.clone(),
-            method: None
-        }]
-    );
+    asks(&mut s, Action::ResetMethod, set(None));
     feed(&mut s, Action::MethodSet(Ok((first, None))));
     assert!(
         update(&mut s, Action::ResetMethod).is_empty(),
@@ -347,13 +339,14 @@ fn opt_outs_toggle_for_yourself_and_owners_switch_user() {
     let mut s = on_tab(member(), false, Tab::OptOuts);
     let row = s.optouts.rows[0].clone();
     assert!(row.enabled);
-    assert_eq!(
-        update(&mut s, Action::ToggleOptOut),
-        vec![Effect::SetOptOut {
+    asks(
+        &mut s,
+        Action::ToggleOptOut,
+        Effect::SetOptOut {
             event: row.event.clone(),
             user: None,
-            disabled: true
-        }]
+            disabled: true,
+        },
     );
     feed(
         &mut s,
@@ -369,9 +362,10 @@ fn opt_outs_toggle_for_yourself_and_owners_switch_user() {
     let mut s = on_tab(owner(), false, Tab::OptOuts);
     feed(&mut s, Action::SwitchUser);
     type_text(&mut s, "bob");
-    assert_eq!(
-        update(&mut s, Action::SubmitInput),
-        vec![Effect::LoadOptOuts(Some("bob".into()))]
+    asks(
+        &mut s,
+        Action::SubmitInput,
+        Effect::LoadOptOuts(Some("bob".into())),
     );
     feed(
         &mut s,
@@ -391,7 +385,7 @@ fn opt_outs_toggle_for_yourself_and_owners_switch_user() {
 #[test]
 fn doctor_runs_for_watchers() {
     let mut s = on_tab(oncall(), false, Tab::Troubleshoot);
-    assert_eq!(update(&mut s, Action::RunDoctor), vec![Effect::RunDoctor]);
+    asks(&mut s, Action::RunDoctor, Effect::RunDoctor);
     assert!(s.troubleshoot.doctor_running);
     feed(&mut s, Action::DoctorFinished(Ok(Vec::new())));
     assert!(!s.troubleshoot.doctor_running);
@@ -401,23 +395,12 @@ fn doctor_runs_for_watchers() {
 #[test]
 fn inbox_entries_toggle_read() {
     let mut s = on_tab(member(), false, Tab::Inbox);
-    assert_eq!(
-        update(&mut s, Action::ToggleRead),
-        vec![Effect::MarkInbox {
-            id: id(500),
-            read: true
-        }]
-    );
+    let mark = |read| Effect::MarkInbox { id: id(500), read };
+    asks(&mut s, Action::ToggleRead, mark(true));
     let effects = update(&mut s, Action::InboxMarked(Ok((id(500), true))));
     assert_eq!(effects, vec![Effect::LoadInbox]);
     assert_eq!(s.inbox.unread(), 0);
-    assert_eq!(
-        update(&mut s, Action::ToggleRead),
-        vec![Effect::MarkInbox {
-            id: id(500),
-            read: false
-        }]
-    );
+    asks(&mut s, Action::ToggleRead, mark(false));
     member_refused(Tab::Inbox, true, Action::ToggleRead);
 }
 

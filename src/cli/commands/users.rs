@@ -24,20 +24,29 @@ pub(super) async fn users(service: &Service, caller: &User, cmd: UsersCommand) -
             Ok(())
         }
         UsersCommand::Suspend { username } => {
-            service
-                .set_user_status(caller, &username, UserStatus::Suspended)
-                .await?;
-            println!("suspended {username}: they no longer act or receive notifications");
-            Ok(())
+            set_status(service, caller, &username, UserStatus::Suspended).await
         }
         UsersCommand::Activate { username } => {
-            service
-                .set_user_status(caller, &username, UserStatus::Active)
-                .await?;
-            println!("activated {username}");
-            Ok(())
+            set_status(service, caller, &username, UserStatus::Active).await
         }
     }
+}
+
+/// `herald users suspend|activate`.
+async fn set_status(
+    service: &Service,
+    caller: &User,
+    username: &str,
+    status: UserStatus,
+) -> Result<()> {
+    service.set_user_status(caller, username, status).await?;
+    match status {
+        UserStatus::Suspended => {
+            println!("suspended {username}: they no longer act or receive notifications")
+        }
+        UserStatus::Active => println!("activated {username}"),
+    }
+    Ok(())
 }
 
 pub(super) async fn prefs(service: &Service, caller: &User, cmd: PrefsCommand) -> Result<()> {
@@ -127,20 +136,29 @@ pub(super) async fn optout(service: &Service, caller: &User, cmd: OptoutCommand)
             Ok(())
         }
         OptoutCommand::Set { event, user } => {
-            let subject = service
-                .set_opt_out(caller, &event, user.as_deref(), true)
-                .await?;
-            println!("{} opted out of {event}", subject.username);
-            Ok(())
+            set_opt_out(service, caller, &event, user.as_deref(), true).await
         }
+        // Clearing an opt-out of an event that is off by default would leave it off, so
+        // clearing means "I want it": an explicit opt-in.
         OptoutCommand::Clear { event, user } => {
-            // Clearing an opt-out of an event that is off by default would leave it off, so
-            // clearing means "I want it": an explicit opt-in.
-            let subject = service
-                .set_opt_out(caller, &event, user.as_deref(), false)
-                .await?;
-            println!("{} receives {event} again", subject.username);
-            Ok(())
+            set_opt_out(service, caller, &event, user.as_deref(), false).await
         }
     }
+}
+
+/// `herald optout set|clear`: `disabled` opts out, otherwise in.
+async fn set_opt_out(
+    service: &Service,
+    caller: &User,
+    event: &str,
+    user: Option<&str>,
+    disabled: bool,
+) -> Result<()> {
+    let subject = service.set_opt_out(caller, event, user, disabled).await?;
+    if disabled {
+        println!("{} opted out of {event}", subject.username);
+    } else {
+        println!("{} receives {event} again", subject.username);
+    }
+    Ok(())
 }

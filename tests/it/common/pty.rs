@@ -181,14 +181,9 @@ impl Console {
         );
         assert!(!parser.screen().hide_cursor(), "the cursor is still hidden");
         let text = self.output();
-        assert!(
-            text.contains("\u{1b}[?1049h"),
-            "never entered the alternate screen"
-        );
-        assert!(
-            text.contains("\u{1b}[?1049l"),
-            "never left the alternate screen"
-        );
+        for (sequence, what) in [("\u{1b}[?1049h", "entered"), ("\u{1b}[?1049l", "left")] {
+            assert!(text.contains(sequence), "never {what} the alternate screen");
+        }
     }
 }
 
