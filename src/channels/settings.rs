@@ -83,19 +83,21 @@ pub struct SmtpSettings {
     pub targets: Named<SmtpTarget>,
 }
 
-/// `[email.auth]`: PLAIN/LOGIN credentials for the smarthost.
+/// `[email.auth]`: PLAIN/LOGIN credentials for the smarthost (the configuration's
+/// `EmailAuthConfig`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SmtpAuthSettings {
+    /// User name for PLAIN/LOGIN.
     pub username: Option<String>,
-    /// Exclusive with `password_file`.
+    /// Password; exclusive with `password_file`.
     pub password: Option<Secret>,
-    /// Read when the channel is built.
+    /// File holding the password, read when the channel is built; exclusive with `password`.
     pub password_file: Option<PathBuf>,
     /// PLAIN's authorization identity.
     pub identity: Option<String>,
 }
 
-/// `[email.tls]`: how connections are secured.
+/// `[email.tls]`: how connections are secured (the configuration's `EmailTlsConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmtpTlsSettings {
     /// Implicit TLS from the first byte (also implied by port 465).
@@ -106,10 +108,20 @@ pub struct SmtpTlsSettings {
     pub skip_verify: bool,
     /// The name the smarthost's certificate is verified against, when not its host.
     pub server_name: Option<String>,
-    /// The client certificate and its key (PEM files), presented when the server asks.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Client certificate (PEM); goes with `cert_key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client certificate key (PEM); goes with `cert_file`.
+    pub cert_key_file: Option<PathBuf>,
     /// A CA bundle (PEM) trusted instead of the system roots.
     pub ca_file: Option<PathBuf>,
+}
+
+impl SmtpTlsSettings {
+    /// The client certificate and its key, presented when the server asks; `None` unless
+    /// both are set (the configuration refuses one without the other).
+    pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
+        self.cert_file.clone().zip(self.cert_key_file.clone())
+    }
 }
 
 /// One `smtp` target: its recipients, and its own server and sender where it sets them.

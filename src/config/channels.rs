@@ -2,10 +2,10 @@
 //! `[[targets]]` and `[[users]].targets` become what each channel is built from
 //! ([`ChannelSettings`]), with every target named by its qualified name.
 
-use super::{Config, EmailAuthConfig, EmailTlsConfig, TargetConfig};
+use super::{Config, TargetConfig};
 use crate::channels::settings::{
-    ChannelSettings, Named, SlackApiSettings, SlackApiTarget, SlackWebhookSettings,
-    SmtpAuthSettings, SmtpSettings, SmtpTarget, SmtpTlsSettings, WebhookSettings,
+    ChannelSettings, Named, SlackApiSettings, SlackApiTarget, SlackWebhookSettings, SmtpSettings,
+    WebhookSettings,
 };
 use crate::model::TargetType;
 
@@ -26,9 +26,9 @@ impl Config {
                 from: email.from.clone(),
                 smarthost: email.smarthost.clone(),
                 hello: email.hello.clone(),
-                auth: smtp_auth(&email.auth),
-                tls: smtp_tls(&email.tls),
-                targets: self.targets_of(TargetType::Smtp, smtp_target),
+                auth: email.auth.clone(),
+                tls: email.tls.clone(),
+                targets: self.targets_of(TargetType::Smtp, |t| t.smtp.clone()),
             },
             slack_webhook: SlackWebhookSettings {
                 dispatch_timeout,
@@ -66,42 +66,12 @@ impl Config {
     }
 }
 
-fn smtp_auth(auth: &EmailAuthConfig) -> SmtpAuthSettings {
-    SmtpAuthSettings {
-        username: auth.username.clone(),
-        password: auth.password.clone(),
-        password_file: auth.password_file.clone(),
-        identity: auth.identity.clone(),
-    }
-}
-
-fn smtp_tls(tls: &EmailTlsConfig) -> SmtpTlsSettings {
-    SmtpTlsSettings {
-        force_tls: tls.force_tls,
-        starttls: tls.starttls,
-        skip_verify: tls.skip_verify,
-        server_name: tls.server_name.clone(),
-        client_cert: tls.cert_file.clone().zip(tls.cert_key_file.clone()),
-        ca_file: tls.ca_file.clone(),
-    }
-}
-
-fn smtp_target(target: &TargetConfig) -> SmtpTarget {
-    SmtpTarget {
-        recipients: target.recipients.clone(),
-        host: target.host.clone(),
-        port: target.port,
-        user: target.user.clone(),
-        password: target.password.clone(),
-        sender: target.sender.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::channels::settings::{SmtpAuthSettings, SmtpTarget, SmtpTlsSettings};
     use crate::secret::Secret;
 
     fn config(toml: &str) -> Config {
@@ -216,9 +186,14 @@ mod tests {
             SmtpTlsSettings {
                 starttls: true,
                 server_name: Some("mail.example.com".to_string()),
-                client_cert: Some(("/etc/herald/cert.pem".into(), "/etc/herald/key.pem".into())),
+                cert_file: Some("/etc/herald/cert.pem".into()),
+                cert_key_file: Some("/etc/herald/key.pem".into()),
                 ..SmtpTlsSettings::default()
             }
+        );
+        assert_eq!(
+            settings.tls.client_cert(),
+            Some(("/etc/herald/cert.pem".into(), "/etc/herald/key.pem".into()))
         );
         assert_eq!(
             settings.targets,

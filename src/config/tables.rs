@@ -10,7 +10,8 @@ use super::settings::{
     COMMON_TARGET_KEYS, EVENT_OVERRIDE_KEYS, TARGET_KEYS, USER_KEYS, target_type_keys,
 };
 use super::{
-    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, TargetConfig, UserConfig,
+    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, SmtpTarget, TargetConfig,
+    UserConfig,
 };
 use crate::model::{Role, TargetType};
 
@@ -54,7 +55,7 @@ impl Source<'_> {
                 });
             }
             seen.insert(target.name.clone(), (index, origin.clone()));
-            if target.target_type == TargetType::Smtp && target.host.is_none() {
+            if target.target_type == TargetType::Smtp && target.smtp.host.is_none() {
                 parsed.hostless.push(HostlessSmtpTarget {
                     path,
                     name: target.name.clone(),
@@ -111,12 +112,7 @@ impl Source<'_> {
             token: None,
             channel: None,
             api_base_url: DEFAULT_SLACK_API_BASE_URL.to_string(),
-            recipients: Vec::new(),
-            host: None,
-            port: None,
-            user: None,
-            password: None,
-            sender: None,
+            smtp: SmtpTarget::default(),
             title_template: None,
             body_template: None,
         };
@@ -157,12 +153,14 @@ impl Source<'_> {
                 "api_base_url" => {
                     target.api_base_url = self.convert(&full, value, Raw::http_url)?
                 }
-                "recipients" => target.recipients = self.email_list(&full, value)?,
-                "host" => target.host = self.convert(&full, value, Raw::optional_text)?,
-                "port" => target.port = Some(self.convert(&full, value, Raw::port)?),
-                "user" => target.user = self.convert(&full, value, Raw::optional_text)?,
-                "password" => target.password = self.convert(&full, value, Raw::optional_secret)?,
-                "sender" => target.sender = self.convert(&full, value, Raw::optional_text)?,
+                "recipients" => target.smtp.recipients = self.email_list(&full, value)?,
+                "host" => target.smtp.host = self.convert(&full, value, Raw::optional_text)?,
+                "port" => target.smtp.port = Some(self.convert(&full, value, Raw::port)?),
+                "user" => target.smtp.user = self.convert(&full, value, Raw::optional_text)?,
+                "password" => {
+                    target.smtp.password = self.convert(&full, value, Raw::optional_secret)?
+                }
+                "sender" => target.smtp.sender = self.convert(&full, value, Raw::optional_text)?,
                 "title_template" => {
                     target.title_template = self.convert(&full, value, Raw::optional_text)?;
                 }
@@ -207,7 +205,7 @@ impl Source<'_> {
             TargetType::SlackApi if target.channel.is_none() => {
                 return Err(missing("channel", "a channel or member id"));
             }
-            TargetType::Smtp if target.recipients.is_empty() => {
+            TargetType::Smtp if target.smtp.recipients.is_empty() => {
                 return Err(missing("recipients", "at least one recipient address"));
             }
             _ => {}

@@ -384,7 +384,7 @@ fn smtp_target_without_a_host_uses_the_smarthost_from_the_environment() {
     };
     let env = env_of(&[("HERALD_EMAIL_SMARTHOST", "mail:25")]);
     let config = Config::load(&sources, &env).unwrap();
-    assert_eq!(config.targets[0].recipients, ["a@example.com"]);
+    assert_eq!(config.targets[0].smtp.recipients, ["a@example.com"]);
 }
 
 #[test]

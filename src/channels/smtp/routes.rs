@@ -253,7 +253,7 @@ impl RelaySpec {
                 .to_string(),
             skip_verify: tls.skip_verify,
             ca_file: tls.ca_file.clone(),
-            client_cert: tls.client_cert.clone(),
+            client_cert: tls.client_cert(),
             hello: hello.to_string(),
             login,
         }
