@@ -287,10 +287,10 @@ impl Channel for SmtpChannel {
                 Ok(mut conn) => {
                     let _ = conn.quit().await;
                     let mut detail = "connected".to_string();
-                    if relay.mode != TlsMode::None {
+                    if relay.spec.mode != TlsMode::None {
                         detail.push_str(", TLS ok");
                     }
-                    if let Some(login) = &relay.login {
+                    if let Some(login) = &relay.spec.login {
                         detail.push_str(&format!(", authenticated as {}", login.username));
                     }
                     detail.push_str("; nothing sent");
