@@ -69,18 +69,37 @@ pub struct SlackApiTarget {
 pub struct SmtpSettings {
     /// `notifications.dispatch_timeout`: the dispatcher's bound on one delivery.
     pub dispatch_timeout: Duration,
-    /// `email.from`, the sender, e.g. `Herald <herald@example.com>`.
+    /// `[email]`: the sender and the smarthost of user messages.
+    pub email: EmailSettings,
+    /// The `smtp` targets.
+    pub targets: Named<SmtpTarget>,
+}
+
+/// `[email]` (DESIGN §7, Coder's `CODER_EMAIL_*`; the configuration's `EmailConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSettings {
+    /// The sender, e.g. `Herald <herald@example.com>`.
     pub from: Option<String>,
-    /// `email.smarthost` as `host:port`; unset means user messages cannot be sent.
+    /// The SMTP relay as `host:port`; unset means user messages cannot be sent.
     pub smarthost: Option<String>,
-    /// `email.hello`, the name sent in `EHLO`.
+    /// The name sent in `HELO`/`EHLO`.
     pub hello: String,
     /// `[email.auth]`.
     pub auth: SmtpAuthSettings,
     /// `[email.tls]`.
     pub tls: SmtpTlsSettings,
-    /// The `smtp` targets.
-    pub targets: Named<SmtpTarget>,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            from: None,
+            smarthost: None,
+            hello: "localhost".to_string(),
+            auth: SmtpAuthSettings::default(),
+            tls: SmtpTlsSettings::default(),
+        }
+    }
 }
 
 /// `[email.auth]`: PLAIN/LOGIN credentials for the smarthost (the configuration's

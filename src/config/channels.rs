@@ -14,7 +14,6 @@ impl Config {
     pub fn channel_settings(&self) -> ChannelSettings {
         let dispatch_timeout = self.notifications.dispatch_timeout;
         let webhook = &self.notifications.webhook;
-        let email = &self.email;
         ChannelSettings {
             webhook: WebhookSettings {
                 endpoint: webhook.endpoint.clone(),
@@ -23,11 +22,7 @@ impl Config {
             },
             smtp: SmtpSettings {
                 dispatch_timeout,
-                from: email.from.clone(),
-                smarthost: email.smarthost.clone(),
-                hello: email.hello.clone(),
-                auth: email.auth.clone(),
-                tls: email.tls.clone(),
+                email: self.email.clone(),
                 targets: self.targets_of(TargetType::Smtp, |t| t.smtp.clone()),
             },
             slack_webhook: SlackWebhookSettings {
@@ -167,13 +162,13 @@ mod tests {
         ];
         let settings = config(&toml.concat()).channel_settings().smtp;
         assert_eq!(
-            settings.from.as_deref(),
+            settings.email.from.as_deref(),
             Some("Herald <herald@example.com>")
         );
-        assert_eq!(settings.smarthost.as_deref(), Some("mail:25"));
-        assert_eq!(settings.hello, "mx.example.com");
+        assert_eq!(settings.email.smarthost.as_deref(), Some("mail:25"));
+        assert_eq!(settings.email.hello, "mx.example.com");
         assert_eq!(
-            settings.auth,
+            settings.email.auth,
             SmtpAuthSettings {
                 username: Some("u".to_string()),
                 password: Some(Secret::new("p")),
@@ -182,7 +177,7 @@ mod tests {
             }
         );
         assert_eq!(
-            settings.tls,
+            settings.email.tls,
             SmtpTlsSettings {
                 starttls: true,
                 server_name: Some("mail.example.com".to_string()),
@@ -192,7 +187,7 @@ mod tests {
             }
         );
         assert_eq!(
-            settings.tls.client_cert(),
+            settings.email.tls.client_cert(),
             Some(("/etc/herald/cert.pem".into(), "/etc/herald/key.pem".into()))
         );
         assert_eq!(

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::Secret;
 pub use crate::channels::settings::{
-    SmtpAuthSettings as EmailAuthConfig, SmtpTarget, SmtpTlsSettings as EmailTlsConfig,
+    EmailSettings as EmailConfig, SmtpAuthSettings as EmailAuthConfig, SmtpTarget,
+    SmtpTlsSettings as EmailTlsConfig,
 };
 use crate::model::{Method, Role, TargetType};
 
@@ -58,21 +59,6 @@ pub struct WebhookConfig {
     pub endpoint: Option<String>,
     /// Key of the `X-Herald-Signature` HMAC; unset means requests are not signed.
     pub signing_secret: Option<Secret>,
-}
-
-/// `[email]` (DESIGN §7, Coder's `CODER_EMAIL_*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
-    /// The sender, e.g. `Herald <herald@example.com>`.
-    pub from: Option<String>,
-    /// The SMTP relay as `host:port`; unset means the `smtp` method is not configured.
-    pub smarthost: Option<String>,
-    /// The name sent in `HELO`/`EHLO`.
-    pub hello: String,
-    /// `[email.auth]`.
-    pub auth: EmailAuthConfig,
-    /// `[email.tls]`.
-    pub tls: EmailTlsConfig,
 }
 
 /// One SQLMesh-style notification target (`[[targets]]` or `[[users.targets]]`).
@@ -131,18 +117,6 @@ impl Default for NotificationsConfig {
             store_sync_buffer: 500,
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             webhook: WebhookConfig::default(),
-        }
-    }
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        EmailConfig {
-            from: None,
-            smarthost: None,
-            hello: "localhost".to_string(),
-            auth: EmailAuthConfig::default(),
-            tls: EmailTlsConfig::default(),
         }
     }
 }
