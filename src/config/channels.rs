@@ -4,8 +4,7 @@
 
 use super::{Config, TargetConfig};
 use crate::channels::settings::{
-    ChannelSettings, Named, SlackApiSettings, SlackApiTarget, SlackWebhookSettings, SmtpSettings,
-    WebhookSettings,
+    ChannelSettings, Named, SlackApiSettings, SlackWebhookSettings, SmtpSettings, WebhookSettings,
 };
 use crate::model::TargetType;
 
@@ -31,11 +30,7 @@ impl Config {
             },
             slack_api: SlackApiSettings {
                 dispatch_timeout,
-                targets: self.targets_of(TargetType::SlackApi, |t| SlackApiTarget {
-                    token: t.token.clone(),
-                    channel: t.channel.clone(),
-                    api_base_url: t.api_base_url.clone(),
-                }),
+                targets: self.targets_of(TargetType::SlackApi, |t| t.slack_api.clone()),
             },
         }
     }
@@ -66,7 +61,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::channels::settings::{SmtpAuthSettings, SmtpTarget, SmtpTlsSettings};
+    use crate::channels::settings::{
+        SlackApiTarget, SmtpAuthSettings, SmtpTarget, SmtpTlsSettings,
+    };
     use crate::secret::Secret;
 
     fn config(toml: &str) -> Config {

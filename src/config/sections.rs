@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Secret;
 pub use crate::channels::settings::{
-    EmailSettings as EmailConfig, SmtpAuthSettings as EmailAuthConfig, SmtpTarget,
+    EmailSettings as EmailConfig, SlackApiTarget, SmtpAuthSettings as EmailAuthConfig, SmtpTarget,
     SmtpTlsSettings as EmailTlsConfig,
 };
 use crate::model::{Method, Role, TargetType};
@@ -72,12 +72,9 @@ pub struct TargetConfig {
     pub notify_on: Vec<String>,
     /// `slack_webhook` / `webhook`: the URL to POST to (its path is the secret).
     pub url: Option<Secret>,
-    /// `slack_api`: the bearer token.
-    pub token: Option<Secret>,
-    /// `slack_api`: channel name or id, or a member id for a direct message.
-    pub channel: Option<String>,
-    /// `slack_api`: Web API base URL (tests point it at a fake).
-    pub api_base_url: String,
+    /// `slack_api`: the bearer token, the channel (or member id) and the Web API base URL
+    /// (tests point it at a fake).
+    pub slack_api: SlackApiTarget,
     /// `smtp`: the recipients, and the target's own server and sender where it sets them.
     pub smtp: SmtpTarget,
     /// Overrides the event's title template for this target.

@@ -10,8 +10,8 @@ use super::settings::{
     COMMON_TARGET_KEYS, EVENT_OVERRIDE_KEYS, TARGET_KEYS, USER_KEYS, target_type_keys,
 };
 use super::{
-    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, SmtpTarget, TargetConfig,
-    UserConfig,
+    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, SlackApiTarget,
+    SmtpTarget, TargetConfig, UserConfig,
 };
 use crate::model::{Role, TargetType};
 
@@ -109,9 +109,10 @@ impl Source<'_> {
             target_type,
             notify_on: Vec::new(),
             url: None,
-            token: None,
-            channel: None,
-            api_base_url: DEFAULT_SLACK_API_BASE_URL.to_string(),
+            slack_api: SlackApiTarget {
+                api_base_url: DEFAULT_SLACK_API_BASE_URL.to_string(),
+                ..SlackApiTarget::default()
+            },
             smtp: SmtpTarget::default(),
             title_template: None,
             body_template: None,
@@ -148,10 +149,14 @@ impl Source<'_> {
                     target.notify_on = self.string_list(&full, value)?;
                 }
                 "url" => target.url = self.convert(&full, value, Raw::optional_secret_http_url)?,
-                "token" => target.token = self.convert(&full, value, Raw::optional_secret)?,
-                "channel" => target.channel = self.convert(&full, value, Raw::optional_text)?,
+                "token" => {
+                    target.slack_api.token = self.convert(&full, value, Raw::optional_secret)?
+                }
+                "channel" => {
+                    target.slack_api.channel = self.convert(&full, value, Raw::optional_text)?
+                }
                 "api_base_url" => {
-                    target.api_base_url = self.convert(&full, value, Raw::http_url)?
+                    target.slack_api.api_base_url = self.convert(&full, value, Raw::http_url)?
                 }
                 "recipients" => target.smtp.recipients = self.email_list(&full, value)?,
                 "host" => target.smtp.host = self.convert(&full, value, Raw::optional_text)?,
@@ -199,10 +204,10 @@ impl Source<'_> {
             TargetType::SlackWebhook | TargetType::Webhook if target.url.is_none() => {
                 return Err(missing("url", "the URL to post to"));
             }
-            TargetType::SlackApi if target.token.is_none() => {
+            TargetType::SlackApi if target.slack_api.token.is_none() => {
                 return Err(missing("token", "a Slack API token"));
             }
-            TargetType::SlackApi if target.channel.is_none() => {
+            TargetType::SlackApi if target.slack_api.channel.is_none() => {
                 return Err(missing("channel", "a channel or member id"));
             }
             TargetType::Smtp if target.smtp.recipients.is_empty() => {

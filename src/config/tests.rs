@@ -557,7 +557,7 @@ fn yielded(config: &Config, path: &str) -> String {
         "email.hello" => format!("{:?}", config.email.hello),
         "email.smarthost" => format!("{:?}", config.email.smarthost),
         "email.tls.starttls" => format!("{:?}", config.email.tls.starttls),
-        "targets[0].api_base_url" => format!("{:?}", config.targets[0].api_base_url),
+        "targets[0].api_base_url" => format!("{:?}", config.targets[0].slack_api.api_base_url),
         "users[0].roles" => format!("{:?}", config.users[0].roles),
         "users[0].targets[0].target_type" => {
             format!("{:?}", config.users[0].targets[0].target_type)
