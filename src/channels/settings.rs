@@ -1,7 +1,10 @@
 //! What the channels are built from: plain settings, one struct per channel, with every target
 //! already named by its qualified name (`name`, or `username/name` for a user's own). The
 //! configuration fills them in one place (`Config::channel_settings`); a channel never reads
-//! the configuration itself. Secrets stay wrapped in [`Secret`].
+//! the configuration itself. `[email]` ([`EmailSettings`], with [`SmtpAuthSettings`] and
+//! [`SmtpTlsSettings`]) and a target's `smtp` and `slack_api` keys ([`SmtpTarget`],
+//! [`SlackApiTarget`]) are kept once, here: the configuration parses into these very types.
+//! Secrets stay wrapped in [`Secret`].
 
 use std::path::PathBuf;
 use std::time::Duration;

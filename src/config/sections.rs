@@ -1,5 +1,7 @@
 //! The typed sections of [`Config`](super::Config): `[notifications]`, `[email]`, targets,
-//! users and event overrides, with their documented defaults.
+//! users and event overrides, with their documented defaults. `[email]` and a target's `smtp`
+//! and `slack_api` keys are the channel settings types (re-exported here, under the
+//! configuration's names where it has its own), so that they are declared once.
 
 use std::time::Duration;
 
