@@ -163,7 +163,7 @@ impl Channels {
             channels.insert(Arc::new(WebhookChannel::new(webhook)?));
         }
         let smtp = &settings.smtp;
-        if smtp.smarthost.is_some() || !smtp.targets.is_empty() {
+        if smtp.email.smarthost.is_some() || !smtp.targets.is_empty() {
             channels.insert(Arc::new(SmtpChannel::new(smtp)?));
         }
         if !settings.slack_webhook.targets.is_empty() {

@@ -1,7 +1,10 @@
 //! What the channels are built from: plain settings, one struct per channel, with every target
 //! already named by its qualified name (`name`, or `username/name` for a user's own). The
 //! configuration fills them in one place (`Config::channel_settings`); a channel never reads
-//! the configuration itself. Secrets stay wrapped in [`Secret`].
+//! the configuration itself. `[email]` ([`EmailSettings`], with [`SmtpAuthSettings`] and
+//! [`SmtpTlsSettings`]) and a target's `smtp` and `slack_api` keys ([`SmtpTarget`],
+//! [`SlackApiTarget`]) are kept once, here: the configuration parses into these very types.
+//! Secrets stay wrapped in [`Secret`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,33 +72,54 @@ pub struct SlackApiTarget {
 pub struct SmtpSettings {
     /// `notifications.dispatch_timeout`: the dispatcher's bound on one delivery.
     pub dispatch_timeout: Duration,
-    /// `email.from`, the sender, e.g. `Herald <herald@example.com>`.
+    /// `[email]`: the sender and the smarthost of user messages.
+    pub email: EmailSettings,
+    /// The `smtp` targets.
+    pub targets: Named<SmtpTarget>,
+}
+
+/// `[email]` (DESIGN §7, Coder's `CODER_EMAIL_*`; the configuration's `EmailConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSettings {
+    /// The sender, e.g. `Herald <herald@example.com>`.
     pub from: Option<String>,
-    /// `email.smarthost` as `host:port`; unset means user messages cannot be sent.
+    /// The SMTP relay as `host:port`; unset means user messages cannot be sent.
     pub smarthost: Option<String>,
-    /// `email.hello`, the name sent in `EHLO`.
+    /// The name sent in `HELO`/`EHLO`.
     pub hello: String,
     /// `[email.auth]`.
     pub auth: SmtpAuthSettings,
     /// `[email.tls]`.
     pub tls: SmtpTlsSettings,
-    /// The `smtp` targets.
-    pub targets: Named<SmtpTarget>,
 }
 
-/// `[email.auth]`: PLAIN/LOGIN credentials for the smarthost.
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            from: None,
+            smarthost: None,
+            hello: "localhost".to_string(),
+            auth: SmtpAuthSettings::default(),
+            tls: SmtpTlsSettings::default(),
+        }
+    }
+}
+
+/// `[email.auth]`: PLAIN/LOGIN credentials for the smarthost (the configuration's
+/// `EmailAuthConfig`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SmtpAuthSettings {
+    /// User name for PLAIN/LOGIN.
     pub username: Option<String>,
-    /// Exclusive with `password_file`.
+    /// Password; exclusive with `password_file`.
     pub password: Option<Secret>,
-    /// Read when the channel is built.
+    /// File holding the password, read when the channel is built; exclusive with `password`.
     pub password_file: Option<PathBuf>,
     /// PLAIN's authorization identity.
     pub identity: Option<String>,
 }
 
-/// `[email.tls]`: how connections are secured.
+/// `[email.tls]`: how connections are secured (the configuration's `EmailTlsConfig`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmtpTlsSettings {
     /// Implicit TLS from the first byte (also implied by port 465).
@@ -106,10 +130,20 @@ pub struct SmtpTlsSettings {
     pub skip_verify: bool,
     /// The name the smarthost's certificate is verified against, when not its host.
     pub server_name: Option<String>,
-    /// The client certificate and its key (PEM files), presented when the server asks.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Client certificate (PEM); goes with `cert_key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client certificate key (PEM); goes with `cert_file`.
+    pub cert_key_file: Option<PathBuf>,
     /// A CA bundle (PEM) trusted instead of the system roots.
     pub ca_file: Option<PathBuf>,
+}
+
+impl SmtpTlsSettings {
+    /// The client certificate and its key, presented when the server asks; `None` unless
+    /// both are set (the configuration refuses one without the other).
+    pub fn client_cert(&self) -> Option<(PathBuf, PathBuf)> {
+        self.cert_file.clone().zip(self.cert_key_file.clone())
+    }
 }
 
 /// One `smtp` target: its recipients, and its own server and sender where it sets them.

@@ -1,6 +1,7 @@
 //! Fixtures the channels' unit tests share: a fixed clock, rendered messages, deliveries and
-//! named targets.
+//! named targets, and the check that a channel's `Debug` hides its secrets.
 
+use std::fmt::Debug;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -67,4 +68,11 @@ pub(crate) fn permanent(reason: &str) -> DeliveryOutcome {
     DeliveryOutcome::Permanent {
         reason: reason.to_string(),
     }
+}
+
+/// Asserts that `channel`'s `Debug` shows `shown` and nothing of `secret`.
+pub(crate) fn assert_debug_hides(channel: &impl Debug, secret: &str, shown: &str) {
+    let debug = format!("{channel:?}");
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(debug.contains(shown), "{debug}");
 }

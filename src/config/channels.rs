@@ -2,10 +2,9 @@
 //! `[[targets]]` and `[[users]].targets` become what each channel is built from
 //! ([`ChannelSettings`]), with every target named by its qualified name.
 
-use super::{Config, EmailAuthConfig, EmailTlsConfig, TargetConfig};
+use super::{Config, TargetConfig};
 use crate::channels::settings::{
-    ChannelSettings, Named, SlackApiSettings, SlackApiTarget, SlackWebhookSettings,
-    SmtpAuthSettings, SmtpSettings, SmtpTarget, SmtpTlsSettings, WebhookSettings,
+    ChannelSettings, Named, SlackApiSettings, SlackWebhookSettings, SmtpSettings, WebhookSettings,
 };
 use crate::model::TargetType;
 
@@ -14,7 +13,6 @@ impl Config {
     pub fn channel_settings(&self) -> ChannelSettings {
         let dispatch_timeout = self.notifications.dispatch_timeout;
         let webhook = &self.notifications.webhook;
-        let email = &self.email;
         ChannelSettings {
             webhook: WebhookSettings {
                 endpoint: webhook.endpoint.clone(),
@@ -23,12 +21,8 @@ impl Config {
             },
             smtp: SmtpSettings {
                 dispatch_timeout,
-                from: email.from.clone(),
-                smarthost: email.smarthost.clone(),
-                hello: email.hello.clone(),
-                auth: smtp_auth(&email.auth),
-                tls: smtp_tls(&email.tls),
-                targets: self.targets_of(TargetType::Smtp, smtp_target),
+                email: self.email.clone(),
+                targets: self.targets_of(TargetType::Smtp, |t| t.smtp.clone()),
             },
             slack_webhook: SlackWebhookSettings {
                 dispatch_timeout,
@@ -36,11 +30,7 @@ impl Config {
             },
             slack_api: SlackApiSettings {
                 dispatch_timeout,
-                targets: self.targets_of(TargetType::SlackApi, |t| SlackApiTarget {
-                    token: t.token.clone(),
-                    channel: t.channel.clone(),
-                    api_base_url: t.api_base_url.clone(),
-                }),
+                targets: self.targets_of(TargetType::SlackApi, |t| t.slack_api.clone()),
             },
         }
     }
@@ -66,42 +56,14 @@ impl Config {
     }
 }
 
-fn smtp_auth(auth: &EmailAuthConfig) -> SmtpAuthSettings {
-    SmtpAuthSettings {
-        username: auth.username.clone(),
-        password: auth.password.clone(),
-        password_file: auth.password_file.clone(),
-        identity: auth.identity.clone(),
-    }
-}
-
-fn smtp_tls(tls: &EmailTlsConfig) -> SmtpTlsSettings {
-    SmtpTlsSettings {
-        force_tls: tls.force_tls,
-        starttls: tls.starttls,
-        skip_verify: tls.skip_verify,
-        server_name: tls.server_name.clone(),
-        client_cert: tls.cert_file.clone().zip(tls.cert_key_file.clone()),
-        ca_file: tls.ca_file.clone(),
-    }
-}
-
-fn smtp_target(target: &TargetConfig) -> SmtpTarget {
-    SmtpTarget {
-        recipients: target.recipients.clone(),
-        host: target.host.clone(),
-        port: target.port,
-        user: target.user.clone(),
-        password: target.password.clone(),
-        sender: target.sender.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::channels::settings::{
+        SlackApiTarget, SmtpAuthSettings, SmtpTarget, SmtpTlsSettings,
+    };
     use crate::secret::Secret;
 
     fn config(toml: &str) -> Config {
@@ -197,13 +159,13 @@ mod tests {
         ];
         let settings = config(&toml.concat()).channel_settings().smtp;
         assert_eq!(
-            settings.from.as_deref(),
+            settings.email.from.as_deref(),
             Some("Herald <herald@example.com>")
         );
-        assert_eq!(settings.smarthost.as_deref(), Some("mail:25"));
-        assert_eq!(settings.hello, "mx.example.com");
+        assert_eq!(settings.email.smarthost.as_deref(), Some("mail:25"));
+        assert_eq!(settings.email.hello, "mx.example.com");
         assert_eq!(
-            settings.auth,
+            settings.email.auth,
             SmtpAuthSettings {
                 username: Some("u".to_string()),
                 password: Some(Secret::new("p")),
@@ -212,13 +174,18 @@ mod tests {
             }
         );
         assert_eq!(
-            settings.tls,
+            settings.email.tls,
             SmtpTlsSettings {
                 starttls: true,
                 server_name: Some("mail.example.com".to_string()),
-                client_cert: Some(("/etc/herald/cert.pem".into(), "/etc/herald/key.pem".into())),
+                cert_file: Some("/etc/herald/cert.pem".into()),
+                cert_key_file: Some("/etc/herald/key.pem".into()),
                 ..SmtpTlsSettings::default()
             }
+        );
+        assert_eq!(
+            settings.email.tls.client_cert(),
+            Some(("/etc/herald/cert.pem".into(), "/etc/herald/key.pem".into()))
         );
         assert_eq!(
             settings.targets,

@@ -35,7 +35,7 @@ use raw::Raw;
 pub use raw::{MAX_DURATION, parse_duration};
 pub use sections::{
     EmailAuthConfig, EmailConfig, EmailTlsConfig, EventOverrideConfig, NotificationsConfig,
-    TargetConfig, UserConfig, WebhookConfig,
+    SlackApiTarget, SmtpTarget, TargetConfig, UserConfig, WebhookConfig,
 };
 use settings::SETTINGS;
 

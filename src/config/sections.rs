@@ -1,10 +1,15 @@
 //! The typed sections of [`Config`](super::Config): `[notifications]`, `[email]`, targets,
-//! users and event overrides, with their documented defaults.
+//! users and event overrides, with their documented defaults. `[email]` and a target's `smtp`
+//! and `slack_api` keys are the channel settings types (re-exported here, under the
+//! configuration's names where it has its own), so that they are declared once.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Secret;
+pub use crate::channels::settings::{
+    EmailSettings as EmailConfig, SlackApiTarget, SmtpAuthSettings as EmailAuthConfig, SmtpTarget,
+    SmtpTlsSettings as EmailTlsConfig,
+};
 use crate::model::{Method, Role, TargetType};
 
 /// `[events.NAME]`: templates that replace the catalog's for every delivery of one event
@@ -58,53 +63,6 @@ pub struct WebhookConfig {
     pub signing_secret: Option<Secret>,
 }
 
-/// `[email]` (DESIGN §7, Coder's `CODER_EMAIL_*`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
-    /// The sender, e.g. `Herald <herald@example.com>`.
-    pub from: Option<String>,
-    /// The SMTP relay as `host:port`; unset means the `smtp` method is not configured.
-    pub smarthost: Option<String>,
-    /// The name sent in `HELO`/`EHLO`.
-    pub hello: String,
-    /// `[email.auth]`.
-    pub auth: EmailAuthConfig,
-    /// `[email.tls]`.
-    pub tls: EmailTlsConfig,
-}
-
-/// `[email.auth]`: PLAIN/LOGIN authentication.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EmailAuthConfig {
-    /// User name for PLAIN/LOGIN.
-    pub username: Option<String>,
-    /// Password; exclusive with `password_file`.
-    pub password: Option<Secret>,
-    /// File holding the password; exclusive with `password`.
-    pub password_file: Option<PathBuf>,
-    /// Identity for PLAIN.
-    pub identity: Option<String>,
-}
-
-/// `[email.tls]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EmailTlsConfig {
-    /// Implicit TLS from the first byte (also implied by port 465).
-    pub force_tls: bool,
-    /// Upgrade a plain connection with STARTTLS.
-    pub starttls: bool,
-    /// Do not verify the server's certificate nor the name in it (insecure).
-    pub skip_verify: bool,
-    /// Name to verify the certificate against, when it differs from the smarthost's host.
-    pub server_name: Option<String>,
-    /// Client certificate (PEM); goes with `cert_key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// Client certificate key (PEM); goes with `cert_file`.
-    pub cert_key_file: Option<PathBuf>,
-    /// CA bundle (PEM) to trust instead of the system roots.
-    pub ca_file: Option<PathBuf>,
-}
-
 /// One SQLMesh-style notification target (`[[targets]]` or `[[users.targets]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
@@ -116,24 +74,11 @@ pub struct TargetConfig {
     pub notify_on: Vec<String>,
     /// `slack_webhook` / `webhook`: the URL to POST to (its path is the secret).
     pub url: Option<Secret>,
-    /// `slack_api`: the bearer token.
-    pub token: Option<Secret>,
-    /// `slack_api`: channel name or id, or a member id for a direct message.
-    pub channel: Option<String>,
-    /// `slack_api`: Web API base URL (tests point it at a fake).
-    pub api_base_url: String,
-    /// `smtp`: addresses the message goes to.
-    pub recipients: Vec<String>,
-    /// `smtp`: the target's own server; else `[email].smarthost`.
-    pub host: Option<String>,
-    /// `smtp`: port of the target's own server.
-    pub port: Option<u16>,
-    /// `smtp`: user for the target's own server.
-    pub user: Option<String>,
-    /// `smtp`: password for the target's own server.
-    pub password: Option<Secret>,
-    /// `smtp`: the sender; else `[email].from`.
-    pub sender: Option<String>,
+    /// `slack_api`: the bearer token, the channel (or member id) and the Web API base URL
+    /// (tests point it at a fake).
+    pub slack_api: SlackApiTarget,
+    /// `smtp`: the recipients, and the target's own server and sender where it sets them.
+    pub smtp: SmtpTarget,
     /// Overrides the event's title template for this target.
     pub title_template: Option<String>,
     /// Overrides the event's body template for this target.
@@ -171,18 +116,6 @@ impl Default for NotificationsConfig {
             store_sync_buffer: 500,
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             webhook: WebhookConfig::default(),
-        }
-    }
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        EmailConfig {
-            from: None,
-            smarthost: None,
-            hello: "localhost".to_string(),
-            auth: EmailAuthConfig::default(),
-            tls: EmailTlsConfig::default(),
         }
     }
 }

@@ -10,7 +10,8 @@ use super::settings::{
     COMMON_TARGET_KEYS, EVENT_OVERRIDE_KEYS, TARGET_KEYS, USER_KEYS, target_type_keys,
 };
 use super::{
-    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, TargetConfig, UserConfig,
+    ConfigError, DEFAULT_SLACK_API_BASE_URL, EventOverrideConfig, Origin, SlackApiTarget,
+    SmtpTarget, TargetConfig, UserConfig,
 };
 use crate::model::{Role, TargetType};
 
@@ -54,7 +55,7 @@ impl Source<'_> {
                 });
             }
             seen.insert(target.name.clone(), (index, origin.clone()));
-            if target.target_type == TargetType::Smtp && target.host.is_none() {
+            if target.target_type == TargetType::Smtp && target.smtp.host.is_none() {
                 parsed.hostless.push(HostlessSmtpTarget {
                     path,
                     name: target.name.clone(),
@@ -108,15 +109,11 @@ impl Source<'_> {
             target_type,
             notify_on: Vec::new(),
             url: None,
-            token: None,
-            channel: None,
-            api_base_url: DEFAULT_SLACK_API_BASE_URL.to_string(),
-            recipients: Vec::new(),
-            host: None,
-            port: None,
-            user: None,
-            password: None,
-            sender: None,
+            slack_api: SlackApiTarget {
+                api_base_url: DEFAULT_SLACK_API_BASE_URL.to_string(),
+                ..SlackApiTarget::default()
+            },
+            smtp: SmtpTarget::default(),
             title_template: None,
             body_template: None,
         };
@@ -152,17 +149,23 @@ impl Source<'_> {
                     target.notify_on = self.string_list(&full, value)?;
                 }
                 "url" => target.url = self.convert(&full, value, Raw::optional_secret_http_url)?,
-                "token" => target.token = self.convert(&full, value, Raw::optional_secret)?,
-                "channel" => target.channel = self.convert(&full, value, Raw::optional_text)?,
-                "api_base_url" => {
-                    target.api_base_url = self.convert(&full, value, Raw::http_url)?
+                "token" => {
+                    target.slack_api.token = self.convert(&full, value, Raw::optional_secret)?
                 }
-                "recipients" => target.recipients = self.email_list(&full, value)?,
-                "host" => target.host = self.convert(&full, value, Raw::optional_text)?,
-                "port" => target.port = Some(self.convert(&full, value, Raw::port)?),
-                "user" => target.user = self.convert(&full, value, Raw::optional_text)?,
-                "password" => target.password = self.convert(&full, value, Raw::optional_secret)?,
-                "sender" => target.sender = self.convert(&full, value, Raw::optional_text)?,
+                "channel" => {
+                    target.slack_api.channel = self.convert(&full, value, Raw::optional_text)?
+                }
+                "api_base_url" => {
+                    target.slack_api.api_base_url = self.convert(&full, value, Raw::http_url)?
+                }
+                "recipients" => target.smtp.recipients = self.email_list(&full, value)?,
+                "host" => target.smtp.host = self.convert(&full, value, Raw::optional_text)?,
+                "port" => target.smtp.port = Some(self.convert(&full, value, Raw::port)?),
+                "user" => target.smtp.user = self.convert(&full, value, Raw::optional_text)?,
+                "password" => {
+                    target.smtp.password = self.convert(&full, value, Raw::optional_secret)?
+                }
+                "sender" => target.smtp.sender = self.convert(&full, value, Raw::optional_text)?,
                 "title_template" => {
                     target.title_template = self.convert(&full, value, Raw::optional_text)?;
                 }
@@ -201,13 +204,13 @@ impl Source<'_> {
             TargetType::SlackWebhook | TargetType::Webhook if target.url.is_none() => {
                 return Err(missing("url", "the URL to post to"));
             }
-            TargetType::SlackApi if target.token.is_none() => {
+            TargetType::SlackApi if target.slack_api.token.is_none() => {
                 return Err(missing("token", "a Slack API token"));
             }
-            TargetType::SlackApi if target.channel.is_none() => {
+            TargetType::SlackApi if target.slack_api.channel.is_none() => {
                 return Err(missing("channel", "a channel or member id"));
             }
-            TargetType::Smtp if target.recipients.is_empty() => {
+            TargetType::Smtp if target.smtp.recipients.is_empty() => {
                 return Err(missing("recipients", "at least one recipient address"));
             }
             _ => {}

@@ -384,7 +384,7 @@ fn smtp_target_without_a_host_uses_the_smarthost_from_the_environment() {
     };
     let env = env_of(&[("HERALD_EMAIL_SMARTHOST", "mail:25")]);
     let config = Config::load(&sources, &env).unwrap();
-    assert_eq!(config.targets[0].recipients, ["a@example.com"]);
+    assert_eq!(config.targets[0].smtp.recipients, ["a@example.com"]);
 }
 
 #[test]
@@ -557,7 +557,7 @@ fn yielded(config: &Config, path: &str) -> String {
         "email.hello" => format!("{:?}", config.email.hello),
         "email.smarthost" => format!("{:?}", config.email.smarthost),
         "email.tls.starttls" => format!("{:?}", config.email.tls.starttls),
-        "targets[0].api_base_url" => format!("{:?}", config.targets[0].api_base_url),
+        "targets[0].api_base_url" => format!("{:?}", config.targets[0].slack_api.api_base_url),
         "users[0].roles" => format!("{:?}", config.users[0].roles),
         "users[0].targets[0].target_type" => {
             format!("{:?}", config.users[0].targets[0].target_type)

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use common::channel_fixtures::{self, builtin_event, config, target, user};
 use common::silent_server::SilentServer;
 use common::smtp_server::{
-    ReceivedMail, SELF_SIGNED_NAME, SmtpServer, SmtpServerOptions, test_certs,
+    ReceivedMail, SELF_SIGNED_NAME, ServerTls, SmtpServer, SmtpServerOptions, test_certs,
 };
 use herald::channels::smtp::SmtpChannel;
 use herald::channels::{Channel, Delivery};
@@ -249,7 +249,8 @@ async fn with_base_url_the_catalogs_relative_actions_are_absolute_links_in_the_e
 
 #[tokio::test]
 async fn starttls_upgrades_the_connection_before_mail_is_sent() {
-    let server = SmtpServer::start(SmtpServerOptions::new().require_starttls());
+    let server =
+        SmtpServer::start(SmtpServerOptions::new().tls(ServerTls::StartTls { required: true }));
     let channel = smtp_channel(&email_config(&server, &tls_table("starttls = true\n")));
     assert_sent(&deliver_to_alice(&channel).await, &server);
     assert!(only_mail(&server).tls, "the message came over plain text");
@@ -257,7 +258,8 @@ async fn starttls_upgrades_the_connection_before_mail_is_sent() {
 
 #[tokio::test]
 async fn without_starttls_a_server_that_requires_it_refuses_the_message() {
-    let server = SmtpServer::start(SmtpServerOptions::new().require_starttls());
+    let server =
+        SmtpServer::start(SmtpServerOptions::new().tls(ServerTls::StartTls { required: true }));
     let channel = smtp_channel(&email_config(&server, ""));
     let reason = permanent_reason(deliver_to_alice(&channel).await);
     assert!(reason.starts_with("smtp 530 "), "{reason}");
@@ -282,7 +284,7 @@ async fn starttls_configured_but_not_offered_is_permanent_and_says_so() {
 
 #[tokio::test]
 async fn force_tls_speaks_tls_from_the_first_byte() {
-    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    let server = SmtpServer::start(SmtpServerOptions::new().tls(ServerTls::Implicit));
     // STARTTLS is ignored when implicit TLS is on (a warning is logged).
     let channel = smtp_channel(&email_config(
         &server,
@@ -294,7 +296,7 @@ async fn force_tls_speaks_tls_from_the_first_byte() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_retryable_unless_verification_is_skipped() {
-    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    let server = SmtpServer::start(SmtpServerOptions::new().tls(ServerTls::Implicit));
     let verified = smtp_channel(&email_config(&server, "[email.tls]\nforce_tls = true\n"));
     let reason = retryable_reason(deliver_to_alice(&verified).await);
     assert!(
@@ -327,7 +329,10 @@ async fn an_untrusted_certificate_is_retryable_unless_verification_is_skipped() 
 /// signed that names another host, over implicit TLS and STARTTLS alike.
 #[tokio::test]
 async fn skip_verify_accepts_a_self_signed_certificate_for_another_host_name() {
-    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls().self_signed_cert());
+    let server = SmtpServer::start(SmtpServerOptions {
+        self_signed_cert: true,
+        ..SmtpServerOptions::new().tls(ServerTls::Implicit)
+    });
     let prefix = format!(
         "smtp cannot connect to {} with implicit TLS: ",
         server.address()
@@ -368,11 +373,10 @@ async fn skip_verify_accepts_a_self_signed_certificate_for_another_host_name() {
     assert_sent(&deliver_to_alice(&skipping).await, &server);
     assert!(only_mail(&server).tls);
 
-    let starttls = SmtpServer::start(
-        SmtpServerOptions::new()
-            .require_starttls()
-            .self_signed_cert(),
-    );
+    let starttls = SmtpServer::start(SmtpServerOptions {
+        self_signed_cert: true,
+        ..SmtpServerOptions::new().tls(ServerTls::StartTls { required: true })
+    });
     let skipping = smtp_channel(&email_config(
         &starttls,
         "[email.tls]\nstarttls = true\nskip_verify = true\n",
@@ -383,11 +387,10 @@ async fn skip_verify_accepts_a_self_signed_certificate_for_another_host_name() {
 
 #[tokio::test]
 async fn a_client_certificate_is_presented_when_configured() {
-    let server = SmtpServer::start(
-        SmtpServerOptions::new()
-            .implicit_tls()
-            .request_client_cert(),
-    );
+    let server = SmtpServer::start(SmtpServerOptions {
+        request_client_cert: true,
+        ..SmtpServerOptions::new().tls(ServerTls::Implicit)
+    });
     let certs = test_certs();
     let channel = smtp_channel(&email_config(
         &server,
@@ -462,12 +465,12 @@ async fn auth_login_is_used_when_plain_is_not_offered_with_a_password_file() {
 
 #[tokio::test]
 async fn auth_over_starttls_when_the_server_offers_it_only_there() {
-    let server = SmtpServer::start(
-        SmtpServerOptions::new()
-            .require_starttls()
-            .auth_only_over_tls()
-            .auth("alice", PASSWORD),
-    );
+    let server = SmtpServer::start(SmtpServerOptions {
+        auth_only_over_tls: true,
+        ..SmtpServerOptions::new()
+            .tls(ServerTls::StartTls { required: true })
+            .auth("alice", PASSWORD)
+    });
     let channel = smtp_channel(&email_config(
         &server,
         &format!("{}{}", auth_table(""), tls_table("starttls = true\n")),
@@ -497,7 +500,10 @@ async fn a_wrong_password_is_retryable_and_not_quoted() {
 #[tokio::test]
 async fn auth_configured_but_not_offered_is_permanent_and_says_what_to_change() {
     // aiosmtpd offers AUTH only over TLS here, and this connection is plain.
-    let server = SmtpServer::start(SmtpServerOptions::new().auth_only_over_tls());
+    let server = SmtpServer::start(SmtpServerOptions {
+        auth_only_over_tls: true,
+        ..SmtpServerOptions::new()
+    });
     let channel = smtp_channel(&email_config(&server, &auth_table("")));
     let reason = permanent_reason(deliver_to_alice(&channel).await);
     assert_eq!(
@@ -510,7 +516,10 @@ async fn auth_configured_but_not_offered_is_permanent_and_says_what_to_change() 
     );
 
     // When it offers STARTTLS, the reason says AUTH may come after it.
-    let server = SmtpServer::start(SmtpServerOptions::new().starttls().auth_only_over_tls());
+    let server = SmtpServer::start(SmtpServerOptions {
+        auth_only_over_tls: true,
+        ..SmtpServerOptions::new().tls(ServerTls::StartTls { required: false })
+    });
     let channel = smtp_channel(&email_config(&server, &auth_table("")));
     let reason = permanent_reason(deliver_to_alice(&channel).await);
     assert!(reason.contains("does not offer AUTH"), "{reason}");
@@ -595,8 +604,10 @@ async fn an_ehlo_reply_lettre_cannot_parse_is_a_failure_not_a_panic() {
 
 #[tokio::test]
 async fn a_550_recipient_is_permanent_and_quotes_the_reply() {
-    let server =
-        SmtpServer::start(SmtpServerOptions::new().rcpt_reply("550 5.1.1 mailbox unavailable"));
+    let server = SmtpServer::start(SmtpServerOptions {
+        rcpt_reply: Some("550 5.1.1 mailbox unavailable".to_string()),
+        ..SmtpServerOptions::new()
+    });
     let channel = smtp_channel(&email_config(&server, ""));
     let reason = permanent_reason(deliver_to_alice(&channel).await);
     assert_eq!(reason, "smtp 550 5.1.1 mailbox unavailable");
@@ -605,8 +616,10 @@ async fn a_550_recipient_is_permanent_and_quotes_the_reply() {
 
 #[tokio::test]
 async fn a_451_is_retryable_and_quotes_the_reply() {
-    let server =
-        SmtpServer::start(SmtpServerOptions::new().data_reply("451 4.3.0 try again later"));
+    let server = SmtpServer::start(SmtpServerOptions {
+        data_reply: Some("451 4.3.0 try again later".to_string()),
+        ..SmtpServerOptions::new()
+    });
     let channel = smtp_channel(&email_config(&server, ""));
     let reason = retryable_reason(deliver_to_alice(&channel).await);
     assert_eq!(reason, "smtp 451 4.3.0 try again later");
@@ -745,7 +758,7 @@ async fn a_target_without_its_own_host_uses_the_smarthost() {
 async fn many_messages_reuse_a_connection() {
     let server = SmtpServer::start(
         SmtpServerOptions::new()
-            .require_starttls()
+            .tls(ServerTls::StartTls { required: true })
             .auth("alice", PASSWORD),
     );
     let channel = smtp_channel(&email_config(
@@ -888,21 +901,29 @@ async fn a_password_never_appears_in_any_reason() {
     let mut reasons = Vec::new();
     let scenarios: Vec<(SmtpServerOptions, &str)> = vec![
         (SmtpServerOptions::new().auth("alice", "other"), ""),
-        (SmtpServerOptions::new().auth_only_over_tls(), ""),
         (
-            SmtpServerOptions::new()
-                .auth("alice", PASSWORD)
-                .rcpt_reply(&format!("550 5.1.1 no mailbox {PASSWORD}")),
+            SmtpServerOptions {
+                auth_only_over_tls: true,
+                ..SmtpServerOptions::new()
+            },
             "",
         ),
         (
-            SmtpServerOptions::new()
-                .auth("alice", PASSWORD)
-                .data_reply("451 4.3.0 try again later"),
+            SmtpServerOptions {
+                rcpt_reply: Some(format!("550 5.1.1 no mailbox {PASSWORD}")),
+                ..SmtpServerOptions::new().auth("alice", PASSWORD)
+            },
             "",
         ),
         (
-            SmtpServerOptions::new().implicit_tls(),
+            SmtpServerOptions {
+                data_reply: Some("451 4.3.0 try again later".to_string()),
+                ..SmtpServerOptions::new().auth("alice", PASSWORD)
+            },
+            "",
+        ),
+        (
+            SmtpServerOptions::new().tls(ServerTls::Implicit),
             "[email.tls]\nforce_tls = true\n",
         ),
     ];
@@ -957,7 +978,7 @@ fn an_unreadable_password_file_fails_at_start_naming_the_file() {
 async fn check_reaches_each_server_with_tls_and_auth_without_sending() {
     let server = SmtpServer::start(
         SmtpServerOptions::new()
-            .require_starttls()
+            .tls(ServerTls::StartTls { required: true })
             .auth("alice", PASSWORD),
     );
     let tls = tls_table("starttls = true\n");
@@ -989,8 +1010,10 @@ async fn check_reaches_each_server_with_tls_and_auth_without_sending() {
 
 #[tokio::test]
 async fn a_connection_the_server_closed_while_idle_is_replaced() {
-    let server =
-        SmtpServer::start(SmtpServerOptions::new().idle_timeout(Duration::from_millis(300)));
+    let server = SmtpServer::start(SmtpServerOptions {
+        idle_timeout: Duration::from_millis(300),
+        ..SmtpServerOptions::new()
+    });
     let channel = smtp_channel(&email_config(&server, ""));
     assert_sent(&deliver_to_alice(&channel).await, &server);
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -1002,7 +1025,7 @@ async fn a_connection_the_server_closed_while_idle_is_replaced() {
 #[tokio::test]
 async fn a_plain_client_at_an_implicit_tls_server_gives_up_with_a_hint() {
     // The server waits for a TLS handshake, the client for a greeting: only a timeout ends it.
-    let server = SmtpServer::start(SmtpServerOptions::new().implicit_tls());
+    let server = SmtpServer::start(SmtpServerOptions::new().tls(ServerTls::Implicit));
     let channel = smtp_channel(&email_config(&server, ""));
     let reason = retryable_reason(deliver_to_alice(&channel).await);
     assert_eq!(

@@ -95,24 +95,15 @@ impl SlackApiChannel {
                 HeaderValue::from_static("application/json; charset=utf-8"),
             )
             .body(message.to_string());
-        match exchange(
+        exchange(
             request,
             "slack chat.postMessage",
             &target.endpoint,
             &[token],
             API_ANSWER_LIMIT,
+            |status, retry_after, body, now| classify_api(status, retry_after, body, channel, now),
         )
         .await
-        {
-            Ok(answer) => classify_api(
-                answer.status,
-                answer.retry_after.as_deref(),
-                &answer.body,
-                channel,
-                Utc::now(),
-            ),
-            Err(outcome) => outcome,
-        }
     }
 }
 
@@ -124,61 +115,20 @@ impl Channel for SlackApiChannel {
 
     /// `auth.test` with each target's token: proves the token works without posting.
     async fn check(&self) -> Vec<CheckResult> {
-        let mut results = Vec::new();
-        for (name, target) in &self.targets {
-            let check = format!("slack_api target `{name}`");
-            let Some(token) = &target.token else {
-                results.push(CheckResult::fail(check, "no token configured"));
-                continue;
-            };
-            let url = target
-                .endpoint
-                .trim_end_matches("chat.postMessage")
-                .to_string()
-                + "auth.test";
-            let answer = within(self.check_timeout, async {
-                let response = self
-                    .client
-                    .post(&url)
-                    .bearer_auth(token.expose())
-                    .send()
-                    .await?;
-                let status = response.status().as_u16();
-                let body: serde_json::Value = response.json().await.unwrap_or_default();
-                Ok((status, body))
-            })
-            .await;
-            let secrets = [token.expose()];
-            results.push(match answer {
-                None => CheckResult::fail(check, no_answer(self.check_timeout, &url)),
-                Some(Ok((status, body))) => {
-                    if body["ok"] == true {
-                        CheckResult::pass(
-                            check,
-                            format!(
-                                "auth.test ok as {} in {}",
-                                body["user"].as_str().unwrap_or("?"),
-                                body["team"].as_str().unwrap_or("?")
-                            ),
-                        )
-                    } else {
-                        let error = body["error"].as_str().unwrap_or("unexpected answer");
-                        CheckResult::fail(
-                            check,
-                            scrub(&format!("auth.test HTTP {status}: {error}"), &secrets),
-                        )
-                    }
-                }
-                Some(Err(e)) => CheckResult::fail(
-                    check,
-                    scrub(
-                        &format!("auth.test failed: {}", error_chain(&e.without_url())),
-                        &secrets,
-                    ),
-                ),
-            });
-        }
-        results
+        let request = |target: &ApiTarget, token: &str| {
+            let endpoint = target.endpoint.trim_end_matches("chat.postMessage");
+            let url = format!("{endpoint}auth.test");
+            let request = self.client.post(&url).bearer_auth(token);
+            (url, request)
+        };
+        AUTH_TEST
+            .run(
+                &self.targets,
+                self.check_timeout,
+                |t| t.token.as_ref(),
+                request,
+            )
+            .await
     }
 
     async fn deliver(&self, delivery: &Delivery<'_>) -> DeliveryOutcome {
@@ -188,6 +138,35 @@ impl Channel for SlackApiChannel {
         };
         let outcome = self.post(target, token, channel, delivery).await;
         scrub_outcome(outcome, &[token])
+    }
+}
+
+/// The `slack_api` check: `auth.test` with the target's token.
+const AUTH_TEST: TargetCheck = TargetCheck {
+    target_type: TargetType::SlackApi,
+    missing: "token",
+    failed: "auth.test failed",
+    judge: auth_test_result,
+};
+
+/// A check's verdict on `auth.test`'s answer: `ok` names the bot user and workspace.
+fn auth_test_result(check: String, status: u16, body: &[u8], secrets: &[&str]) -> CheckResult {
+    let body: Value = serde_json::from_slice(body).unwrap_or_default();
+    if body["ok"] == true {
+        CheckResult::pass(
+            check,
+            format!(
+                "auth.test ok as {} in {}",
+                body["user"].as_str().unwrap_or("?"),
+                body["team"].as_str().unwrap_or("?")
+            ),
+        )
+    } else {
+        let error = body["error"].as_str().unwrap_or("unexpected answer");
+        CheckResult::fail(
+            check,
+            scrub(&format!("auth.test HTTP {status}: {error}"), secrets),
+        )
     }
 }
 

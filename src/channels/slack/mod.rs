@@ -16,7 +16,7 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
-use super::http::{self, Answer, body_excerpt, error_chain, parse_retry_after, scrub, url_secrets};
+use super::http::{self, body_excerpt, error_chain, parse_retry_after, scrub, url_secrets};
 use super::settings::{SlackApiSettings, SlackWebhookSettings};
 use super::{Channel, ChannelError, CheckResult, Delivery};
 use crate::model::{Action, DeliveryOutcome, Method, TargetType};
@@ -80,14 +80,6 @@ fn check_timeout(dispatch_timeout: Duration) -> Duration {
     dispatch_timeout.min(CHECK_TIMEOUT_MAX)
 }
 
-/// `exchange`'s result, or `None` when it took longer than `timeout`.
-async fn within<T>(
-    timeout: Duration,
-    exchange: impl std::future::Future<Output = Result<T, reqwest::Error>>,
-) -> Option<Result<T, reqwest::Error>> {
-    tokio::time::timeout(timeout, exchange).await.ok()
-}
-
 /// Why a check failed when Slack never answered; `url` is shown redacted.
 fn no_answer(timeout: Duration, url: &str) -> String {
     format!(
@@ -123,15 +115,81 @@ fn find_target<'t, T>(
 }
 
 /// [`http::send`], with `secrets` redacted from the answer before anything quotes it (a quote
-/// cut short would hide half a secret from a later scrub).
+/// cut short would hide half a secret from a later scrub), and the answer's status,
+/// `Retry-After` and body judged by `classify` as of now; a request that got no answer is its
+/// own outcome.
 async fn exchange(
     request: reqwest::RequestBuilder,
     what: &str,
     url: &str,
     secrets: &[&str],
     limit: usize,
-) -> Result<Answer, DeliveryOutcome> {
-    let mut answer = http::send(request, what, url, limit).await?;
-    answer.body = scrub(&String::from_utf8_lossy(&answer.body), secrets).into_bytes();
-    Ok(answer)
+    classify: impl FnOnce(u16, Option<&str>, &[u8], DateTime<Utc>) -> DeliveryOutcome,
+) -> DeliveryOutcome {
+    match http::send(request, what, url, limit).await {
+        Ok(mut answer) => {
+            answer.body = scrub(&String::from_utf8_lossy(&answer.body), secrets).into_bytes();
+            let retry_after = answer.retry_after.as_deref();
+            classify(answer.status, retry_after, &answer.body, Utc::now())
+        }
+        Err(outcome) => outcome,
+    }
+}
+
+/// How `herald doctor` checks one kind of Slack target.
+struct TargetCheck {
+    target_type: TargetType,
+    /// The key a target without its credential lacks (`no {missing} configured`).
+    missing: &'static str,
+    /// What failed when the request got no answer, e.g. `request failed`.
+    failed: &'static str,
+    /// The verdict on an answer's status and body (with the secrets to scrub from it).
+    judge: fn(String, u16, &[u8], &[&str]) -> CheckResult,
+}
+
+impl TargetCheck {
+    /// The checks of `targets`, each named `{target_type} target `{name}``: one without its
+    /// credential (`credential` finds it) fails; for the others `request` makes the URL and
+    /// request from the target and its exposed credential, sent and answered within
+    /// `timeout`, else the check fails with the credential scrubbed from the reason.
+    async fn run<T>(
+        &self,
+        targets: &BTreeMap<String, T>,
+        timeout: Duration,
+        credential: impl Fn(&T) -> Option<&Secret>,
+        request: impl Fn(&T, &str) -> (String, reqwest::RequestBuilder),
+    ) -> Vec<CheckResult> {
+        let mut results = Vec::new();
+        for (name, target) in targets {
+            let check = format!("{} target `{name}`", self.target_type);
+            let Some(secret) = credential(target) else {
+                results.push(CheckResult::fail(
+                    check,
+                    format!("no {} configured", self.missing),
+                ));
+                continue;
+            };
+            let secrets = [secret.expose()];
+            let (url, request) = request(target, secret.expose());
+            let answer = tokio::time::timeout(timeout, async {
+                let response = request.send().await?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await.unwrap_or_default();
+                Ok::<_, reqwest::Error>((status, body))
+            })
+            .await;
+            results.push(match answer {
+                Err(_) => CheckResult::fail(check, no_answer(timeout, &url)),
+                Ok(Ok((status, body))) => (self.judge)(check, status, &body, &secrets),
+                Ok(Err(e)) => CheckResult::fail(
+                    check,
+                    scrub(
+                        &format!("{}: {}", self.failed, error_chain(&e.without_url())),
+                        &secrets,
+                    ),
+                ),
+            });
+        }
+        results
+    }
 }

@@ -5,7 +5,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::channels::settings::SlackApiTarget;
-use crate::channels::test_support::{delivery, named, now, permanent, rendered, retry};
+use crate::channels::test_support::{
+    assert_debug_hides, delivery, named, now, permanent, rendered, retry,
+};
 
 fn blocks(message: &Value) -> &Vec<Value> {
     message["blocks"].as_array().expect("blocks")
@@ -21,32 +23,52 @@ fn texts_of(message: &Value, block_type: &str) -> Vec<String> {
 
 #[test]
 fn the_status_emoji_follows_the_event_name() {
-    let cases = [
-        ("apply_failure", ":x:", "Failed"),
-        ("run_failure", ":x:", "Failed"),
-        ("audit_failure", ":x:", "Failed"),
-        ("workspace_autobuild_failed", ":x:", "Failed"),
-        ("template_workspace_builds_failed_report", ":x:", "Failed"),
-        ("workspace_out_of_memory", ":red_circle:", "Alert"),
-        ("workspace_out_of_disk", ":red_circle:", "Alert"),
-        ("apply_start", ":arrow_forward:", "Started"),
-        ("migration_start", ":arrow_forward:", "Started"),
-        ("run_end", ":white_check_mark:", "Succeeded"),
-        ("deploy_success", ":white_check_mark:", "Succeeded"),
-        ("workspace_deleted", ":bell:", "Notice"),
-        ("test_notification", ":bell:", "Notice"),
+    let statuses: [(&str, &str, &[&str]); 5] = [
+        (
+            ":x:",
+            "Failed",
+            &[
+                "apply_failure",
+                "run_failure",
+                "audit_failure",
+                "workspace_autobuild_failed",
+                "template_workspace_builds_failed_report",
+            ],
+        ),
+        (
+            ":red_circle:",
+            "Alert",
+            &["workspace_out_of_memory", "workspace_out_of_disk"],
+        ),
+        (
+            ":arrow_forward:",
+            "Started",
+            &["apply_start", "migration_start"],
+        ),
+        (
+            ":white_check_mark:",
+            "Succeeded",
+            &["run_end", "deploy_success"],
+        ),
+        (
+            ":bell:",
+            "Notice",
+            &["workspace_deleted", "test_notification"],
+        ),
     ];
-    for (event, emoji, label) in cases {
-        let message = slack_message(event, &rendered("Title", "Body", &[]), &json!({}));
-        let header = &blocks(&message)[0];
-        assert_eq!(header["type"], "header", "{event}");
-        assert_eq!(header["text"]["type"], "plain_text", "{event}");
-        assert_eq!(header["text"]["text"], format!("{emoji} Title"), "{event}");
-        let section = &texts_of(&message, "section")[0];
-        assert!(
-            section.starts_with(&format!("*Status:* {label} · *Event:* `{event}`")),
-            "{event}: {section}"
-        );
+    for (emoji, label, events) in statuses {
+        for event in events {
+            let message = slack_message(event, &rendered("Title", "Body", &[]), &json!({}));
+            let header = &blocks(&message)[0];
+            assert_eq!(header["type"], "header", "{event}");
+            assert_eq!(header["text"]["type"], "plain_text", "{event}");
+            assert_eq!(header["text"]["text"], format!("{emoji} Title"), "{event}");
+            let section = &texts_of(&message, "section")[0];
+            assert!(
+                section.starts_with(&format!("*Status:* {label} · *Event:* `{event}`")),
+                "{event}: {section}"
+            );
+        }
     }
 }
 
@@ -586,9 +608,7 @@ fn api_targets_are_found_by_qualified_name() {
     );
     let none = found(None).unwrap_err();
     assert!(none.contains("needs a target"), "{none}");
-    let debug = format!("{channel:?}");
-    assert!(!debug.contains("xoxb"), "{debug}");
-    assert!(debug.contains("alice/me → U0ALICE"), "{debug}");
+    assert_debug_hides(&channel, "xoxb", "alice/me → U0ALICE");
 }
 
 #[test]
@@ -610,11 +630,10 @@ fn webhook_targets_are_found_by_qualified_name() {
             "{unknown}"
         );
     }
-    let debug = format!("{channel:?}");
-    assert!(!debug.contains("global-secret"), "{debug}");
-    assert!(
-        debug.contains("team → https://hooks.slack.com/<redacted>"),
-        "{debug}"
+    assert_debug_hides(
+        &channel,
+        "global-secret",
+        "team → https://hooks.slack.com/<redacted>",
     );
 }
 

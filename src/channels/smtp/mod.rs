@@ -120,11 +120,12 @@ impl SmtpChannel {
     /// the TLS files, and sets up one connection pool per distinct server. Nothing is
     /// connected yet.
     pub fn new(settings: &SmtpSettings) -> Result<SmtpChannel, ChannelError> {
-        let hello = settings.hello.trim().to_string();
+        let hello = settings.email.hello.trim().to_string();
         let mut relays = Relays::default();
 
-        let email_login = email_login(&settings.auth)?;
+        let email_login = email_login(&settings.email.auth)?;
         let smarthost = settings
+            .email
             .smarthost
             .as_deref()
             .map(|s| {
@@ -136,6 +137,7 @@ impl SmtpChannel {
             })
             .transpose()?;
         let from = settings
+            .email
             .from
             .as_deref()
             .map(|from| parse_mailbox(from, "email.from"))
@@ -153,8 +155,8 @@ impl SmtpChannel {
                 let spec = RelaySpec::new(
                     host,
                     *port,
-                    &settings.tls,
-                    settings.tls.server_name.as_deref(),
+                    &settings.email.tls,
+                    settings.email.tls.server_name.as_deref(),
                     &hello,
                     email_login.clone(),
                 );
@@ -174,7 +176,7 @@ impl SmtpChannel {
                 smarthost.as_ref(),
                 from.as_ref(),
                 &email_login,
-                &settings.tls,
+                &settings.email.tls,
                 &hello,
                 &mut relays,
             )?;
@@ -287,10 +289,10 @@ impl Channel for SmtpChannel {
                 Ok(mut conn) => {
                     let _ = conn.quit().await;
                     let mut detail = "connected".to_string();
-                    if relay.mode != TlsMode::None {
+                    if relay.spec.mode != TlsMode::None {
                         detail.push_str(", TLS ok");
                     }
-                    if let Some(login) = &relay.login {
+                    if let Some(login) = &relay.spec.login {
                         detail.push_str(&format!(", authenticated as {}", login.username));
                     }
                     detail.push_str("; nothing sent");

@@ -5,15 +5,13 @@ use super::*;
 
 /// One SMTP server: how to connect and authenticate, and the idle connections to reuse.
 pub(super) struct Relay {
+    /// What it was built from: host, port, TLS mode, login (relays with equal specs are one).
+    pub(super) spec: RelaySpec,
     /// `host:port`, for reasons and logs.
     pub(super) address: String,
-    pub(super) host: String,
-    pub(super) port: u16,
     pub(super) hello: ClientId,
-    pub(super) mode: TlsMode,
-    /// Set unless `mode` is [`TlsMode::None`].
+    /// Set unless the spec's mode is [`TlsMode::None`].
     pub(super) tls: Option<TlsParameters>,
-    pub(super) login: Option<Login>,
     /// What to change when the server offers no usable AUTH (`email.auth.*`, a target's keys).
     pub(super) auth_settings: String,
     /// Bounds the open connections.
@@ -97,7 +95,7 @@ impl OpenFailure {
 }
 
 impl Relay {
-    pub(super) fn new(spec: &RelaySpec, auth_settings: &str) -> Result<Relay, ChannelError> {
+    pub(super) fn new(spec: RelaySpec, auth_settings: &str) -> Result<Relay, ChannelError> {
         let address = spec.address();
         if spec.starttls_ignored {
             tracing::warn!(
@@ -119,12 +117,8 @@ impl Relay {
         };
         Ok(Relay {
             address,
-            host: spec.host.clone(),
-            port: spec.port,
             hello: client_id(&spec.hello),
-            mode: spec.mode,
             tls,
-            login: spec.login.clone(),
             auth_settings: if auth_settings.is_empty() {
                 "the credentials".to_string()
             } else {
@@ -133,18 +127,19 @@ impl Relay {
             slots: Semaphore::new(MAX_CONNECTIONS_PER_SERVER),
             idle: Mutex::new(Vec::new()),
             reaper_started: AtomicBool::new(false),
+            spec,
             opened: AtomicU64::new(0),
         })
     }
 
     /// `host:port (TLS mode[, AUTH as user])`, for `herald doctor`.
     pub(super) fn describe(&self) -> String {
-        let tls = match self.mode {
+        let tls = match self.spec.mode {
             TlsMode::None => "no TLS",
             TlsMode::StartTls => "STARTTLS",
             TlsMode::Implicit => "implicit TLS",
         };
-        match &self.login {
+        match &self.spec.login {
             Some(login) => format!("{} ({tls}, AUTH as {})", self.address, login.username),
             None => format!("{} ({tls})", self.address),
         }
@@ -271,7 +266,7 @@ impl Relay {
                 self.address
             ))),
             Err(_) => {
-                let hint = match self.mode {
+                let hint = match self.spec.mode {
                     TlsMode::Implicit => "",
                     TlsMode::None | TlsMode::StartTls => {
                         " (a server that expects implicit TLS never greets a plain client: \
@@ -288,12 +283,12 @@ impl Relay {
     }
 
     pub(super) async fn open_unbounded(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
-        let implicit = match self.mode {
+        let implicit = match self.spec.mode {
             TlsMode::Implicit => self.tls.clone(),
             TlsMode::None | TlsMode::StartTls => None,
         };
         let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
+            (self.spec.host.as_str(), self.spec.port),
             Some(CONNECT_TIMEOUT),
             &self.hello,
             implicit,
@@ -301,7 +296,7 @@ impl Relay {
         )
         .await
         .map_err(|e| self.connect_failed(&e))?;
-        if let (TlsMode::StartTls, Some(tls)) = (self.mode, &self.tls) {
+        if let (TlsMode::StartTls, Some(tls)) = (self.spec.mode, &self.tls) {
             if !conn.server_info().supports_feature(Extension::StartTls) {
                 conn.abort().await;
                 return Err(OpenFailure::permanent(format!(
@@ -324,7 +319,7 @@ impl Relay {
                     )),
                 })?;
         }
-        if let Some(login) = &self.login
+        if let Some(login) = &self.spec.login
             && let Err(failure) = self.authenticate(&mut conn, login).await
         {
             conn.abort().await;
@@ -342,7 +337,7 @@ impl Relay {
             }
             Some(reply) => OpenFailure::retryable(format!("smtp {reply}")),
             None => {
-                let how = match self.mode {
+                let how = match self.spec.mode {
                     TlsMode::Implicit => " with implicit TLS",
                     TlsMode::None | TlsMode::StartTls => "",
                 };
@@ -448,7 +443,7 @@ impl Relay {
 
     /// `reason` without the password, plain or as it would appear in base64.
     pub(super) fn scrub(&self, reason: &str) -> String {
-        match &self.login {
+        match &self.spec.login {
             Some(login) if !login.password.expose().is_empty() => {
                 reason.replace(login.password.expose(), "<redacted>")
             }
@@ -474,10 +469,10 @@ impl fmt::Debug for Relay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Relay")
             .field("address", &self.address)
-            .field("tls", &self.mode)
+            .field("tls", &self.spec.mode)
             .field(
                 "username",
-                &self.login.as_ref().map(|l| l.username.as_str()),
+                &self.spec.login.as_ref().map(|l| l.username.as_str()),
             )
             .field("opened", &self.opened.load(Ordering::Relaxed))
             .finish()

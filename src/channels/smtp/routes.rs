@@ -253,7 +253,7 @@ impl RelaySpec {
                 .to_string(),
             skip_verify: tls.skip_verify,
             ca_file: tls.ca_file.clone(),
-            client_cert: tls.client_cert.clone(),
+            client_cert: tls.client_cert(),
             hello: hello.to_string(),
             login,
         }
@@ -340,7 +340,7 @@ pub(super) fn read_pem(path: &Path, key: &str, label: &str) -> Result<Vec<u8>, C
 /// The relays built so far, one per distinct [`RelaySpec`].
 #[derive(Default)]
 pub(super) struct Relays {
-    pub(super) built: Vec<(RelaySpec, Arc<Relay>)>,
+    pub(super) built: Vec<Arc<Relay>>,
 }
 
 impl Relays {
@@ -349,15 +349,15 @@ impl Relays {
         spec: RelaySpec,
         auth_settings: &str,
     ) -> Result<Arc<Relay>, ChannelError> {
-        if let Some((_, relay)) = self.built.iter().find(|(built, _)| *built == spec) {
+        if let Some(relay) = self.built.iter().find(|relay| relay.spec == spec) {
             return Ok(Arc::clone(relay));
         }
-        let relay = Arc::new(Relay::new(&spec, auth_settings)?);
-        self.built.push((spec, Arc::clone(&relay)));
+        let relay = Arc::new(Relay::new(spec, auth_settings)?);
+        self.built.push(Arc::clone(&relay));
         Ok(relay)
     }
 
     pub(super) fn into_relays(self) -> Vec<Arc<Relay>> {
-        self.built.into_iter().map(|(_, relay)| relay).collect()
+        self.built
     }
 }

@@ -1,6 +1,7 @@
 //! The SMTP channel's tests: settings, TLS modes, EHLO and reply parsing, scrubbing.
 
 use super::*;
+use crate::channels::settings::EmailSettings;
 use crate::channels::test_support::{delivery, named, rendered};
 
 /// `[email]` with `from` and `smarthost` (either may be empty, meaning unset), as the
@@ -9,9 +10,11 @@ fn email(from: &str, smarthost: &str) -> SmtpSettings {
     let set = |value: &str| (!value.is_empty()).then(|| value.to_string());
     SmtpSettings {
         dispatch_timeout: Duration::from_secs(60),
-        from: set(from),
-        smarthost: set(smarthost),
-        hello: "localhost".to_string(),
+        email: EmailSettings {
+            from: set(from),
+            smarthost: set(smarthost),
+            ..EmailSettings::default()
+        },
         ..SmtpSettings::default()
     }
 }
@@ -28,7 +31,7 @@ fn own_server(recipient: &str, host: &str, sender: &str) -> SmtpTarget {
 }
 
 fn with_auth(mut settings: SmtpSettings, auth: SmtpAuthSettings) -> SmtpSettings {
-    settings.auth = auth;
+    settings.email.auth = auth;
     settings
 }
 
@@ -199,7 +202,7 @@ fn a_password_file_is_read_without_its_line_break() {
             ..SmtpAuthSettings::default()
         },
     );
-    let login = email_login(&settings.auth).unwrap().unwrap();
+    let login = email_login(&settings.email.auth).unwrap().unwrap();
     assert_eq!(login.password.expose(), "s3cret");
     assert_eq!(login.identity.as_deref(), Some("id"));
     let channel = SmtpChannel::new(&settings).unwrap();
@@ -209,8 +212,8 @@ fn a_password_file_is_read_without_its_line_break() {
 #[test]
 fn setup_errors_say_what_to_set() {
     let mut ca_file = email("h@example.com", "127.0.0.1:25");
-    ca_file.tls.starttls = true;
-    ca_file.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    ca_file.email.tls.starttls = true;
+    ca_file.email.tls.ca_file = Some("/nonexistent/ca.pem".into());
     let target = |target: SmtpTarget| SmtpSettings {
         targets: vec![named("t", target)],
         ..email("", "")
@@ -256,7 +259,7 @@ fn a_ca_file_without_a_certificate_is_refused() {
     let path = dir.path().join("ca.pem");
     std::fs::write(&path, "not a certificate\n").unwrap();
     let mut settings = email("h@example.com", "127.0.0.1:465");
-    settings.tls.ca_file = Some(path);
+    settings.email.tls.ca_file = Some(path);
     let error = setup_error(settings);
     assert!(error.contains("holds no PEM certificate"), "{error}");
 }

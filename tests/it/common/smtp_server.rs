@@ -2,7 +2,8 @@
 //! did not write, started per test on a free loopback port.
 //!
 //! ```ignore
-//! let server = SmtpServer::start(SmtpServerOptions::new().starttls().auth("alice", "pw"));
+//! let starttls = ServerTls::StartTls { required: false };
+//! let server = SmtpServer::start(SmtpServerOptions::new().tls(starttls).auth("alice", "pw"));
 //! // point [email] smarthost at server.address() …
 //! let mail = server.received();
 //! assert_eq!(mail[0].mime.content_type, "multipart/alternative");
@@ -48,7 +49,8 @@ pub enum ServerTls {
     Implicit,
 }
 
-/// What a test server does; build with the methods, then [`SmtpServer::start`].
+/// What a test server does; build with [`SmtpServerOptions::new`] and the methods, or struct
+/// update syntax for the other fields, then [`SmtpServer::start`].
 #[derive(Debug, Clone)]
 pub struct SmtpServerOptions {
     pub tls: ServerTls,
@@ -96,21 +98,9 @@ impl SmtpServerOptions {
         Self::default()
     }
 
-    /// Offer STARTTLS (not required).
-    pub fn starttls(mut self) -> Self {
-        self.tls = ServerTls::StartTls { required: false };
-        self
-    }
-
-    /// Offer STARTTLS and refuse mail until it is used.
-    pub fn require_starttls(mut self) -> Self {
-        self.tls = ServerTls::StartTls { required: true };
-        self
-    }
-
-    /// TLS from the first byte.
-    pub fn implicit_tls(mut self) -> Self {
-        self.tls = ServerTls::Implicit;
+    /// Secure connections as `tls` says.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -124,43 +114,6 @@ impl SmtpServerOptions {
     /// Offer only this AUTH mechanism (`PLAIN` or `LOGIN`).
     pub fn only_mechanism(mut self, mechanism: &'static str) -> Self {
         self.mechanisms = vec![mechanism];
-        self
-    }
-
-    /// Offer AUTH only over TLS; on a plain connection the EHLO reply has no AUTH line.
-    pub fn auth_only_over_tls(mut self) -> Self {
-        self.auth_only_over_tls = true;
-        self
-    }
-
-    /// Ask clients for a certificate signed by the test CA, and record its common name.
-    pub fn request_client_cert(mut self) -> Self {
-        self.request_client_cert = true;
-        self
-    }
-
-    /// Present a self-signed certificate that names only [`SELF_SIGNED_NAME`], not the
-    /// address the client connects to.
-    pub fn self_signed_cert(mut self) -> Self {
-        self.self_signed_cert = true;
-        self
-    }
-
-    /// Answer every `RCPT` with `reply`.
-    pub fn rcpt_reply(mut self, reply: &str) -> Self {
-        self.rcpt_reply = Some(reply.to_string());
-        self
-    }
-
-    /// Answer every `DATA` with `reply`.
-    pub fn data_reply(mut self, reply: &str) -> Self {
-        self.data_reply = Some(reply.to_string());
-        self
-    }
-
-    /// Close connections idle for `timeout`.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
         self
     }
 }
