@@ -6,7 +6,8 @@ use crate::for_both_backends;
 use chrono::{Duration, Utc};
 use common::TestDb;
 use common::store::{
-    count, every_method, lease, lease_with, list, message, migrated, new_user, outcome, template_id,
+    count, every_method, lease, lease_with, list, message, migrated, new_user, outcome,
+    template_id, webhook_in,
 };
 use herald::catalog;
 use herald::model::{Capabilities, Message, MessageState, Method, Preference, Role, UserStatus};
@@ -37,11 +38,9 @@ fn finished_days_ago(t: Uuid, days: i64) -> Vec<NewMessage> {
         MessageState::Inhibited,
     ]
     .into_iter()
-    .map(|status| {
-        let mut m = message(t, None, Method::Webhook, None);
-        m.created_at = Utc::now() - Duration::days(days);
-        m.planned.status = status;
-        m
+    .map(|status| NewMessage {
+        created_at: Utc::now() - Duration::days(days),
+        ..webhook_in(t, status, None)
     })
     .collect()
 }
@@ -374,11 +373,7 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
 async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let mk = |status| {
-        let mut m = message(t, None, Method::Webhook, None);
-        m.planned.status = status;
-        m
-    };
+    let mk = |status| webhook_in(t, status, None);
     let batch = vec![
         mk(MessageState::PermanentFailure),
         mk(MessageState::TemporaryFailure),
@@ -432,12 +427,7 @@ async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) ->
     let store = migrated(&db).await;
     let run = template_id(&*store, "run_failure").await;
     let apply = template_id(&*store, "apply_failure").await;
-    let failed = |t, reason: &str| {
-        let mut m = message(t, None, Method::Webhook, None);
-        m.planned.status = MessageState::PermanentFailure;
-        m.planned.status_reason = Some(reason.to_string());
-        m
-    };
+    let failed = |t, reason: &str| webhook_in(t, MessageState::PermanentFailure, Some(reason));
     let batch = vec![
         failed(run, "webhook 503 after 1.2s"),
         failed(run, "webhook 503 after 1.2s"),
@@ -485,12 +475,7 @@ async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) ->
 async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let mk = |status, reason: &str| {
-        let mut m = message(t, None, Method::Webhook, None);
-        m.planned.status = status;
-        m.planned.status_reason = Some(reason.to_string());
-        m
-    };
+    let mk = |status, reason: &str| webhook_in(t, status, Some(reason));
     let mut batch = Vec::new();
     for _ in 0..3 {
         batch.push(mk(MessageState::PermanentFailure, "webhook 404"));
@@ -840,11 +825,9 @@ async fn attempt_history_survives_retries(db: TestDb) -> R {
 async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let old = |status| {
-        let mut m = message(t, None, Method::Webhook, None);
-        m.created_at = Utc::now() - Duration::days(30);
-        m.planned.status = status;
-        m
+    let old = |status| NewMessage {
+        created_at: Utc::now() - Duration::days(30),
+        ..webhook_in(t, status, None)
     };
     let batch: Vec<NewMessage> = MessageState::ALL.iter().map(|s| old(*s)).collect();
     store.enqueue(&batch).await?;

@@ -72,6 +72,14 @@ pub fn message(
     }
 }
 
+/// A webhook message of `template_id` to no user, already in `status` (with `reason`, if any).
+pub fn webhook_in(template_id: Uuid, status: MessageState, reason: Option<&str>) -> NewMessage {
+    let mut m = message(template_id, None, Method::Webhook, None);
+    m.planned.status = status;
+    m.planned.status_reason = reason.map(str::to_string);
+    m
+}
+
 /// A replica that delivers every method (and no targets).
 pub fn every_method() -> Capabilities {
     Capabilities {
