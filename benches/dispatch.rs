@@ -36,7 +36,7 @@ use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
 use herald::dispatch::{DispatchSettings, Dispatcher};
-use herald::model::{EventTemplate, MessageState, Method};
+use herald::model::{EventTemplate, MessageState, Method, PlannedMessage};
 use herald::store::{self, NewMessage, OpenMode, Store};
 use herald::telemetry::Metrics;
 use sqlx::sqlite::SqlitePoolOptions;
@@ -358,15 +358,17 @@ impl Producer {
         NewMessage {
             id: Uuid::now_v7(),
             template_id: self.template_id,
-            user_id: None,
-            target: None,
-            method: Method::Webhook,
-            status: MessageState::Pending,
-            status_reason: None,
             created_by: "bench".into(),
-            payload: self.payload.clone(),
-            dedupe_hash: None,
             created_at: Utc::now(),
+            planned: PlannedMessage {
+                user_id: None,
+                target: None,
+                method: Method::Webhook,
+                status: MessageState::Pending,
+                status_reason: None,
+                payload: self.payload.clone(),
+                dedupe_hash: None,
+            },
         }
     }
 

@@ -323,6 +323,23 @@ impl Capabilities {
     }
 }
 
+/// One message routing decided to enqueue: what it goes to and what it carries.
+///
+/// The store's `NewMessage` wraps this with the id, event and creator, so the fields are
+/// written once and moved, not copied, from routing into the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedMessage {
+    pub user_id: Option<Uuid>,
+    /// The target's name for target messages.
+    pub target: Option<String>,
+    pub method: Method,
+    /// `Pending`, or `Inhibited` with the reason in `status_reason`.
+    pub status: MessageState,
+    pub status_reason: Option<String>,
+    pub payload: serde_json::Value,
+    pub dedupe_hash: Option<String>,
+}
+
 /// A row of `notification_messages`, joined with the event name and username.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {

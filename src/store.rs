@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
-    Role, Settings, User, UserStatus,
+    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, PlannedMessage,
+    Preference, Role, Settings, User, UserStatus,
 };
 use crate::queue::AttemptResult;
 use crate::secret::redact_url_password;
@@ -82,20 +82,15 @@ pub struct NewUser {
     pub roles: Vec<Role>,
 }
 
-/// A message to insert; routing decides everything but the id and time.
+/// A message to insert: what routing planned, plus the id, event, creator and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
     pub id: Uuid,
     pub template_id: Uuid,
-    pub user_id: Option<Uuid>,
-    pub target: Option<String>,
-    pub method: Method,
-    pub status: MessageState,
-    pub status_reason: Option<String>,
     pub created_by: String,
-    pub payload: serde_json::Value,
-    pub dedupe_hash: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Recipient, method, status and payload, as routing decided them.
+    pub planned: PlannedMessage,
 }
 
 /// Which messages were inserted and which already existed (same dedupe hash).

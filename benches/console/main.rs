@@ -45,7 +45,7 @@ use herald::console::driver::Driver;
 use herald::console::state::{AppState, Session, Tab};
 use herald::console::theme::Theme;
 use herald::console::{update, view};
-use herald::model::{EventTemplate, MessageState, Method, Role, User};
+use herald::model::{EventTemplate, MessageState, Method, PlannedMessage, Role, User};
 use herald::service::Service;
 use herald::store::{self, NewMessage, NewUser, OpenMode};
 use ratatui::Terminal;

@@ -170,21 +170,23 @@ impl Seeder {
         NewMessage {
             id,
             template_id: template.id,
-            user_id: user.as_ref().map(|u| u.id),
-            target,
-            method,
-            status,
-            status_reason,
             created_by: "seed".into(),
-            payload,
-            dedupe_hash: Some(format!(
-                "{:016x}{:016x}{:016x}{:016x}",
-                self.rng.next(),
-                self.rng.next(),
-                self.rng.next(),
-                self.rng.next()
-            )),
             created_at: created,
+            planned: PlannedMessage {
+                user_id: user.as_ref().map(|u| u.id),
+                target,
+                method,
+                status,
+                status_reason,
+                payload,
+                dedupe_hash: Some(format!(
+                    "{:016x}{:016x}{:016x}{:016x}",
+                    self.rng.next(),
+                    self.rng.next(),
+                    self.rng.next(),
+                    self.rng.next()
+                )),
+            },
         }
     }
 }
@@ -245,7 +247,7 @@ pub(super) async fn seed(url: &str, options: &Options) -> anyhow::Result<Seeded>
         let start = first + gap * i32::try_from(done).unwrap_or(i32::MAX);
         let batch = seeder.batch(start, gap, count);
         for m in batch.iter().step_by(1_000) {
-            payload_sizes.push(serde_json::to_string(&m.payload)?.len());
+            payload_sizes.push(serde_json::to_string(&m.planned.payload)?.len());
         }
         let outcome = store.enqueue(&batch).await?;
         if outcome.enqueued.len() != count {

@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use crate::model::{EventTemplate, MessageState, Method, Preference, TargetRef, User};
 
+/// One message routing decided to enqueue (defined in the leaf layer so the store can hold it).
+pub use crate::model::PlannedMessage;
+
 /// The `_version` of the payload (Coder's webhook payload schema, DESIGN §7).
 pub const PAYLOAD_VERSION: &str = "1.2";
 
@@ -67,20 +70,6 @@ pub struct EnqueueRequest<'a> {
     pub dedupe: bool,
     /// The UTC day the dedupe hash is scoped to.
     pub day: NaiveDate,
-}
-
-/// One message routing decided to enqueue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedMessage {
-    pub user_id: Option<Uuid>,
-    /// The target's name for target messages.
-    pub target: Option<String>,
-    pub method: Method,
-    /// `Pending`, or `Inhibited` with the reason in `status_reason`.
-    pub status: MessageState,
-    pub status_reason: Option<String>,
-    pub payload: Value,
-    pub dedupe_hash: Option<String>,
 }
 
 /// The messages for one enqueue, and what the operator should know about what was left out.

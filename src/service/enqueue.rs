@@ -124,18 +124,12 @@ impl Service {
         let now = Utc::now();
         let messages: Vec<NewMessage> = planned
             .into_iter()
-            .map(|p| NewMessage {
+            .map(|planned| NewMessage {
                 id: Uuid::now_v7(),
                 template_id,
-                user_id: p.user_id,
-                target: p.target,
-                method: p.method,
-                status: p.status,
-                status_reason: p.status_reason,
                 created_by: caller.username.clone(),
-                payload: p.payload,
-                dedupe_hash: p.dedupe_hash,
                 created_at: now,
+                planned,
             })
             .collect();
         let EnqueueOutcome {

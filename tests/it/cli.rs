@@ -544,7 +544,7 @@ async fn the_first_owner_bootstraps_and_then_identity_is_required(db: TestDb) {
 }
 
 async fn owners_retry_failed_messages(db: TestDb) {
-    use herald::model::{MessageState, Method};
+    use herald::model::{MessageState, Method, PlannedMessage};
     use herald::store::{self, NewMessage, OpenMode};
     let h = Herald::with_alice_and_bob(db);
     let store = store::open(&h.db.url, OpenMode::Existing).await.unwrap();
@@ -556,15 +556,17 @@ async fn owners_retry_failed_messages(db: TestDb) {
     let failed = NewMessage {
         id: uuid::Uuid::now_v7(),
         template_id: template.id,
-        user_id: None,
-        target: Some("ops".into()),
-        method: Method::Webhook,
-        status: MessageState::PermanentFailure,
-        status_reason: Some("webhook 404 after 0.1s".into()),
         created_by: "test".into(),
-        payload: serde_json::json!({}),
-        dedupe_hash: None,
         created_at: chrono::Utc::now(),
+        planned: PlannedMessage {
+            user_id: None,
+            target: Some("ops".into()),
+            method: Method::Webhook,
+            status: MessageState::PermanentFailure,
+            status_reason: Some("webhook 404 after 0.1s".into()),
+            payload: serde_json::json!({}),
+            dedupe_hash: None,
+        },
     };
     store.enqueue(std::slice::from_ref(&failed)).await.unwrap();
     let id = failed.id.to_string();

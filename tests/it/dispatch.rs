@@ -9,7 +9,7 @@ use chrono::Utc;
 use common::TestDb;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
-use common::store::{count, list, message, migrated, template_id, wait_for_totals};
+use common::store::{count, list, migrated, template_id, wait_for_totals, webhook_in};
 use herald::config::Config;
 use herald::model::{MessageState, Method};
 use herald::store::{self, MessageFilter, NewMessage, OpenMode, Store};
@@ -239,9 +239,8 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
     let ids = deliver(&config, &*store, 5, MessageState::Sent, 10).await;
     let template = template_id(&*store, "test_notification").await;
     let old = NewMessage {
-        status: MessageState::Sent,
         created_at: Utc::now() - chrono::Duration::days(8),
-        ..message(template, None, Method::Webhook, None)
+        ..webhook_in(template, MessageState::Sent, None)
     };
     store.enqueue(std::slice::from_ref(&old)).await.unwrap();
     let purger = Uuid::now_v7();

@@ -6,7 +6,8 @@ use crate::for_both_backends;
 use chrono::{Duration, Utc};
 use common::TestDb;
 use common::store::{
-    count, every_method, lease, lease_with, list, message, migrated, new_user, outcome, template_id,
+    count, every_method, lease, lease_with, list, message, migrated, new_user, outcome,
+    template_id, webhook_in,
 };
 use herald::catalog;
 use herald::model::{Capabilities, Message, MessageState, Method, Preference, Role, UserStatus};
@@ -39,8 +40,7 @@ fn finished_days_ago(t: Uuid, days: i64) -> Vec<NewMessage> {
     .into_iter()
     .map(|status| NewMessage {
         created_at: Utc::now() - Duration::days(days),
-        status,
-        ..message(t, None, Method::Webhook, None)
+        ..webhook_in(t, status, None)
     })
     .collect()
 }
@@ -257,8 +257,8 @@ async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
             None,
         );
         if i % 5 == 0 {
-            m.status = MessageState::PermanentFailure;
-            m.status_reason = Some("smtp 550 5.1.1 mailbox unavailable".into());
+            m.planned.status = MessageState::PermanentFailure;
+            m.planned.status_reason = Some("smtp 550 5.1.1 mailbox unavailable".into());
         }
         batch.push(m);
     }
@@ -361,7 +361,7 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
     assert_eq!(got.id, m.id);
     assert_eq!(got.event, "workspace_deleted");
     assert_eq!(got.username.as_deref(), Some("bob"));
-    assert_eq!(got.payload, m.payload);
+    assert_eq!(got.payload, m.planned.payload);
     assert_eq!(got.dedupe_hash.as_deref(), Some("abc"));
     assert_eq!(got.attempt_count, 0);
     assert_eq!(got.status, MessageState::Pending);
@@ -373,10 +373,7 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
 async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let mk = |status| NewMessage {
-        status,
-        ..message(t, None, Method::Webhook, None)
-    };
+    let mk = |status| webhook_in(t, status, None);
     let batch = vec![
         mk(MessageState::PermanentFailure),
         mk(MessageState::TemporaryFailure),
@@ -430,11 +427,7 @@ async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) ->
     let store = migrated(&db).await;
     let run = template_id(&*store, "run_failure").await;
     let apply = template_id(&*store, "apply_failure").await;
-    let failed = |t, reason: &str| NewMessage {
-        status: MessageState::PermanentFailure,
-        status_reason: Some(reason.to_string()),
-        ..message(t, None, Method::Webhook, None)
-    };
+    let failed = |t, reason: &str| webhook_in(t, MessageState::PermanentFailure, Some(reason));
     let batch = vec![
         failed(run, "webhook 503 after 1.2s"),
         failed(run, "webhook 503 after 1.2s"),
@@ -482,11 +475,7 @@ async fn searches_filter_by_reason_and_count_what_they_would_list(db: TestDb) ->
 async fn top_status_reasons_count_failures_most_frequent_first(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let mk = |status, reason: &str| NewMessage {
-        status,
-        status_reason: Some(reason.to_string()),
-        ..message(t, None, Method::Webhook, None)
-    };
+    let mk = |status, reason: &str| webhook_in(t, status, Some(reason));
     let mut batch = Vec::new();
     for _ in 0..3 {
         batch.push(mk(MessageState::PermanentFailure, "webhook 404"));
@@ -604,9 +593,10 @@ async fn assert_counts_exact(store: &dyn Store, when: &str) -> anyhow::Result<St
 async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
-    let with = |status, hash: Option<&str>| NewMessage {
-        status,
-        ..message(t, None, Method::Webhook, hash)
+    let with = |status, hash: Option<&str>| {
+        let mut m = message(t, None, Method::Webhook, hash);
+        m.planned.status = status;
+        m
     };
     assert_counts_exact(&*store, "empty").await?;
 
@@ -699,13 +689,15 @@ async fn leases_take_only_what_the_replica_can_deliver(db: TestDb) -> R {
     let t = template_id(&*store, "run_failure").await;
     let smtp = message(t, None, Method::Smtp, None);
     let webhook = message(t, None, Method::Webhook, None);
-    let ops = NewMessage {
-        target: Some("ops".into()),
-        ..message(t, None, Method::SlackWebhook, None)
+    let ops = {
+        let mut m = message(t, None, Method::SlackWebhook, None);
+        m.planned.target = Some("ops".into());
+        m
     };
-    let other = NewMessage {
-        target: Some("elsewhere".into()),
-        ..message(t, None, Method::SlackWebhook, None)
+    let other = {
+        let mut m = message(t, None, Method::SlackWebhook, None);
+        m.planned.target = Some("elsewhere".into());
+        m
     };
     store
         .enqueue(&[smtp.clone(), webhook.clone(), ops.clone(), other.clone()])
@@ -835,8 +827,7 @@ async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
     let t = template_id(&*store, "run_failure").await;
     let old = |status| NewMessage {
         created_at: Utc::now() - Duration::days(30),
-        status,
-        ..message(t, None, Method::Webhook, None)
+        ..webhook_in(t, status, None)
     };
     let batch: Vec<NewMessage> = MessageState::ALL.iter().map(|s| old(*s)).collect();
     store.enqueue(&batch).await?;
@@ -849,10 +840,10 @@ async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
     for m in &batch {
         let kept = store.message(m.id).await?;
         let is_final = matches!(
-            m.status,
+            m.planned.status,
             MessageState::Sent | MessageState::PermanentFailure | MessageState::Inhibited
         );
-        assert_eq!(kept.is_none(), is_final, "{} message", m.status);
+        assert_eq!(kept.is_none(), is_final, "{} message", m.planned.status);
     }
     // The in-flight delivery's outcome still lands.
     let late = store

@@ -14,15 +14,24 @@ pub(super) async fn insert_messages(
 ) -> StoreResult<Vec<Uuid>> {
     let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
     let templates: Vec<Uuid> = messages.iter().map(|m| m.template_id).collect();
-    let users: Vec<Option<Uuid>> = messages.iter().map(|m| m.user_id).collect();
-    let targets: Vec<Option<String>> = messages.iter().map(|m| m.target.clone()).collect();
-    let methods: Vec<&str> = messages.iter().map(|m| m.method.as_str()).collect();
-    let statuses: Vec<&str> = messages.iter().map(|m| m.status.as_str()).collect();
-    let reasons: Vec<Option<String>> = messages.iter().map(|m| m.status_reason.clone()).collect();
+    let users: Vec<Option<Uuid>> = messages.iter().map(|m| m.planned.user_id).collect();
+    let targets: Vec<Option<String>> = messages.iter().map(|m| m.planned.target.clone()).collect();
+    let methods: Vec<&str> = messages.iter().map(|m| m.planned.method.as_str()).collect();
+    let statuses: Vec<&str> = messages.iter().map(|m| m.planned.status.as_str()).collect();
+    let reasons: Vec<Option<String>> = messages
+        .iter()
+        .map(|m| m.planned.status_reason.clone())
+        .collect();
     let creators: Vec<&str> = messages.iter().map(|m| m.created_by.as_str()).collect();
-    let payloads: Vec<String> = messages.iter().map(|m| to_json(&m.payload)).collect();
+    let payloads: Vec<String> = messages
+        .iter()
+        .map(|m| to_json(&m.planned.payload))
+        .collect();
     let created: Vec<DateTime<Utc>> = messages.iter().map(|m| m.created_at).collect();
-    let hashes: Vec<Option<String>> = messages.iter().map(|m| m.dedupe_hash.clone()).collect();
+    let hashes: Vec<Option<String>> = messages
+        .iter()
+        .map(|m| m.planned.dedupe_hash.clone())
+        .collect();
     Ok(sqlx::query_scalar(
         "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
              method, status, status_reason, created_by, payload, attempt_count, created_at,

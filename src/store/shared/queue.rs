@@ -34,7 +34,7 @@ pub(super) async fn enqueue<B: Backend>(
         if inserted.contains(&m.id) {
             outcome.enqueued.push(m.id);
         } else {
-            skipped.push(m.dedupe_hash.clone().unwrap_or_default());
+            skipped.push(m.planned.dedupe_hash.clone().unwrap_or_default());
         }
     }
     if !skipped.is_empty() {

@@ -20,15 +20,15 @@ pub(super) async fn insert_messages(
             serde_json::json!({
                 "id": m.id.to_string(),
                 "template": m.template_id.to_string(),
-                "user": m.user_id.map(|u| u.to_string()),
-                "target": m.target,
-                "method": m.method.as_str(),
-                "status": m.status.as_str(),
-                "reason": m.status_reason,
+                "user": m.planned.user_id.map(|u| u.to_string()),
+                "target": m.planned.target,
+                "method": m.planned.method.as_str(),
+                "status": m.planned.status.as_str(),
+                "reason": m.planned.status_reason,
                 "by": m.created_by,
-                "payload": to_json(&m.payload),
+                "payload": to_json(&m.planned.payload),
                 "created": ts(m.created_at),
-                "hash": m.dedupe_hash,
+                "hash": m.planned.dedupe_hash,
             })
         })
         .collect();

@@ -1,7 +1,7 @@
 //! Queued messages for dispatcher tests and benchmarks, written straight into the store.
 
 use chrono::Utc;
-use herald::model::{MessageState, Method, User};
+use herald::model::{MessageState, Method, PlannedMessage, User};
 use herald::store::{NewMessage, Store};
 use uuid::Uuid;
 
@@ -43,21 +43,23 @@ pub async fn test_notifications(
             .map(|i| NewMessage {
                 id: Uuid::now_v7(),
                 template_id: template.id,
-                user_id: user.map(|u| u.id),
-                target: target.map(str::to_string),
-                method,
-                status: MessageState::Pending,
-                status_reason: None,
                 created_by: "test".into(),
-                payload: herald::routing::build_payload(
-                    &template,
-                    user,
-                    &[("n".to_string(), i.to_string())].into_iter().collect(),
-                    &serde_json::json!({}),
-                    &[],
-                ),
-                dedupe_hash: None,
                 created_at: Utc::now() - age,
+                planned: PlannedMessage {
+                    user_id: user.map(|u| u.id),
+                    target: target.map(str::to_string),
+                    method,
+                    status: MessageState::Pending,
+                    status_reason: None,
+                    payload: herald::routing::build_payload(
+                        &template,
+                        user,
+                        &[("n".to_string(), i.to_string())].into_iter().collect(),
+                        &serde_json::json!({}),
+                        &[],
+                    ),
+                    dedupe_hash: None,
+                },
             })
             .collect();
         ids.extend(store.enqueue(&batch).await.expect("enqueue").enqueued);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use herald::catalog;
-use herald::model::{Capabilities, Message, MessageState, Method, Role};
+use herald::model::{Capabilities, Message, MessageState, Method, PlannedMessage, Role};
 use herald::queue::AttemptResult;
 use herald::store::{
     self, AttemptRecord, LeaseRequest, LeasedMessage, MessageFilter, NewMessage, NewUser, OpenMode,
@@ -58,16 +58,26 @@ pub fn message(
     NewMessage {
         id: Uuid::now_v7(),
         template_id,
-        user_id,
-        target: None,
-        method,
-        status: MessageState::Pending,
-        status_reason: None,
         created_by: "test".into(),
-        payload: serde_json::json!({"labels": {"name": "ws1"}}),
-        dedupe_hash: hash.map(str::to_string),
         created_at: Utc::now(),
+        planned: PlannedMessage {
+            user_id,
+            target: None,
+            method,
+            status: MessageState::Pending,
+            status_reason: None,
+            payload: serde_json::json!({"labels": {"name": "ws1"}}),
+            dedupe_hash: hash.map(str::to_string),
+        },
     }
+}
+
+/// A webhook message of `template_id` to no user, already in `status` (with `reason`, if any).
+pub fn webhook_in(template_id: Uuid, status: MessageState, reason: Option<&str>) -> NewMessage {
+    let mut m = message(template_id, None, Method::Webhook, None);
+    m.planned.status = status;
+    m.planned.status_reason = reason.map(str::to_string);
+    m
 }
 
 /// A replica that delivers every method (and no targets).
