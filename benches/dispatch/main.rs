@@ -1,0 +1,446 @@
+//! Dispatcher benchmarks (issue 3, item 8), with Herald's default `[notifications]` settings
+//! and only the webhook endpoint pointed at a local HTTP sink — the point is "fast without
+//! tuning":
+//!
+//! * **throughput**: N messages enqueued through [`Store::enqueue`] in batches of 1,000 by a
+//!   producer on its own store handle while 1 or 3 dispatchers (each on its own handle, as
+//!   separate processes would be) deliver them; timed from the first enqueue until
+//!   `count_by_state` shows N `sent`.
+//! * **raw ceiling**: the same store's schema driven by plain SQL on one connection — batched
+//!   INSERT of 1,000 rows, lease 100 with the store's own `UPDATE … RETURNING`, one mark-sent
+//!   UPDATE per leased batch, no HTTP — measured in the same run, so the figure is a ratio.
+//! * **latency**: one message every 20 ms with `fetch_interval = 15s`; enqueue call → receipt
+//!   at the sink, matched by `X-Message-Id`.
+//!
+//! ```text
+//! cargo bench --bench dispatch                       # everything: N = 100,000, 3 runs each
+//! cargo bench --bench dispatch -- --quick            # N = 10,000, 1 run, 200 latency samples
+//! cargo bench --bench dispatch -- postgres throughput --n 50000 --runs 5 --replicas 3
+//! ```
+//!
+//! PostgreSQL is a throwaway cluster started by the test harness (or `HERALD_TEST_DATABASE_URL`);
+//! SQLite is a file in a temp dir. BENCHMARKS.md has the figures and how to read them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod latency;
+mod raw;
+mod report;
+mod throughput;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use common::figures::{nproc, percentile, read_trimmed, thousands};
+use common::harness::http_sink::{HttpSink, Response};
+use common::{Backend, TestDb, discard, parse_count};
+use herald::channels::Channels;
+use herald::channels::inbox::InboxChannel;
+use herald::config::Config;
+use herald::dispatch::{DispatchSettings, Dispatcher};
+use herald::model::{EventTemplate, MessageState, Method, PlannedMessage};
+use herald::store::{self, NewMessage, OpenMode, Store};
+use herald::telemetry::Metrics;
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Connection, Postgres, QueryBuilder, Row, Sqlite};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Messages per producer enqueue and per raw INSERT.
+const BATCH: usize = 1_000;
+/// How often the end of a throughput run is checked.
+const POLL: Duration = Duration::from_millis(20);
+/// Gap between messages in the latency scenario.
+const LATENCY_GAP: Duration = Duration::from_millis(20);
+/// A run that takes longer than this has failed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The event every benchmark message is queued for.
+const EVENT: &str = "test_notification";
+
+const USAGE: &str = "\
+usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
+                                       [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
+                                       [drain]
+
+  --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
+  --n N          messages per throughput run (and per raw-ceiling run)
+  --runs R       runs of each throughput scenario; the median is reported
+  --latency-n M  messages in each latency run
+  --replicas L   comma-separated replica counts for the throughput runs (default 1,3)
+  sqlite, postgres, throughput, latency
+                 run only these backends / scenarios (default: all)
+  drain          diagnostic, not run by default: enqueue N with no dispatcher running (the
+                 producer alone), then start the replicas and time until all are sent (the
+                 dispatchers alone)";
+
+fn main() -> anyhow::Result<()> {
+    let options = match Options::parse(std::env::args().skip(1))? {
+        Some(options) => options,
+        None => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+    };
+    let runtime = common::runtime()?;
+    runtime.block_on(run(options))
+}
+
+// -------------------------------------------------------------------------------------------
+// Options
+// -------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Options {
+    n: usize,
+    runs: usize,
+    latency_n: usize,
+    replicas: Vec<usize>,
+    backends: Vec<Backend>,
+    throughput: bool,
+    latency: bool,
+    drain: bool,
+    quick: bool,
+}
+
+impl Options {
+    /// The options, or `None` when help was asked for. Cargo's own `--bench` is ignored.
+    fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
+        let mut quick = false;
+        let (mut n, mut runs, mut latency_n) = (None, None, None);
+        let mut replicas = vec![1, 3];
+        let mut backends = Vec::new();
+        let (mut throughput, mut latency, mut drain) = (false, false, false);
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| -> anyhow::Result<String> {
+                args.next()
+                    .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+            };
+            match arg.as_str() {
+                "--bench" => {}
+                "-h" | "--help" => return Ok(None),
+                "--quick" => quick = true,
+                "--n" => n = Some(parse_count("--n", &value("--n")?)?),
+                "--runs" => runs = Some(parse_count("--runs", &value("--runs")?)?),
+                "--latency-n" => {
+                    latency_n = Some(parse_count("--latency-n", &value("--latency-n")?)?)
+                }
+                "--replicas" => {
+                    replicas = value("--replicas")?
+                        .split(',')
+                        .map(|r| parse_count("--replicas", r))
+                        .collect::<anyhow::Result<_>>()?
+                }
+                "sqlite" => backends.push(Backend::Sqlite),
+                "postgres" => backends.push(Backend::Postgres),
+                "throughput" => throughput = true,
+                "latency" => latency = true,
+                "drain" => drain = true,
+                other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+            }
+        }
+        if backends.is_empty() {
+            backends = vec![Backend::Sqlite, Backend::Postgres];
+        }
+        if !throughput && !latency && !drain {
+            (throughput, latency) = (true, true);
+        }
+        Ok(Some(Options {
+            n: n.unwrap_or(if quick { 10_000 } else { 100_000 }),
+            runs: runs.unwrap_or(if quick { 1 } else { 3 }),
+            latency_n: latency_n.unwrap_or(if quick { 200 } else { 500 }),
+            replicas,
+            backends,
+            throughput,
+            latency,
+            drain,
+            quick,
+        }))
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// The run
+// -------------------------------------------------------------------------------------------
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let began = Instant::now();
+    let machine = Machine::probe(&options.backends).await?;
+    println!("# herald dispatcher benchmark\n");
+    machine.print();
+    println!(
+        "\nsettings: Herald defaults (Config::default()) + notifications.webhook.endpoint = local sink; \
+         N = {}, runs = {}, latency messages = {}{}\n",
+        options.n,
+        options.runs,
+        options.latency_n,
+        if options.quick { " (--quick)" } else { "" }
+    );
+
+    let mut throughput = Vec::new();
+    if options.throughput {
+        for &backend in &options.backends {
+            throughput.extend(throughput_scenarios(&options, backend).await?);
+        }
+    }
+    let mut drains = Vec::new();
+    if options.drain {
+        for &backend in &options.backends {
+            for &replicas in &options.replicas {
+                for rep in 1..=options.runs {
+                    let run = drain(backend, replicas, options.n)
+                        .await
+                        .with_context(|| format!("drain on {} x{replicas}", backend.name()))?;
+                    println!(
+                        "run {rep}/{}: {:8} drain, {replicas} replica(s): enqueue alone {:>8.0} msg/s, dispatchers alone {:>8.0} msg/s ({})",
+                        options.runs,
+                        backend.name(),
+                        run.enqueue_per_second,
+                        run.per_second,
+                        run.breakdown
+                    );
+                    drains.push((backend, replicas, run));
+                }
+            }
+        }
+    }
+    let mut latency = Vec::new();
+    if options.latency {
+        for &backend in &options.backends {
+            for producer in [ProducerKind::OtherProcess, ProducerKind::SameProcess] {
+                let run = latency_run(backend, options.latency_n, producer)
+                    .await
+                    .with_context(|| format!("latency on {}", backend.name()))?;
+                println!(
+                    "latency {:8} producer {:13}: p50 {} p99 {} max {} (enqueue call p50 {}, {} msgs)",
+                    backend.name(),
+                    producer.label(),
+                    ms(run.p50),
+                    ms(run.p99),
+                    ms(run.max),
+                    ms(run.enqueue_p50),
+                    run.samples
+                );
+                latency.push(run);
+            }
+        }
+    }
+
+    println!("\n## Results\n");
+    machine.print();
+    println!(
+        "load average at the end: {}; total benchmark time {:.0} s\n",
+        read_trimmed("/proc/loadavg"),
+        began.elapsed().as_secs_f64()
+    );
+    if !throughput.is_empty() {
+        print_throughput_table(&throughput);
+    }
+    if !latency.is_empty() {
+        print_latency_table(&latency);
+    }
+    if !drains.is_empty() {
+        print_drain_table(&drains, options.n);
+    }
+    Ok(())
+}
+
+/// Every throughput run of one backend: per repetition the raw ceiling, then each replica
+/// count, each on a fresh database; medians across repetitions.
+async fn throughput_scenarios(
+    options: &Options,
+    backend: Backend,
+) -> anyhow::Result<Vec<ThroughputRow>> {
+    let mut raw: Vec<f64> = Vec::new();
+    let mut e2e: BTreeMap<usize, Vec<EndToEndRun>> = BTreeMap::new();
+    for rep in 1..=options.runs {
+        let ceiling = raw_ceiling(backend, options.n)
+            .await
+            .with_context(|| format!("raw ceiling on {}", backend.name()))?;
+        println!(
+            "run {rep}/{}: {:8} raw ceiling           {:>8.0} msg/s ({:.2} s: {ceiling})",
+            options.runs,
+            backend.name(),
+            per_second(options.n, ceiling.total),
+            ceiling.total.as_secs_f64()
+        );
+        raw.push(per_second(options.n, ceiling.total));
+        for &replicas in &options.replicas {
+            let run = end_to_end(backend, replicas, options.n)
+                .await
+                .with_context(|| format!("end to end on {} x{replicas}", backend.name()))?;
+            println!(
+                "run {rep}/{}: {:8} end to end, {replicas} replica(s) {:>8.0} msg/s ({:.2} s; enqueue {:.0} msg/s; {})",
+                options.runs,
+                backend.name(),
+                run.per_second,
+                run.elapsed.as_secs_f64(),
+                run.enqueue_per_second,
+                run.breakdown
+            );
+            e2e.entry(replicas).or_default().push(run);
+        }
+    }
+    let raw_median = median(&raw);
+    Ok(e2e
+        .into_iter()
+        .map(|(replicas, runs)| {
+            let rates: Vec<f64> = runs.iter().map(|r| r.per_second).collect();
+            let enqueue: Vec<f64> = runs.iter().map(|r| r.enqueue_per_second).collect();
+            ThroughputRow {
+                backend,
+                replicas,
+                n: options.n,
+                runs: rates.clone(),
+                median: median(&rates),
+                enqueue_median: median(&enqueue),
+                raw_runs: raw.clone(),
+                raw_median,
+            }
+        })
+        .collect())
+}
+
+// -------------------------------------------------------------------------------------------
+// Backends, stores and replicas
+// -------------------------------------------------------------------------------------------
+
+impl Backend {
+    /// What `end to end` must reach, in messages per second (issue 3).
+    fn target(self) -> f64 {
+        match self {
+            Backend::Sqlite => 15_000.0,
+            Backend::Postgres => 10_000.0,
+        }
+    }
+}
+
+/// Herald's defaults, with only the webhook endpoint pointed at the sink.
+fn default_config(database_url: &str, sink_url: &str) -> Config {
+    let mut config = Config {
+        database_url: database_url.to_string(),
+        ..Config::default()
+    };
+    config.notifications.webhook.endpoint = Some(sink_url.to_string());
+    config
+}
+
+/// Creates and migrates the store, loads the catalog, and returns the benchmark's event.
+async fn migrated_store(url: &str) -> anyhow::Result<(Arc<dyn Store>, EventTemplate)> {
+    let store = store::open(url, OpenMode::Migrate).await?;
+    store.upsert_catalog(herald::catalog::builtin()).await?;
+    let template = store
+        .template_by_name(EVENT)
+        .await?
+        .with_context(|| format!("the builtin catalog has no `{EVENT}` event"))?;
+    Ok((store, template))
+}
+
+/// The payload `herald enqueue test_notification` stores.
+fn payload(template: &EventTemplate) -> serde_json::Value {
+    herald::routing::build_payload(
+        template,
+        None,
+        &BTreeMap::new(),
+        &serde_json::json!({}),
+        &[],
+    )
+}
+
+/// Queues webhook messages for the benchmark's event, the way `herald enqueue` does.
+struct Producer {
+    store: Arc<dyn Store>,
+    template_id: Uuid,
+    payload: serde_json::Value,
+}
+
+impl Producer {
+    fn message(&self) -> NewMessage {
+        NewMessage {
+            id: Uuid::now_v7(),
+            template_id: self.template_id,
+            created_by: "bench".into(),
+            created_at: Utc::now(),
+            planned: PlannedMessage {
+                user_id: None,
+                target: None,
+                method: Method::Webhook,
+                status: MessageState::Pending,
+                status_reason: None,
+                payload: self.payload.clone(),
+                dedupe_hash: None,
+            },
+        }
+    }
+
+    /// Enqueues `n` messages in batches of [`BATCH`]; returns how long that took.
+    async fn enqueue_all(&self, n: usize) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let mut left = n;
+        while left > 0 {
+            let batch: Vec<NewMessage> = (0..left.min(BATCH)).map(|_| self.message()).collect();
+            let outcome = self.store.enqueue(&batch).await?;
+            if outcome.enqueued.len() != batch.len() {
+                bail!(
+                    "enqueued {} of {} messages",
+                    outcome.enqueued.len(),
+                    batch.len()
+                );
+            }
+            left -= batch.len();
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// One dispatcher on its own store handle, as a separate `herald serve` would have.
+struct Replica {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    /// Builds the replica like `herald serve` does: configured channels plus the inbox.
+    async fn start(config: &Config) -> anyhow::Result<Replica> {
+        let store = store::open(&config.database_url, OpenMode::Existing).await?;
+        let mut channels = Channels::from_settings(&config.channel_settings())?;
+        channels.insert(Arc::new(InboxChannel::new(store.clone())));
+        let metrics = Arc::new(Metrics::new());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            Arc::new(channels),
+            DispatchSettings::from(config),
+            metrics.clone(),
+        )?;
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(dispatcher.run(stopping));
+        Ok(Replica {
+            store,
+            metrics,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops it cleanly; returns its metrics text.
+    async fn stop(self) -> anyhow::Result<String> {
+        let _ = self.stop.send(true);
+        self.task.await.context("the dispatcher panicked")??;
+        Ok(self.metrics.render())
+    }
+}
+
+fn count_of(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
+    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
+}
+
+use latency::*;
+use raw::*;
+use report::*;
+use throughput::*;

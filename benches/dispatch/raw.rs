@@ -1,0 +1,290 @@
+//! The raw ceiling: the store's own schema driven by plain SQL on one connection.
+
+use super::*;
+
+/// Where a raw-ceiling run's time went.
+#[derive(Default)]
+pub(super) struct RawTimings {
+    /// From the first INSERT to the last mark-sent.
+    pub(super) total: Duration,
+    pub(super) insert: Duration,
+    /// Each lease statement (and its transaction), in order.
+    pub(super) leases: Vec<Duration>,
+    pub(super) mark_sent: Duration,
+}
+
+impl std::fmt::Display for RawTimings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenth = (self.leases.len() / 10).max(1);
+        let mean_ms = |leases: &[Duration]| {
+            1000.0 * leases.iter().map(Duration::as_secs_f64).sum::<f64>()
+                / leases.len().max(1) as f64
+        };
+        write!(
+            f,
+            "insert {:.2} s, lease {:.2} s ({} calls; {:.2} ms each in the first tenth, {:.2} ms in the last), mark-sent {:.2} s",
+            self.insert.as_secs_f64(),
+            self.leases.iter().sum::<Duration>().as_secs_f64(),
+            self.leases.len(),
+            mean_ms(&self.leases[..tenth.min(self.leases.len())]),
+            mean_ms(&self.leases[self.leases.len().saturating_sub(tenth)..]),
+            self.mark_sent.as_secs_f64()
+        )
+    }
+}
+
+/// Inserts, leases and marks sent `n` messages with plain SQL on one connection.
+pub(super) async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<RawTimings> {
+    let db = backend.fresh_db();
+    let (store, template) = migrated_store(&db.url).await?;
+    drop(store);
+    let notifications = Config::default().notifications;
+    let binds = RawBinds {
+        template_id: template.id,
+        payload: serde_json::to_string(&payload(&template))?,
+        reason: herald::queue::leased_reason(Uuid::now_v7()),
+        lease_period: notifications.lease_period,
+        lease_count: notifications.lease_count,
+    };
+    // One connection with the store's own settings (on PostgreSQL: custom plans, so
+    // statistics gathered on the still-empty table cannot pin the lease to a sequential scan).
+    let timings = match backend {
+        Backend::Sqlite => {
+            let options = store::sqlite_connect_options(&db.url)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
+        Backend::Postgres => {
+            let pool = store::postgres_pool_options()
+                .max_connections(1)
+                .connect(&db.url)
+                .await?;
+            drive(Raw { pool, binds }, n).await?
+        }
+    };
+    discard(db);
+    Ok(timings)
+}
+
+/// What the raw-ceiling statements bind besides ids and times, on either backend.
+pub(super) struct RawBinds {
+    pub(super) template_id: Uuid,
+    /// The bench event's payload, as JSON text.
+    pub(super) payload: String,
+    /// The `status_reason` a lease writes.
+    pub(super) reason: String,
+    pub(super) lease_period: Duration,
+    pub(super) lease_count: u32,
+}
+
+pub(super) const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
+     user_id, target, method, status, status_reason, created_by, payload, attempt_count, \
+     created_at, updated_at, dedupe_hash) ";
+
+/// The SQLite store's timestamp text (fixed-width UTC).
+pub(super) fn sqlite_ts(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// One backend's raw-ceiling statements, each as its store runs it.
+pub(super) trait RawQueue {
+    /// What a lease returns, and the type of its `id` column.
+    type Row: Row;
+    type Id: for<'r> sqlx::Decode<'r, <Self::Row as Row>::Database>
+        + sqlx::Type<<Self::Row as Row>::Database>;
+    /// Inserts `count` pending messages in one statement.
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()>;
+    /// Leases one batch as the store's `lease_batch` does (an empty batch: nothing left).
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>>;
+    /// Marks the leased `ids` sent.
+    async fn mark_sent(&mut self, ids: &[Self::Id]) -> anyhow::Result<()>;
+}
+
+/// One connection to the bench's store, with the store's own settings.
+pub(super) struct Raw<DB: sqlx::Database> {
+    pub(super) pool: sqlx::Pool<DB>,
+    pub(super) binds: RawBinds,
+}
+
+/// Inserts `n` messages in batches, leasing and marking sent what each batch made leasable,
+/// and times each kind of statement.
+pub(super) async fn drive<DB: sqlx::Database>(
+    mut queue: Raw<DB>,
+    n: usize,
+) -> anyhow::Result<RawTimings>
+where
+    Raw<DB>: RawQueue<Row = DB::Row>,
+    for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut timings = RawTimings::default();
+    let started = Instant::now();
+    let (mut inserted, mut sent) = (0, 0);
+    while sent < n {
+        let count = BATCH.min(n - inserted);
+        if count > 0 {
+            let clock = Instant::now();
+            queue.insert(count).await?;
+            inserted += count;
+            timings.insert += clock.elapsed();
+        }
+        loop {
+            let clock = Instant::now();
+            let rows = queue.lease().await?;
+            timings.leases.push(clock.elapsed());
+            if rows.is_empty() {
+                break;
+            }
+            let ids = rows
+                .iter()
+                .map(|row| row.try_get::<<Raw<DB> as RawQueue>::Id, _>("id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let clock = Instant::now();
+            queue.mark_sent(&ids).await?;
+            timings.mark_sent += clock.elapsed();
+            sent += ids.len();
+        }
+    }
+    timings.total = started.elapsed();
+    queue.pool.close().await;
+    Ok(timings)
+}
+
+/// The raw ceiling's statements on SQLite: ids and times as text.
+impl RawQueue for Raw<Sqlite> {
+    type Row = sqlx::sqlite::SqliteRow;
+    type Id = String;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = sqlite_ts(Utc::now());
+        let template = self.binds.template_id.to_string();
+        let mut insert = QueryBuilder::<Sqlite>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7().to_string())
+                .push_bind(template.as_str())
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push("0")
+                .push_bind(now.clone())
+                .push_bind(now.clone())
+                .push("NULL");
+        });
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        let now = Utc::now();
+        let now_text = sqlite_ts(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The SQLite store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
+                 status_reason = ?2, updated_at = ?3,
+                 queued_seconds = (julianday(?3) - julianday(updated_at)) * 86400.0
+             WHERE id IN (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < ?4
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= ?3)
+                        OR (status = 'leased' AND leased_until < ?3))
+                 ORDER BY id LIMIT ?5)
+             RETURNING id, notification_template_id, user_id, target, method, payload,
+                 attempt_count, created_at, queued_seconds",
+        )
+        .bind(sqlite_ts(
+            now + chrono::Duration::from_std(self.binds.lease_period)?,
+        ))
+        .bind(&self.binds.reason)
+        .bind(&now_text)
+        .bind(5_i64)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'leased'",
+        )
+        .bind(serde_json::to_string(ids)?)
+        .bind(sqlite_ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The raw ceiling's statements on PostgreSQL: native UUIDs, times and JSONB.
+impl RawQueue for Raw<Postgres> {
+    type Row = sqlx::postgres::PgRow;
+    type Id = Uuid;
+
+    async fn insert(&mut self, count: usize) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let mut insert = QueryBuilder::<Postgres>::new(INSERT_COLUMNS);
+        insert.push_values(0..count, |mut row, _| {
+            row.push_bind(Uuid::now_v7())
+                .push_bind(self.binds.template_id)
+                .push("NULL, NULL, 'webhook', 'pending', NULL, 'bench'")
+                .push_bind(self.binds.payload.as_str())
+                .push_unseparated("::jsonb")
+                .push("0")
+                .push_bind(now)
+                .push_bind(now)
+                .push("NULL");
+        });
+        insert.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
+        // The PostgreSQL store's lease_batch, verbatim.
+        let rows = sqlx::query(
+            "WITH leasable AS (
+                 SELECT id FROM notification_messages
+                 WHERE status IN ('pending', 'temporary_failure', 'leased')
+                   AND attempt_count < $3
+                   AND (status = 'pending'
+                        OR (status = 'temporary_failure' AND next_retry_after <= now())
+                        OR (status = 'leased' AND leased_until < now()))
+                 ORDER BY id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE notification_messages m SET status = 'leased',
+                 leased_until = now() + $1 * interval '1 millisecond', status_reason = $2,
+                 updated_at = now(),
+                 queued_seconds = EXTRACT(EPOCH FROM now() - m.updated_at)::double precision
+             FROM leasable WHERE m.id = leasable.id
+             RETURNING m.id, m.notification_template_id, m.user_id, m.target, m.method,
+                 m.payload::text AS payload, m.attempt_count, m.created_at, m.queued_seconds",
+        )
+        .bind(self.binds.lease_period.as_millis() as f64)
+        .bind(&self.binds.reason)
+        .bind(5_i32)
+        .bind(i64::from(self.binds.lease_count))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn mark_sent(&mut self, ids: &[Uuid]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE notification_messages SET status = 'sent', status_reason = NULL,
+                 attempt_count = attempt_count + 1, leased_until = NULL, updated_at = now()
+             WHERE id = ANY($1) AND status = 'leased'",
+        )
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

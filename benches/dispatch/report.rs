@@ -1,0 +1,209 @@
+//! Figures and the report: medians, tables and the machine the run was on.
+
+use super::*;
+
+pub(super) fn per_second(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// The median (mean of the middle two for an even count).
+pub(super) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => sorted[len / 2],
+        len => (sorted[len / 2 - 1] + sorted[len / 2]) / 2.0,
+    }
+}
+
+pub(super) fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub(super) struct ThroughputRow {
+    pub(super) backend: Backend,
+    pub(super) replicas: usize,
+    pub(super) n: usize,
+    pub(super) runs: Vec<f64>,
+    pub(super) median: f64,
+    pub(super) enqueue_median: f64,
+    pub(super) raw_runs: Vec<f64>,
+    pub(super) raw_median: f64,
+}
+
+pub(super) fn print_throughput_table(rows: &[ThroughputRow]) {
+    let list = |values: &[f64]| {
+        values
+            .iter()
+            .map(|v| thousands(*v))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    println!(
+        "| scenario | backend | replicas | N | median msg/s | runs msg/s | raw msg/s (median; runs) | ratio | enqueue msg/s | target |"
+    );
+    println!("|---|---|---|---|---:|---|---|---:|---:|---|");
+    for row in rows {
+        let target = row.backend.target();
+        let verdict = if row.median >= target {
+            format!("≥ {} met", thousands(target))
+        } else {
+            format!(
+                "≥ {} **missed** by {:.0}%",
+                thousands(target),
+                100.0 * (1.0 - row.median / target)
+            )
+        };
+        println!(
+            "| end to end | {} | {} | {} | {} | {} | {} ({}) | {:.2} | {} | {} |",
+            row.backend.name(),
+            row.replicas,
+            thousands(row.n as f64),
+            thousands(row.median),
+            list(&row.runs),
+            thousands(row.raw_median),
+            list(&row.raw_runs),
+            row.median / row.raw_median,
+            thousands(row.enqueue_median),
+            verdict
+        );
+    }
+    println!();
+}
+
+pub(super) fn print_latency_table(rows: &[LatencyRun]) {
+    println!(
+        "| scenario | backend | replicas | producer | messages | p50 | p99 | max | enqueue call p50 | target p50 < 10 ms, p99 < 100 ms |"
+    );
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|---|");
+    for row in rows {
+        let p50_ok = row.p50 < Duration::from_millis(10);
+        let p99_ok = row.p99 < Duration::from_millis(100);
+        let verdict = match (p50_ok, p99_ok) {
+            (true, true) => "met".to_string(),
+            (false, true) => "p50 **missed**".to_string(),
+            (true, false) => "p99 **missed**".to_string(),
+            (false, false) => "p50 and p99 **missed**".to_string(),
+        };
+        println!(
+            "| latency, one message / {} ms, fetch_interval 15s | {} | 1 | {} | {} | {} | {} | {} | {} | {} |",
+            LATENCY_GAP.as_millis(),
+            row.backend.name(),
+            row.producer.label(),
+            row.samples,
+            ms(row.p50),
+            ms(row.p99),
+            ms(row.max),
+            ms(row.enqueue_p50),
+            verdict
+        );
+    }
+    println!();
+}
+
+pub(super) fn print_drain_table(rows: &[(Backend, usize, EndToEndRun)], n: usize) {
+    println!(
+        "Diagnostic (`drain`): the producer alone (no dispatcher running), then the dispatchers alone on a full queue.\n"
+    );
+    println!(
+        "| backend | replicas | N | enqueue alone msg/s | dispatchers alone msg/s | flushes | mean flush |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|");
+    for (backend, replicas, run) in rows {
+        let b = &run.breakdown;
+        println!(
+            "| {} | {replicas} | {} | {} | {} | {:.0} | {:.1} ms |",
+            backend.name(),
+            thousands(n as f64),
+            thousands(run.enqueue_per_second),
+            thousands(run.per_second),
+            b.flushes,
+            1000.0 * b.flush_seconds / b.flushes.max(1.0)
+        );
+    }
+    println!();
+}
+
+/// What the figures were measured on.
+pub(super) struct Machine {
+    pub(super) lines: Vec<(String, String)>,
+}
+
+impl Machine {
+    pub(super) async fn probe(backends: &[Backend]) -> anyhow::Result<Machine> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| "unknown".into());
+        let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let kernel = read_trimmed("/proc/sys/kernel/osrelease");
+
+        let mut sqlite = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+        let sqlite_version: String = sqlx::query_scalar("select sqlite_version()")
+            .fetch_one(&mut sqlite)
+            .await?;
+        let postgres_version = if backends.contains(&Backend::Postgres) {
+            // Also starts the throwaway cluster now, outside every timed section.
+            let db = Backend::Postgres.fresh_db();
+            let version = tokio::task::block_in_place(|| {
+                common::harness::psql(&db.url, "select version()")
+                    .map_err(|e| anyhow::anyhow!("asking PostgreSQL its version: {e}"))
+            })?;
+            discard(db);
+            format!(
+                "{version} ({})",
+                if std::env::var(common::harness::EXTERNAL_URL_VAR)
+                    .is_ok_and(|v| !v.trim().is_empty())
+                {
+                    "server from HERALD_TEST_DATABASE_URL"
+                } else {
+                    "throwaway cluster from tests/it/common: fsync = off, synchronous_commit = off, \
+                     full_page_writes = off, otherwise defaults"
+                }
+            )
+        } else {
+            "not run".into()
+        };
+        Ok(Machine {
+            lines: vec![
+                ("nproc".into(), nproc().to_string()),
+                ("CPU".into(), cpu),
+                ("memory".into(), memory),
+                ("kernel".into(), kernel),
+                ("rustc".into(), rustc),
+                ("PostgreSQL".into(), postgres_version),
+                (
+                    "SQLite".into(),
+                    format!(
+                        "{sqlite_version} (bundled with sqlx; WAL, synchronous = NORMAL, file in {})",
+                        std::env::temp_dir().display()
+                    ),
+                ),
+                (
+                    "load average at start".into(),
+                    read_trimmed("/proc/loadavg"),
+                ),
+            ],
+        })
+    }
+
+    pub(super) fn print(&self) {
+        for (name, value) in &self.lines {
+            println!("- {name}: {value}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! End-to-end throughput: a producer enqueues while 1 or 3 replicas deliver to a local sink;
+//! `drain` splits the two apart.
+
+use super::*;
+
+pub(super) struct EndToEndRun {
+    pub(super) per_second: f64,
+    pub(super) elapsed: Duration,
+    pub(super) enqueue_per_second: f64,
+    pub(super) breakdown: Breakdown,
+}
+
+/// Where the dispatchers' time went, from their own metrics (summed over replicas).
+pub(super) struct Breakdown {
+    pub(super) leased: f64,
+    pub(super) flushes: f64,
+    pub(super) flush_seconds: f64,
+    pub(super) send_seconds: f64,
+    pub(super) sends: f64,
+    pub(super) delivered: u64,
+}
+
+impl std::fmt::Display for Breakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sink got {}; leased {:.0}; {:.0} flushes, {:.0} ms each on average; mean send {:.2} ms",
+            self.delivered,
+            self.leased,
+            self.flushes,
+            1000.0 * self.flush_seconds / self.flushes.max(1.0),
+            1000.0 * self.send_seconds / self.sends.max(1.0)
+        )
+    }
+}
+
+/// The sum of every sample of the metric `name` (any labels) in a Prometheus text.
+pub(super) fn metric_total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What both end-to-end scenarios run on: a fresh migrated store (with an observer connection),
+/// an HTTP sink that answers 200, and the dispatchers' config aimed at them.
+pub(super) struct Rig {
+    pub(super) db: TestDb,
+    pub(super) observer: Arc<dyn Store>,
+    pub(super) sink: HttpSink,
+    pub(super) config: Config,
+}
+
+impl Rig {
+    /// The rig, and a producer of the bench event on its store.
+    pub(super) async fn new(backend: Backend) -> anyhow::Result<(Rig, Producer)> {
+        let db = backend.fresh_db();
+        let (observer, template) = migrated_store(&db.url).await?;
+        let sink = HttpSink::ok().await;
+        sink.set_recording(false);
+        let config = default_config(&db.url, &sink.url);
+        let producer = Producer {
+            store: store::open(&db.url, OpenMode::Existing).await?,
+            template_id: template.id,
+            payload: payload(&template),
+        };
+        let rig = Rig {
+            db,
+            observer,
+            sink,
+            config,
+        };
+        Ok((rig, producer))
+    }
+
+    pub(super) async fn start_replicas(&self, replicas: usize) -> anyhow::Result<Vec<Replica>> {
+        let mut running = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            running.push(Replica::start(&self.config).await?);
+        }
+        Ok(running)
+    }
+
+    /// Waits until all `n` messages are sent (saying how far the sink got every 10 s) and
+    /// returns the time since `started`.
+    pub(super) async fn wait_until_sent(
+        &self,
+        n: usize,
+        started: Instant,
+    ) -> anyhow::Result<Duration> {
+        let mut last_report = started;
+        loop {
+            tokio::time::sleep(POLL).await;
+            // `sent` is written only after the sink answered, so the sink's counter gates the
+            // store query: polling COUNT(*) over 100k rows 50 times a second would load the
+            // 2-core machine being measured.
+            if self.sink.count() >= n as u64 {
+                let counts = self.observer.count_by_state().await?;
+                if count_of(&counts, MessageState::Sent) >= n as i64 {
+                    return Ok(started.elapsed());
+                }
+            }
+            if started.elapsed() > RUN_TIMEOUT {
+                let counts = self.observer.count_by_state().await?;
+                bail!(
+                    "not all {n} messages sent after {RUN_TIMEOUT:?}: sink got {}, counts {counts:?}",
+                    self.sink.count()
+                );
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                eprintln!(
+                    "  … {:.0} s: the sink has {} of {n}",
+                    started.elapsed().as_secs_f64(),
+                    self.sink.count()
+                );
+            }
+        }
+    }
+
+    /// Stops the replicas, checks that all `n` messages stayed sent, and drops the store.
+    pub(super) async fn finish(
+        self,
+        running: Vec<Replica>,
+        n: usize,
+        elapsed: Duration,
+        enqueue_elapsed: Duration,
+    ) -> anyhow::Result<EndToEndRun> {
+        let breakdown = stop_all(running, self.sink.count()).await?;
+        let counts = self.observer.count_by_state().await?;
+        if count_of(&counts, MessageState::Sent) != n as i64 {
+            bail!("after the stop: {counts:?}");
+        }
+        drop(self.observer);
+        drop(self.sink);
+        discard(self.db);
+        Ok(EndToEndRun {
+            per_second: per_second(n, elapsed),
+            elapsed,
+            enqueue_per_second: per_second(n, enqueue_elapsed),
+            breakdown,
+        })
+    }
+}
+
+pub(super) async fn end_to_end(
+    backend: Backend,
+    replicas: usize,
+    n: usize,
+) -> anyhow::Result<EndToEndRun> {
+    let (rig, producer) = Rig::new(backend).await?;
+    let running = rig.start_replicas(replicas).await?;
+    // Let every replica reach its idle wait, as a running deployment would be.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let producing = tokio::spawn(async move { producer.enqueue_all(n).await });
+    let elapsed = rig.wait_until_sent(n, started).await?;
+    let enqueue_elapsed = producing.await.context("the producer panicked")??;
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
+}
+
+/// The diagnostic split of [`end_to_end`]: the producer enqueues everything while no
+/// dispatcher runs, then the replicas start and drain the queue.
+pub(super) async fn drain(
+    backend: Backend,
+    replicas: usize,
+    n: usize,
+) -> anyhow::Result<EndToEndRun> {
+    let (rig, producer) = Rig::new(backend).await?;
+    let enqueue_elapsed = producer.enqueue_all(n).await?;
+    drop(producer);
+    let started = Instant::now();
+    let running = rig.start_replicas(replicas).await?;
+    let elapsed = rig.wait_until_sent(n, started).await?;
+    rig.finish(running, n, elapsed, enqueue_elapsed).await
+}
+
+/// Stops every replica cleanly and sums their metrics.
+pub(super) async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Breakdown> {
+    let mut breakdown = Breakdown {
+        leased: 0.0,
+        flushes: 0.0,
+        flush_seconds: 0.0,
+        send_seconds: 0.0,
+        sends: 0.0,
+        delivered,
+    };
+    for replica in running {
+        let text = replica.stop().await?;
+        breakdown.leased += metric_total(&text, "herald_leased_total");
+        breakdown.flushes += metric_total(&text, "herald_store_flush_seconds_count");
+        breakdown.flush_seconds += metric_total(&text, "herald_store_flush_seconds_sum");
+        breakdown.sends += metric_total(&text, "herald_send_seconds_count");
+        breakdown.send_seconds += metric_total(&text, "herald_send_seconds_sum");
+    }
+    Ok(breakdown)
+}
