@@ -22,16 +22,6 @@ impl ProducerKind {
     }
 }
 
-pub(super) struct LatencyRun {
-    pub(super) backend: Backend,
-    pub(super) producer: ProducerKind,
-    pub(super) samples: usize,
-    pub(super) p50: Duration,
-    pub(super) p99: Duration,
-    pub(super) max: Duration,
-    pub(super) enqueue_p50: Duration,
-}
-
 pub(super) async fn latency_run(
     backend: Backend,
     n: usize,
@@ -121,7 +111,7 @@ pub(super) async fn latency_run(
     })
 }
 
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

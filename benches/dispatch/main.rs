@@ -444,3 +444,55 @@ use latency::*;
 use raw::*;
 use report::*;
 use throughput::*;
+
+// The figures the scenarios hand to the report (fields private: the scenario modules are
+// children of this one).
+
+struct EndToEndRun {
+    per_second: f64,
+    elapsed: Duration,
+    enqueue_per_second: f64,
+    breakdown: Breakdown,
+}
+
+/// Where the dispatchers' time went, from their own metrics (summed over replicas).
+struct Breakdown {
+    leased: f64,
+    flushes: f64,
+    flush_seconds: f64,
+    send_seconds: f64,
+    sends: f64,
+    delivered: u64,
+}
+
+/// Where a raw-ceiling run's time went.
+#[derive(Default)]
+struct RawTimings {
+    /// From the first INSERT to the last mark-sent.
+    total: Duration,
+    insert: Duration,
+    /// Each lease statement (and its transaction), in order.
+    leases: Vec<Duration>,
+    mark_sent: Duration,
+}
+
+struct LatencyRun {
+    backend: Backend,
+    producer: ProducerKind,
+    samples: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    enqueue_p50: Duration,
+}
+
+struct ThroughputRow {
+    backend: Backend,
+    replicas: usize,
+    n: usize,
+    runs: Vec<f64>,
+    median: f64,
+    enqueue_median: f64,
+    raw_runs: Vec<f64>,
+    raw_median: f64,
+}

@@ -2,17 +2,6 @@
 
 use super::*;
 
-/// Where a raw-ceiling run's time went.
-#[derive(Default)]
-pub(super) struct RawTimings {
-    /// From the first INSERT to the last mark-sent.
-    pub(super) total: Duration,
-    pub(super) insert: Duration,
-    /// Each lease statement (and its transaction), in order.
-    pub(super) leases: Vec<Duration>,
-    pub(super) mark_sent: Duration,
-}
-
 impl std::fmt::Display for RawTimings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tenth = (self.leases.len() / 10).max(1);
@@ -70,27 +59,27 @@ pub(super) async fn raw_ceiling(backend: Backend, n: usize) -> anyhow::Result<Ra
 }
 
 /// What the raw-ceiling statements bind besides ids and times, on either backend.
-pub(super) struct RawBinds {
-    pub(super) template_id: Uuid,
+struct RawBinds {
+    template_id: Uuid,
     /// The bench event's payload, as JSON text.
-    pub(super) payload: String,
+    payload: String,
     /// The `status_reason` a lease writes.
-    pub(super) reason: String,
-    pub(super) lease_period: Duration,
-    pub(super) lease_count: u32,
+    reason: String,
+    lease_period: Duration,
+    lease_count: u32,
 }
 
-pub(super) const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
+const INSERT_COLUMNS: &str = "INSERT INTO notification_messages (id, notification_template_id, \
      user_id, target, method, status, status_reason, created_by, payload, attempt_count, \
      created_at, updated_at, dedupe_hash) ";
 
 /// The SQLite store's timestamp text (fixed-width UTC).
-pub(super) fn sqlite_ts(at: chrono::DateTime<Utc>) -> String {
+fn sqlite_ts(at: chrono::DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// One backend's raw-ceiling statements, each as its store runs it.
-pub(super) trait RawQueue {
+trait RawQueue {
     /// What a lease returns, and the type of its `id` column.
     type Row: Row;
     type Id: for<'r> sqlx::Decode<'r, <Self::Row as Row>::Database>
@@ -104,17 +93,14 @@ pub(super) trait RawQueue {
 }
 
 /// One connection to the bench's store, with the store's own settings.
-pub(super) struct Raw<DB: sqlx::Database> {
-    pub(super) pool: sqlx::Pool<DB>,
-    pub(super) binds: RawBinds,
+struct Raw<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    binds: RawBinds,
 }
 
 /// Inserts `n` messages in batches, leasing and marking sent what each batch made leasable,
 /// and times each kind of statement.
-pub(super) async fn drive<DB: sqlx::Database>(
-    mut queue: Raw<DB>,
-    n: usize,
-) -> anyhow::Result<RawTimings>
+async fn drive<DB: sqlx::Database>(mut queue: Raw<DB>, n: usize) -> anyhow::Result<RawTimings>
 where
     Raw<DB>: RawQueue<Row = DB::Row>,
     for<'c> &'c str: sqlx::ColumnIndex<DB::Row>,

@@ -21,17 +21,6 @@ pub(super) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-pub(super) struct ThroughputRow {
-    pub(super) backend: Backend,
-    pub(super) replicas: usize,
-    pub(super) n: usize,
-    pub(super) runs: Vec<f64>,
-    pub(super) median: f64,
-    pub(super) enqueue_median: f64,
-    pub(super) raw_runs: Vec<f64>,
-    pub(super) raw_median: f64,
-}
-
 pub(super) fn print_throughput_table(rows: &[ThroughputRow]) {
     let list = |values: &[f64]| {
         values
@@ -127,7 +116,7 @@ pub(super) fn print_drain_table(rows: &[(Backend, usize, EndToEndRun)], n: usize
 
 /// What the figures were measured on.
 pub(super) struct Machine {
-    pub(super) lines: Vec<(String, String)>,
+    lines: Vec<(String, String)>,
 }
 
 impl Machine {

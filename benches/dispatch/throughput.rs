@@ -3,23 +3,6 @@
 
 use super::*;
 
-pub(super) struct EndToEndRun {
-    pub(super) per_second: f64,
-    pub(super) elapsed: Duration,
-    pub(super) enqueue_per_second: f64,
-    pub(super) breakdown: Breakdown,
-}
-
-/// Where the dispatchers' time went, from their own metrics (summed over replicas).
-pub(super) struct Breakdown {
-    pub(super) leased: f64,
-    pub(super) flushes: f64,
-    pub(super) flush_seconds: f64,
-    pub(super) send_seconds: f64,
-    pub(super) sends: f64,
-    pub(super) delivered: u64,
-}
-
 impl std::fmt::Display for Breakdown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -35,7 +18,7 @@ impl std::fmt::Display for Breakdown {
 }
 
 /// The sum of every sample of the metric `name` (any labels) in a Prometheus text.
-pub(super) fn metric_total(text: &str, name: &str) -> f64 {
+fn metric_total(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|line| {
             line.strip_prefix(name)
@@ -47,11 +30,11 @@ pub(super) fn metric_total(text: &str, name: &str) -> f64 {
 
 /// What both end-to-end scenarios run on: a fresh migrated store (with an observer connection),
 /// an HTTP sink that answers 200, and the dispatchers' config aimed at them.
-pub(super) struct Rig {
-    pub(super) db: TestDb,
-    pub(super) observer: Arc<dyn Store>,
-    pub(super) sink: HttpSink,
-    pub(super) config: Config,
+struct Rig {
+    db: TestDb,
+    observer: Arc<dyn Store>,
+    sink: HttpSink,
+    config: Config,
 }
 
 impl Rig {
@@ -76,7 +59,7 @@ impl Rig {
         Ok((rig, producer))
     }
 
-    pub(super) async fn start_replicas(&self, replicas: usize) -> anyhow::Result<Vec<Replica>> {
+    async fn start_replicas(&self, replicas: usize) -> anyhow::Result<Vec<Replica>> {
         let mut running = Vec::with_capacity(replicas);
         for _ in 0..replicas {
             running.push(Replica::start(&self.config).await?);
@@ -86,11 +69,7 @@ impl Rig {
 
     /// Waits until all `n` messages are sent (saying how far the sink got every 10 s) and
     /// returns the time since `started`.
-    pub(super) async fn wait_until_sent(
-        &self,
-        n: usize,
-        started: Instant,
-    ) -> anyhow::Result<Duration> {
+    async fn wait_until_sent(&self, n: usize, started: Instant) -> anyhow::Result<Duration> {
         let mut last_report = started;
         loop {
             tokio::time::sleep(POLL).await;
@@ -122,7 +101,7 @@ impl Rig {
     }
 
     /// Stops the replicas, checks that all `n` messages stayed sent, and drops the store.
-    pub(super) async fn finish(
+    async fn finish(
         self,
         running: Vec<Replica>,
         n: usize,
@@ -180,7 +159,7 @@ pub(super) async fn drain(
 }
 
 /// Stops every replica cleanly and sums their metrics.
-pub(super) async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Breakdown> {
+async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Breakdown> {
     let mut breakdown = Breakdown {
         leased: 0.0,
         flushes: 0.0,
