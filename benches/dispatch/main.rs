@@ -64,7 +64,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
-                                       [drain]
+                                       [drain] [serve]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -75,7 +75,10 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
                  run only these backends / scenarios (default: all)
   drain          diagnostic, not run by default: enqueue N with no dispatcher running (the
                  producer alone), then start the replicas and time until all are sent (the
-                 dispatchers alone)";
+                 dispatchers alone)
+  serve          not run by default: enqueue N, then start one real `herald serve` (the
+                 release binary, default settings) and time until all are sent; its CPU
+                 seconds and peak RSS are read from /proc (the sink and producer excluded)";
 
 fn main() -> anyhow::Result<()> {
     let options = match Options::parse(std::env::args().skip(1))? {
@@ -103,6 +106,7 @@ struct Options {
     throughput: bool,
     latency: bool,
     drain: bool,
+    serve: bool,
     quick: bool,
 }
 
@@ -113,7 +117,7 @@ impl Options {
         let (mut n, mut runs, mut latency_n) = (None, None, None);
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
-        let (mut throughput, mut latency, mut drain) = (false, false, false);
+        let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -140,13 +144,14 @@ impl Options {
                 "throughput" => throughput = true,
                 "latency" => latency = true,
                 "drain" => drain = true,
+                "serve" => serve = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency && !drain {
+        if !throughput && !latency && !drain && !serve {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -158,6 +163,7 @@ impl Options {
             throughput,
             latency,
             drain,
+            serve,
             quick,
         }))
     }
@@ -208,6 +214,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
             }
         }
     }
+    let mut serves = Vec::new();
+    if options.serve {
+        for &backend in &options.backends {
+            for rep in 1..=options.runs {
+                let run = serve_drain(backend, options.n)
+                    .await
+                    .with_context(|| format!("herald serve on {}", backend.name()))?;
+                println!(
+                    "run {rep}/{}: {:8} herald serve drain: {:>8.0} msg/s, {:.1} µs CPU per message, peak RSS {} MB",
+                    options.runs,
+                    backend.name(),
+                    run.per_second,
+                    run.cpu.as_secs_f64() * 1e6 / options.n as f64,
+                    run.peak_rss_kb / 1024
+                );
+                serves.push((backend, run));
+            }
+        }
+    }
     let mut latency = Vec::new();
     if options.latency {
         for &backend in &options.backends {
@@ -245,6 +270,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if !drains.is_empty() {
         print_drain_table(&drains, options.n);
+    }
+    if !serves.is_empty() {
+        print_serve_table(&serves, options.n);
     }
     Ok(())
 }

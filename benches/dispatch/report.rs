@@ -196,3 +196,48 @@ impl Machine {
         }
     }
 }
+
+/// The `herald serve` drains: medians over the runs of each backend.
+pub(super) fn print_serve_table(rows: &[(Backend, ServeRun)], n: usize) {
+    println!(
+        "\n| scenario | backend | N | median msg/s (runs) | median CPU µs/msg (runs) | peak RSS MB | target |"
+    );
+    println!("|---|---|---:|---|---|---:|---|");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let runs: Vec<&ServeRun> = rows
+            .iter()
+            .filter(|(b, _)| *b == backend)
+            .map(|(_, r)| r)
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let rates: Vec<f64> = runs.iter().map(|r| r.per_second).collect();
+        let cpu: Vec<f64> = runs
+            .iter()
+            .map(|r| r.cpu.as_secs_f64() * 1e6 / n as f64)
+            .collect();
+        let rss = runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0) / 1024;
+        let list = |v: &[f64], digits: usize| {
+            v.iter()
+                .map(|x| format!("{x:.digits$}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let target = if backend == Backend::Sqlite {
+            20_000.0
+        } else {
+            12_000.0
+        };
+        println!(
+            "| herald serve drain | {} | {} | {} ({}) | {:.1} ({}) | {rss} | ≥ {} msg/s, ≤ 50 µs CPU/msg |",
+            backend.name(),
+            thousands(n as f64),
+            thousands(median(&rates)),
+            list(&rates, 0),
+            median(&cpu),
+            list(&cpu, 1),
+            thousands(target),
+        );
+    }
+}

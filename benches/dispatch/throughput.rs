@@ -178,3 +178,124 @@ async fn stop_all(running: Vec<Replica>, delivered: u64) -> anyhow::Result<Break
     }
     Ok(breakdown)
 }
+
+/// What one `herald serve` process cost while it drained the queue, read from the OS.
+pub(super) struct ServeRun {
+    pub(super) per_second: f64,
+    /// User + system CPU of the `herald serve` process alone (not the sink, not the producer).
+    pub(super) cpu: Duration,
+    /// Its peak resident set (`VmHWM`), in kB.
+    pub(super) peak_rss_kb: u64,
+}
+
+/// The shape users run: N messages queued beforehand, then one real `herald serve` (the
+/// release binary, default settings, only the webhook endpoint set) drains them to the bench's
+/// keep-alive sink. Its CPU comes from `/proc/PID/stat`, read just before it is stopped.
+pub(super) async fn serve_drain(backend: Backend, n: usize) -> anyhow::Result<ServeRun> {
+    let (rig, producer) = Rig::new(backend).await?;
+    producer.enqueue_all(n).await?;
+    drop(producer);
+    let dir = tempfile::tempdir()?;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HERALD_") {
+            command.env_remove(key);
+        }
+    }
+    let log = dir.path().join("serve.log");
+    let started = Instant::now();
+    let child = command
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("HERALD_DATABASE_URL", &rig.db.url)
+        .env(
+            "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT",
+            rig.config
+                .notifications
+                .webhook
+                .endpoint
+                .as_deref()
+                .unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("starting herald serve")?;
+    let mut serve = Running(child);
+    let waited = rig.wait_until_sent(n, started).await;
+    let usage = usage_of(serve.0.id());
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status()?;
+    if !stopped.success() {
+        bail!("could not signal herald serve");
+    }
+    let status = serve.0.wait()?;
+    let elapsed = waited.with_context(|| {
+        format!(
+            "herald serve's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })?;
+    if !status.success() {
+        bail!(
+            "herald serve exited with {status}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let (cpu, peak_rss_kb) = usage?;
+    let counts = rig.observer.count_by_state().await?;
+    if count_of(&counts, MessageState::Sent) != n as i64 {
+        bail!("after the stop: {counts:?}");
+    }
+    drop(rig.observer);
+    drop(rig.sink);
+    discard(rig.db);
+    Ok(ServeRun {
+        per_second: per_second(n, elapsed),
+        cpu,
+        peak_rss_kb,
+    })
+}
+
+/// A child that is killed if the run fails before it is stopped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// CPU (utime + stime) and peak RSS of a running process, from `/proc`.
+fn usage_of(pid: u32) -> anyhow::Result<(Duration, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/PID/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let per_second = clock_ticks_per_second()?;
+    let cpu = Duration::from_secs_f64(ticks as f64 / per_second as f64);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak_rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Ok((cpu, peak_rss_kb))
+}
+
+/// `getconf CLK_TCK` (the unit of `/proc/PID/stat`'s CPU times; 100 on Linux almost always).
+fn clock_ticks_per_second() -> anyhow::Result<u64> {
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
