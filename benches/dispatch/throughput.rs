@@ -100,6 +100,19 @@ impl Rig {
         }
     }
 
+    /// Checks that all `n` messages stayed sent after the dispatchers stopped, then drops the
+    /// store and the sink.
+    async fn close(self, n: usize) -> anyhow::Result<()> {
+        let counts = self.observer.count_by_state().await?;
+        if count_of(&counts, MessageState::Sent) != n as i64 {
+            bail!("after the stop: {counts:?}");
+        }
+        drop(self.observer);
+        drop(self.sink);
+        discard(self.db);
+        Ok(())
+    }
+
     /// Stops the replicas, checks that all `n` messages stayed sent, and drops the store.
     async fn finish(
         self,
@@ -109,13 +122,7 @@ impl Rig {
         enqueue_elapsed: Duration,
     ) -> anyhow::Result<EndToEndRun> {
         let breakdown = stop_all(running, self.sink.count()).await?;
-        let counts = self.observer.count_by_state().await?;
-        if count_of(&counts, MessageState::Sent) != n as i64 {
-            bail!("after the stop: {counts:?}");
-        }
-        drop(self.observer);
-        drop(self.sink);
-        discard(self.db);
+        self.close(n).await?;
         Ok(EndToEndRun {
             per_second: per_second(n, elapsed),
             elapsed,
@@ -245,13 +252,7 @@ pub(super) async fn serve_drain(backend: Backend, n: usize) -> anyhow::Result<Se
         );
     }
     let (cpu, peak_rss_kb) = usage?;
-    let counts = rig.observer.count_by_state().await?;
-    if count_of(&counts, MessageState::Sent) != n as i64 {
-        bail!("after the stop: {counts:?}");
-    }
-    drop(rig.observer);
-    drop(rig.sink);
-    discard(rig.db);
+    rig.close(n).await?;
     Ok(ServeRun {
         per_second: per_second(n, elapsed),
         cpu,
