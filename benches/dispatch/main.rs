@@ -226,7 +226,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     options.runs,
                     backend.name(),
                     run.per_second,
-                    run.cpu.as_secs_f64() * 1e6 / options.n as f64,
+                    run.cpu_us_per_message(options.n),
                     run.peak_rss_kb / 1024
                 );
                 serves.push((backend, run));

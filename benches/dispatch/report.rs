@@ -213,10 +213,7 @@ pub(super) fn print_serve_table(rows: &[(Backend, ServeRun)], n: usize) {
             continue;
         }
         let rates: Vec<f64> = runs.iter().map(|r| r.per_second).collect();
-        let cpu: Vec<f64> = runs
-            .iter()
-            .map(|r| r.cpu.as_secs_f64() * 1e6 / n as f64)
-            .collect();
+        let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_us_per_message(n)).collect();
         let rss = runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0) / 1024;
         let list = |v: &[f64], digits: usize| {
             v.iter()

@@ -195,6 +195,13 @@ pub(super) struct ServeRun {
     pub(super) peak_rss_kb: u64,
 }
 
+impl ServeRun {
+    /// CPU microseconds per delivered message, for a drain of `n`.
+    pub(super) fn cpu_us_per_message(&self, n: usize) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / n as f64
+    }
+}
+
 /// The shape users run: N messages queued beforehand, then one real `herald serve` (the
 /// release binary, default settings, only the webhook endpoint set) drains them to the bench's
 /// keep-alive sink. Its CPU comes from `/proc/PID/stat`, read just before it is stopped.
@@ -239,17 +246,10 @@ pub(super) async fn serve_drain(backend: Backend, n: usize) -> anyhow::Result<Se
         bail!("could not signal herald serve");
     }
     let status = serve.0.wait()?;
-    let elapsed = waited.with_context(|| {
-        format!(
-            "herald serve's log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    })?;
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let elapsed = waited.with_context(|| format!("herald serve's log:\n{}", logged()))?;
     if !status.success() {
-        bail!(
-            "herald serve exited with {status}:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        bail!("herald serve exited with {status}:\n{}", logged());
     }
     let (cpu, peak_rss_kb) = usage?;
     rig.close(n).await?;
