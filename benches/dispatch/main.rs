@@ -21,6 +21,7 @@
 //! PostgreSQL is a throwaway cluster started by the test harness (or `HERALD_TEST_DATABASE_URL`);
 //! SQLite is a file in a temp dir. BENCHMARKS.md has the figures and how to read them.
 
+mod alone;
 #[path = "../common/mod.rs"]
 mod common;
 mod latency;
@@ -64,7 +65,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
-                                       [drain] [serve]
+                                       [drain] [serve] [store]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -78,7 +79,10 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
                  dispatchers alone)
   serve          not run by default: enqueue N, then start one real `herald serve` (the
                  release binary, default settings) and time until all are sent; its CPU
-                 seconds and peak RSS are read from /proc (the sink and producer excluded)";
+                 seconds and peak RSS are read from /proc (the sink and producer excluded)
+  store          diagnostic, not run by default: enqueue N, then lease them all (100 at a
+                 time) and ack them sent (500 at a time) through the store alone, one call
+                 after the other: the store's own cost per message, without delivery";
 
 fn main() -> anyhow::Result<()> {
     let options = match Options::parse(std::env::args().skip(1))? {
@@ -107,6 +111,7 @@ struct Options {
     latency: bool,
     drain: bool,
     serve: bool,
+    store: bool,
     quick: bool,
 }
 
@@ -118,6 +123,7 @@ impl Options {
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
+        let mut store = false;
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -145,13 +151,14 @@ impl Options {
                 "latency" => latency = true,
                 "drain" => drain = true,
                 "serve" => serve = true,
+                "store" => store = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency && !drain && !serve {
+        if !throughput && !latency && !drain && !serve && !store {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -164,6 +171,7 @@ impl Options {
             latency,
             drain,
             serve,
+            store,
             quick,
         }))
     }
@@ -230,6 +238,22 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     run.peak_rss_kb / 1024
                 );
                 serves.push((backend, run));
+            }
+        }
+    }
+    if options.store {
+        for &backend in &options.backends {
+            for rep in 1..=options.runs {
+                let run = store_alone(backend, options.n)
+                    .await
+                    .with_context(|| format!("the store alone on {}", backend.name()))?;
+                println!(
+                    "run {rep}/{}: {:8} store alone: {:>8.0} msg/s, {:.1} µs CPU per message ({run})",
+                    options.runs,
+                    backend.name(),
+                    per_second(options.n, run.total),
+                    run.cpu.as_secs_f64() * 1e6 / options.n as f64,
+                );
             }
         }
     }
@@ -468,6 +492,7 @@ fn count_of(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
     counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
 }
 
+use alone::*;
 use latency::*;
 use raw::*;
 use report::*;

@@ -30,11 +30,11 @@ fn metric_total(text: &str, name: &str) -> f64 {
 
 /// What both end-to-end scenarios run on: a fresh migrated store (with an observer connection),
 /// an HTTP sink that answers 200, and the dispatchers' config aimed at them.
-struct Rig {
-    db: TestDb,
+pub(super) struct Rig {
+    pub db: TestDb,
     observer: Arc<dyn Store>,
     sink: HttpSink,
-    config: Config,
+    pub config: Config,
 }
 
 impl Rig {
@@ -102,7 +102,7 @@ impl Rig {
 
     /// Checks that all `n` messages stayed sent after the dispatchers stopped, then drops the
     /// store and the sink.
-    async fn close(self, n: usize) -> anyhow::Result<()> {
+    pub(super) async fn close(self, n: usize) -> anyhow::Result<()> {
         let counts = self.observer.count_by_state().await?;
         if count_of(&counts, MessageState::Sent) != n as i64 {
             bail!("after the stop: {counts:?}");
@@ -273,7 +273,7 @@ impl Drop for Running {
 }
 
 /// CPU (utime + stime) and peak RSS of a running process, from `/proc`.
-fn usage_of(pid: u32) -> anyhow::Result<(Duration, u64)> {
+pub(super) fn usage_of(pid: u32) -> anyhow::Result<(Duration, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let rest = stat

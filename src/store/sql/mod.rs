@@ -49,6 +49,9 @@ pub(super) struct Statement {
     pub text: String,
     /// SQLite only: `{now}` stands as the parameter after the last `$N`, which the backend binds.
     pub binds_now: bool,
+    /// Whether it changes rows (an INSERT, UPDATE or DELETE anywhere in it): SQLite runs
+    /// those on its one writer connection.
+    pub writes: bool,
 }
 
 /// A query written once (or, where the backends truly differ, once each), expanded on first use.
@@ -138,8 +141,38 @@ impl Statement {
             }
         }
         text.push_str(rest);
-        Statement { text, binds_now }
+        let writes = writes(&text);
+        Statement {
+            text,
+            binds_now,
+            writes,
+        }
     }
+}
+
+/// Whether `text` has an INSERT, UPDATE or DELETE keyword outside its string literals and
+/// quoted names.
+fn writes(text: &str) -> bool {
+    let mut words = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                words.push(' ');
+            }
+            None => words.push(c),
+        }
+    }
+    words
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| {
+            ["INSERT", "UPDATE", "DELETE"]
+                .iter()
+                .any(|keyword| word.eq_ignore_ascii_case(keyword))
+        })
 }
 
 /// `$N` at the start of `text`: N and what follows.

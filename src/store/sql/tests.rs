@@ -81,3 +81,23 @@ fn every_query_expands_without_leftover_tokens() {
         }
     }
 }
+
+#[test]
+fn writes_are_told_from_reads_by_their_keywords_outside_quotes() {
+    use super::{lease, queries as q};
+    let write = |sql: &super::Sql| sql.get(Dialect::Sqlite).writes;
+    for sql in [
+        &q::INSERT_USER,
+        &q::RETRY_MESSAGES,
+        &q::SET_PAUSED,
+        &lease::PENDING,
+    ] {
+        assert!(write(sql), "{}", sql.get(Dialect::Sqlite).text);
+    }
+    for sql in [&q::MESSAGE_BY_ID, &q::NEXT_DUE, &q::ACTIVE_USERS_WITH_ROLES] {
+        assert!(!write(sql), "{}", sql.get(Dialect::Sqlite).text);
+    }
+    let quoted = "SELECT 'update' AS a, \"delete\", updated_at FROM t WHERE x = 'insert'";
+    assert!(!Statement::expand(Dialect::Sqlite, quoted).writes);
+    assert!(Statement::expand(Dialect::Sqlite, "WITH a AS (SELECT 1) delete FROM t").writes);
+}

@@ -28,8 +28,14 @@ use super::sql::{Dialect, Param, Statement};
 use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
 
 /// SQLite implementation of [`super::Store`].
+///
+/// Every write in this process goes through one connection (`writer`): SQLite runs one writer
+/// at a time anyway, and queueing for that connection costs a wake-up where several writing
+/// connections would meet in SQLite's busy handler, which sleeps in steps of milliseconds.
+/// Reads use the other connections (WAL lets them run beside the writer).
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
     options: SqliteConnectOptions,
     handle: Handle,
 }
@@ -42,6 +48,9 @@ pub(super) struct SqliteTx {
     /// `now` as stored, made once for all the transaction's statements.
     now_text: String,
 }
+
+/// Connections for reads (the console's panels, listings) beside the one writer.
+const READERS: u32 = 6;
 
 /// How often the watcher asks SQLite whether another process committed.
 const DATA_VERSION_POLL: Duration = Duration::from_millis(5);
@@ -83,13 +92,17 @@ impl SqliteStore {
         let options = connect_options(url)
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(mode == OpenMode::Migrate);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_lazy_with(options.clone());
         let store = SqliteStore {
             pool,
+            writer,
             options,
             handle: Handle::new(url.to_string()),
         };
@@ -98,6 +111,17 @@ impl SqliteStore {
             OpenMode::Existing => check_version(url, schema_version(&store).await?)?,
         }
         Ok(store)
+    }
+}
+
+impl SqliteStore {
+    /// The writer for statements that change rows, a reader for the others.
+    fn pool_for(&self, statement: &Statement) -> &SqlitePool {
+        if statement.writes {
+            &self.writer
+        } else {
+            &self.pool
+        }
     }
 }
 
@@ -127,7 +151,7 @@ impl Backend for SqliteStore {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     async fn begin(&self) -> StoreResult<SqliteTx> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let now = Utc::now();
         Ok(SqliteTx {
             tx,
@@ -159,7 +183,7 @@ impl Backend for SqliteStore {
         Ok(run_on!(
             bind(statement, params, now),
             fetch_all,
-            &self.pool,
+            self.pool_for(statement),
             conn
         )?)
     }
@@ -171,7 +195,8 @@ impl Backend for SqliteStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<u64> {
         let (conn, now) = target(on);
-        let done = run_on!(bind(statement, params, now), execute, &self.pool, conn)?;
+        let pool = self.pool_for(statement);
+        let done = run_on!(bind(statement, params, now), execute, pool, conn)?;
         Ok(done.rows_affected())
     }
 
@@ -198,7 +223,7 @@ impl Backend for SqliteStore {
     }
 
     async fn record_attempts<'a>(&'a self, records: &'a [AttemptRecord]) -> StoreResult<u64> {
-        bulk::record_attempts(&self.pool, records).await
+        bulk::record_attempts(&self.writer, records).await
     }
 }
 

@@ -1,0 +1,103 @@
+//! The `store` diagnostic: the store's own lease and ack calls, one after the other on one
+//! handle, with no delivery in between — what the dispatcher's store work costs by itself.
+
+use super::*;
+use herald::queue::AttemptResult;
+use herald::store::{AttemptRecord, LeaseRequest};
+
+/// What the store alone did for `n` queued messages.
+pub(super) struct StoreAlone {
+    pub leases: Vec<Duration>,
+    pub flushes: Vec<Duration>,
+    pub total: Duration,
+    /// This process's CPU (user + system) over the lease and ack calls.
+    pub cpu: Duration,
+}
+
+impl std::fmt::Display for StoreAlone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mean_ms = |calls: &[Duration]| {
+            1000.0 * calls.iter().map(Duration::as_secs_f64).sum::<f64>()
+                / calls.len().max(1) as f64
+        };
+        write!(
+            f,
+            "{} leases of up to {LEASE} at {:.2} ms, {} acks of {ACK} at {:.2} ms",
+            self.leases.len(),
+            mean_ms(&self.leases),
+            self.flushes.len(),
+            mean_ms(&self.flushes),
+        )
+    }
+}
+
+/// Messages per lease (Herald's default `lease_count`).
+const LEASE: u32 = 100;
+/// Outcomes per ack (Herald's default `store_sync_buffer`).
+const ACK: usize = 500;
+
+/// Queues `n` messages, then leases them all and acks them `sent`, through [`Store`].
+pub(super) async fn store_alone(backend: Backend, n: usize) -> anyhow::Result<StoreAlone> {
+    let (rig, producer) = Rig::new(backend).await?;
+    producer.enqueue_all(n).await?;
+    drop(producer);
+    let store = store::open(&rig.db.url, OpenMode::Existing).await?;
+    let capabilities = rig.config.capabilities();
+    let notifier_id = Uuid::now_v7();
+    let request = LeaseRequest {
+        notifier_id,
+        limit: LEASE,
+        lease_period: rig.config.notifications.lease_period,
+        max_send_attempts: rig.config.notifications.max_send_attempts,
+        capabilities: &capabilities,
+    };
+    let (mut leases, mut flushes) = (Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(ACK);
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    loop {
+        let clock = Instant::now();
+        let batch = store.lease_batch(&request).await?;
+        leases.push(clock.elapsed());
+        let done = batch.is_empty();
+        outcomes.extend(batch.into_iter().map(|m| AttemptRecord {
+            message_id: m.id,
+            lease_token: m.lease_token,
+            notifier_id,
+            started_at: Utc::now(),
+            duration_ms: 1,
+            result: AttemptResult {
+                status: MessageState::Sent,
+                status_reason: None,
+                attempt_count: m.attempt_count + 1,
+                next_retry_after: None,
+            },
+        }));
+        if outcomes.len() >= ACK || (done && !outcomes.is_empty()) {
+            let clock = Instant::now();
+            store.record_attempts(&outcomes).await?;
+            flushes.push(clock.elapsed());
+            outcomes.clear();
+        }
+        if done {
+            break;
+        }
+    }
+    let total = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    drop(store);
+    rig.close(n).await?;
+    Ok(StoreAlone {
+        leases,
+        flushes,
+        total,
+        cpu,
+    })
+}
+
+/// This process's CPU time so far (user + system), from getrusage through `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    usage_of(std::process::id())
+        .map(|(cpu, _)| cpu)
+        .unwrap_or_default()
+}
