@@ -198,6 +198,7 @@ impl Dispatcher {
         let permits = Arc::new(Semaphore::new(capacity));
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(100);
+        let mut deep = false;
 
         while !*shutdown.borrow() {
             while tasks.try_join_next().is_some() {}
@@ -215,7 +216,10 @@ impl Dispatcher {
             }
             self.set_state(DispatcherState::Running);
             let room = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
-            if room == 0 {
+            // While the backlog is deep (the last lease came back full), lease only whole
+            // batches: each lease is a write transaction whose cost hardly depends on its size,
+            // and the deliveries still in flight keep the channels busy meanwhile.
+            if room == 0 || (deep && room < s.lease_count && !tasks.is_empty()) {
                 // Wait for a delivery to finish rather than spin.
                 tokio::select! {
                     _ = tasks.join_next() => {}
@@ -240,6 +244,7 @@ impl Dispatcher {
             };
             backoff = Duration::from_millis(100);
             let full = batch.len() >= want as usize;
+            deep = full;
             if !batch.is_empty() {
                 self.metrics.record_lease(batch.len() as u64);
                 tracing::debug!(notifier_id = %self.notifier_id, count = batch.len(), "notifications leased");

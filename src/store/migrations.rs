@@ -51,6 +51,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(3, "lease_by_status"),
     migration!(4, "counts"),
     migration!(5, "faults"),
+    migration!(6, "purge_index"),
 ];
 
 pub(super) fn latest_version() -> i64 {
