@@ -51,7 +51,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(3, "lease_by_status"),
     migration!(4, "counts"),
     migration!(5, "faults"),
-    migration!(6, "purge_index"),
+    migration!(6, "write_costs"),
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -282,7 +282,40 @@ async fn retention_purges_old_messages_and_their_attempts(db: TestDb) {
     );
 }
 
+/// The purge deletes a message's attempts with it (on PostgreSQL no foreign key cascades it).
+async fn the_purge_leaves_no_attempt_behind(db: TestDb) {
+    let store = migrated(&db).await;
+    let sink = HttpSink::ok().await;
+    let config = config(&db, &sink.url, |_| {});
+    let ids = deliver(&config, &*store, 5, MessageState::Sent, 10).await;
+    let since = Utc::now() - chrono::Duration::hours(1);
+    let sent_attempts = |counts: &herald::store::StateCounts| {
+        counts
+            .iter()
+            .find(|(state, _)| *state == MessageState::Sent)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(
+        sent_attempts(&store.attempts_since(since).await.unwrap()),
+        5
+    );
+    let purged = store
+        .purge_messages(Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(purged, 5);
+    for id in &ids {
+        assert!(store.message(*id).await.unwrap().is_none());
+    }
+    assert_eq!(
+        sent_attempts(&store.attempts_since(since).await.unwrap()),
+        0,
+        "every attempt went with its message"
+    );
+}
+
 for_both_backends!(
+    the_purge_leaves_no_attempt_behind,
     roundtrip_delivers_every_message_once,
     a_failing_endpoint_is_retried_until_it_succeeds,
     an_always_failing_endpoint_ends_in_permanent_failure_respecting_retry_after,

@@ -62,6 +62,11 @@ pub(super) async fn insert_messages(
 
 /// One statement: the state change where the lease still holds, and an attempt row for each
 /// change, numbered after the message's earlier attempts.
+///
+/// `m.status || ''` keeps the status out of the index search: with statistics that say few
+/// messages are leased, PostgreSQL otherwise walked the due index's leased entries, dead ones
+/// included, instead of finding each outcome's row by id (an ack of 500: 45 ms → 15 ms for the
+/// update, measured with `EXPLAIN ANALYZE`).
 pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> StoreResult<u64> {
     let ids: Vec<Uuid> = records.iter().map(|r| r.message_id).collect();
     let tokens: Vec<Uuid> = records.iter().map(|r| r.lease_token).collect();
@@ -87,7 +92,7 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
                  attempt_count = j.attempts, next_retry_after = j.next_retry,
                  leased_until = NULL, lease_token = NULL, updated_at = now()
              FROM j
-             WHERE m.id = j.id AND m.status = 'leased' AND m.lease_token = j.token
+             WHERE m.id = j.id AND m.status || '' = 'leased' AND m.lease_token = j.token
              RETURNING m.id),
          recorded AS (
              INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,

@@ -308,7 +308,7 @@ impl<B: Backend> Store for B {
         let params = [Param::Time(cutoff), Param::I64(PURGE_BATCH)];
         let mut total = 0;
         loop {
-            let deleted = execute(self, &q::PURGE_BATCH, &params).await?;
+            let deleted = rows(self, &q::PURGE_BATCH, &params).await?.len() as u64;
             total += deleted;
             if deleted < PURGE_BATCH as u64 {
                 return Ok(total);

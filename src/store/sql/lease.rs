@@ -134,7 +134,8 @@ pub(in crate::store) static EXHAUSTED: Sql = Sql::new(concat!(
     exhausted!("$1")
 ));
 
-/// Leases pending messages (on their own ordered index).
+/// Leases pending messages, oldest first: on SQLite by the `(status, id)` index, on PostgreSQL
+/// by the index of pending messages alone (migration 6).
 pub(in crate::store) static PENDING: Sql = lease_pass!("status = 'pending' AND attempt_count < $3");
 
 /// Leases due retries and expired leases.

@@ -205,11 +205,23 @@ pub(in crate::store) static RETRY_MESSAGES: Sql = Sql::new(
      RETURNING id",
 );
 /// One bounded batch of final messages last changed before `$1`.
-pub(in crate::store) static PURGE_BATCH: Sql = Sql::new(
+/// Deletes up to `$2` messages in a final state last changed before `$1`, with their attempts
+/// (on SQLite by the foreign key's cascade; PostgreSQL has no such key, migration 6); returns
+/// their ids.
+pub(in crate::store) static PURGE_BATCH: Sql = Sql::each(
+    "WITH gone AS (
+         DELETE FROM notification_messages WHERE id IN (
+             SELECT id FROM notification_messages
+             WHERE updated_at < $1 AND status IN ('sent', 'permanent_failure', 'inhibited')
+             LIMIT $2)
+         RETURNING id),
+     attempts AS (DELETE FROM notification_attempts WHERE message_id IN (SELECT id FROM gone))
+     SELECT id FROM gone",
     "DELETE FROM notification_messages WHERE id IN (
          SELECT id FROM notification_messages
          WHERE updated_at < $1 AND status IN ('sent', 'permanent_failure', 'inhibited')
-         LIMIT $2)",
+         LIMIT $2)
+     RETURNING id",
 );
 
 // read models
