@@ -101,3 +101,58 @@ fn process_cpu() -> Duration {
         .map(|(cpu, _)| cpu)
         .unwrap_or_default()
 }
+
+/// What the `http` diagnostic measured: `n` POSTs of a webhook-sized body through Herald's own
+/// HTTP client settings to the bench's sink, at the dispatcher's concurrency, nothing else.
+pub(super) struct HttpAlone {
+    pub total: Duration,
+    pub cpu: Duration,
+}
+
+/// Concurrent requests in the `http` diagnostic: the dispatcher's in-flight bound
+/// (2 × the default `lease_count`).
+const HTTP_CONCURRENCY: usize = 200;
+
+/// Posts `n` webhook-sized bodies to a fresh sink with [`herald::channels::http::client`], 200
+/// at a time: the HTTP client's share of a delivery, for comparison with `serve`. The process
+/// CPU includes the sink's (both run here), as `serve`'s does not.
+pub(super) async fn http_alone(n: usize) -> anyhow::Result<HttpAlone> {
+    let sink = HttpSink::ok().await;
+    sink.set_recording(false);
+    let client = herald::channels::http::client(Method::Webhook)?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "_version": "1.1",
+        "msg_id": Uuid::now_v7(),
+        "payload": {"notification_name": EVENT, "labels": {"name": "bench"}, "data": {}},
+        "title": "Test notification",
+        "body": "This is a test notification.",
+    }))?;
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..HTTP_CONCURRENCY {
+        let (client, url, body, next) = (client.clone(), sink.url.clone(), body.clone(), next.clone());
+        workers.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                let response = client
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                response.bytes().await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    let total = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    if sink.count() < n as u64 {
+        bail!("the sink got {} of {n} requests", sink.count());
+    }
+    Ok(HttpAlone { total, cpu })
+}

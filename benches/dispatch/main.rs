@@ -65,7 +65,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
-                                       [drain] [serve] [store]
+                                       [drain] [serve] [store] [http]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -82,7 +82,9 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
                  seconds and peak RSS are read from /proc (the sink and producer excluded)
   store          diagnostic, not run by default: enqueue N, then lease them all (100 at a
                  time) and ack them sent (500 at a time) through the store alone, one call
-                 after the other: the store's own cost per message, without delivery";
+                 after the other: the store's own cost per message, without delivery
+  http           diagnostic, not run by default: N POSTs through Herald's HTTP client to the
+                 sink, 200 at a time: the HTTP client's own cost (the sink's CPU included)";
 
 fn main() -> anyhow::Result<()> {
     let options = match Options::parse(std::env::args().skip(1))? {
@@ -112,6 +114,7 @@ struct Options {
     drain: bool,
     serve: bool,
     store: bool,
+    http: bool,
     quick: bool,
 }
 
@@ -123,7 +126,7 @@ impl Options {
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
-        let mut store = false;
+        let (mut store, mut http) = (false, false);
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -152,13 +155,14 @@ impl Options {
                 "drain" => drain = true,
                 "serve" => serve = true,
                 "store" => store = true,
+                "http" => http = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency && !drain && !serve && !store {
+        if !throughput && !latency && !drain && !serve && !store && !http {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -172,6 +176,7 @@ impl Options {
             drain,
             serve,
             store,
+            http,
             quick,
         }))
     }
@@ -255,6 +260,17 @@ async fn run(options: Options) -> anyhow::Result<()> {
                     run.cpu.as_secs_f64() * 1e6 / options.n as f64,
                 );
             }
+        }
+    }
+    if options.http {
+        for rep in 1..=options.runs {
+            let run = http_alone(options.n).await.context("the HTTP client alone")?;
+            println!(
+                "run {rep}/{}: http client alone: {:>8.0} requests/s, {:.1} µs CPU per request (client and sink)",
+                options.runs,
+                per_second(options.n, run.total),
+                run.cpu.as_secs_f64() * 1e6 / options.n as f64,
+            );
         }
     }
     let mut latency = Vec::new();

@@ -332,6 +332,8 @@ async fn wait_for_work(
 
 /// Renders and delivers one message, then queues its outcome for the bulk write.
 async fn deliver(ctx: Arc<DeliveryContext>, message: LeasedMessage) {
+    // Shared with the guarded task rather than cloned: the payload is a whole JSON tree.
+    let message = Arc::new(message);
     ctx.in_flight.fetch_add(1, Ordering::Relaxed);
     ctx.metrics.inflight_add(1);
     ctx.metrics
@@ -400,7 +402,7 @@ async fn deliver(ctx: Arc<DeliveryContext>, message: LeasedMessage) {
 async fn deliver_guarded(
     ctx: &Arc<DeliveryContext>,
     event: &Arc<EventTemplate>,
-    message: &LeasedMessage,
+    message: &Arc<LeasedMessage>,
 ) -> DeliveryOutcome {
     let timeout = ctx.settings.dispatch_timeout;
     let mut task = {
