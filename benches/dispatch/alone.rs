@@ -132,7 +132,8 @@ pub(super) async fn http_alone(n: usize) -> anyhow::Result<HttpAlone> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..HTTP_CONCURRENCY {
-        let (client, url, body, next) = (client.clone(), sink.url.clone(), body.clone(), next.clone());
+        let (client, url, body, next) =
+            (client.clone(), sink.url.clone(), body.clone(), next.clone());
         workers.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                 let response = client

@@ -234,15 +234,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 let run = serve_drain(backend, options.n)
                     .await
                     .with_context(|| format!("herald serve on {}", backend.name()))?;
+                // The same store's raw lease + mark-sent loop, right after: the ceiling the
+                // drain is compared with.
+                let raw = raw_ceiling(backend, options.n)
+                    .await
+                    .with_context(|| format!("raw ceiling on {}", backend.name()))?;
+                let raw_rate = per_second(
+                    options.n,
+                    raw.leases.iter().sum::<Duration>() + raw.mark_sent,
+                );
                 println!(
-                    "run {rep}/{}: {:8} herald serve drain: {:>8.0} msg/s, {:.1} µs CPU per message, peak RSS {} MB",
+                    "run {rep}/{}: {:8} herald serve drain: {:>8.0} msg/s, {:.1} µs CPU per message, peak RSS {} MB; raw lease + mark-sent {:>8.0} rows/s",
                     options.runs,
                     backend.name(),
                     run.per_second,
                     run.cpu_us_per_message(options.n),
-                    run.peak_rss_kb / 1024
+                    run.peak_rss_kb / 1024,
+                    raw_rate,
                 );
-                serves.push((backend, run));
+                serves.push((backend, run, raw_rate));
             }
         }
     }
@@ -264,7 +274,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if options.http {
         for rep in 1..=options.runs {
-            let run = http_alone(options.n).await.context("the HTTP client alone")?;
+            let run = http_alone(options.n)
+                .await
+                .context("the HTTP client alone")?;
             println!(
                 "run {rep}/{}: http client alone: {:>8.0} requests/s, {:.1} µs CPU per request (client and sink)",
                 options.runs,

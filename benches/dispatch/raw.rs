@@ -167,7 +167,8 @@ impl RawQueue for Raw<Sqlite> {
         let now = Utc::now();
         let now_text = sqlite_ts(now);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // The SQLite store's lease_batch, verbatim.
+        // One statement in the shape of the store's lease (pending, due retries and expired
+        // leases together), without its capability filter and lease token.
         let rows = sqlx::query(
             "UPDATE notification_messages SET status = 'leased', leased_until = ?1,
                  status_reason = ?2, updated_at = ?3,
@@ -234,7 +235,7 @@ impl RawQueue for Raw<Postgres> {
     }
 
     async fn lease(&mut self) -> anyhow::Result<Vec<Self::Row>> {
-        // The PostgreSQL store's lease_batch, verbatim.
+        // One statement in the shape of the store's lease (see the SQLite one above).
         let rows = sqlx::query(
             "WITH leasable AS (
                  SELECT id FROM notification_messages

@@ -198,16 +198,21 @@ impl Machine {
 }
 
 /// The `herald serve` drains: medians over the runs of each backend.
-pub(super) fn print_serve_table(rows: &[(Backend, ServeRun)], n: usize) {
+pub(super) fn print_serve_table(rows: &[(Backend, ServeRun, f64)], n: usize) {
     println!(
-        "\n| scenario | backend | N | median msg/s (runs) | median CPU µs/msg (runs) | peak RSS MB | target |"
+        "\n| scenario | backend | N | median msg/s (runs) | median CPU µs/msg (runs) | peak RSS MB | raw lease + mark-sent rows/s, same runs (median) | target |"
     );
-    println!("|---|---|---:|---|---|---:|---|");
+    println!("|---|---|---:|---|---|---:|---:|---|");
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let runs: Vec<&ServeRun> = rows
             .iter()
-            .filter(|(b, _)| *b == backend)
-            .map(|(_, r)| r)
+            .filter(|(b, _, _)| *b == backend)
+            .map(|(_, r, _)| r)
+            .collect();
+        let raw: Vec<f64> = rows
+            .iter()
+            .filter(|(b, _, _)| *b == backend)
+            .map(|(_, _, raw)| *raw)
             .collect();
         if runs.is_empty() {
             continue;
@@ -227,13 +232,14 @@ pub(super) fn print_serve_table(rows: &[(Backend, ServeRun)], n: usize) {
             12_000.0
         };
         println!(
-            "| herald serve drain | {} | {} | {} ({}) | {:.1} ({}) | {rss} | ≥ {} msg/s, ≤ 50 µs CPU/msg |",
+            "| herald serve drain | {} | {} | {} ({}) | {:.1} ({}) | {rss} | {} | ≥ {} msg/s, ≤ 50 µs CPU/msg |",
             backend.name(),
             thousands(n as f64),
             thousands(median(&rates)),
             list(&rates, 0),
             median(&cpu),
             list(&cpu, 1),
+            thousands(median(&raw)),
             thousands(target),
         );
     }
