@@ -64,7 +64,7 @@ const EVENT: &str = "test_notification";
 
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
-                                       [--replicas 1,3] [sqlite] [postgres] [throughput] [latency]
+                                       [--replicas 1,3] [--old K] [sqlite] [postgres] [throughput] [latency]
                                        [drain] [serve] [store] [http]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
@@ -72,6 +72,8 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
   --runs R       runs of each throughput scenario; the median is reported
   --latency-n M  messages in each latency run
   --replicas L   comma-separated replica counts for the throughput runs (default 1,3)
+  --old K        serve only: K old `sent` messages (with an attempt each) in the table before
+                 the N are queued, as in a store that has run for a while (default 0)
   sqlite, postgres, throughput, latency
                  run only these backends / scenarios (default: all)
   drain          diagnostic, not run by default: enqueue N with no dispatcher running (the
@@ -108,6 +110,7 @@ struct Options {
     runs: usize,
     latency_n: usize,
     replicas: Vec<usize>,
+    old: usize,
     backends: Vec<Backend>,
     throughput: bool,
     latency: bool,
@@ -123,6 +126,7 @@ impl Options {
     fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
         let mut quick = false;
         let (mut n, mut runs, mut latency_n) = (None, None, None);
+        let mut old = 0;
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
@@ -139,6 +143,7 @@ impl Options {
                 "--quick" => quick = true,
                 "--n" => n = Some(parse_count("--n", &value("--n")?)?),
                 "--runs" => runs = Some(parse_count("--runs", &value("--runs")?)?),
+                "--old" => old = value("--old")?.parse().context("--old needs a count")?,
                 "--latency-n" => {
                     latency_n = Some(parse_count("--latency-n", &value("--latency-n")?)?)
                 }
@@ -170,6 +175,7 @@ impl Options {
             runs: runs.unwrap_or(if quick { 1 } else { 3 }),
             latency_n: latency_n.unwrap_or(if quick { 200 } else { 500 }),
             replicas,
+            old,
             backends,
             throughput,
             latency,
@@ -231,7 +237,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if options.serve {
         for &backend in &options.backends {
             for rep in 1..=options.runs {
-                let run = serve_drain(backend, options.n)
+                let run = serve_drain(backend, options.n, options.old)
                     .await
                     .with_context(|| format!("herald serve on {}", backend.name()))?;
                 // The same store's raw lease + mark-sent loop, right after: the ceiling the

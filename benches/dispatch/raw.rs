@@ -275,3 +275,86 @@ impl RawQueue for Raw<Postgres> {
         Ok(())
     }
 }
+
+/// Writes `count` messages that were sent a day ago, each with its one attempt, straight into
+/// the store's tables (one statement each), as a store that has run for a while holds them.
+pub(super) async fn seed_old_sent(
+    backend: Backend,
+    url: &str,
+    template_id: Uuid,
+    count: usize,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let count = i64::try_from(count)?;
+    match backend {
+        Backend::Sqlite => {
+            let options = store::sqlite_connect_options(url)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
+            let day_ago = sqlite_ts(Utc::now() - chrono::Duration::days(1));
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            // Old ids: a fixed v7-shaped prefix far in the past, so they sort before new ones.
+            sqlx::query(
+                "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?1)
+                 INSERT INTO notification_messages (id, notification_template_id, user_id,
+                     target, method, status, status_reason, created_by, payload,
+                     attempt_count, created_at, updated_at, dedupe_hash)
+                 SELECT printf('00000000-0000-7000-8000-%012d', i), ?2, NULL, NULL, 'webhook',
+                     'sent', NULL, 'bench', '{\"labels\":{\"name\":\"old\"},\"data\":{}}', 1,
+                     ?3, ?3, NULL FROM c",
+            )
+            .bind(count)
+            .bind(template_id.to_string())
+            .bind(&day_ago)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                     started_at, duration_ms, outcome, reason)
+                 SELECT id, 1, ?1, created_at, 3, 'sent', NULL FROM notification_messages
+                 WHERE id < '00000000-0000-7000-8000-999999999999'",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::query(
+                "INSERT INTO notification_messages (id, notification_template_id, user_id,
+                     target, method, status, status_reason, created_by, payload,
+                     attempt_count, created_at, updated_at, dedupe_hash)
+                 SELECT ('00000000-0000-7000-8000-' || lpad(i::text, 12, '0'))::uuid, $2,
+                     NULL, NULL, 'webhook', 'sent', NULL, 'bench',
+                     '{\"labels\":{\"name\":\"old\"},\"data\":{}}'::jsonb, 1,
+                     now() - interval '1 day', now() - interval '1 day', NULL
+                 FROM generate_series(1, $1) AS i",
+            )
+            .bind(count)
+            .bind(template_id)
+            .execute(&mut conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+                     started_at, duration_ms, outcome, reason)
+                 SELECT id, 1, gen_random_uuid(), created_at, 3, 'sent', NULL
+                 FROM notification_messages WHERE status = 'sent'",
+            )
+            .execute(&mut conn)
+            .await?;
+            // As autovacuum would have by then: the planner sees the table as it is.
+            sqlx::query("VACUUM ANALYZE notification_messages")
+                .execute(&mut conn)
+                .await?;
+        }
+    }
+    eprintln!(
+        "  seeded {count} old sent messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -35,6 +35,8 @@ pub(super) struct Rig {
     observer: Arc<dyn Store>,
     sink: HttpSink,
     pub config: Config,
+    /// Messages already `sent` before the run (`--old`), which the checks add to N.
+    old_sent: i64,
 }
 
 impl Rig {
@@ -55,6 +57,7 @@ impl Rig {
             observer,
             sink,
             config,
+            old_sent: 0,
         };
         Ok((rig, producer))
     }
@@ -78,7 +81,7 @@ impl Rig {
             // 2-core machine being measured.
             if self.sink.count() >= n as u64 {
                 let counts = self.observer.count_by_state().await?;
-                if count_of(&counts, MessageState::Sent) >= n as i64 {
+                if count_of(&counts, MessageState::Sent) >= n as i64 + self.old_sent {
                     return Ok(started.elapsed());
                 }
             }
@@ -104,7 +107,7 @@ impl Rig {
     /// store and the sink.
     pub(super) async fn close(self, n: usize) -> anyhow::Result<()> {
         let counts = self.observer.count_by_state().await?;
-        if count_of(&counts, MessageState::Sent) != n as i64 {
+        if count_of(&counts, MessageState::Sent) != n as i64 + self.old_sent {
             bail!("after the stop: {counts:?}");
         }
         drop(self.observer);
@@ -205,8 +208,16 @@ impl ServeRun {
 /// The shape users run: N messages queued beforehand, then one real `herald serve` (the
 /// release binary, default settings, only the webhook endpoint set) drains them to the bench's
 /// keep-alive sink. Its CPU comes from `/proc/PID/stat`, read just before it is stopped.
-pub(super) async fn serve_drain(backend: Backend, n: usize) -> anyhow::Result<ServeRun> {
-    let (rig, producer) = Rig::new(backend).await?;
+pub(super) async fn serve_drain(
+    backend: Backend,
+    n: usize,
+    old: usize,
+) -> anyhow::Result<ServeRun> {
+    let (mut rig, producer) = Rig::new(backend).await?;
+    if old > 0 {
+        seed_old_sent(backend, &rig.db.url, producer.template_id, old).await?;
+        rig.old_sent = old as i64;
+    }
     producer.enqueue_all(n).await?;
     drop(producer);
     let dir = tempfile::tempdir()?;
