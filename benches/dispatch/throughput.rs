@@ -261,7 +261,7 @@ pub(super) async fn serve_drain(backend: Backend, n: usize) -> anyhow::Result<Se
 }
 
 /// A child that is killed if the run fails before it is stopped.
-struct Running(std::process::Child);
+pub(super) struct Running(pub(super) std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
