@@ -287,15 +287,23 @@ impl Relay {
             TlsMode::Implicit => self.tls.clone(),
             TlsMode::None | TlsMode::StartTls => None,
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (self.spec.host.as_str(), self.spec.port),
-            Some(CONNECT_TIMEOUT),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .await
-        .map_err(|e| self.connect_failed(&e))?;
+        let connected = match implicit {
+            Some(tls) => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (self.spec.host.as_str(), self.spec.port),
+                    Some(CONNECT_TIMEOUT),
+                    &self.hello,
+                    Some(tls),
+                    None,
+                )
+                .await
+            }
+            None => {
+                let stream = self.connect_tcp().await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello).await
+            }
+        };
+        let mut conn = connected.map_err(|e| self.connect_failed(&e))?;
         if let (TlsMode::StartTls, Some(tls)) = (self.spec.mode, &self.tls) {
             if !conn.server_info().supports_feature(Extension::StartTls) {
                 conn.abort().await;
@@ -328,6 +336,39 @@ impl Relay {
         let opened = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(server = %self.address, opened, "opened an SMTP connection");
         Ok(conn)
+    }
+
+    /// A TCP connection to the server with Nagle's algorithm off, trying each of its addresses
+    /// within [`CONNECT_TIMEOUT`], as lettre does. lettre writes a message and the `.` that
+    /// ends it separately: with Nagle on, the `.` waits for the server's delayed ACK of the
+    /// message (40 ms on Linux), which held each connection to about 25 messages a second.
+    pub(super) async fn connect_tcp(&self) -> Result<TcpStream, OpenFailure> {
+        let cannot = |detail: &dyn fmt::Display| {
+            OpenFailure::retryable(format!("smtp cannot connect to {}: {detail}", self.address))
+        };
+        let addresses = tokio::net::lookup_host((self.spec.host.as_str(), self.spec.port))
+            .await
+            .map_err(|e| cannot(&e))?;
+        let mut last_error = None;
+        for address in addresses {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+                Ok(Ok(stream)) => {
+                    stream.set_nodelay(true).map_err(|e| cannot(&e))?;
+                    return Ok(stream);
+                }
+                Ok(Err(e)) => last_error = Some(e),
+                Err(_) => {
+                    last_error = Some(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ))
+                }
+            }
+        }
+        Err(match last_error {
+            Some(e) => cannot(&e),
+            None => cannot(&"could not resolve to any supported address"),
+        })
     }
 
     pub(super) fn connect_failed(&self, error: &SmtpError) -> OpenFailure {
