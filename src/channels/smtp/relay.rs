@@ -23,7 +23,7 @@ pub(super) struct Relay {
 }
 
 pub(super) struct IdleConnection {
-    pub(super) conn: AsyncSmtpConnection,
+    pub(super) conn: Connection,
     pub(super) since: Instant,
 }
 
@@ -256,7 +256,7 @@ impl Relay {
     }
 
     /// Connects, secures and authenticates a new connection, within [`OPEN_TIMEOUT`].
-    pub(super) async fn open(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
+    pub(super) async fn open(&self) -> Result<Connection, OpenFailure> {
         let opening = CatchPanic::new(self.open_unbounded());
         match tokio::time::timeout(OPEN_TIMEOUT, opening).await {
             Ok(Ok(opened)) => opened,
@@ -282,7 +282,7 @@ impl Relay {
         }
     }
 
-    pub(super) async fn open_unbounded(&self) -> Result<AsyncSmtpConnection, OpenFailure> {
+    pub(super) async fn open_unbounded(&self) -> Result<Connection, OpenFailure> {
         let implicit = match self.spec.mode {
             TlsMode::Implicit => self.tls.clone(),
             TlsMode::None | TlsMode::StartTls => None,
@@ -327,6 +327,7 @@ impl Relay {
                     )),
                 })?;
         }
+        let pipelining = offers_pipelining(&mut conn, &self.hello).await;
         if let Some(login) = &self.spec.login
             && let Err(failure) = self.authenticate(&mut conn, login).await
         {
@@ -334,8 +335,11 @@ impl Relay {
             return Err(failure);
         }
         let opened = self.opened.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::debug!(server = %self.address, opened, "opened an SMTP connection");
-        Ok(conn)
+        tracing::debug!(server = %self.address, opened, pipelining, "opened an SMTP connection");
+        Ok(Connection {
+            smtp: conn,
+            pipelining,
+        })
     }
 
     /// A TCP connection to the server with Nagle's algorithm off, trying each of its addresses
@@ -450,7 +454,7 @@ impl Relay {
     }
 
     /// An idle connection young enough to reuse; older ones are closed.
-    pub(super) fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    pub(super) fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle_connections();
         while let Some(parked) = idle.pop() {
             if parked.since.elapsed() < IDLE_TIMEOUT {
@@ -462,8 +466,8 @@ impl Relay {
 
     /// Keeps `conn` for reuse, unless a failure broke it. Starts, once, a task that closes
     /// connections left idle too long.
-    pub(super) fn park(self: &Arc<Self>, conn: AsyncSmtpConnection) {
-        if conn.has_broken() {
+    pub(super) fn park(self: &Arc<Self>, conn: Connection) {
+        if conn.smtp.has_broken() {
             return;
         }
         self.idle_connections().push(IdleConnection {
