@@ -167,16 +167,18 @@ impl Connection {
 /// The message with a `.` doubled at the start of each line (RFC 5321 §4.5.2) and the `.`
 /// line that ends it, as lettre writes them.
 pub(super) fn dot_stuffed(email: &str) -> String {
-    let mut out = String::with_capacity(email.len() + email.len() / 64 + 5);
-    let (mut line_start, mut after_cr) = (true, false);
-    for c in email.chars() {
-        if c == '.' && line_start {
-            out.push('.');
-        }
-        out.push(c);
-        line_start = after_cr && c == '\n';
-        after_cr = c == '\r';
+    let mut out = String::with_capacity(email.len() + 16);
+    if email.starts_with('.') {
+        out.push('.');
     }
+    let mut rest = email;
+    while let Some(at) = rest.find("\r\n.") {
+        let (line, next) = rest.split_at(at + 2);
+        out.push_str(line);
+        out.push('.');
+        rest = next;
+    }
+    out.push_str(rest);
     out.push_str("\r\n.\r\n");
     out
 }

@@ -409,6 +409,7 @@ fn dot_stuffing_doubles_a_dot_only_at_the_start_of_a_line() {
         ("a\r\n.b\r\nc.d", "a\r\n..b\r\nc.d\r\n.\r\n"),
         ("a\n.b\r.c", "a\n.b\r.c\r\n.\r\n"),
         ("\r\n\r\n..", "\r\n\r\n...\r\n.\r\n"),
+        ("\r\r\n.\r\n.", "\r\r\n..\r\n..\r\n.\r\n"),
     ];
     for (message, expected) in cases {
         assert_eq!(dot_stuffed(message), expected, "{message:?}");
