@@ -27,6 +27,7 @@ mod common;
 mod latency;
 mod raw;
 mod report;
+mod smtp;
 mod throughput;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,7 +43,7 @@ use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
 use herald::dispatch::{DispatchSettings, Dispatcher};
-use herald::model::{EventTemplate, MessageState, Method, PlannedMessage};
+use herald::model::{EventTemplate, MessageState, Method, PlannedMessage, User};
 use herald::store::{self, NewMessage, OpenMode, Store};
 use herald::telemetry::Metrics;
 use sqlx::sqlite::SqlitePoolOptions;
@@ -65,7 +66,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [--old K] [sqlite] [postgres] [throughput] [latency]
-                                       [drain] [serve] [store] [http]
+                                       [drain] [serve] [serve-smtp] [store] [http]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -82,6 +83,9 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
   serve          not run by default: enqueue N, then start one real `herald serve` (the
                  release binary, default settings) and time until all are sent; its CPU
                  seconds and peak RSS are read from /proc (the sink and producer excluded)
+  serve-smtp     not run by default: `serve` by email: N messages for one user queued, then
+                 one real `herald serve` with email.smarthost = Postfix's smtp-sink on
+                 loopback (apt-get install postfix); also how many SMTP sessions it opened
   store          diagnostic, not run by default: enqueue N, then lease them all (100 at a
                  time) and ack them sent (500 at a time) through the store alone, one call
                  after the other: the store's own cost per message, without delivery
@@ -116,6 +120,7 @@ struct Options {
     latency: bool,
     drain: bool,
     serve: bool,
+    serve_smtp: bool,
     store: bool,
     http: bool,
     quick: bool,
@@ -130,7 +135,7 @@ impl Options {
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
-        let (mut store, mut http) = (false, false);
+        let (mut serve_smtp, mut store, mut http) = (false, false, false);
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -159,6 +164,7 @@ impl Options {
                 "latency" => latency = true,
                 "drain" => drain = true,
                 "serve" => serve = true,
+                "serve-smtp" => serve_smtp = true,
                 "store" => store = true,
                 "http" => http = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
@@ -167,7 +173,7 @@ impl Options {
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency && !drain && !serve && !store && !http {
+        if !throughput && !latency && !drain && !serve && !serve_smtp && !store && !http {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -181,6 +187,7 @@ impl Options {
             latency,
             drain,
             serve,
+            serve_smtp,
             store,
             http,
             quick,
@@ -262,6 +269,25 @@ async fn run(options: Options) -> anyhow::Result<()> {
             }
         }
     }
+    let mut smtp_serves = Vec::new();
+    if options.serve_smtp {
+        for &backend in &options.backends {
+            for rep in 1..=options.runs {
+                let (run, sink) = serve_smtp(backend, options.n)
+                    .await
+                    .with_context(|| format!("herald serve by SMTP on {}", backend.name()))?;
+                println!(
+                    "run {rep}/{}: {:8} herald serve → smtp-sink: {:>8.0} msg/s, {:.1} µs CPU per message, peak RSS {} MB; smtp-sink: {sink}",
+                    options.runs,
+                    backend.name(),
+                    run.per_second,
+                    run.cpu_us_per_message(options.n),
+                    run.peak_rss_kb / 1024
+                );
+                smtp_serves.push((backend, run));
+            }
+        }
+    }
     if options.store {
         for &backend in &options.backends {
             for rep in 1..=options.runs {
@@ -331,6 +357,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if !serves.is_empty() {
         print_serve_table(&serves, options.n);
+    }
+    if !smtp_serves.is_empty() {
+        print_smtp_serve_table(&smtp_serves, options.n);
     }
     Ok(())
 }
@@ -428,9 +457,14 @@ async fn migrated_store(url: &str) -> anyhow::Result<(Arc<dyn Store>, EventTempl
 
 /// The payload `herald enqueue test_notification` stores.
 fn payload(template: &EventTemplate) -> serde_json::Value {
+    payload_for(template, None)
+}
+
+/// The payload `herald enqueue test_notification --user U` stores.
+fn payload_for(template: &EventTemplate, user: Option<&User>) -> serde_json::Value {
     herald::routing::build_payload(
         template,
-        None,
+        user,
         &BTreeMap::new(),
         &serde_json::json!({}),
         &[],
@@ -446,15 +480,20 @@ struct Producer {
 
 impl Producer {
     fn message(&self) -> NewMessage {
+        self.message_for(None, Method::Webhook)
+    }
+
+    /// A message by `method`, for the user `user_id` if any.
+    fn message_for(&self, user_id: Option<Uuid>, method: Method) -> NewMessage {
         NewMessage {
             id: Uuid::now_v7(),
             template_id: self.template_id,
             created_by: "bench".into(),
             created_at: Utc::now(),
             planned: PlannedMessage {
-                user_id: None,
+                user_id,
                 target: None,
-                method: Method::Webhook,
+                method,
                 status: MessageState::Pending,
                 status_reason: None,
                 payload: self.payload.clone(),
@@ -465,10 +504,22 @@ impl Producer {
 
     /// Enqueues `n` messages in batches of [`BATCH`]; returns how long that took.
     async fn enqueue_all(&self, n: usize) -> anyhow::Result<Duration> {
+        self.enqueue_all_for(n, None, Method::Webhook).await
+    }
+
+    /// [`Producer::enqueue_all`], each message by `method` for the user `user_id` if any.
+    async fn enqueue_all_for(
+        &self,
+        n: usize,
+        user_id: Option<Uuid>,
+        method: Method,
+    ) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let mut left = n;
         while left > 0 {
-            let batch: Vec<NewMessage> = (0..left.min(BATCH)).map(|_| self.message()).collect();
+            let batch: Vec<NewMessage> = (0..left.min(BATCH))
+                .map(|_| self.message_for(user_id, method))
+                .collect();
             let outcome = self.store.enqueue(&batch).await?;
             if outcome.enqueued.len() != batch.len() {
                 bail!(
@@ -530,6 +581,7 @@ use alone::*;
 use latency::*;
 use raw::*;
 use report::*;
+use smtp::*;
 use throughput::*;
 
 // The figures the scenarios hand to the report (fields private: the scenario modules are

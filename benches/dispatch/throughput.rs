@@ -272,7 +272,7 @@ pub(super) async fn serve_drain(
 }
 
 /// A child that is killed if the run fails before it is stopped.
-struct Running(std::process::Child);
+pub(super) struct Running(pub(super) std::process::Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

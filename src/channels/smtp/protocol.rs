@@ -97,3 +97,101 @@ pub(super) fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// An open, authenticated connection and what its server allows.
+pub(super) struct Connection {
+    pub(super) smtp: AsyncSmtpConnection,
+    /// The server offers PIPELINING (RFC 2920).
+    pub(super) pipelining: bool,
+}
+
+impl Connection {
+    /// Sends one message. To a server that offers PIPELINING, an ASCII message goes in two
+    /// writes and two waits, `MAIL`, `RCPT`s and `DATA` together, then the message with its
+    /// `.`, instead of lettre's one wait per command; the replies and errors are the ones lettre
+    /// gives, and a connection that saw an error is not used again.
+    pub(super) async fn send(
+        &mut self,
+        envelope: &Envelope,
+        email: &[u8],
+    ) -> Result<Response, SmtpError> {
+        let ascii = |address: &Address| AsRef::<str>::as_ref(address).is_ascii();
+        let ascii_addresses = envelope.from().is_none_or(ascii) && envelope.to().iter().all(ascii);
+        match std::str::from_utf8(email) {
+            Ok(text) if self.pipelining && ascii_addresses && text.is_ascii() => {
+                self.send_pipelined(envelope, text).await
+            }
+            _ => self.smtp.send(envelope, email).await,
+        }
+    }
+
+    async fn send_pipelined(
+        &mut self,
+        envelope: &Envelope,
+        email: &str,
+    ) -> Result<Response, SmtpError> {
+        let mut commands = Mail::new(envelope.from().cloned(), Vec::new()).to_string();
+        for to in envelope.to() {
+            commands.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+        }
+        commands.push_str(&Data.to_string());
+        // `command` returns the first reply (MAIL's); the others are read in order, all of
+        // them even after a refusal, so that a `DATA` the server took is known.
+        let mut refused = self.smtp.command(commands).await.err();
+        let mut data_accepted = false;
+        for rcpt_or_data in 0..=envelope.to().len() {
+            match self.smtp.read_response().await {
+                Ok(_) => data_accepted = rcpt_or_data == envelope.to().len(),
+                Err(e) if e.status().is_none() => return Err(refused.unwrap_or(e)),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(error) = refused {
+            // As lettre does after a refusal: QUIT and close. A server that took `DATA` would
+            // read `QUIT` as part of the message, so that connection is only dropped.
+            if !data_accepted {
+                self.smtp.abort().await;
+            }
+            return Err(error);
+        }
+        let sent = self.smtp.command(dot_stuffed(email)).await;
+        if sent.is_err() {
+            self.smtp.abort().await;
+        }
+        sent
+    }
+}
+
+/// The message with a `.` doubled at the start of each line (RFC 5321 §4.5.2) and the `.`
+/// line that ends it, as lettre writes them.
+pub(super) fn dot_stuffed(email: &str) -> String {
+    let mut out = String::with_capacity(email.len() + 16);
+    if email.starts_with('.') {
+        out.push('.');
+    }
+    let mut rest = email;
+    while let Some(at) = rest.find("\r\n.") {
+        let (line, next) = rest.split_at(at + 2);
+        out.push_str(line);
+        out.push('.');
+        rest = next;
+    }
+    out.push_str(rest);
+    out.push_str("\r\n.\r\n");
+    out
+}
+
+/// Whether the server offers PIPELINING, from its reply to another `EHLO` (lettre keeps only
+/// the extensions it uses).
+pub(super) async fn offers_pipelining(conn: &mut AsyncSmtpConnection, hello: &ClientId) -> bool {
+    match conn.command(Ehlo::new(hello.clone())).await {
+        Ok(response) => response.message().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        }),
+        Err(_) => false,
+    }
+}

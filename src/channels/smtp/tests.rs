@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::channels::settings::EmailSettings;
-use crate::channels::test_support::{delivery, named, rendered};
+use crate::channels::test_support::{delivery, named, permanent, rendered};
 
 /// `[email]` with `from` and `smarthost` (either may be empty, meaning unset), as the
 /// configuration's defaults have it otherwise.
@@ -282,4 +282,136 @@ fn without_smtp_settings_the_channel_has_no_routes() {
     };
     let reason = channel.addressing(&target).err().unwrap();
     assert!(reason.contains("no smtp target `nope`"), "{reason}");
+}
+
+/// A server on loopback that answers as Postfix's `smtp-sink` does, each reply once its whole
+/// command is in and the message's only once its closing `.` is: a client whose `.` waits for
+/// the ACK of the message (Nagle's algorithm) waits for the server's delayed ACK. It offers
+/// PIPELINING when `pipelining`, refuses every `RCPT` when `refuse_rcpt`, and records every
+/// command and message line it reads.
+async fn sink_server(pipelining: bool, refuse_rcpt: bool) -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let log = log.clone();
+            // As a server that batches its replies to pipelined commands: none waits for the
+            // ACK of the one before.
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 sink ESMTP\r\n").await.unwrap();
+                let mut in_message = false;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push(line.clone());
+                    let reply: &[u8] = match (in_message, line.as_str()) {
+                        (true, ".") => {
+                            in_message = false;
+                            b"250 2.0.0 Ok\r\n"
+                        }
+                        (true, _) => continue,
+                        (false, "DATA") if refuse_rcpt => {
+                            b"554 5.5.1 Error: no valid recipients\r\n"
+                        }
+                        (false, "DATA") => {
+                            in_message = true;
+                            b"354 End data with <CR><LF>.<CR><LF>\r\n"
+                        }
+                        (false, command) if command.starts_with("EHLO") && pipelining => {
+                            b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                        }
+                        (false, command) if command.starts_with("EHLO") => {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        }
+                        (false, command) if command.starts_with("RCPT") && refuse_rcpt => {
+                            b"550 5.1.1 <a@example.com>: Recipient address rejected\r\n"
+                        }
+                        (false, "QUIT") => b"221 Bye\r\n",
+                        (false, _) => b"250 Ok\r\n",
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, received)
+}
+
+/// Delivers one message to `a@example.com` through `channel`.
+async fn deliver_one(channel: &SmtpChannel) -> DeliveryOutcome {
+    let rendered = rendered("t", "b", &[]);
+    let payload = serde_json::json!({"user_email": "a@example.com"});
+    channel
+        .deliver(&delivery(None, Method::Smtp, &payload, &rendered))
+        .await
+}
+
+#[tokio::test]
+async fn messages_on_a_reused_connection_do_not_wait_for_delayed_acks() {
+    const MESSAGES: u32 = 25;
+    for pipelining in [false, true] {
+        let (address, received) = sink_server(pipelining, false).await;
+        let channel = SmtpChannel::new(&email("h@example.com", &address)).unwrap();
+        let started = Instant::now();
+        for _ in 0..MESSAGES {
+            assert_eq!(deliver_one(&channel).await, DeliveryOutcome::Sent);
+        }
+        // With Nagle's algorithm on, each message's `.` waited 40 ms (Linux's delayed ACK).
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_millis(10) * MESSAGES,
+            "pipelining {pipelining}: {MESSAGES} messages took {elapsed:?}"
+        );
+        assert_eq!(channel.relays[0].opened.load(Ordering::Relaxed), 1);
+        let dots = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == ".")
+            .count();
+        assert_eq!(dots, MESSAGES as usize, "pipelining {pipelining}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_permanent_with_or_without_pipelining() {
+    for pipelining in [false, true] {
+        let (address, received) = sink_server(pipelining, true).await;
+        let channel = SmtpChannel::new(&email("h@example.com", &address)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                deliver_one(&channel).await,
+                permanent("smtp 550 5.1.1 <a@example.com>: Recipient address rejected"),
+                "pipelining {pipelining}"
+            );
+        }
+        // The refusal ends the connection (QUIT) as lettre does; the next message opens one.
+        assert_eq!(channel.relays[0].opened.load(Ordering::Relaxed), 2);
+        let log = received.lock().unwrap();
+        assert_eq!(log.iter().filter(|l| *l == "QUIT").count(), 2, "{log:?}");
+        assert!(!log.iter().any(|l| l == "."), "{log:?}");
+    }
+}
+
+#[test]
+fn dot_stuffing_doubles_a_dot_only_at_the_start_of_a_line() {
+    let cases = [
+        ("", "\r\n.\r\n"),
+        (".", "..\r\n.\r\n"),
+        ("a\r\n.b\r\nc.d", "a\r\n..b\r\nc.d\r\n.\r\n"),
+        ("a\n.b\r.c", "a\n.b\r.c\r\n.\r\n"),
+        ("\r\n\r\n..", "\r\n\r\n...\r\n.\r\n"),
+        ("\r\r\n.\r\n.", "\r\r\n..\r\n..\r\n.\r\n"),
+    ];
+    for (message, expected) in cases {
+        assert_eq!(dot_stuffed(message), expected, "{message:?}");
+    }
 }
