@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::execute;
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::{leased_from_row, unreadable_reason};
-use crate::store::sql::{Dialect, List, Param, lease, queries as q};
+use crate::store::sql::{List, Param, lease, queries as q};
 use crate::store::{
     EnqueueOutcome, LeaseRequest, LeasedMessage, NewMessage, StoreError, StoreResult,
 };
@@ -93,7 +93,6 @@ pub(super) async fn lease_batch<B: Backend>(
         (&lease::DUE, i64::MAX),
     ];
     for (pass, share) in passes {
-        let ordered = B::DIALECT == Dialect::Postgres && std::ptr::eq(pass, &lease::PENDING);
         let room = (i64::from(req.limit) - rows.len() as i64).min(share);
         if room <= 0 {
             continue;
@@ -108,19 +107,7 @@ pub(super) async fn lease_batch<B: Backend>(
             Param::List(&targets),
         ];
         let statement = pass.get(B::DIALECT);
-        if ordered {
-            let mut own = backend.begin().await?;
-            let setup = lease::ORDERED_SCAN.get(B::DIALECT);
-            backend.execute(On::Tx(&mut own), setup, &[]).await?;
-            rows.extend(
-                backend
-                    .fetch_all(On::Tx(&mut own), statement, &params)
-                    .await?,
-            );
-            B::commit(own).await?;
-        } else {
-            rows.extend(backend.fetch_all(on(&mut tx), statement, &params).await?);
-        }
+        rows.extend(backend.fetch_all(on(&mut tx), statement, &params).await?);
     }
     if let Some(tx) = tx {
         B::commit(tx).await?;

@@ -138,14 +138,6 @@ pub(in crate::store) static EXHAUSTED: Sql = Sql::new(concat!(
 /// by the index of pending messages alone (migration 6).
 pub(in crate::store) static PENDING: Sql = lease_pass!("status = 'pending' AND attempt_count < $3");
 
-/// PostgreSQL only, before [`PENDING`] in a transaction of its own: no sorting, so the lease
-/// reads pending messages in id order from an index and stops after the batch. Planned from
-/// statistics taken while the queue was nearly empty, PostgreSQL otherwise fetched every pending
-/// message of a burst and sorted them all for each lease of 100 (a lease 5 times slower with
-/// 30,000 queued, measured with `auto_explain`); which plan is right does not depend on the
-/// statistics, so it is not left to them.
-pub(in crate::store) static ORDERED_SCAN: Sql = Sql::new("SET LOCAL enable_sort = off");
-
 /// Leases due retries and expired leases.
 pub(in crate::store) static DUE: Sql = lease_pass!(due!("$3"));
 
