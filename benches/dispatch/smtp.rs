@@ -45,54 +45,22 @@ pub(super) async fn serve_smtp(
         .enqueue_all_for(n, Some(user.id), Method::Smtp)
         .await?;
     let observer = producer.store;
-
-    let dir = tempfile::tempdir()?;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("HERALD_") {
-            command.env_remove(key);
-        }
-    }
-    let log = dir.path().join("serve.log");
-    let started = Instant::now();
-    let child = command
-        .arg("serve")
-        .current_dir(dir.path())
-        .env("HERALD_DATABASE_URL", &rig.db.url)
-        .env("HERALD_EMAIL_SMARTHOST", sink.address.to_string())
-        .env("HERALD_EMAIL_FROM", "Herald <herald@example.com>")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("starting herald serve")?;
-    let mut serve = Running(child);
-    let waited = wait_until_sent(&sink, observer.as_ref(), n, started).await;
-    let usage = usage_of(serve.0.id());
-    let stopped = Command::new("kill")
-        .args(["-TERM", &serve.0.id().to_string()])
-        .status()?;
-    if !stopped.success() {
-        bail!("could not signal herald serve");
-    }
-    let status = serve.0.wait()?;
-    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
-    let elapsed = waited.with_context(|| format!("herald serve's log:\n{}", logged()))?;
-    if !status.success() {
-        bail!("herald serve exited with {status}:\n{}", logged());
-    }
-    let (cpu, peak_rss_kb) = usage?;
+    let settings = [
+        ("HERALD_DATABASE_URL", rig.db.url.clone()),
+        ("HERALD_EMAIL_SMARTHOST", sink.address.to_string()),
+        (
+            "HERALD_EMAIL_FROM",
+            "Herald <herald@example.com>".to_string(),
+        ),
+    ];
+    let run = run_serve(n, &settings, |started| {
+        wait_until_sent(&sink, observer.as_ref(), n, started)
+    })
+    .await?;
     drop(observer);
     rig.close(n).await?;
     let counts = sink.stop().await;
-    Ok((
-        ServeRun {
-            per_second: per_second(n, elapsed),
-            cpu,
-            peak_rss_kb,
-        },
-        counts,
-    ))
+    Ok((run, counts))
 }
 
 /// Waits until smtp-sink has taken `n` messages and the store shows them all sent (saying how

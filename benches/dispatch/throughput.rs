@@ -220,6 +220,35 @@ pub(super) async fn serve_drain(
     }
     producer.enqueue_all(n).await?;
     drop(producer);
+    let endpoint = rig
+        .config
+        .notifications
+        .webhook
+        .endpoint
+        .clone()
+        .unwrap_or_default();
+    let settings = [
+        ("HERALD_DATABASE_URL", rig.db.url.clone()),
+        ("HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT", endpoint),
+    ];
+    let run = run_serve(n, &settings, |started| rig.wait_until_sent(n, started)).await?;
+    rig.close(n).await?;
+    Ok(run)
+}
+
+/// Starts the release `herald serve` with only `settings` among the `HERALD_*` variables,
+/// waits with `drained` (given the start) until it has delivered the `n` messages, reads its CPU
+/// and peak RSS from `/proc`, stops it with SIGTERM and checks that it exited cleanly; its log
+/// is quoted when anything fails.
+pub(super) async fn run_serve<F, Fut>(
+    n: usize,
+    settings: &[(&str, String)],
+    drained: F,
+) -> anyhow::Result<ServeRun>
+where
+    F: FnOnce(Instant) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>>,
+{
     let dir = tempfile::tempdir()?;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
     for (key, _) in std::env::vars_os() {
@@ -227,28 +256,19 @@ pub(super) async fn serve_drain(
             command.env_remove(key);
         }
     }
+    command.envs(settings.iter().map(|(key, value)| (key, value)));
     let log = dir.path().join("serve.log");
     let started = Instant::now();
     let child = command
         .arg("serve")
         .current_dir(dir.path())
-        .env("HERALD_DATABASE_URL", &rig.db.url)
-        .env(
-            "HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT",
-            rig.config
-                .notifications
-                .webhook
-                .endpoint
-                .as_deref()
-                .unwrap_or_default(),
-        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .spawn()
         .context("starting herald serve")?;
     let mut serve = Running(child);
-    let waited = rig.wait_until_sent(n, started).await;
+    let waited = drained(started).await;
     let usage = usage_of(serve.0.id());
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &serve.0.id().to_string()])
@@ -263,7 +283,6 @@ pub(super) async fn serve_drain(
         bail!("herald serve exited with {status}:\n{}", logged());
     }
     let (cpu, peak_rss_kb) = usage?;
-    rig.close(n).await?;
     Ok(ServeRun {
         per_second: per_second(n, elapsed),
         cpu,
