@@ -38,12 +38,13 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use common::figures::{nproc, percentile, read_trimmed, thousands};
 use common::harness::http_sink::{HttpSink, Response};
+use common::harness::store::count as count_of;
 use common::{Backend, TestDb, discard, parse_count};
 use herald::channels::Channels;
 use herald::channels::inbox::InboxChannel;
 use herald::config::Config;
 use herald::dispatch::{DispatchSettings, Dispatcher};
-use herald::model::{EventTemplate, MessageState, Method, PlannedMessage, User};
+use herald::model::{EventTemplate, MessageState, Method, User};
 use herald::store::{self, NewMessage, OpenMode, Store};
 use herald::telemetry::Metrics;
 use sqlx::sqlite::SqlitePoolOptions;
@@ -485,21 +486,10 @@ impl Producer {
 
     /// A message by `method`, for the user `user_id` if any.
     fn message_for(&self, user_id: Option<Uuid>, method: Method) -> NewMessage {
-        NewMessage {
-            id: Uuid::now_v7(),
-            template_id: self.template_id,
-            created_by: "bench".into(),
-            created_at: Utc::now(),
-            planned: PlannedMessage {
-                user_id,
-                target: None,
-                method,
-                status: MessageState::Pending,
-                status_reason: None,
-                payload: self.payload.clone(),
-                dedupe_hash: None,
-            },
-        }
+        let mut message = common::harness::store::message(self.template_id, user_id, method, None);
+        message.created_by = "bench".into();
+        message.planned.payload = self.payload.clone();
+        message
     }
 
     /// Enqueues `n` messages in batches of [`BATCH`]; returns how long that took.
@@ -571,10 +561,6 @@ impl Replica {
         self.task.await.context("the dispatcher panicked")??;
         Ok(self.metrics.render())
     }
-}
-
-fn count_of(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
-    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
 }
 
 use alone::*;

@@ -289,12 +289,7 @@ async fn the_purge_leaves_no_attempt_behind(db: TestDb) {
     let config = config(&db, &sink.url, |_| {});
     let ids = deliver(&config, &*store, 5, MessageState::Sent, 10).await;
     let since = Utc::now() - chrono::Duration::hours(1);
-    let sent_attempts = |counts: &herald::store::StateCounts| {
-        counts
-            .iter()
-            .find(|(state, _)| *state == MessageState::Sent)
-            .map_or(0, |(_, n)| *n)
-    };
+    let sent_attempts = |counts: &herald::store::StateCounts| count(counts, MessageState::Sent);
     assert_eq!(
         sent_attempts(&store.attempts_since(since).await.unwrap()),
         5

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::TestDb;
 use common::http_sink::{HttpSink, Response};
 use common::serve::Serve;
+use common::store::count;
 use herald::model::MessageState;
 use herald::store::{self, OpenMode, Store};
 
@@ -41,10 +42,6 @@ async fn migrated(db: &TestDb) -> Arc<dyn Store> {
 
 async fn counts(store: &dyn Store) -> Vec<(MessageState, i64)> {
     store.count_by_state().await.unwrap()
-}
-
-fn count(counts: &[(MessageState, i64)], state: MessageState) -> i64 {
-    counts.iter().find(|(s, _)| *s == state).map_or(0, |c| c.1)
 }
 
 async fn wait_for_sent(store: &dyn Store, n: i64, timeout: Duration, replicas: &[&Serve]) {
