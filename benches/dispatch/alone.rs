@@ -4,6 +4,7 @@
 use super::*;
 use herald::queue::AttemptResult;
 use herald::store::{AttemptRecord, LeaseRequest};
+use hyper::header::CONTENT_TYPE;
 
 /// What the store alone did for `n` queued messages.
 pub(super) struct StoreAlone {
@@ -113,13 +114,13 @@ pub(super) struct HttpAlone {
 /// (2 × the default `lease_count`).
 const HTTP_CONCURRENCY: usize = 200;
 
-/// Posts `n` webhook-sized bodies to a fresh sink with [`herald::channels::http::client`], 200
+/// Posts `n` webhook-sized bodies to a fresh sink with [`herald::channels::http::Client`], 200
 /// at a time: the HTTP client's share of a delivery, for comparison with `serve`. The process
 /// CPU includes the sink's (both run here), as `serve`'s does not.
 pub(super) async fn http_alone(n: usize) -> anyhow::Result<HttpAlone> {
     let sink = HttpSink::ok().await;
     sink.set_recording(false);
-    let client = herald::channels::http::client(Method::Webhook)?;
+    let client = herald::channels::http::Client::new(Method::Webhook)?;
     let body = serde_json::to_vec(&serde_json::json!({
         "_version": "1.1",
         "msg_id": Uuid::now_v7(),
@@ -136,13 +137,12 @@ pub(super) async fn http_alone(n: usize) -> anyhow::Result<HttpAlone> {
             (client.clone(), sink.url.clone(), body.clone(), next.clone());
         workers.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                let response = client
+                client
                     .post(url.as_str())
-                    .header("content-type", "application/json")
+                    .header(CONTENT_TYPE, "application/json")
                     .body(body.clone())
-                    .send()
+                    .fetch(64 * 1024)
                     .await?;
-                response.bytes().await?;
             }
             anyhow::Ok(())
         });

@@ -6,7 +6,7 @@ use super::*;
 /// Delivers `slack_api` messages: `chat.postMessage` with the target's bearer token, to its
 /// channel (or member id, for a direct message).
 pub struct SlackApiChannel {
-    client: reqwest::Client,
+    client: http::Client,
     /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
     check_timeout: Duration,
     /// `slack_api` targets by qualified name (`name`, or `username/name`).
@@ -25,7 +25,7 @@ impl SlackApiChannel {
     /// Builds the channel (and its connection pool) from the `slack_api` targets.
     pub fn new(settings: &SlackApiSettings) -> Result<Self, ChannelError> {
         Ok(SlackApiChannel {
-            client: http::client(Method::SlackApi)?,
+            client: http::Client::new(Method::SlackApi)?,
             check_timeout: check_timeout(settings.dispatch_timeout),
             targets: settings
                 .targets
@@ -74,14 +74,13 @@ impl SlackApiChannel {
         channel: &str,
         delivery: &Delivery<'_>,
     ) -> DeliveryOutcome {
-        let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
             return DeliveryOutcome::Permanent {
                 reason: "slack_api token is not a valid HTTP header value: check the target's \
                          token for spaces or line breaks"
                     .to_string(),
             };
-        };
-        authorization.set_sensitive(true);
+        }
         let mut message = slack_message(delivery.event, delivery.rendered, delivery.payload);
         if let Value::Object(fields) = &mut message {
             fields.insert("channel".to_string(), Value::String(channel.to_string()));
@@ -89,11 +88,8 @@ impl SlackApiChannel {
         let request = self
             .client
             .post(&target.endpoint)
-            .header(AUTHORIZATION, authorization)
-            .header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=utf-8"),
-            )
+            .bearer_auth(token)
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(message.to_string());
         exchange(
             request,

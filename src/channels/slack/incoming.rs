@@ -5,7 +5,7 @@ use super::*;
 
 /// Delivers `slack_webhook` messages: a Block Kit `POST` to the target's incoming-webhook URL.
 pub struct SlackWebhookChannel {
-    client: reqwest::Client,
+    client: http::Client,
     /// How long one doctor check waits ([`CHECK_TIMEOUT_MAX`] at most).
     check_timeout: Duration,
     /// `slack_webhook` targets' URLs by qualified name (`name`, or `username/name`).
@@ -16,7 +16,7 @@ impl SlackWebhookChannel {
     /// Builds the channel (and its connection pool) from the `slack_webhook` targets.
     pub fn new(settings: &SlackWebhookSettings) -> Result<Self, ChannelError> {
         Ok(SlackWebhookChannel {
-            client: http::client(Method::SlackWebhook)?,
+            client: http::Client::new(Method::SlackWebhook)?,
             check_timeout: check_timeout(settings.dispatch_timeout),
             targets: settings.targets.iter().cloned().collect(),
         })
@@ -31,11 +31,7 @@ impl SlackWebhookChannel {
     }
 
     async fn post(&self, url: &str, message: &Value) -> DeliveryOutcome {
-        let request = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .json(message);
+        let request = self.client.post(url).json(message);
         let secrets = url_secrets(url);
         exchange(
             request,

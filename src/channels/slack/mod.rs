@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
 use super::http::{self, body_excerpt, error_chain, parse_retry_after, scrub, url_secrets};
@@ -27,6 +27,9 @@ use crate::secret::{Secret, redact_url};
 /// `dispatch_timeout` is. A URL that accepts the connection and never answers must not hang
 /// doctor (nothing else bounds a check).
 const CHECK_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+
+/// Bytes of a check's answer read: enough for Slack's JSON verdict.
+const CHECK_ANSWER_LIMIT: usize = 64 * 1024;
 
 /// Bytes of an incoming webhook's answer read (it is `ok` or an error code).
 const WEBHOOK_ANSWER_LIMIT: usize = 64 * 1024;
@@ -119,7 +122,7 @@ fn find_target<'t, T>(
 /// `Retry-After` and body judged by `classify` as of now; a request that got no answer is its
 /// own outcome.
 async fn exchange(
-    request: reqwest::RequestBuilder,
+    request: http::Outgoing<'_>,
     what: &str,
     url: &str,
     secrets: &[&str],
@@ -152,12 +155,12 @@ impl TargetCheck {
     /// credential (`credential` finds it) fails; for the others `request` makes the URL and
     /// request from the target and its exposed credential, sent and answered within
     /// `timeout`, else the check fails with the credential scrubbed from the reason.
-    async fn run<T>(
+    async fn run<'c, T>(
         &self,
         targets: &BTreeMap<String, T>,
         timeout: Duration,
         credential: impl Fn(&T) -> Option<&Secret>,
-        request: impl Fn(&T, &str) -> (String, reqwest::RequestBuilder),
+        request: impl Fn(&T, &str) -> (String, http::Outgoing<'c>),
     ) -> Vec<CheckResult> {
         let mut results = Vec::new();
         for (name, target) in targets {
@@ -171,22 +174,13 @@ impl TargetCheck {
             };
             let secrets = [secret.expose()];
             let (url, request) = request(target, secret.expose());
-            let answer = tokio::time::timeout(timeout, async {
-                let response = request.send().await?;
-                let status = response.status().as_u16();
-                let body = response.bytes().await.unwrap_or_default();
-                Ok::<_, reqwest::Error>((status, body))
-            })
-            .await;
+            let answer = tokio::time::timeout(timeout, request.fetch(CHECK_ANSWER_LIMIT)).await;
             results.push(match answer {
                 Err(_) => CheckResult::fail(check, no_answer(timeout, &url)),
-                Ok(Ok((status, body))) => (self.judge)(check, status, &body, &secrets),
+                Ok(Ok(answer)) => (self.judge)(check, answer.status, &answer.body, &secrets),
                 Ok(Err(e)) => CheckResult::fail(
                     check,
-                    scrub(
-                        &format!("{}: {}", self.failed, error_chain(&e.without_url())),
-                        &secrets,
-                    ),
+                    scrub(&format!("{}: {}", self.failed, error_chain(&e)), &secrets),
                 ),
             });
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderName};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -34,12 +34,17 @@ pub const MESSAGE_ID_HEADER: &str = "X-Message-Id";
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>` when a signing secret is set.
 pub const SIGNATURE_HEADER: &str = "X-Herald-Signature";
 
+/// The same names as HTTP/1.1 sends them (header names are case-insensitive; hyper writes
+/// them in lower case).
+const MESSAGE_ID_HEADER_LOWER: &str = "x-message-id";
+const SIGNATURE_HEADER_LOWER: &str = "x-herald-signature";
+
 /// Response bytes read to let a connection return to the pool; a longer body closes it.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// Delivers messages by HTTP `POST` to the webhook endpoint or a webhook target's URL.
 pub struct WebhookChannel {
-    client: reqwest::Client,
+    client: http::Client,
     endpoint: Option<String>,
     /// `webhook` targets by qualified name (`name`, or `username/name` for a user's own).
     targets: BTreeMap<String, Option<Secret>>,
@@ -50,7 +55,7 @@ impl WebhookChannel {
     /// Builds the channel (and its connection pool): user messages to the endpoint, target
     /// messages to their target's URL.
     pub fn new(settings: &WebhookSettings) -> Result<Self, ChannelError> {
-        let client = http::client(Method::Webhook)?;
+        let client = http::Client::new(Method::Webhook)?;
         let signer = settings
             .signing_secret
             .as_ref()
@@ -102,15 +107,24 @@ impl WebhookChannel {
         let mut request = self
             .client
             .post(url)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(MESSAGE_ID_HEADER, delivery.message_id.to_string());
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                HeaderName::from_static(MESSAGE_ID_HEADER_LOWER),
+                &delivery.message_id.to_string(),
+            );
         if let Some(signer) = &self.signer {
-            request = request.header(SIGNATURE_HEADER, signer.sign(&body));
+            request = request.header(
+                HeaderName::from_static(SIGNATURE_HEADER_LOWER),
+                &signer.sign(&body),
+            );
         }
         let answer = match http::send(request.body(body), "webhook", url, DRAIN_LIMIT).await {
             Ok(answer) => answer,
             Err(outcome) => return outcome,
         };
+        if (200..300).contains(&answer.status) {
+            return DeliveryOutcome::Sent; // the body of an accepted delivery is not read
+        }
         // Scrub the whole answer before it is cut to an excerpt: a secret echoed across the
         // cut would otherwise survive half-visible.
         let body = scrub(&String::from_utf8_lossy(&answer.body), url);
@@ -144,14 +158,12 @@ impl Channel for WebhookChannel {
         for (what, url) in peers {
             let check = format!("{what} {}", redact_url(url));
             // HEAD sends no notification; any HTTP answer proves the endpoint is reachable.
-            let answer = tokio::time::timeout(CONNECT_TIMEOUT, self.client.head(url).send()).await;
+            let answer =
+                tokio::time::timeout(CONNECT_TIMEOUT, self.client.head(url).fetch(0)).await;
             results.push(match answer {
-                Ok(Ok(response)) => CheckResult::pass(
+                Ok(Ok(answer)) => CheckResult::pass(
                     check,
-                    format!(
-                        "reachable (answered HTTP {} to HEAD)",
-                        response.status().as_u16()
-                    ),
+                    format!("reachable (answered HTTP {} to HEAD)", answer.status),
                 ),
                 Ok(Err(e)) => CheckResult::fail(check, scrub(&error_chain(&e), url)),
                 Err(_) => CheckResult::fail(
