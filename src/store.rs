@@ -245,6 +245,34 @@ pub enum InboxFilter {
     Read,
 }
 
+/// A row for `api_tokens`: the token's SHA-256 only, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the whole token.
+    pub token_hash: String,
+}
+
+/// A row of `api_tokens` as it is listed, with its owner's username; the hash is never read
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub user_id: Uuid,
+    pub username: String,
+    pub created_at: DateTime<Utc>,
+    /// The last request it authenticated, to within [`TOKEN_TOUCH_INTERVAL`].
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// How stale `api_tokens.last_used_at` may get before a use writes it again: a token that
+/// authenticates thousands of requests a second costs one write a minute, not one a request.
+pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
@@ -394,6 +422,19 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<InboxEntry>>;
     /// Marks one of the user's entries read (`true`) or unread; false when no such entry.
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool>;
+
+    // api tokens
+    /// Stores a token for its user; a live token of that user with the same name is a
+    /// [`StoreError::Conflict`].
+    async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo>;
+    /// Every token (revoked ones too), or only `user_id`'s, by username, then name, then age.
+    async fn list_api_tokens(&self, user_id: Option<Uuid>) -> StoreResult<Vec<TokenInfo>>;
+    /// Revokes `user_id`'s live token `name`; false when it has none of that name.
+    async fn revoke_api_token(&self, user_id: Uuid, name: &str) -> StoreResult<bool>;
+    /// The live (not revoked) token with this hash, as its id and its user, read from the store
+    /// on every call so a revoke on any replica takes effect at the next request. Touches
+    /// `last_used_at` only when it is older than [`TOKEN_TOUCH_INTERVAL`].
+    async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

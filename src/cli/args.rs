@@ -96,6 +96,25 @@ pub enum Command {
     /// Manage who Herald knows
     #[command(subcommand)]
     Users(UsersCommand),
+    /// API tokens: how other systems call Herald's HTTP API as one of its users
+    ///
+    /// A token acts as its user, with that user's roles, through the same permission checks as
+    /// the command line and the console. It is sent as the header
+    /// `Authorization: Bearer herald_…` to the API that `herald serve --http ADDR` serves.
+    ///
+    /// `create` prints the token once: Herald stores only its SHA-256, so it can never show it
+    /// again (a lost token is revoked and replaced). A token's name is unique among its user's
+    /// live tokens, so `revoke NAME` means your live token of that name, and `--user U` someone
+    /// else's; a revoked token's name can be used again. A revoke holds from the next request
+    /// on, on every replica: each request reads the store.
+    ///
+    /// Everyone manages their own tokens. Owners and user-admins also list everyone's and
+    /// manage other users' tokens, except that only owners manage an owner's.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald tokens create ci\n  herald tokens create sqlmesh-prod --user etl --json\n  herald tokens list\n  herald tokens revoke ci"
+    )]
+    Tokens(TokensCommand),
     /// Per-event delivery methods (owners change them)
     #[command(subcommand)]
     Prefs(PrefsCommand),
@@ -347,6 +366,36 @@ pub enum UsersCommand {
     Suspend { username: String },
     /// Reactivate a suspended user
     Activate { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Make a token and print it, once
+    ///
+    /// Copy the token when it is printed: only its SHA-256 is kept. Without --user the token
+    /// is yours; with it, owners and user-admins make one for another user (it then acts as
+    /// that user).
+    Create {
+        /// Unique among the user's live tokens: 1–64 letters, digits, `_`, `-` or `.`
+        /// (e.g. ci, sqlmesh-prod)
+        name: String,
+        /// Make it for this user instead of yourself (owners and user-admins)
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+        /// Print the token's row and, under "token", the token itself, as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (yours; every user's for owners and user-admins), never the token itself
+    List(JsonFlag),
+    /// Revoke a live token: requests that send it are refused from the next one on
+    Revoke {
+        /// The token's name (`herald tokens list` shows them)
+        name: String,
+        /// Revoke this user's token of that name instead of yours (owners and user-admins)
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ mod doctor;
 mod enqueue;
 mod messages;
 pub mod read_models;
+mod tokens;
 mod users;
 
 use crate::catalog;
@@ -30,7 +31,7 @@ use crate::store::{EnqueueOutcome, NewMessage, Store, StoreError};
 /// the store (only `store::open`).
 pub use crate::store::{
     InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest, ReasonCount, Replica,
-    StateCounts, Undeliverable,
+    StateCounts, TokenInfo, Undeliverable,
 };
 
 /// Why an operation was refused or failed; the text is what the person reads.
@@ -51,6 +52,13 @@ pub enum ServiceError {
     UnknownMessage(String),
     #[error("{0}")]
     Invalid(String),
+    /// The request's credentials name nobody who may act (an HTTP API 401); the text says
+    /// how to get working ones.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// What would be created exists already (an HTTP API 409); the text says what to do.
+    #[error("{0}")]
+    Conflict(String),
     /// A message refused at enqueue for its labels (DESIGN §3); nothing was written.
     #[error(transparent)]
     Labels(#[from] LabelError),
@@ -334,13 +342,17 @@ fn parse_message_id(id: &str) -> ServiceResult<Uuid> {
     })
 }
 
-fn validate_username(name: &str) -> ServiceResult<()> {
-    let ok = !name.is_empty()
+/// 1–64 ASCII letters, digits, `_`, `-` or `.`: the names of users and of API tokens.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn validate_username(name: &str) -> ServiceResult<()> {
+    if is_plain_name(name) {
         Ok(())
     } else {
         Err(ServiceError::Invalid(format!(

@@ -52,6 +52,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(4, "counts"),
     migration!(5, "faults"),
     migration!(6, "write_costs"),
+    migration!(7, "api_tokens"),
 ];
 
 pub(super) fn latest_version() -> i64 {

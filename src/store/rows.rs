@@ -4,7 +4,7 @@
 use super::backend::StoredRow;
 use super::{
     InboxEntry, LeasedMessage, ReasonCount, Replica, StateCounts, StoreError, StoreResult,
-    Undeliverable,
+    TokenInfo, Undeliverable,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, MessageState, Method,
@@ -139,6 +139,19 @@ pub(super) fn inbox_from_row(row: &impl StoredRow) -> StoreResult<InboxEntry> {
         actions: parse_json(T, row.str("actions")?)?,
         read_at: row.opt_time(T, "read_at")?,
         created_at: row.time(T, "created_at")?,
+    })
+}
+
+pub(super) fn token_from_row(row: &impl StoredRow) -> StoreResult<TokenInfo> {
+    const T: &str = "api_tokens";
+    Ok(TokenInfo {
+        id: row.id(T, "id")?,
+        name: row.text("name")?,
+        user_id: row.id(T, "user_id")?,
+        username: row.text("username")?,
+        created_at: row.time(T, "created_at")?,
+        last_used_at: row.opt_time(T, "last_used_at")?,
+        revoked_at: row.opt_time(T, "revoked_at")?,
     })
 }
 

@@ -755,7 +755,142 @@ async fn on_call_sees_the_queue_but_not_the_users_or_their_emails(db: TestDb) {
     assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed}");
 }
 
+/// Who `token` authenticates as, asked the way the HTTP API asks: the service, over the store
+/// the binary wrote to. The error's text when it is refused.
+async fn authenticate(db: &TestDb, token: &str) -> Result<String, String> {
+    use herald::config::Config;
+    use herald::service::Service;
+    use herald::store::{self, OpenMode};
+    let store = store::open(&db.url, OpenMode::Existing)
+        .await
+        .map_err(|e| e.to_string())?;
+    let service = Service::start(store, std::sync::Arc::new(Config::default()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = service.authenticate_token(token).await;
+    user.map(|u| u.username).map_err(|e| e.to_string())
+}
+
+async fn a_token_is_printed_once_never_listed_and_refused_once_revoked(db: TestDb) {
+    let h = Herald::with_alice_and_bob(db);
+    let made = h.as_user("bob", &["tokens", "create", "ci"]).ok();
+    let token = made
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("herald_"))
+        .unwrap_or_else(|| panic!("no token in:\n{}", made.stdout))
+        .to_string();
+    assert_eq!(token.len(), "herald_".len() + 64, "{token}");
+    assert_eq!(made.stdout.matches(&token).count(), 1, "{}", made.stdout);
+    assert!(
+        made.stdout.contains("shown only this once"),
+        "{}",
+        made.stdout
+    );
+    assert!(
+        made.stdout.contains("Authorization: Bearer"),
+        "{}",
+        made.stdout
+    );
+    assert_eq!(authenticate(&h.db, &token).await, Ok("bob".to_string()));
+
+    let deploy = h
+        .as_user(
+            "alice",
+            &["tokens", "create", "deploy", "--user", "bob", "--json"],
+        )
+        .ok()
+        .json();
+    assert_eq!(
+        (&deploy["name"], &deploy["username"]),
+        (&"deploy".into(), &"bob".into())
+    );
+    let second = deploy["token"]
+        .as_str()
+        .expect("the token in --json")
+        .to_string();
+    assert_ne!(second, token);
+    h.as_user("alice", &["tokens", "create", "root"]).ok();
+
+    let secrets = [&token["herald_".len()..], &second["herald_".len()..]];
+    for user in ["alice", "bob"] {
+        for args in [&["tokens", "list"][..], &["tokens", "list", "--json"]] {
+            let out = h.as_user(user, args).ok();
+            for secret in secrets {
+                assert!(
+                    !out.stdout.contains(secret),
+                    "{user} {args:?}:\n{}",
+                    out.stdout
+                );
+            }
+        }
+    }
+    let table = h.as_user("bob", &["tokens", "list"]).ok().stdout;
+    let header: Vec<&str> = table.lines().next().unwrap_or("").split("  ").collect();
+    let header: Vec<&str> = header
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "USER", "CREATED", "LAST USED", "REVOKED"],
+        "{table}"
+    );
+    let bobs = h.as_user("bob", &["tokens", "list", "--json"]).ok().json();
+    assert_eq!(
+        column(&bobs, "name"),
+        ["ci", "deploy"],
+        "a member sees only their own"
+    );
+    assert!(
+        row(&bobs, "name", "ci")["last_used_at"].is_string(),
+        "{bobs}"
+    );
+    assert!(
+        row(&bobs, "name", "deploy")["last_used_at"].is_null(),
+        "{bobs}"
+    );
+    let everyone = h
+        .as_user("alice", &["tokens", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(column(&everyone, "username"), ["alice", "bob", "bob"]);
+
+    h.as_user("bob", &["tokens", "create", "deploy"])
+        .fails_with("bob already has a live API token named `deploy`");
+    h.as_user("bob", &["tokens", "create", "bad name"])
+        .fails_with("not a valid token name");
+    h.as_user("bob", &["tokens", "revoke", "root", "--user", "alice"])
+        .fails_with("permission denied");
+    assert_eq!(
+        h.as_user("bob", &["tokens", "create"]).code,
+        2,
+        "a usage error"
+    );
+
+    let revoked = h.as_user("bob", &["tokens", "revoke", "ci"]).ok();
+    assert!(
+        revoked.stdout.contains("revoked bob's API token `ci`"),
+        "{}",
+        revoked.stdout
+    );
+    let refused = authenticate(&h.db, &token).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("unknown or revoked")),
+        "{refused:?}"
+    );
+    assert_eq!(authenticate(&h.db, &second).await, Ok("bob".to_string()));
+    h.as_user("bob", &["tokens", "revoke", "ci"])
+        .fails_with("bob has no live API token named `ci`");
+    let bobs = h.as_user("bob", &["tokens", "list", "--json"]).ok().json();
+    assert!(row(&bobs, "name", "ci")["revoked_at"].is_string(), "{bobs}");
+}
+
 for_both_backends!(
+    a_token_is_printed_once_never_listed_and_refused_once_revoked,
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,
     doctor_is_for_owners_and_on_call,

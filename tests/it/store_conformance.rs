@@ -12,8 +12,8 @@ use common::store::{
 use herald::catalog;
 use herald::model::{Capabilities, Message, MessageState, Method, Preference, Role, UserStatus};
 use herald::store::{
-    self, AttemptRecord, MessageFilter, NewMessage, OpenMode, PageRequest, StateCounts, Store,
-    StoreError,
+    self, AttemptRecord, MessageFilter, NewApiToken, NewMessage, OpenMode, PageRequest,
+    StateCounts, Store, StoreError, TokenInfo,
 };
 use uuid::Uuid;
 
@@ -945,7 +945,152 @@ async fn due_retries_get_a_share_of_every_lease(db: TestDb) -> R {
     Ok(())
 }
 
+/// A token row for `user_id` named `name`, with a hash made of `seed`.
+fn api_token(user_id: Uuid, name: &str, seed: char) -> NewApiToken {
+    NewApiToken {
+        id: Uuid::now_v7(),
+        user_id,
+        name: name.to_string(),
+        token_hash: seed.to_string().repeat(64),
+    }
+}
+
+/// (username, name, revoked) of each token, in the order listed.
+fn token_rows(tokens: &[TokenInfo]) -> Vec<(&str, &str, bool)> {
+    tokens
+        .iter()
+        .map(|t| (t.username.as_str(), t.name.as_str(), t.revoked_at.is_some()))
+        .collect()
+}
+
+/// Moves every token's `last_used_at` back to 2020, as if unused for years.
+async fn age_every_token_use(db: &TestDb) -> R {
+    use sqlx::Connection;
+    let sql = "UPDATE api_tokens SET last_used_at = '2020-01-01T00:00:00.000000Z'";
+    if db.backend == "sqlite" {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await?;
+        sqlx::query(sql).execute(&mut conn).await?;
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await?;
+        sqlx::query(sql).execute(&mut conn).await?;
+    }
+    Ok(())
+}
+
+async fn api_tokens_are_found_by_hash_listed_without_it_and_revoked(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let alice = store
+        .insert_user(&new_user("alice", &[Role::Owner]))
+        .await?;
+    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let ci = api_token(bob.id, "ci", 'a');
+    let made = store.insert_api_token(&ci).await?;
+    assert_eq!((made.id, made.user_id), (ci.id, bob.id));
+    assert_eq!((made.username.as_str(), made.name.as_str()), ("bob", "ci"));
+    assert!(made.last_used_at.is_none() && made.revoked_at.is_none());
+    store
+        .insert_api_token(&api_token(bob.id, "deploy", 'b'))
+        .await?;
+    store
+        .insert_api_token(&api_token(alice.id, "ci", 'c'))
+        .await?;
+
+    let all = store.list_api_tokens(None).await?;
+    assert_eq!(
+        token_rows(&all),
+        [
+            ("alice", "ci", false),
+            ("bob", "ci", false),
+            ("bob", "deploy", false)
+        ]
+    );
+    let bobs = store.list_api_tokens(Some(bob.id)).await?;
+    assert_eq!(
+        token_rows(&bobs),
+        [("bob", "ci", false), ("bob", "deploy", false)]
+    );
+
+    let (id, user) = store
+        .find_live_api_token(&ci.token_hash)
+        .await?
+        .expect("the live token");
+    assert_eq!((id, user), (ci.id, bob.clone()));
+    assert!(store.find_live_api_token(&"f".repeat(64)).await?.is_none());
+    let used = store.list_api_tokens(Some(bob.id)).await?[0].last_used_at;
+    let used = used.expect("a use sets last_used_at");
+    assert!(used > Utc::now() - Duration::minutes(1), "{used}");
+
+    // A busy token is written at most once a minute, not once a use.
+    store.find_live_api_token(&ci.token_hash).await?;
+    let again = store.list_api_tokens(Some(bob.id)).await?[0].last_used_at;
+    assert_eq!(
+        again,
+        Some(used),
+        "a second use within the minute writes nothing"
+    );
+    age_every_token_use(&db).await?;
+    store.find_live_api_token(&ci.token_hash).await?;
+    let touched = store.list_api_tokens(Some(bob.id)).await?[0].last_used_at;
+    assert!(
+        touched.is_some_and(|at| at > Utc::now() - Duration::minutes(1)),
+        "a stale last_used_at is brought up to date: {touched:?}"
+    );
+
+    assert!(store.revoke_api_token(bob.id, "ci").await?);
+    assert!(
+        !store.revoke_api_token(bob.id, "ci").await?,
+        "already revoked"
+    );
+    assert!(!store.revoke_api_token(bob.id, "nope").await?);
+    assert!(
+        store.find_live_api_token(&ci.token_hash).await?.is_none(),
+        "a revoked token is not found"
+    );
+    let after = store.list_api_tokens(None).await?;
+    assert_eq!(
+        token_rows(&after),
+        [
+            ("alice", "ci", false),
+            ("bob", "ci", true),
+            ("bob", "deploy", false)
+        ],
+        "revoking bob's `ci` leaves alice's `ci` alone"
+    );
+    Ok(())
+}
+
+async fn an_api_token_name_is_unique_among_its_users_live_tokens(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    store
+        .insert_api_token(&api_token(bob.id, "ci", 'a'))
+        .await?;
+    match store.insert_api_token(&api_token(bob.id, "ci", 'b')).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("`ci`"), "{msg}"),
+        other => anyhow::bail!("expected a conflict, got {other:?}"),
+    }
+    let mut same_hash = api_token(bob.id, "other", 'a');
+    assert!(
+        store.insert_api_token(&same_hash).await.is_err(),
+        "a hash is stored once"
+    );
+    same_hash.token_hash = "c".repeat(64);
+    store.insert_api_token(&same_hash).await?;
+    assert!(store.revoke_api_token(bob.id, "ci").await?);
+    let reused = store
+        .insert_api_token(&api_token(bob.id, "ci", 'd'))
+        .await?;
+    assert!(
+        reused.revoked_at.is_none(),
+        "a revoked token's name is free again"
+    );
+    assert_eq!(store.list_api_tokens(Some(bob.id)).await?.len(), 3);
+    Ok(())
+}
+
 for_both_backends!(
+    api_tokens_are_found_by_hash_listed_without_it_and_revoked,
+    an_api_token_name_is_unique_among_its_users_live_tokens,
     leases_take_only_what_the_replica_can_deliver,
     a_late_outcome_never_overwrites_a_newer_lease,
     attempt_history_survives_retries,

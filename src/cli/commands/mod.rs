@@ -11,7 +11,7 @@ use serde_json::json;
 use super::present::{Table, indented, print_json, short_time};
 use crate::cli::{
     Cli, Command, ConsoleArgs, EnqueueArgs, EventsCommand, InboxCommand, ListArgs, MessagesCommand,
-    NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, UsersCommand,
+    NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, TokensCommand, UsersCommand,
 };
 use crate::config::{Config, ConfigSources};
 use crate::model::{EventTemplate, Message, Method, Role, User, UserStatus};
@@ -24,12 +24,14 @@ mod enqueue;
 mod events;
 mod messages;
 mod notifications;
+mod tokens;
 mod users;
 
 use enqueue::*;
 use events::*;
 use messages::*;
 use notifications::*;
+use tokens::*;
 use users::*;
 
 /// Loads the config, opens the store, and runs the command (the console when none is given;
@@ -122,6 +124,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         Command::Notifications(cmd) => notifications(&service, &caller, cmd).await,
         Command::Messages(cmd) => messages(&service, &caller, cmd).await,
         Command::Users(cmd) => users(&service, &caller, cmd).await,
+        Command::Tokens(cmd) => tokens(&service, &caller, cmd).await,
         Command::Prefs(cmd) => prefs(&service, &caller, cmd).await,
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,

@@ -18,15 +18,16 @@ use crate::model::{
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::{
     attempt_from_row, inbox_from_row, join_roles, message_from_row, preference_from_row,
-    reason_count_from_row, replica_from_row, tally, template_from_row, to_json,
+    reason_count_from_row, replica_from_row, tally, template_from_row, to_json, token_from_row,
     undeliverable_from_row, user_from_row,
 };
 use crate::store::sql::search::{Select, like_pattern, search};
 use crate::store::sql::{Param, Sql, queries as q};
 use crate::store::{
     AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
-    MessageFilter, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount, Replica,
-    StateCounts, Store, StoreError, StoreResult, Undeliverable, uuid_v7_floor,
+    MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount,
+    Replica, StateCounts, Store, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL, TokenInfo,
+    Undeliverable, uuid_v7_floor,
 };
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
@@ -469,6 +470,60 @@ impl<B: Backend> Store for B {
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool> {
         let params = [Param::Bool(read), Param::Id(id), Param::Id(user_id)];
         Ok(execute(self, &q::SET_INBOX_READ, &params).await? == 1)
+    }
+
+    async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo> {
+        let params = [
+            Param::Id(token.id),
+            Param::Id(token.user_id),
+            Param::Text(&token.name),
+            Param::Text(&token.token_hash),
+        ];
+        execute(self, &q::INSERT_API_TOKEN, &params)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!(
+                        "the user already has a live API token named `{}`",
+                        token.name
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        token_from_row(&one_row(self, &q::API_TOKEN_BY_ID, &[Param::Id(token.id)]).await?)
+    }
+
+    async fn list_api_tokens(&self, user_id: Option<Uuid>) -> StoreResult<Vec<TokenInfo>> {
+        let rows = match user_id {
+            None => rows(self, &q::LIST_API_TOKENS, &[]).await?,
+            Some(id) => rows(self, &q::LIST_API_TOKENS_OF_USER, &[Param::Id(id)]).await?,
+        };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&self, user_id: Uuid, name: &str) -> StoreResult<bool> {
+        let params = [Param::Id(user_id), Param::Text(name)];
+        Ok(execute(self, &q::REVOKE_API_TOKEN, &params).await? > 0)
+    }
+
+    async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>> {
+        let Some(row) = first_row(self, &q::LIVE_API_TOKEN, &[Param::Text(token_hash)]).await?
+        else {
+            return Ok(None);
+        };
+        let token_id = row.id("api_tokens", "token_id")?;
+        let user = user_from_row(&row)?;
+        // The common case is this one read: a busy token was touched less than a minute ago,
+        // so it writes nothing (thousands of requests a second must not be thousands of
+        // writes). Only a stale `last_used_at` costs an UPDATE, itself conditional.
+        let stale_before = Utc::now() - TOKEN_TOUCH_INTERVAL;
+        let last_used = row.opt_time("api_tokens", "last_used_at")?;
+        if last_used.is_none_or(|at| at < stale_before) {
+            let params = [Param::Id(token_id), Param::Time(stale_before)];
+            execute(self, &q::TOUCH_API_TOKEN, &params).await?;
+        }
+        Ok(Some((token_id, user)))
     }
 }
 

@@ -302,3 +302,42 @@ pub(in crate::store) static SET_INBOX_READ: Sql = Sql::new(
     "UPDATE inbox_notifications SET read_at = CASE WHEN $1 THEN {now} END
      WHERE id = $2 AND user_id = $3",
 );
+
+// api tokens
+macro_rules! token_select {
+    ($rest:literal) => {
+        Sql::new(concat!(
+            "SELECT t.id, t.name, t.user_id, u.username, t.created_at, t.last_used_at,
+                 t.revoked_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id ",
+            $rest
+        ))
+    };
+}
+
+pub(in crate::store) static INSERT_API_TOKEN: Sql = Sql::new(
+    "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at)
+     VALUES ($1, $2, $3, $4, {now})",
+);
+pub(in crate::store) static API_TOKEN_BY_ID: Sql = token_select!("WHERE t.id = $1");
+pub(in crate::store) static LIST_API_TOKENS: Sql =
+    token_select!("ORDER BY u.username, t.name, t.created_at");
+pub(in crate::store) static LIST_API_TOKENS_OF_USER: Sql =
+    token_select!("WHERE t.user_id = $1 ORDER BY t.name, t.created_at");
+pub(in crate::store) static REVOKE_API_TOKEN: Sql = Sql::new(
+    "UPDATE api_tokens SET revoked_at = {now}
+     WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL",
+);
+/// The live token with hash `$1` (one probe of the unique index) and its user's columns.
+pub(in crate::store) static LIVE_API_TOKEN: Sql = Sql::new(
+    "SELECT t.id AS token_id, t.last_used_at, u.id, u.username, u.email, u.name, u.roles,
+         u.status, u.created_at, u.updated_at
+     FROM api_tokens t JOIN users u ON u.id = t.user_id
+     WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+);
+/// Sets `last_used_at` unless another request did since `$2`: concurrent first uses after a
+/// quiet minute write the row once between them, give or take a race.
+pub(in crate::store) static TOUCH_API_TOKEN: Sql = Sql::new(
+    "UPDATE api_tokens SET last_used_at = {now}
+     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+);
