@@ -41,7 +41,7 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
     }
     if let Some(listener) = metrics_only {
         tracing::info!(
-            "serving Prometheus metrics at http://{}/metrics",
+            "serving the HTTP API, /metrics included, at http://{} (--metrics-addr)",
             listener.local_addr()
         );
         servers.push(listener.serve(api::router(state)));

@@ -1,10 +1,12 @@
 //! [`ApiError`]: an HTTP status with one sentence a person can act on, sent as
-//! `{"error": "…"}`, and the status each [`ServiceError`] becomes.
+//! `{"error": "…"}`, and the status each [`ServiceError`] and refused JSON body becomes.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::MAX_BODY_BYTES;
 use crate::service::{ServiceError, StoreError};
 
 /// An error answer: its status and the sentence in `{"error": "…"}`.
@@ -70,6 +72,26 @@ impl From<ServiceError> for ApiError {
                 format!("{error}; this is a bug in herald, please report it")
             }
             _ => error.to_string(),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+/// A JSON body a handler could not take keeps axum's status (400 malformed, 415 not JSON, 422
+/// wrong shape, 413 too large) and says so as JSON; handlers take `Result<Json<T>,
+/// JsonRejection>` and turn the error with `?`.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the request body is over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
+            )
+        } else {
+            format!(
+                "{}; send a JSON object with Content-Type: application/json",
+                rejection.body_text()
+            )
         };
         ApiError::new(status, message)
     }

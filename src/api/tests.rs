@@ -2,6 +2,9 @@
 //! [`ApiError`] as `{"error": "…"}`. The server itself is tested over loopback in
 //! `tests/it/api_server.rs`.
 
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -136,5 +139,45 @@ async fn an_api_error_is_sent_as_a_json_object_with_its_status() {
     assert_eq!(
         body,
         serde_json::json!({ "error": "token `ci` already exists" })
+    );
+}
+
+/// What the `Json` extractor says about `body` sent with `content_type`, as an [`ApiError`].
+async fn refused_json(content_type: &str, body: Body) -> ApiError {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/events")
+        .header(CONTENT_TYPE, content_type)
+        .body(body)
+        .unwrap();
+    match Json::<serde_json::Value>::from_request(request, &()).await {
+        Ok(value) => panic!("taken: {value:?}"),
+        Err(rejection) => ApiError::from(rejection),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_json_body_keeps_its_status_and_says_what_to_send() {
+    let malformed = refused_json("application/json", Body::from("{\"event\":")).await;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        malformed
+            .message()
+            .ends_with("; send a JSON object with Content-Type: application/json"),
+        "{}",
+        malformed.message()
+    );
+    let not_json = refused_json("text/plain", Body::from("{}")).await;
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // The extractor's own limit (axum's 2 MB here; the router's `DefaultBodyLimit` makes it
+    // 1 MiB) catches a body that declared no length, e.g. a chunked one: the same 413 sentence
+    // as for a declared length over the limit.
+    let chunks = Body::from(vec![b' '; 3 * 1024 * 1024]);
+    let too_large = refused_json("application/json", chunks).await;
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        too_large.message(),
+        "the request body is over the 1048576-byte (1 MiB) limit; send a smaller one"
     );
 }
