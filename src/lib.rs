@@ -4,6 +4,7 @@
 //! LAYOUT.md).
 
 // Front ends: parse, present, call the service; never SQL.
+pub mod api;
 pub mod cli;
 pub mod console;
 pub mod demo;

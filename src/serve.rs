@@ -1,28 +1,51 @@
-//! `herald serve`: a headless replica — the dispatcher, its metrics, and a clean stop.
+//! `herald serve`: a headless replica — the dispatcher, the HTTP API with its health and
+//! metrics endpoints, and a clean stop.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::api::{self, ApiListener, ApiServer, ApiState};
 use crate::cli::ServeArgs;
 use crate::runtime::start_replica;
 use crate::service::Service;
-use crate::telemetry::{Metrics, serve_metrics};
+use crate::telemetry::Metrics;
 
-/// Runs the dispatcher until SIGINT or SIGTERM, then stops it cleanly.
-pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
+/// How long requests in flight at SIGINT/SIGTERM may take to finish.
+const REQUEST_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs the dispatcher (and the HTTP API when `--http` or `http.listen` names an address) until
+/// SIGINT or SIGTERM, then stops both cleanly.
+pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
-    // The endpoint first: an address in use refuses to start before anything is leased.
-    let (stop_metrics, metrics_stopping) = tokio::sync::watch::channel(false);
-    if let Some(addr) = args.metrics_addr {
-        let mut stopping = metrics_stopping.clone();
-        let bound = serve_metrics(addr, metrics.clone(), async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        })
-        .await?;
-        tracing::info!(%bound, "serving Prometheus metrics at /metrics");
+    // The listeners first: an address in use refuses to start before anything is leased.
+    let http = match (args.http, service.config().http.listen) {
+        (Some(addr), _) => Some(ApiListener::bind(addr, "--http").await?),
+        (None, Some(addr)) => Some(ApiListener::bind(addr, "http.listen").await?),
+        (None, None) => None,
+    };
+    let metrics_only = match args.metrics_addr {
+        Some(addr) => Some(ApiListener::bind(addr, "--metrics-addr").await?),
+        None => None,
+    };
+    let replica = start_replica(&service, metrics.clone()).await?;
+    let state = ApiState {
+        service: service.clone(),
+        metrics,
+    };
+    let mut servers: Vec<ApiServer> = Vec::new();
+    if let Some(listener) = http {
+        tracing::info!("serving the HTTP API at http://{}", listener.local_addr());
+        servers.push(listener.serve(api::router(state.clone())));
     }
-    let replica = start_replica(service, metrics).await?;
+    if let Some(listener) = metrics_only {
+        tracing::info!(
+            "serving the HTTP API, /metrics included, at http://{} (--metrics-addr)",
+            listener.local_addr()
+        );
+        servers.push(listener.serve(api::router(state)));
+    }
     let config = service.config();
     let default_method = config.notifications.method;
     if replica.default_method_missing {
@@ -41,8 +64,17 @@ pub async fn serve(service: &Service, args: &ServeArgs) -> Result<()> {
     );
     let waited = wait_for_signal().await;
     tracing::info!("signal received: stopping");
+    for server in servers {
+        let addr = server.local_addr();
+        if !server.stop(REQUEST_DRAIN).await {
+            tracing::warn!(
+                %addr,
+                "requests still running {}s after the signal were left to end with the process",
+                REQUEST_DRAIN.as_secs()
+            );
+        }
+    }
     let stopped = replica.stop().await;
-    let _ = stop_metrics.send(true);
     waited?;
     stopped
 }

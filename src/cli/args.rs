@@ -67,8 +67,9 @@ pub enum Command {
     /// Run a headless dispatcher (a replica) until SIGINT/SIGTERM
     ///
     /// Delivers queued messages with leases and retries, alongside any other replicas sharing
-    /// the store. On SIGINT/SIGTERM it stops leasing, finishes the deliveries in flight, writes
-    /// their outcomes and exits 0.
+    /// the store. With --http (or http.listen) it also serves the producers' HTTP API. On
+    /// SIGINT/SIGTERM it stops accepting requests and leasing, finishes the requests and
+    /// deliveries in flight, writes their outcomes and exits 0.
     Serve(ServeArgs),
     /// The event catalog
     #[command(subcommand)]
@@ -188,8 +189,13 @@ pub enum InboxCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Serve the producers' HTTP API at http://IP:PORT (/api/v1, /healthz, /readyz, /metrics)
+    /// [config: http.listen] [env: HERALD_HTTP_LISTEN]
+    #[arg(long, value_name = "IP:PORT")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Also serve the same endpoints as --http (/metrics, /healthz, /readyz and the API) at
+    /// http://IP:PORT, e.g. for Prometheus to scrape on an address of its own
+    #[arg(long, value_name = "IP:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Also log debug lines matching this regex, e.g. '.*notifications.*' ('.*' for all)
     #[arg(long, value_name = "REGEX", env = "HERALD_LOG_FILTER")]

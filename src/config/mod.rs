@@ -34,8 +34,8 @@ pub use error::{ConfigError, Origin};
 use raw::Raw;
 pub use raw::{MAX_DURATION, parse_duration};
 pub use sections::{
-    EmailAuthConfig, EmailConfig, EmailTlsConfig, EventOverrideConfig, NotificationsConfig,
-    SlackApiTarget, SmtpTarget, TargetConfig, UserConfig, WebhookConfig,
+    EmailAuthConfig, EmailConfig, EmailTlsConfig, EventOverrideConfig, HttpConfig,
+    NotificationsConfig, SlackApiTarget, SmtpTarget, TargetConfig, UserConfig, WebhookConfig,
 };
 use settings::SETTINGS;
 
@@ -72,6 +72,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// `[email]`: the SMTP smarthost used by the `smtp` method and by smtp targets without a host.
     pub email: EmailConfig,
+    /// `[http]`: where the producers' HTTP API listens.
+    pub http: HttpConfig,
     /// `[[targets]]`: global SQLMesh-style targets.
     pub targets: Vec<TargetConfig>,
     /// `[[users]]`: users declared in config, with their own targets.
@@ -89,6 +91,7 @@ impl Default for Config {
             username: None,
             notifications: NotificationsConfig::default(),
             email: EmailConfig::default(),
+            http: HttpConfig::default(),
             targets: Vec::new(),
             users: Vec::new(),
             events: BTreeMap::new(),

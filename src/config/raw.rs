@@ -175,6 +175,16 @@ impl Raw {
         }
     }
 
+    /// An address to listen on: an IP and a port (`127.0.0.1:8080`, `[::]:8080`).
+    pub(super) fn optional_listen_address(self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(text) = self.optional_text()? else {
+            return Ok(None);
+        };
+        text.trim().parse().map(Some).map_err(|_| {
+            format!("invalid address `{text}` (expected IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080)")
+        })
+    }
+
     pub(super) fn optional_smarthost(self) -> Result<Option<String>, String> {
         let Some(text) = self.optional_text()? else {
             return Ok(None);

@@ -1,5 +1,5 @@
-//! The typed sections of [`Config`](super::Config): `[notifications]`, `[email]`, targets,
-//! users and event overrides, with their documented defaults. `[email]` and a target's `smtp`
+//! The typed sections of [`Config`](super::Config): `[notifications]`, `[email]`, `[http]`,
+//! targets, users and event overrides, with their documented defaults. `[email]` and a target's `smtp`
 //! and `slack_api` keys are the channel settings types (re-exported here, under the
 //! configuration's names where it has its own), so that they are declared once.
 
@@ -61,6 +61,14 @@ pub struct WebhookConfig {
     pub endpoint: Option<String>,
     /// Key of the `X-Herald-Signature` HMAC; unset means requests are not signed.
     pub signing_secret: Option<Secret>,
+}
+
+/// `[http]`: the producers' HTTP API (DESIGN §12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where `herald serve` serves the API, `/healthz`, `/readyz` and `/metrics`; unset means
+    /// no API (`serve --http ADDR` beats it).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// One SQLMesh-style notification target (`[[targets]]` or `[[users.targets]]`).

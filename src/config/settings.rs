@@ -83,6 +83,7 @@ pub(super) const SETTINGS: &[Setting] = &[
     setting!("email.tls.cert_key_file", "HERALD_EMAIL_TLS_CERT_KEY_FILE",
         email.tls.cert_key_file => optional_path),
     setting!("email.tls.ca_file", "HERALD_EMAIL_TLS_CA_FILE", email.tls.ca_file => optional_path),
+    setting!("http.listen", "HERALD_HTTP_LISTEN", http.listen => optional_listen_address),
 ];
 
 /// Top-level arrays of tables and the `[events]` table, which are not in [`SETTINGS`].

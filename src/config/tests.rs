@@ -318,6 +318,7 @@ fn every_env_variable_overrides_its_setting() {
         ("HERALD_EMAIL_TLS_CERT_FILE", "/c.pem"),
         ("HERALD_EMAIL_TLS_CERT_KEY_FILE", "/k.pem"),
         ("HERALD_EMAIL_TLS_CA_FILE", "/ca.pem"),
+        ("HERALD_HTTP_LISTEN", "0.0.0.0:8080"),
     ];
     let c = load_env(&values).unwrap();
     let n = &c.notifications;
@@ -356,10 +357,36 @@ fn every_env_variable_overrides_its_setting() {
     assert_eq!(e.tls.cert_file.as_deref(), Some(Path::new("/c.pem")));
     assert_eq!(e.tls.cert_key_file.as_deref(), Some(Path::new("/k.pem")));
     assert_eq!(e.tls.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+    assert_eq!(c.http.listen, Some("0.0.0.0:8080".parse().unwrap()));
     assert_eq!(
         env_table().count(),
         values.len() + 1,
         "plus HERALD_EMAIL_AUTH_PASSWORD"
+    );
+}
+
+#[test]
+fn http_listen_from_the_environment_beats_the_file_and_a_bad_one_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "h.toml", "[http]\nlisten = \"127.0.0.1:8080\"\n");
+    let sources = ConfigSources {
+        file: Some(file),
+        database_url: None,
+    };
+    let from_file = Config::load(&sources, &no_env).unwrap();
+    assert_eq!(
+        from_file.http.listen,
+        Some("127.0.0.1:8080".parse().unwrap())
+    );
+    let env = env_of(&[("HERALD_HTTP_LISTEN", "[::1]:9090")]);
+    let from_env = Config::load(&sources, &env).unwrap();
+    assert_eq!(from_env.http.listen, Some("[::1]:9090".parse().unwrap()));
+
+    let env = env_of(&[("HERALD_HTTP_LISTEN", "herald:80")]);
+    let error = Config::load(&sources, &env).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "HERALD_HTTP_LISTEN: invalid address `herald:80` (expected IP:PORT, e.g. 127.0.0.1:8080 or [::]:8080)"
     );
 }
 
@@ -557,6 +584,7 @@ fn yielded(config: &Config, path: &str) -> String {
         "email.hello" => format!("{:?}", config.email.hello),
         "email.smarthost" => format!("{:?}", config.email.smarthost),
         "email.tls.starttls" => format!("{:?}", config.email.tls.starttls),
+        "http.listen" => format!("{:?}", config.http.listen),
         "targets[0].api_base_url" => format!("{:?}", config.targets[0].slack_api.api_base_url),
         "users[0].roles" => format!("{:?}", config.users[0].roles),
         "users[0].targets[0].target_type" => {

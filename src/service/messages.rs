@@ -41,6 +41,13 @@ impl Service {
         Ok(self.store.settings().await?)
     }
 
+    /// Whether the store answers and holds Herald's tables, by its cheapest read (the settings
+    /// row), for `/readyz`; it needs no caller.
+    pub async fn check_ready(&self) -> ServiceResult<()> {
+        self.store.settings().await?;
+        Ok(())
+    }
+
     /// Pauses or resumes delivery on every replica. Owners and on-call.
     pub async fn set_paused(&self, caller: &User, paused: bool) -> ServiceResult<()> {
         let action = if paused {

@@ -25,13 +25,13 @@ use crate::model::{
 use crate::queue;
 use crate::render::{OverrideError, Overrides};
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
-use crate::store::{EnqueueOutcome, NewMessage, Store, StoreError};
+use crate::store::{EnqueueOutcome, NewMessage, Store};
 
 /// The store's plain types that are part of the service's API, so front ends never import
 /// the store (only `store::open`).
 pub use crate::store::{
     InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest, ReasonCount, Replica,
-    StateCounts, TokenInfo, Undeliverable,
+    StateCounts, StoreError, TokenInfo, Undeliverable,
 };
 
 /// Why an operation was refused or failed; the text is what the person reads.

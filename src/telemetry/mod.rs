@@ -1,5 +1,5 @@
 //! Telemetry: logging to stderr and into the in-memory ring the console shows, and Prometheus
-//! metrics with a minimal `/metrics` endpoint.
+//! metrics (served at `/metrics` by the HTTP API, `crate::api`).
 //!
 //! Logging follows Coder: a base level is always shown (INFO for `serve`, WARN for one-shot
 //! commands), and a filter regex (`--log-filter`, `HERALD_LOG_FILTER`; Coder's
@@ -8,19 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Write as _};
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use regex::Regex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::field::{Field, Visit};
 use tracing::span;
 use tracing::subscriber::Interest;
@@ -30,7 +24,6 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-mod endpoint;
 mod layer;
 mod metrics;
 mod options;
@@ -38,7 +31,6 @@ mod ring;
 #[cfg(test)]
 mod tests;
 
-pub use endpoint::serve_metrics;
 pub use layer::{CaptureLayer, LogHandle, LogLayer, capture_layer, init_logging};
 pub use metrics::Metrics;
 pub use options::LogOptions;
@@ -62,12 +54,4 @@ pub enum TelemetryError {
     /// A global tracing subscriber was installed before [`init_logging`].
     #[error("logging is already initialised in this process (a global tracing subscriber is set)")]
     LoggingAlreadyInitialized,
-    /// The metrics endpoint could not bind its address.
-    #[error("cannot listen on {addr} for metrics: {reason}")]
-    MetricsListen {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why, e.g. "address in use".
-        reason: String,
-    },
 }

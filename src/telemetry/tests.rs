@@ -1,6 +1,5 @@
-//! Telemetry's tests: log formats and filters, the ring, metrics rendering, the endpoint.
+//! Telemetry's tests: log formats and filters, the ring, metrics rendering.
 
-use super::endpoint::route;
 use super::*;
 
 use tracing::{debug, info, info_span, trace, warn};
@@ -552,31 +551,4 @@ fn metrics_can_be_shared_across_threads() {
     shareable::<Metrics>();
     shareable::<LogRing>();
     shareable::<LogHandle>();
-}
-
-#[test]
-fn routing_answers_metrics_404_405_and_400() {
-    let metrics = Metrics::new();
-    let status = |head: &str| {
-        let response = route(head.as_bytes(), &metrics);
-        String::from_utf8(response)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    assert_eq!(status("GET /metrics HTTP/1.1\r\n\r\n"), "HTTP/1.1 200 OK");
-    assert_eq!(
-        status("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-        "HTTP/1.1 200 OK"
-    );
-    assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 Not Found");
-    assert_eq!(
-        status("POST /metrics HTTP/1.1\r\n\r\n"),
-        "HTTP/1.1 405 Method Not Allowed"
-    );
-    assert_eq!(status("nonsense\r\n\r\n"), "HTTP/1.1 400 Bad Request");
-    let head = String::from_utf8(route(b"HEAD /metrics HTTP/1.1\r\n\r\n", &metrics)).unwrap();
-    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head:?}");
 }

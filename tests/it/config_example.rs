@@ -44,6 +44,7 @@ fn config_example_loads_with_no_environment() {
     assert_eq!(e.hello, "localhost");
     assert!(e.auth.password.is_none() && e.auth.password_file.is_none());
     assert!(!e.tls.force_tls && !e.tls.starttls && !e.tls.skip_verify);
+    assert_eq!(config.http.listen, None);
     assert!(config.targets.is_empty());
     assert!(config.users.is_empty());
     assert!(config.events.is_empty());
@@ -114,6 +115,7 @@ fn config_example_with_every_example_uncommented_loads() {
         [Method::Smtp, Method::Webhook, Method::Inbox]
     );
     assert_eq!(config.events.keys().collect::<Vec<_>>(), ["run_failure"]);
+    assert_eq!(config.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
 }
 
 fn builtin_events() -> Vec<EventTemplate> {

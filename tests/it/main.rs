@@ -9,6 +9,7 @@
 
 mod common;
 
+mod api_server;
 mod cli;
 mod config_example;
 mod console_pty;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
+use common::cli::{Run, herald};
 use common::http_sink::{HttpSink, Response};
 use common::serve::Serve;
 use common::store::count;
@@ -164,6 +165,142 @@ async fn a_killed_replica_loses_nothing(db: TestDb) {
         );
     }
     assert_eq!(second.terminate(), 0);
+}
+
+/// `127.0.0.1:PORT` for a port that was free a moment ago.
+fn free_loopback_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_http_answers_healthz_and_stops_cleanly_on_sigterm() {
+    let db = common::sqlite_db();
+    let store = migrated(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &db, "http://127.0.0.1:9/hook", "");
+    let addr = free_loopback_addr();
+    let replica = replica(
+        dir.path(),
+        "api",
+        &["--http", &addr, "--log-filter", "http request"],
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        match reqwest::get(format!("http://{addr}/healthz")).await {
+            Ok(response) => break response,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(err) => panic!("/healthz never answered ({err}):\n{}", replica.log()),
+        }
+    };
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        health.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({ "status": "ok" })
+    );
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let metrics = reqwest::get(format!("http://{addr}/metrics?token=s3cret-token"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("herald_inflight 0"), "{metrics}");
+    assert!(
+        replica
+            .log()
+            .contains(&format!("serving the HTTP API at http://{addr}")),
+        "{}",
+        replica.log()
+    );
+
+    let log = replica.log_path();
+    let code = replica.terminate();
+    assert_eq!(
+        code,
+        0,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the API stopped with the process"
+    );
+    // Every request at debug (shown by --log-filter): method, path, status, duration; never
+    // the query, which may carry a token.
+    let log = std::fs::read_to_string(log).unwrap();
+    let requests: Vec<&str> = log.lines().filter(|l| l.contains("http request")).collect();
+    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 200)] {
+        let fields = [
+            "DEBUG herald::api".to_string(),
+            "method=GET".to_string(),
+            format!("path={path} "),
+            format!("status={status}"),
+            "duration=".to_string(),
+        ];
+        assert!(
+            requests
+                .iter()
+                .any(|l| fields.iter().all(|f| l.contains(f.as_str()))),
+            "no line with {fields:?} in\n{log}"
+        );
+    }
+    assert!(!log.contains("s3cret"), "a query string was logged:\n{log}");
+    assert!(
+        store.list_replicas().await.unwrap().is_empty(),
+        "heartbeat row removed"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_when_its_http_address_is_in_use() {
+    let db = common::sqlite_db();
+    let store = migrated(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &db, "http://127.0.0.1:9/hook", "");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let refusal = |setting: &str| {
+        format!(
+            "error: cannot listen on {addr} for the HTTP API ({setting}): address in use; stop what is using it or choose another address"
+        )
+    };
+
+    let flag = Run::of(&mut herald(
+        dir.path(),
+        &[
+            "--config",
+            "herald.toml",
+            "serve",
+            "--http",
+            &addr.to_string(),
+        ],
+    ))
+    .fails_with(&refusal("--http"));
+    assert!(
+        !flag.stderr.contains("herald serve started"),
+        "{}",
+        flag.stderr
+    );
+
+    let mut config = std::fs::read_to_string(dir.path().join("herald.toml")).unwrap();
+    config.push_str(&format!("\n[http]\nlisten = \"{addr}\"\n"));
+    std::fs::write(dir.path().join("herald.toml"), config).unwrap();
+    Run::of(&mut herald(
+        dir.path(),
+        &["--config", "herald.toml", "serve"],
+    ))
+    .fails_with(&refusal("http.listen"));
+
+    assert!(
+        store.list_replicas().await.unwrap().is_empty(),
+        "no replica started, so nothing was leased"
+    );
+    drop(taken);
 }
 
 for_both_backends!(

@@ -66,7 +66,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
     let service = Service::start(store, Arc::new(config)).await?;
 
     if let Command::Serve(args) = &command {
-        return crate::serve::serve(&service, args).await;
+        return crate::serve::serve(Arc::new(service), args).await;
     }
     if let Command::Migrate = command {
         println!(

@@ -16,6 +16,7 @@
 //! call from parallel test threads.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod channel_fixtures;
 pub mod cli;
 pub mod console;

@@ -1,0 +1,100 @@
+//! [`ApiError`]: an HTTP status with one sentence a person can act on, sent as
+//! `{"error": "…"}`, and the status each [`ServiceError`] and refused JSON body becomes.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::MAX_BODY_BYTES;
+use crate::service::{ServiceError, StoreError};
+
+/// An error answer: its status and the sentence in `{"error": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status`; `message` says what went wrong and what to do.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status sent.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The sentence sent as `error`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+/// A refused operation is the caller's to fix (400, 401, 403, 404, 409, 422); a store that does not
+/// answer is the server's (503, worth retrying), a row it cannot read a bug (500).
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        let status = match &error {
+            ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ServiceError::UnknownEvent { .. }
+            | ServiceError::UnknownUser { .. }
+            | ServiceError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Labels(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
+            ServiceError::Store(StoreError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Store(
+                StoreError::Open { .. }
+                | StoreError::NotMigrated { .. }
+                | StoreError::TooNew { .. }
+                | StoreError::Database(_),
+            ) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = match &error {
+            ServiceError::Store(StoreError::Open { .. } | StoreError::Database(_)) => {
+                format!("{error}; the store is unavailable, try again shortly")
+            }
+            ServiceError::Store(StoreError::Corrupt { .. }) => {
+                format!("{error}; this is a bug in herald, please report it")
+            }
+            _ => error.to_string(),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+/// A JSON body a handler could not take keeps axum's status (400 malformed, 415 not JSON, 422
+/// wrong shape, 413 too large) and says so as JSON; handlers take `Result<Json<T>,
+/// JsonRejection>` and turn the error with `?`.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "the request body is over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
+            )
+        } else {
+            format!(
+                "{}; send a JSON object with Content-Type: application/json",
+                rejection.body_text()
+            )
+        };
+        ApiError::new(status, message)
+    }
+}

@@ -1,0 +1,19 @@
+//! The producers' HTTP API (DESIGN §12): one axum server on the process's tokio runtime, next
+//! to the dispatcher, answering `/healthz`, `/readyz`, `/metrics` and the endpoints under
+//! `/api/v1`, every error as `{"error": "…"}`.
+//!
+//! A front end like the CLI and the console: handlers call the
+//! [`Service`](crate::service::Service), which checks permissions; nothing here writes SQL.
+//! Where each part lives: `routes` (the one router and its layers), `server` (bind, serve,
+//! graceful stop, [`ApiState`]), `health` (the operator's endpoints), `error` ([`ApiError`]).
+
+mod error;
+mod health;
+mod routes;
+mod server;
+#[cfg(test)]
+mod tests;
+
+pub use error::ApiError;
+pub use routes::{MAX_BODY_BYTES, router};
+pub use server::{ApiListener, ApiServer, ApiState, ListenError, READY_TIMEOUT};
