@@ -5,15 +5,19 @@
 //! A front end like the CLI and the console: handlers call the
 //! [`Service`](crate::service::Service), which checks permissions; nothing here writes SQL.
 //! Where each part lives: `routes` (the one router and its layers), `server` (bind, serve,
-//! graceful stop, [`ApiState`]), `health` (the operator's endpoints), `error` ([`ApiError`]).
+//! graceful stop, [`ApiState`]), `auth` (the token's user, [`Caller`]), `health` (the operator's
+//! endpoints), `events` (reporting events, the catalog), `error` ([`ApiError`]).
 
+mod auth;
 mod error;
+mod events;
 mod health;
 mod routes;
 mod server;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{Caller, QueryCaller};
 pub use error::ApiError;
 pub use routes::{MAX_BODY_BYTES, router};
 pub use server::{ApiListener, ApiServer, ApiState, ListenError, READY_TIMEOUT};

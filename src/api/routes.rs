@@ -9,9 +9,9 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
-use super::{ApiError, ApiState, health};
+use super::{ApiError, ApiState, events, health};
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -23,6 +23,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/events", post(events::report))
         // Both after every route: the 405 fallback only reaches routes already added.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,101 @@
+//! `POST /api/v1/events` (report an event: the same routing, validation and dedupe as
+//! `herald enqueue`) and `GET /api/v1/events` (the catalog, with each event's label schema).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::Caller;
+use super::{ApiError, ApiState};
+use crate::service::EnqueueInput;
+
+/// What a producer reports, as `herald enqueue` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventReport {
+    /// The catalog event's name, e.g. `workspace_deleted`.
+    pub event: String,
+    /// Usernames to notify; empty: the event's audience.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// The user whose action it was (SQLMesh's `username` rule: only their targets).
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// The event's labels; strings (numbers and booleans are taken as their text).
+    #[serde(default)]
+    pub labels: BTreeMap<String, Value>,
+    /// Free-form data for the templates.
+    #[serde(default)]
+    pub data: Option<Map<String, Value>>,
+}
+
+/// `201 {"enqueued": [messages…], "duplicates": [ids…], "warnings": […]}`.
+pub async fn report(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    body: Result<Json<EventReport>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(report) = body?;
+    let input = EnqueueInput {
+        event: report.event,
+        users: report.users,
+        actor: report.actor,
+        labels: label_items(report.labels)?,
+        data: report.data.map(|data| Value::Object(data).to_string()),
+    };
+    let outcome = state.service.enqueue(&caller, &input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "enqueued": outcome.enqueued,
+            "duplicates": outcome.duplicates,
+            "warnings": outcome.warnings,
+        })),
+    ))
+}
+
+/// Labels as `herald enqueue --label KEY=VALUE` items, which the service validates.
+fn label_items(labels: BTreeMap<String, Value>) -> Result<Vec<String>, ApiError> {
+    labels
+        .into_iter()
+        .map(|(key, value)| {
+            if key.contains('=') {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "label key `{key}` contains `=`: keys hold letters, digits, `_`, `.` and `-`"
+                    ),
+                ));
+            }
+            let text = match value {
+                Value::String(text) => text,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "label `{key}` is {}, not a string: send label values as strings (put structured values in `data`)",
+                            kind(&other)
+                        ),
+                    ));
+                }
+            };
+            Ok(format!("{key}={text}"))
+        })
+        .collect()
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+        _ => "a scalar",
+    }
+}
