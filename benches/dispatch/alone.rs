@@ -114,35 +114,78 @@ pub(super) struct HttpAlone {
 /// (2 × the default `lease_count`).
 const HTTP_CONCURRENCY: usize = 200;
 
-/// Posts `n` webhook-sized bodies to a fresh sink with [`herald::channels::http::Client`], 200
-/// at a time: the HTTP client's share of a delivery, for comparison with `serve`. The process
-/// CPU includes the sink's (both run here), as `serve`'s does not.
-pub(super) async fn http_alone(n: usize) -> anyhow::Result<HttpAlone> {
+/// Which HTTP client the `http` diagnostic drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HttpClientKind {
+    /// Herald's own ([`herald::channels::http::Client`]).
+    Herald,
+    /// reqwest with the settings Herald used before issue 10: the baseline of the same run.
+    Reqwest,
+}
+
+impl HttpClientKind {
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            HttpClientKind::Herald => "herald",
+            HttpClientKind::Reqwest => "reqwest (baseline)",
+        }
+    }
+}
+
+/// Posts `n` webhook-sized bodies to a fresh sink with `kind`'s client, 200 at a time: the HTTP
+/// client's share of a delivery, for comparison with `serve`. The process CPU includes the
+/// sink's (both run here), as `serve`'s does not.
+pub(super) async fn http_alone(n: usize, kind: HttpClientKind) -> anyhow::Result<HttpAlone> {
     let sink = HttpSink::ok().await;
     sink.set_recording(false);
-    let client = herald::channels::http::Client::new(Method::Webhook)?;
-    let body = serde_json::to_vec(&serde_json::json!({
+    let herald = herald::channels::http::Client::new(Method::Webhook)?;
+    let reqwest = reqwest::Client::builder()
+        .user_agent("herald-bench")
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let body = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({
         "_version": "1.1",
         "msg_id": Uuid::now_v7(),
         "payload": {"notification_name": EVENT, "labels": {"name": "bench"}, "data": {}},
         "title": "Test notification",
         "body": "This is a test notification.",
-    }))?;
+    }))?);
     let cpu_before = process_cpu();
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..HTTP_CONCURRENCY {
-        let (client, url, body, next) =
-            (client.clone(), sink.url.clone(), body.clone(), next.clone());
+        let (herald, reqwest, url, body, next) = (
+            herald.clone(),
+            reqwest.clone(),
+            sink.url.clone(),
+            body.clone(),
+            next.clone(),
+        );
         workers.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                client
-                    .post(url.as_str())
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone())
-                    .fetch(64 * 1024)
-                    .await?;
+                match kind {
+                    HttpClientKind::Herald => {
+                        herald
+                            .post(url.as_str())
+                            .header(CONTENT_TYPE, "application/json")
+                            .body(body.clone())
+                            .fetch(64 * 1024)
+                            .await?;
+                    }
+                    HttpClientKind::Reqwest => {
+                        let response = reqwest
+                            .post(url.as_str())
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await?;
+                        response.bytes().await?;
+                    }
+                }
             }
             anyhow::Ok(())
         });

@@ -307,15 +307,18 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if options.http {
         for rep in 1..=options.runs {
-            let run = http_alone(options.n)
-                .await
-                .context("the HTTP client alone")?;
-            println!(
-                "run {rep}/{}: http client alone: {:>8.0} requests/s, {:.1} µs CPU per request (client and sink)",
-                options.runs,
-                per_second(options.n, run.total),
-                run.cpu.as_secs_f64() * 1e6 / options.n as f64,
-            );
+            for kind in [HttpClientKind::Herald, HttpClientKind::Reqwest] {
+                let run = http_alone(options.n, kind)
+                    .await
+                    .with_context(|| format!("the {} HTTP client alone", kind.label()))?;
+                println!(
+                    "run {rep}/{}: http client alone, {:18}: {:>8.0} requests/s, {:.1} µs CPU per request (client and sink)",
+                    options.runs,
+                    kind.label(),
+                    per_second(options.n, run.total),
+                    run.cpu.as_secs_f64() * 1e6 / options.n as f64,
+                );
+            }
         }
     }
     let mut latency = Vec::new();
