@@ -11,6 +11,7 @@ mod common;
 
 mod api_server;
 mod cli;
+mod coder_bridge;
 mod config_example;
 mod console_pty;
 mod console_snapshots;
