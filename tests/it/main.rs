@@ -25,5 +25,6 @@ mod metrics_endpoint;
 mod serve;
 mod slack_channel;
 mod smtp_channel;
+mod sqlmesh_target;
 mod store_conformance;
 mod webhook_channel;
