@@ -34,7 +34,7 @@ import typing as t
 import urllib.error
 import urllib.request
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from sqlmesh.core.notification_target import GenericNotificationTarget
 
@@ -48,13 +48,17 @@ def _env(name: str) -> t.Callable[[], t.Optional[str]]:
     return lambda: os.environ.get(name) or None
 
 
+def _secret_env(name: str) -> t.Callable[[], t.Optional[SecretStr]]:
+    return lambda: SecretStr(os.environ[name]) if os.environ.get(name) else None
+
+
 class HeraldNotificationTarget(GenericNotificationTarget):
     """Posts the events in ``notify_on`` to Herald's ``POST /api/v1/events``."""
 
     url: t.Optional[str] = Field(default_factory=_env("HERALD_URL"))
     """Herald's base URL, e.g. ``http://herald:8080`` (default: env ``HERALD_URL``)."""
-    token: t.Optional[str] = Field(default_factory=_env("HERALD_TOKEN"), repr=False)
-    """An API token of a Herald owner (default: env ``HERALD_TOKEN``); never logged."""
+    token: t.Optional[SecretStr] = Field(default_factory=_secret_env("HERALD_TOKEN"))
+    """An API token of a Herald owner (default: env ``HERALD_TOKEN``); shown as ``**********``."""
     users: t.FrozenSet[str] = frozenset()
     """Herald usernames notified besides Herald's targets for the event (default: none)."""
     actor: t.Optional[str] = None
@@ -67,20 +71,20 @@ class HeraldNotificationTarget(GenericNotificationTarget):
 
     # ---- SQLMesh's events ------------------------------------------------------------------
 
-    def notify_apply_start(self, environment: str, plan_id: str, *args: t.Any, **kwargs: t.Any) -> None:
-        self._report("apply_start", {"environment": environment, "plan_id": plan_id, "initiator": _initiator()})
+    def notify_apply_start(
+        self, environment: str, plan_id: str, *args: t.Any, **kwargs: t.Any
+    ) -> None:
+        self._report("apply_start", _plan_labels(environment, plan_id))
 
-    def notify_apply_end(self, environment: str, plan_id: str, *args: t.Any, **kwargs: t.Any) -> None:
-        self._report("apply_end", {"environment": environment, "plan_id": plan_id, "initiator": _initiator()})
+    def notify_apply_end(
+        self, environment: str, plan_id: str, *args: t.Any, **kwargs: t.Any
+    ) -> None:
+        self._report("apply_end", _plan_labels(environment, plan_id))
 
     def notify_apply_failure(
         self, environment: str, plan_id: str, exc: str, *args: t.Any, **kwargs: t.Any
     ) -> None:
-        self._report(
-            "apply_failure",
-            {"environment": environment, "plan_id": plan_id, "initiator": _initiator()},
-            {"error": exc},
-        )
+        self._report("apply_failure", _plan_labels(environment, plan_id), {"error": exc})
 
     def notify_run_start(self, environment: str, *args: t.Any, **kwargs: t.Any) -> None:
         self._report("run_start", {"environment": environment, "initiator": _initiator()})
@@ -165,7 +169,7 @@ class HeraldNotificationTarget(GenericNotificationTarget):
             method="POST",
             headers={
                 "Content-Type": "application/json",
-                "Authorization": f"Bearer {self.token}",
+                "Authorization": f"Bearer {self.token.get_secret_value()}",
                 "User-Agent": "herald-sqlmesh-target",
             },
         )
@@ -192,6 +196,10 @@ def _reason(error: urllib.error.HTTPError) -> str:
     except Exception:  # noqa: BLE001 - any body at all: fall back to the status line
         pass
     return str(error.reason)
+
+
+def _plan_labels(environment: str, plan_id: str) -> t.Dict[str, t.Any]:
+    return {"environment": environment, "plan_id": plan_id, "initiator": _initiator()}
 
 
 def _initiator() -> t.Optional[str]:
