@@ -289,7 +289,7 @@ async fn recipient(
             );
             Err(refused(format!(
                 "Coder's notification \"{notification}\" is for {who}, who is not a Herald \
-                 user: add them with `{add}` (Coder retries), nothing was queued"
+                 user: add them with `{add}`; nothing was queued"
             )))
         }
     }

@@ -128,7 +128,7 @@ config = Config(
     gateways={{"local": GatewayConfig(connection=DuckDBConnectionConfig(database="warehouse.duckdb"))}},
     default_gateway="local",
     model_defaults=ModelDefaultsConfig(dialect="duckdb", start="3 days ago"),
-    notification_targets=[HeraldNotificationTarget(notify_on=[{notify_on}])],
+    notification_targets=[HeraldNotificationTarget(notify_on=[{notify_on}], environment="prod")],
 )
 "#
         ),
@@ -299,6 +299,7 @@ fn run_the_project(root: &Path, db_url: &str) {
         assert_eq!(audit_labels["audit"], "no_negative_amounts", "{audit:#}");
         assert_eq!(audit_labels["model"], "shop.orders", "{audit:#}");
         assert_eq!(audit_labels["owner"], "alice", "{audit:#}");
+        assert_eq!(audit_labels["environment"], "prod", "{audit:#}");
         let data = &audit["payload"]["data"];
         assert_eq!(data["count"], 1, "{audit:#}");
         let sql = data["sql"].as_str().unwrap_or_default();

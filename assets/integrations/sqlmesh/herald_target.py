@@ -63,6 +63,9 @@ class HeraldNotificationTarget(GenericNotificationTarget):
     """Herald usernames notified besides Herald's targets for the event (default: none)."""
     actor: t.Optional[str] = None
     """A Herald username: only that user's targets are notified (SQLMesh's ``username`` rule)."""
+    environment: t.Optional[str] = None
+    """The ``environment`` label of ``audit_failure``, which SQLMesh does not pass to targets:
+    ``"prod"`` in a production config lets the model owner's Herald targets hear of it."""
     timeout: float = 10.0
     """Seconds to wait for Herald before giving up on one event."""
 
@@ -99,6 +102,7 @@ class HeraldNotificationTarget(GenericNotificationTarget):
         model = getattr(audit_error, "model", None)
         labels = {
             "audit": getattr(audit_error, "audit_name", None),
+            "environment": self.environment,
             "model": getattr(audit_error, "model_name", None),
             "owner": getattr(model, "owner", None),
         }
