@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
 use super::{ApiError, ApiState};
+use crate::model::User;
 use crate::service::EnqueueInput;
 
 /// What a producer reports, as `herald enqueue` takes it.
@@ -41,6 +42,16 @@ pub async fn report(
     body: Result<Json<EventReport>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(report) = body?;
+    enqueue(&state, &caller, report).await
+}
+
+/// Enqueues `report` as `caller` and answers as `POST /api/v1/events` does; the Coder bridge
+/// answers the same way.
+pub(super) async fn enqueue(
+    state: &ApiState,
+    caller: &User,
+    report: EventReport,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let input = EnqueueInput {
         event: report.event,
         users: report.users,
@@ -48,7 +59,7 @@ pub async fn report(
         labels: label_items(report.labels)?,
         data: report.data.map(|data| Value::Object(data).to_string()),
     };
-    let outcome = state.service.enqueue(&caller, &input).await?;
+    let outcome = state.service.enqueue(caller, &input).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -9,6 +9,7 @@
 //! endpoints), `events` (reporting events, the catalog), `error` ([`ApiError`]).
 
 mod auth;
+mod coder;
 mod error;
 mod events;
 mod health;

@@ -11,7 +11,7 @@ use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::{ApiError, ApiState, events, health};
+use super::{ApiError, ApiState, coder, events, health};
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -24,6 +24,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/events", post(events::report))
+        .route("/api/v1/ingest/coder", post(coder::ingest))
         // Both after every route: the 405 fallback only reaches routes already added.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

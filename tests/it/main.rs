@@ -11,6 +11,7 @@ mod common;
 
 mod api_server;
 mod cli;
+mod coder_bridge;
 mod config_example;
 mod console_pty;
 mod console_snapshots;
@@ -24,5 +25,6 @@ mod metrics_endpoint;
 mod serve;
 mod slack_channel;
 mod smtp_channel;
+mod sqlmesh_target;
 mod store_conformance;
 mod webhook_channel;

@@ -19,6 +19,8 @@ pub struct RunningApi {
     pub addr: SocketAddr,
     /// What `/metrics` renders: record into it to see the scrape change.
     pub metrics: Arc<Metrics>,
+    /// The service the handlers call, for a test's setup (users, tokens) and checks.
+    pub service: Arc<Service>,
     server: ApiServer,
 }
 
@@ -29,6 +31,7 @@ impl RunningApi {
         let service = Service::start(store, Arc::new(Config::default()))
             .await
             .expect("the service starts over a migrated store");
+        let service = Arc::new(service);
         let metrics = Arc::new(Metrics::new());
         let listener = ApiListener::bind("127.0.0.1:0".parse().unwrap(), "--http")
             .await
@@ -36,13 +39,14 @@ impl RunningApi {
         let addr = listener.local_addr();
         assert_ne!(addr.port(), 0, "the bound port is known");
         let server = listener.serve(api::router(ApiState {
-            service: Arc::new(service),
+            service: service.clone(),
             metrics: metrics.clone(),
         }));
         RunningApi {
             url: format!("http://{addr}"),
             addr,
             metrics,
+            service,
             server,
         }
     }
