@@ -6,12 +6,19 @@
 //! [`Service`](crate::service::Service), which checks permissions; nothing here writes SQL.
 //! Where each part lives: `routes` (the one router and its layers), `server` (bind, serve,
 //! graceful stop, [`ApiState`]), `auth` (the token's user, [`Caller`]), `health` (the operator's
-//! endpoints), `events` (reporting events, the catalog), `error` ([`ApiError`]).
+//! endpoints), `events` (reporting events, the catalog), `messages` (the queue), `notifier`
+//! (the pause switch), `inbox`, `optouts`, `params` (query parameters), `error`
+//! ([`ApiError`]).
 
 mod auth;
 mod error;
 mod events;
 mod health;
+mod inbox;
+mod messages;
+mod notifier;
+mod optouts;
+mod params;
 mod routes;
 mod server;
 #[cfg(test)]

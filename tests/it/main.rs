@@ -9,6 +9,7 @@
 
 mod common;
 
+mod api_events;
 mod api_server;
 mod cli;
 mod config_example;
