@@ -9,6 +9,7 @@
 
 mod common;
 
+mod api_endpoints;
 mod api_events;
 mod api_server;
 mod cli;
