@@ -27,4 +27,4 @@ mod tests;
 pub use auth::{Caller, QueryCaller};
 pub use error::ApiError;
 pub use routes::{MAX_BODY_BYTES, router};
-pub use server::{ApiListener, ApiServer, ApiState, ListenError, READY_TIMEOUT};
+pub use server::{ApiListener, ApiServer, ApiState, ConnectionLimits, ListenError, READY_TIMEOUT};

@@ -11,6 +11,7 @@ mod common;
 
 mod api_endpoints;
 mod api_events;
+mod api_hostile;
 mod api_server;
 mod cli;
 mod config_example;

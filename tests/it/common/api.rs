@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald::api::{self, ApiListener, ApiServer, ApiState};
+use herald::api::{self, ApiListener, ApiServer, ApiState, ConnectionLimits};
 use herald::config::Config;
 use herald::model::{Role, User};
 use herald::service::Service;
@@ -29,6 +29,11 @@ pub struct RunningApi {
 impl RunningApi {
     /// The API over `db`, migrated here, with the default configuration.
     pub async fn start(db: &TestDb) -> RunningApi {
+        RunningApi::start_with(db, ConnectionLimits::default()).await
+    }
+
+    /// [`RunningApi::start`], serving under `limits`.
+    pub async fn start_with(db: &TestDb, limits: ConnectionLimits) -> RunningApi {
         let store = super::store::migrated(db).await;
         let service = Service::start(store, Arc::new(Config::default()))
             .await
@@ -40,10 +45,11 @@ impl RunningApi {
         let addr = listener.local_addr();
         assert_ne!(addr.port(), 0, "the bound port is known");
         let service = Arc::new(service);
-        let server = listener.serve(api::router(ApiState {
+        let router = api::router(ApiState {
             service: service.clone(),
             metrics: metrics.clone(),
-        }));
+        });
+        let server = listener.serve_with(router, limits);
         RunningApi {
             url: format!("http://{addr}"),
             addr,
