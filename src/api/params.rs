@@ -31,12 +31,51 @@ where
             Err(rejection) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "{} in the query of {}; fix or drop that parameter",
-                    rejection.body_text(),
-                    parts.uri.path()
+                    "the query of {} is refused: {}; fix or drop that parameter",
+                    parts.uri.path(),
+                    in_parameter_words(&rejection.body_text())
                 ),
             )),
         }
+    }
+}
+
+/// serde's sentence about a query, in the words of query parameters: `colour: unknown field
+/// `colour`, expected one of `a`, `b`` becomes `unknown parameter `colour`, expected one of …`;
+/// a bad value keeps its parameter's name in front (`limit: invalid digit found in string`).
+fn in_parameter_words(text: &str) -> String {
+    let text = text.trim_start_matches("Failed to deserialize query string: ");
+    let text = match text.split_once("unknown field") {
+        Some((_, rest)) => format!("unknown parameter{rest}"),
+        None => text.to_string(),
+    };
+    text.replace("there are no fields", "it takes no parameters")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_parameter_words;
+
+    #[test]
+    fn serdes_refusal_speaks_of_parameters() {
+        assert_eq!(
+            in_parameter_words(
+                "Failed to deserialize query string: colour: unknown field `colour`, expected one of `status`, `limit`"
+            ),
+            "unknown parameter `colour`, expected one of `status`, `limit`"
+        );
+        assert_eq!(
+            in_parameter_words(
+                "Failed to deserialize query string: x: unknown field `x`, there are no fields"
+            ),
+            "unknown parameter `x`, it takes no parameters"
+        );
+        assert_eq!(
+            in_parameter_words(
+                "Failed to deserialize query string: limit: invalid digit found in string"
+            ),
+            "limit: invalid digit found in string"
+        );
     }
 }
 

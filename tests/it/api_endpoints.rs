@@ -151,7 +151,7 @@ async fn the_catalog_lists_every_event_with_its_label_schema() {
     assert!(
         refused
             .error(StatusCode::BAD_REQUEST)
-            .contains("unknown field `verbose`")
+            .contains("unknown parameter `verbose`, it takes no parameters")
     );
 }
 
@@ -233,7 +233,7 @@ async fn a_bad_listing_query_is_a_400_saying_what_to_send() {
     for (query, needle) in [
         (
             "colour=red",
-            "unknown field `colour`, expected one of `status`, `event`, `user`, `method`, `limit`, `after`",
+            "unknown parameter `colour`, expected one of `status`, `event`, `user`, `method`, `limit`, `after`",
         ),
         ("status=sent,lost", "query parameter `status`: unknown"),
         ("method=pigeon", "query parameter `method`: unknown"),

@@ -251,7 +251,7 @@ async fn every_bad_report_gets_its_status_and_one_sentence_and_writes_nothing() 
                 .query(&[("dry_run", "1")])
                 .json(&workspace_deleted()),
             StatusCode::BAD_REQUEST,
-            "unknown field `dry_run`",
+            "the query of /api/v1/events is refused: unknown parameter `dry_run`, it takes no parameters",
         ),
         (
             "no token",
