@@ -52,6 +52,14 @@ fn in_parameter_words(text: &str) -> String {
     text.replace("there are no fields", "it takes no parameters")
 }
 
+/// A 400 for query parameter `name`, saying `why`.
+pub fn bad_param(name: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("query parameter `{name}`: {why}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::in_parameter_words;
@@ -77,12 +85,4 @@ mod tests {
             "limit: invalid digit found in string"
         );
     }
-}
-
-/// A 400 for query parameter `name`, saying `why`.
-pub fn bad_param(name: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        format!("query parameter `{name}`: {why}"),
-    )
 }
