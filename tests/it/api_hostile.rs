@@ -36,7 +36,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_request_head_is_dropped_while_others_are_answered() {
     let db = common::sqlite_db();
-    let timeout = Duration::from_millis(800);
+    let timeout = Duration::from_millis(1500);
     let api = RunningApi::start_with(
         &db,
         ConnectionLimits {
