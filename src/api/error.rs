@@ -52,7 +52,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServiceError::UnknownEvent { .. }
             | ServiceError::UnknownUser { .. }
-            | ServiceError::UnknownMessage(_) => StatusCode::NOT_FOUND,
+            | ServiceError::UnknownMessage(_)
+            | ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,

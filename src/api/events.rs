@@ -11,9 +11,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
+use super::params::{NoParams, Params};
 use super::{ApiError, ApiState};
 use crate::model::User;
 use crate::service::EnqueueInput;
+use crate::service::json::event_json;
 
 /// What a producer reports, as `herald enqueue` takes it.
 #[derive(Debug, Deserialize)]
@@ -39,6 +41,7 @@ pub struct EventReport {
 pub async fn report(
     State(state): State<ApiState>,
     Caller(caller): Caller,
+    _: Params<NoParams>,
     body: Result<Json<EventReport>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(report) = body?;
@@ -68,6 +71,20 @@ pub(super) async fn enqueue(
             "warnings": outcome.warnings,
         })),
     ))
+}
+
+/// `200 [events…]`: the catalog, each event with its label schema, as `herald events list
+/// --json` prints it.
+pub async fn catalog(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    _: Params<NoParams>,
+) -> Result<Json<Value>, ApiError> {
+    let default = state.service.default_method();
+    let events = state.service.events(&caller).await?;
+    Ok(Json(Value::Array(
+        events.iter().map(|e| event_json(e, default)).collect(),
+    )))
 }
 
 /// Labels as `herald enqueue --label KEY=VALUE` items, which the service validates.

@@ -6,13 +6,20 @@
 //! [`Service`](crate::service::Service), which checks permissions; nothing here writes SQL.
 //! Where each part lives: `routes` (the one router and its layers), `server` (bind, serve,
 //! graceful stop, [`ApiState`]), `auth` (the token's user, [`Caller`]), `health` (the operator's
-//! endpoints), `events` (reporting events, the catalog), `error` ([`ApiError`]).
+//! endpoints), `events` (reporting events, the catalog), `messages` (the queue), `notifier`
+//! (the pause switch), `inbox`, `optouts`, `params` (query parameters), `error`
+//! ([`ApiError`]).
 
 mod auth;
 mod coder;
 mod error;
 mod events;
 mod health;
+mod inbox;
+mod messages;
+mod notifier;
+mod optouts;
+mod params;
 mod routes;
 mod server;
 #[cfg(test)]
@@ -21,4 +28,4 @@ mod tests;
 pub use auth::{Caller, QueryCaller};
 pub use error::ApiError;
 pub use routes::{MAX_BODY_BYTES, router};
-pub use server::{ApiListener, ApiServer, ApiState, ListenError, READY_TIMEOUT};
+pub use server::{ApiListener, ApiServer, ApiState, ConnectionLimits, ListenError, READY_TIMEOUT};

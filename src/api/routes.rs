@@ -9,9 +9,9 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
-use super::{ApiError, ApiState, coder, events, health};
+use super::{ApiError, ApiState, coder, events, health, inbox, messages, notifier, optouts};
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -23,7 +23,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/api/v1/events", post(events::report))
+        .route("/api/v1/events", post(events::report).get(events::catalog))
+        .route("/api/v1/messages", get(messages::list))
+        .route("/api/v1/messages/{id}", get(messages::show))
+        .route("/api/v1/messages/{id}/retry", post(messages::retry))
+        .route("/api/v1/pause", post(notifier::pause))
+        .route("/api/v1/resume", post(notifier::resume))
+        .route("/api/v1/status", get(notifier::status))
+        .route("/api/v1/inbox", get(inbox::list))
+        .route("/api/v1/inbox/{id}/read", post(inbox::mark_read))
+        .route("/api/v1/optouts", get(optouts::list))
+        .route(
+            "/api/v1/optouts/{event}",
+            put(optouts::opt_out).delete(optouts::opt_in),
+        )
         .route("/api/v1/ingest/coder", post(coder::ingest))
         // Both after every route: the 405 fallback only reaches routes already added.
         .fallback(not_found)

@@ -1,13 +1,18 @@
 //! Binding, serving and stopping the API's listener, and [`ApiState`], what every handler
-//! shares.
+//! shares. The accept loop is hyper's HTTP/1 server under [`ConnectionLimits`], so a client
+//! that opens connections and never finishes a request cannot hold the server.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::service::Service;
@@ -15,6 +20,29 @@ use crate::telemetry::Metrics;
 
 /// How long `/readyz` waits for the store before answering 503.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What one client may hold of the server: connections are served at most
+/// `max_connections` at a time (more wait in the listen backlog), and a connection whose
+/// request head (request line and headers) has not fully arrived `header_read_timeout` after
+/// it began is closed — so a slowloris client holds at most a slot for that long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a request head may take to arrive, on a new or a kept-alive connection.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// 256 connections, 10 s for a request head (what the old `/metrics` server allowed a
+    /// whole connection).
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// What every handler shares: the service (every operation, permission-checked) and the
 /// dispatcher's metrics.
@@ -66,25 +94,97 @@ impl ApiListener {
     }
 
     /// Serves `router` from a spawned task until [`ApiServer::stop`] (or until the server is
-    /// dropped).
+    /// dropped), under the default [`ConnectionLimits`].
     pub fn serve(self, router: Router) -> ApiServer {
-        let (stop, mut stopping) = watch::channel(false);
-        let shutdown = async move {
-            // A dropped sender also stops the server.
-            let _ = stopping.wait_for(|stop| *stop).await;
+        self.serve_with(router, ConnectionLimits::default())
+    }
+
+    /// [`ApiListener::serve`] under `limits`.
+    pub fn serve_with(self, router: Router, limits: ConnectionLimits) -> ApiServer {
+        let (stop, stopping) = watch::channel(false);
+        let addr = self.addr;
+        let task = tokio::spawn(accept_connections(self.listener, router, limits, stopping));
+        ApiServer { addr, stop, task }
+    }
+}
+
+/// Accepts connections while a slot is free, each served by its own task, until `stopping`
+/// turns true (or its sender is dropped); then stops accepting and waits for the connections
+/// in flight, which finish their current request and close.
+async fn accept_connections(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        // A slot first, then the connection: beyond the bound, clients wait in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = stopped(&mut stopping) => break,
         };
-        let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(self.listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(error = %err, "the HTTP API server stopped");
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %err, "the HTTP API could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stopping) => break,
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits,
+            stopping.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    // Every slot back: every connection has closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+}
+
+/// Returns once `stopping` is true or its sender is gone (the server was dropped).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// Serves one connection's requests until the client closes it, its request head is late,
+/// or the server stops (then the request in flight finishes first); `_slot` is given back
+/// when it returns.
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopping: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let service = TowerToHyperService::new(router);
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            finished = connection.as_mut() => {
+                if let Err(err) = finished {
+                    tracing::debug!(error = %err, "an HTTP API connection ended with an error");
+                }
+                return;
             }
-        });
-        ApiServer {
-            addr: self.addr,
-            stop,
-            task,
+            () = stopped(&mut stopping), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
         }
     }
 }

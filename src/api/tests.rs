@@ -46,6 +46,10 @@ fn each_service_error_becomes_the_status_that_says_whose_it_is_to_fix() {
             StatusCode::NOT_FOUND,
         ),
         (
+            ServiceError::NotFound("no inbox entry 0193b3c4 in bob's inbox".into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
             ServiceError::Invalid("`x` is not a message id".into()),
             StatusCode::BAD_REQUEST,
         ),

@@ -28,8 +28,8 @@ impl Service {
         if self.store.set_inbox_read(caller.id, uuid, read).await? {
             Ok(())
         } else {
-            Err(ServiceError::Invalid(format!(
-                "no inbox entry {id} in {}'s inbox",
+            Err(ServiceError::NotFound(format!(
+                "no inbox entry {id} in {}'s inbox; `herald inbox list` shows ids",
                 caller.username
             )))
         }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 mod doctor;
 mod enqueue;
+pub mod json;
 mod messages;
 pub mod read_models;
 mod tokens;
@@ -50,6 +51,9 @@ pub enum ServiceError {
     UnknownUser { name: String, hint: String },
     #[error("no message with id {0}")]
     UnknownMessage(String),
+    /// Something else named by id is not there, or not the caller's (an HTTP API 404).
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Invalid(String),
     /// The request's credentials name nobody who may act (an HTTP API 401); the text says

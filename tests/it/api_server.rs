@@ -144,7 +144,8 @@ async fn a_body_over_1_mib_is_refused_with_a_json_413() -> R {
             json!({ "error": "the request body is 2097152 bytes, over the 1048576-byte (1 MiB) limit; send a smaller one" }),
         );
     }
-    // At the limit a body is not refused for its size: it gets as far as the token check.
+    // At the limit a body is not refused for its size: it reaches the endpoint, which asks
+    // for a token.
     let response = client
         .post(api.at("/api/v1/events"))
         .body(vec![b'x'; MAX_BODY_BYTES])

@@ -9,6 +9,9 @@
 
 mod common;
 
+mod api_endpoints;
+mod api_events;
+mod api_hostile;
 mod api_server;
 mod cli;
 mod coder_bridge;

@@ -1,6 +1,7 @@
 //! `herald events list|show`: the catalog, each event's labels, templates and actions.
 
 use super::*;
+use crate::service::json::event_json;
 
 pub(super) async fn events_list(service: &Service, caller: &User, json: bool) -> Result<()> {
     crate::runtime::checked_templates(service).await?;
@@ -32,26 +33,6 @@ pub(super) async fn events_list(service: &Service, caller: &User, json: bool) ->
     }
     table.print();
     Ok(())
-}
-
-/// An event as `events list --json` and `events show --json` print it.
-pub(super) fn event_json(e: &EventTemplate, default: Method) -> serde_json::Value {
-    json!({
-        "id": e.id,
-        "name": e.spec.name,
-        "group": e.spec.group,
-        "title_template": e.spec.title_template,
-        "body_template": e.spec.body_template,
-        "actions": e.spec.actions,
-        "audience_roles": e.spec.audience_roles,
-        "enabled_by_default": e.spec.enabled_by_default,
-        "method": e.method,
-        "effective_method": e.method.unwrap_or(default),
-        "kind": e.spec.kind,
-        "inbox": e.spec.inbox,
-        "reaches_suspended": e.spec.reaches_suspended,
-        "labels": e.spec.labels,
-    })
 }
 
 pub(super) async fn events_show(

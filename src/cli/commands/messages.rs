@@ -8,9 +8,7 @@ pub(super) async fn messages(service: &Service, caller: &User, cmd: MessagesComm
         MessagesCommand::Show { id, json } => {
             let (message, attempts) = service.message(caller, &id).await?;
             if json {
-                let mut value = serde_json::to_value(&message)?;
-                value["attempts"] = serde_json::to_value(&attempts)?;
-                return print_json(&value);
+                return print_json(&crate::service::json::message_json(&message, &attempts));
             }
             println!("id:               {}", message.id);
             println!("event:            {}", message.event);

@@ -14,7 +14,7 @@ use crate::cli::{
     NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, TokensCommand, UsersCommand,
 };
 use crate::config::{Config, ConfigSources};
-use crate::model::{EventTemplate, Message, Method, Role, User, UserStatus};
+use crate::model::{Message, Method, Role, User, UserStatus};
 use crate::service::{EnqueueInput, EnqueueReport, Service};
 use crate::service::{InboxFilter, MessageFilter, NewUser, PageRequest};
 use crate::store::{self, OpenMode};

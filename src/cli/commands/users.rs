@@ -103,16 +103,7 @@ pub(super) async fn optout(service: &Service, caller: &User, cmd: OptoutCommand)
             if json {
                 let rows: Vec<_> = entries
                     .iter()
-                    .map(|e| {
-                        json!({
-                            "username": subject.username,
-                            "event": e.event.spec.name,
-                            "group": e.event.spec.group,
-                            "enabled": e.enabled,
-                            "disabled": e.preference,
-                            "enabled_by_default": e.event.spec.enabled_by_default,
-                        })
-                    })
+                    .map(|e| crate::service::json::opt_out_json(&subject, e))
                     .collect();
                 return print_json(&rows);
             }
