@@ -24,12 +24,12 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::auth::QueryCaller;
+use super::body::JsonBody;
 use super::events::{self, EventReport};
 use super::{ApiError, ApiState};
 use crate::model::User;
@@ -167,9 +167,9 @@ pub const BY_NAME: &[(&str, &str)] = &[
 pub async fn ingest(
     State(state): State<ApiState>,
     QueryCaller(caller): QueryCaller,
-    body: Result<Json<CoderWebhook>, JsonRejection>,
+    JsonBody(body): JsonBody<CoderWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(webhook) = body?;
+    let webhook = body;
     let payload = webhook
         .payload
         .ok_or_else(|| refused("the body has no `payload`: send Coder's webhook body unchanged"))?;

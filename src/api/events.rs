@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::auth::Caller;
+use super::body::JsonBody;
 use super::params::{NoParams, Params};
 use super::{ApiError, ApiState};
 use crate::model::User;
@@ -42,9 +42,9 @@ pub async fn report(
     State(state): State<ApiState>,
     Caller(caller): Caller,
     _: Params<NoParams>,
-    body: Result<Json<EventReport>, JsonRejection>,
+    JsonBody(body): JsonBody<EventReport>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(report) = body?;
+    let report = body;
     enqueue(&state, &caller, report).await
 }
 

@@ -11,6 +11,7 @@
 //! ([`ApiError`]).
 
 mod auth;
+mod body;
 mod coder;
 mod error;
 mod events;

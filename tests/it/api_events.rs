@@ -336,3 +336,62 @@ async fn a_repeated_report_is_answered_with_the_duplicates_it_matched() {
         "today's identical messages"
     );
 }
+
+/// `curl -d '{…}'` (the README's and the one-liner) sends its body as
+/// `application/x-www-form-urlencoded`; a client may send none. Both are read as JSON.
+#[tokio::test]
+async fn a_report_sent_as_curl_sends_it_or_without_a_type_is_taken() {
+    let db = common::sqlite_db();
+    let api = RunningApi::start(&db).await;
+    let alice = api.add_user(None, "alice", &[Role::Owner]).await;
+    api.add_user(Some(&alice), "bob", &[Role::Member]).await;
+    let owner = Client::new(&api, Some(&api.token(&alice, "ci").await));
+    let body = json!({"event": "workspace_deleted", "users": ["bob"], "labels": {"name": "ws1"}});
+    let as_curl = Answer::of(
+        owner
+            .request(reqwest::Method::POST, EVENTS)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(as_curl.status, StatusCode::CREATED, "{}", as_curl.body);
+    assert_eq!(as_curl.body["enqueued"][0]["username"], "bob");
+    let untyped = Answer::of(
+        owner
+            .request(reqwest::Method::POST, EVENTS)
+            .body(
+                json!({"event": "workspace_deleted", "users": ["bob"], "labels": {"name": "ws2"}})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(untyped.status, StatusCode::CREATED, "{}", untyped.body);
+    let before = api.message_count().await;
+    let form = Answer::of(
+        owner
+            .request(reqwest::Method::POST, EVENTS)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("event=workspace_deleted&users=bob")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        form.error(StatusCode::BAD_REQUEST)
+            .contains("not valid JSON"),
+        "{}",
+        form.body
+    );
+    assert_eq!(
+        api.message_count().await,
+        before,
+        "a refused form writes nothing"
+    );
+}
