@@ -27,28 +27,40 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::QueryCaller;
 use super::body::JsonBody;
 use super::events::{self, EventReport};
+use super::schema::{Enqueued, ErrorBody};
 use super::{ApiError, ApiState};
 use crate::model::User;
 use crate::service::ServiceError;
 
-/// Coder's webhook body: only what the bridge reads.
-#[derive(Debug, Deserialize)]
+/// Coder's webhook body: only what the bridge reads; Coder's other fields (`_version`,
+/// `msg_id`, `title`, `body`, …) are taken and ignored.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CoderWebhook {
     pub payload: Option<CoderPayload>,
 }
 
-/// Coder's `payload` object.
-#[derive(Debug, Deserialize)]
+/// Coder's `payload` object; its other fields are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CoderPayload {
+    /// The notification template's name, e.g. `Workspace Deleted`: the catalog event in
+    /// snake case.
     pub notification_name: Option<String>,
+    /// Coder's template id; a known one names the catalog event whatever the name says.
     pub notification_template_id: Option<String>,
+    /// The recipient's username, looked up first.
     pub user_username: Option<String>,
+    /// The recipient's email, looked up when the username is not a Herald user's.
     pub user_email: Option<String>,
+    /// Passed through as the event's labels.
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub labels: Option<BTreeMap<String, Value>>,
+    /// Passed through as the event's data.
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Map<String, Value>>,
 }
 
@@ -164,11 +176,34 @@ pub const BY_NAME: &[(&str, &str)] = &[
 ];
 
 /// `201` as `POST /api/v1/events` answers; 422 naming what is missing or unknown.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest/coder",
+    tag = "coder",
+    operation_id = "ingest_coder",
+    summary = "Coder's notification webhook",
+    description = "Takes Coder's webhook body unchanged (`CODER_NOTIFICATIONS_METHOD=webhook`) and \
+        enqueues the catalog event it names for the Herald user it names, answering as \
+        `POST /api/v1/events`. The token goes in the bearer header or as `?token=`.",
+    request_body(content = CoderWebhook, content_type = "application/json"),
+    params(("token" = Option<String>, Query, description = "The API token, for a sender that cannot set `Authorization`.")),
+    security(("bearer" = []), ("query_token" = [])),
+    responses(
+        (status = 201, description = "Enqueued, as `POST /api/v1/events` answers.", body = Enqueued),
+        (status = 400, description = "Malformed JSON.", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
+        (status = 403, description = "The token's user may not report events (owners only).", body = ErrorBody),
+        (status = 404, description = "The recipient is not a Herald user (for a token that may not list users).", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "No `payload`, no notification name or recipient, a name that matches no catalog event, a recipient who is not a Herald user, or a label the event refuses.", body = ErrorBody),
+    ),
+)]
 pub async fn ingest(
     State(state): State<ApiState>,
     QueryCaller(caller): QueryCaller,
     JsonBody(body): JsonBody<CoderWebhook>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let webhook = body;
     let payload = webhook
         .payload

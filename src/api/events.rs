@@ -7,18 +7,20 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::body::JsonBody;
 use super::params::{NoParams, Params};
+use super::schema::{Enqueued, ErrorBody, Event};
 use super::{ApiError, ApiState};
 use crate::model::User;
 use crate::service::EnqueueInput;
 use crate::service::json::event_json;
 
 /// What a producer reports, as `herald enqueue` takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventReport {
     /// The catalog event's name, e.g. `workspace_deleted`.
@@ -31,19 +33,42 @@ pub struct EventReport {
     pub actor: Option<String>,
     /// The event's labels; strings (numbers and booleans are taken as their text).
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub labels: BTreeMap<String, Value>,
     /// Free-form data for the templates.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Map<String, Value>>,
 }
 
 /// `201 {"enqueued": [messages…], "duplicates": [ids…], "warnings": […]}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    operation_id = "report_event",
+    summary = "Report an event",
+    description = "Routes, validates and dedupes as `herald enqueue` does; an owner's token (or a \
+        service user's with the owner role). Nothing is written when refused.",
+    request_body(content = EventReport, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Taken: the messages made, the duplicates, routing's warnings.", body = Enqueued),
+        (status = 400, description = "Malformed JSON, or a query parameter (it takes none).", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
+        (status = 403, description = "The token's user may not report events (owners only).", body = ErrorBody),
+        (status = 404, description = "An unknown event or user.", body = ErrorBody),
+        (status = 413, description = "A body over 1 MiB.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 422, description = "An unknown or mistyped field, a missing required label, or a label value that is an object, an array or null.", body = ErrorBody),
+    ),
+)]
 pub async fn report(
     State(state): State<ApiState>,
     Caller(caller): Caller,
     _: Params<NoParams>,
     JsonBody(body): JsonBody<EventReport>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let report = body;
     enqueue(&state, &caller, report).await
 }
@@ -54,7 +79,7 @@ pub(super) async fn enqueue(
     state: &ApiState,
     caller: &User,
     report: EventReport,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let input = EnqueueInput {
         event: report.event,
         users: report.users,
@@ -65,16 +90,30 @@ pub(super) async fn enqueue(
     let outcome = state.service.enqueue(caller, &input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "enqueued": outcome.enqueued,
-            "duplicates": outcome.duplicates,
-            "warnings": outcome.warnings,
-        })),
+        Json(Enqueued {
+            enqueued: outcome.enqueued,
+            duplicates: outcome.duplicates,
+            warnings: outcome.warnings,
+        }),
     ))
 }
 
 /// `200 [events…]`: the catalog, each event with its label schema, as `herald events list
 /// --json` prints it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    operation_id = "list_events",
+    summary = "The event catalog",
+    description = "Every event with its label schema, as `herald events list --json` prints it.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The catalog.", body = Vec<Event>),
+        (status = 400, description = "A query parameter (it takes none).", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token.", body = ErrorBody),
+    ),
+)]
 pub async fn catalog(
     State(state): State<ApiState>,
     Caller(caller): Caller,

@@ -8,7 +8,8 @@
 //! graceful stop, [`ApiState`]), `auth` (the token's user, [`Caller`]), `health` (the operator's
 //! endpoints), `events` (reporting events, the catalog), `messages` (the queue), `notifier`
 //! (the pause switch), `inbox`, `optouts`, `params` (query parameters), `error`
-//! ([`ApiError`]).
+//! ([`ApiError`]), `openapi` (`GET /api/v1/openapi.json`, generated from the handlers'
+//! annotations) and `schema` (the named schemas of the bodies sent).
 
 mod auth;
 mod body;
@@ -19,14 +20,17 @@ mod health;
 mod inbox;
 mod messages;
 mod notifier;
+mod openapi;
 mod optouts;
 mod params;
 mod routes;
+mod schema;
 mod server;
 #[cfg(test)]
 mod tests;
 
 pub use auth::{Caller, QueryCaller};
 pub use error::ApiError;
+pub use openapi::openapi;
 pub use routes::{MAX_BODY_BYTES, router};
 pub use server::{ApiListener, ApiServer, ApiState, ConnectionLimits, ListenError, READY_TIMEOUT};

@@ -7,11 +7,26 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::params::{NoParams, Params};
+use super::schema::{ErrorBody, OptOut};
 use super::{ApiError, ApiState};
 use crate::model::User;
 use crate::service::json::opt_out_json;
 
 /// `200 [rows…]`, as `herald optout list --json` prints them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/optouts",
+    tag = "optouts",
+    operation_id = "list_optouts",
+    summary = "The caller's opt-outs",
+    description = "Every event, and whether the caller receives it, as `herald optout list --json` prints it.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One row per catalog event.", body = Vec<OptOut>),
+        (status = 400, description = "A query parameter (it takes none).", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -24,6 +39,22 @@ pub async fn list(
 }
 
 /// `200 {row}` with `"enabled": false`: the caller no longer receives `event`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/optouts/{event}",
+    tag = "optouts",
+    operation_id = "opt_out",
+    summary = "Opt out of an event",
+    description = "The caller no longer receives the event.",
+    params(("event" = String, Path, description = "A catalog event's name, e.g. `workspace_deleted`.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event's row as it now stands, with `enabled: false`.", body = OptOut),
+        (status = 400, description = "A query parameter (it takes none).", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
+        (status = 404, description = "No catalog event has this name.", body = ErrorBody),
+    ),
+)]
 pub async fn opt_out(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -35,6 +66,22 @@ pub async fn opt_out(
 
 /// `200 {row}` with `"enabled": true`: an explicit opt-in, as `herald optout clear` (so an
 /// event that is off by default is received too).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/optouts/{event}",
+    tag = "optouts",
+    operation_id = "opt_in",
+    summary = "Opt back in to an event",
+    description = "An explicit opt-in, as `herald optout clear`: an event off by default is received too.",
+    params(("event" = String, Path, description = "A catalog event's name, e.g. `workspace_deleted`.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event's row as it now stands, with `enabled: true`.", body = OptOut),
+        (status = 400, description = "A query parameter (it takes none).", body = ErrorBody),
+        (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
+        (status = 404, description = "No catalog event has this name.", body = ErrorBody),
+    ),
+)]
 pub async fn opt_in(
     State(state): State<ApiState>,
     Caller(caller): Caller,

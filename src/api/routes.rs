@@ -1,5 +1,7 @@
 //! [`router`]: every route of the API in one place, with what all of them share — the 1 MiB
-//! body limit, JSON 404 and 405 answers, and a debug line per request.
+//! body limit, JSON 404 and 405 answers, and a debug line per request. Each route is
+//! registered with its handler's OpenAPI annotation ([`openapi_router`]), so the router and
+//! `GET /api/v1/openapi.json` list the same endpoints.
 
 use std::time::Instant;
 
@@ -9,35 +11,21 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, coder, events, health, inbox, messages, notifier, optouts};
+use super::{
+    ApiError, ApiState, coder, events, health, inbox, messages, notifier, openapi, optouts,
+};
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The API's router over `state`: `/healthz`, `/readyz`, `/metrics`, and the producers'
-/// endpoints under `/api/v1` as they are added here.
+/// endpoints under `/api/v1`, as [`openapi_router`] lists them.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v1/events", post(events::report).get(events::catalog))
-        .route("/api/v1/messages", get(messages::list))
-        .route("/api/v1/messages/{id}", get(messages::show))
-        .route("/api/v1/messages/{id}/retry", post(messages::retry))
-        .route("/api/v1/pause", post(notifier::pause))
-        .route("/api/v1/resume", post(notifier::resume))
-        .route("/api/v1/status", get(notifier::status))
-        .route("/api/v1/inbox", get(inbox::list))
-        .route("/api/v1/inbox/{id}/read", post(inbox::mark_read))
-        .route("/api/v1/optouts", get(optouts::list))
-        .route(
-            "/api/v1/optouts/{event}",
-            put(optouts::opt_out).delete(optouts::opt_in),
-        )
-        .route("/api/v1/ingest/coder", post(coder::ingest))
+    let (routes, _) = openapi_router().split_for_parts();
+    routes
         // Both after every route: the 405 fallback only reaches routes already added.
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -45,6 +33,28 @@ pub fn router(state: ApiState) -> Router {
         .layer(from_fn(refuse_large_bodies))
         .layer(from_fn(log_request))
         .with_state(state)
+}
+
+/// Every route with its handler and, from the same `routes!` call, its entry in the OpenAPI
+/// document: a route cannot be served without being documented. One `routes!` per path.
+pub(super) fn openapi_router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(<openapi::Base as utoipa::OpenApi>::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::document))
+        .routes(routes!(events::report, events::catalog))
+        .routes(routes!(messages::list))
+        .routes(routes!(messages::show))
+        .routes(routes!(messages::retry))
+        .routes(routes!(notifier::pause))
+        .routes(routes!(notifier::resume))
+        .routes(routes!(notifier::status))
+        .routes(routes!(inbox::list))
+        .routes(routes!(inbox::mark_read))
+        .routes(routes!(optouts::list))
+        .routes(routes!(optouts::opt_out, optouts::opt_in))
+        .routes(routes!(coder::ingest))
 }
 
 async fn not_found(uri: Uri) -> ApiError {
