@@ -186,14 +186,12 @@ pub const BY_NAME: &[(&str, &str)] = &[
         enqueues the catalog event it names for the Herald user it names, answering as \
         `POST /api/v1/events`. The token goes in the bearer header or as `?token=`.",
     request_body(content = CoderWebhook, content_type = "application/json"),
-    params(("token" = Option<String>, Query, description = "The API token, for a sender that cannot set `Authorization`.")),
     security(("bearer" = []), ("query_token" = [])),
     responses(
         (status = 201, description = "Enqueued, as `POST /api/v1/events` answers.", body = Enqueued),
         (status = 400, description = "Malformed JSON.", body = ErrorBody),
         (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
         (status = 403, description = "The token's user may not report events (owners only).", body = ErrorBody),
-        (status = 404, description = "The recipient is not a Herald user (for a token that may not list users).", body = ErrorBody),
         (status = 413, description = "A body over 1 MiB.", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
         (status = 422, description = "No `payload`, no notification name or recipient, a name that matches no catalog event, a recipient who is not a Herald user, or a label the event refuses.", body = ErrorBody),

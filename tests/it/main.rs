@@ -12,6 +12,7 @@ mod common;
 mod api_endpoints;
 mod api_events;
 mod api_hostile;
+mod api_openapi;
 mod api_server;
 mod cli;
 mod coder_bridge;
