@@ -36,7 +36,8 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Every route with its handler and, from the same `routes!` call, its entry in the OpenAPI
-/// document: a route cannot be served without being documented. One `routes!` per path.
+/// document: a route cannot be served without being documented. One `routes!` per path;
+/// never `.route(…)`, which would serve a path the document does not list.
 pub(super) fn openapi_router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(<openapi::Base as utoipa::OpenApi>::openapi())
         .routes(routes!(health::healthz))
