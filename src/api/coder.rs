@@ -193,7 +193,7 @@ pub const BY_NAME: &[(&str, &str)] = &[
         (status = 401, description = "No, malformed, unknown or revoked token (with `WWW-Authenticate: Bearer`).", body = ErrorBody),
         (status = 403, description = "The token's user may not report events (owners only).", body = ErrorBody),
         (status = 413, description = "A body over 1 MiB.", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 415, description = "A body type other than JSON (`application/json`; none, or curl's default form type, is read as JSON too).", body = ErrorBody),
         (status = 422, description = "No `payload`, no notification name or recipient, a name that matches no catalog event, a recipient who is not a Herald user, or a label the event refuses.", body = ErrorBody),
     ),
 )]

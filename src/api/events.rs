@@ -59,7 +59,7 @@ pub struct EventReport {
         (status = 403, description = "The token's user may not report events (owners only).", body = ErrorBody),
         (status = 404, description = "An unknown event or user.", body = ErrorBody),
         (status = 413, description = "A body over 1 MiB.", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`.", body = ErrorBody),
+        (status = 415, description = "A body type other than JSON (`application/json`; none, or curl's default form type, is read as JSON too).", body = ErrorBody),
         (status = 422, description = "An unknown or mistyped field, a missing required label, or a label value that is an object, an array or null.", body = ErrorBody),
     ),
 )]
