@@ -392,9 +392,13 @@ async fn messages_read_back_by_ids_in_the_order_given(db: TestDb) -> R {
 async fn users_are_found_by_usernames_in_one_call(db: TestDb) -> R {
     let store = migrated(&db).await;
     let bob = store.insert_user(&new_user("bob", &[])).await?;
-    let carol = store.insert_user(&new_user("carol", &[Role::Owner])).await?;
+    let carol = store
+        .insert_user(&new_user("carol", &[Role::Owner]))
+        .await?;
     store.insert_user(&new_user("dave", &[])).await?;
-    let mut got = store.users_by_usernames(&["carol", "nobody", "bob"]).await?;
+    let mut got = store
+        .users_by_usernames(&["carol", "nobody", "bob"])
+        .await?;
     got.sort_by(|a, b| a.username.cmp(&b.username));
     assert_eq!(got, [bob, carol]);
     assert!(store.users_by_usernames(&[]).await?.is_empty());
