@@ -94,7 +94,7 @@ impl SqliteStore {
             .create_if_missing(mode == OpenMode::Migrate);
         // No ping before each use (sqlx's default): a connection to a local file does not go
         // stale, and the ping is one more trip to the connection's worker thread per
-        // statement — measured a fifth of the API's CPU per event (BENCHMARKS.md, issue 11).
+        // statement: a sixth of the API's CPU per event, measured (BENCHMARKS.md, issue 11).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
