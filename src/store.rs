@@ -299,6 +299,9 @@ pub trait Store: Send + Sync {
     async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
     /// Creates or updates (email, name, roles) a user declared in the config.
     async fn upsert_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// The users with these usernames, in no order, in one statement; names that match
+    /// nobody are left out.
+    async fn users_by_usernames(&self, usernames: &[&str]) -> StoreResult<Vec<User>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
@@ -341,6 +344,9 @@ pub trait Store: Send + Sync {
     /// `notification_counts` table): it never scans the messages.
     async fn count_by_state(&self) -> StoreResult<StateCounts>;
     async fn message(&self, id: Uuid) -> StoreResult<Option<(Message, Vec<Attempt>)>>;
+    /// The messages with these ids, in the order given, without their attempts, in one
+    /// statement (what enqueue reads back); ids that name no message are left out.
+    async fn messages_by_ids(&self, ids: &[Uuid]) -> StoreResult<Vec<Message>>;
     /// Puts failed messages (and inhibited ones when `include_inhibited`) back to `pending`
     /// with no attempts; returns the ids changed.
     async fn retry_messages(

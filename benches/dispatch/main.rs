@@ -16,12 +16,14 @@
 //! cargo bench --bench dispatch                       # everything: N = 100,000, 3 runs each
 //! cargo bench --bench dispatch -- --quick            # N = 10,000, 1 run, 200 latency samples
 //! cargo bench --bench dispatch -- postgres throughput --n 50000 --runs 5 --replicas 3
+//! cargo bench --bench dispatch -- api sqlite --n 5000 --runs 3   # the producers' HTTP API
 //! ```
 //!
 //! PostgreSQL is a throwaway cluster started by the test harness (or `HERALD_TEST_DATABASE_URL`);
 //! SQLite is a file in a temp dir. BENCHMARKS.md has the figures and how to read them.
 
 mod alone;
+mod api;
 #[path = "../common/mod.rs"]
 mod common;
 mod latency;
@@ -67,7 +69,7 @@ const EVENT: &str = "test_notification";
 const USAGE: &str = "\
 usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n M]
                                        [--replicas 1,3] [--old K] [sqlite] [postgres] [throughput] [latency]
-                                       [drain] [serve] [serve-smtp] [store] [http]
+                                       [drain] [serve] [serve-smtp] [store] [http] [api]
 
   --quick        N = 10,000, 1 run, 200 latency samples (defaults: 100,000, 3, 500)
   --n N          messages per throughput run (and per raw-ceiling run)
@@ -91,7 +93,13 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
                  time) and ack them sent (500 at a time) through the store alone, one call
                  after the other: the store's own cost per message, without delivery
   http           diagnostic, not run by default: N POSTs through Herald's HTTP client to the
-                 sink, 200 at a time: the HTTP client's own cost (the sink's CPU included)";
+                 sink, 200 at a time: the HTTP client's own cost (the sink's CPU included)
+  api            not run by default: the release `herald serve --http` (notifications paused,
+                 so the dispatcher sends nothing; method webhook: 2 messages a recipient) takes
+                 N `POST /api/v1/events` (default N = 5,000; --quick 1,000) from 12 keep-alive
+                 clients with 1 recipient each, and N/20 (at least 50) with 100 recipients each;
+                 events/s, messages/s, the server's CPU µs per event (/proc), p50/p99 latency;
+                 then 50 `herald enqueue` processes of the same shape on the same store";
 
 fn main() -> anyhow::Result<()> {
     let options = match Options::parse(std::env::args().skip(1))? {
@@ -124,6 +132,9 @@ struct Options {
     serve_smtp: bool,
     store: bool,
     http: bool,
+    api: bool,
+    /// Reports per single-recipient API run.
+    api_n: usize,
     quick: bool,
 }
 
@@ -136,7 +147,7 @@ impl Options {
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
-        let (mut serve_smtp, mut store, mut http) = (false, false, false);
+        let (mut serve_smtp, mut store, mut http, mut api) = (false, false, false, false);
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let mut value = |name: &str| -> anyhow::Result<String> {
@@ -168,13 +179,14 @@ impl Options {
                 "serve-smtp" => serve_smtp = true,
                 "store" => store = true,
                 "http" => http = true,
+                "api" => api = true,
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
             }
         }
         if backends.is_empty() {
             backends = vec![Backend::Sqlite, Backend::Postgres];
         }
-        if !throughput && !latency && !drain && !serve && !serve_smtp && !store && !http {
+        if !throughput && !latency && !drain && !serve && !serve_smtp && !store && !http && !api {
             (throughput, latency) = (true, true);
         }
         Ok(Some(Options {
@@ -191,6 +203,8 @@ impl Options {
             serve_smtp,
             store,
             http,
+            api,
+            api_n: n.unwrap_or(if quick { 1_000 } else { 5_000 }),
             quick,
         }))
     }
@@ -321,6 +335,33 @@ async fn run(options: Options) -> anyhow::Result<()> {
             }
         }
     }
+    let mut apis = Vec::new();
+    if options.api {
+        for &backend in &options.backends {
+            for rep in 1..=options.runs {
+                for (recipients, n) in [(1, options.api_n), (100, (options.api_n / 20).max(50))] {
+                    let run = api_run(backend, recipients, n).await.with_context(|| {
+                        format!(
+                            "the API on {} with {recipients} recipient(s)",
+                            backend.name()
+                        )
+                    })?;
+                    println!(
+                        "run {rep}/{}: {:8} api, {recipients:>3} recipient(s), {n} events: {:>7.0} events/s, {:>8.0} msg/s, {:.0} µs server CPU per event, p50 {} p99 {}; herald enqueue {:.1} events/s",
+                        options.runs,
+                        backend.name(),
+                        run.events_per_second,
+                        run.messages_per_second(),
+                        run.cpu_us_per_event,
+                        ms(run.p50),
+                        ms(run.p99),
+                        run.cli_events_per_second,
+                    );
+                    apis.push(run);
+                }
+            }
+        }
+    }
     let mut latency = Vec::new();
     if options.latency {
         for &backend in &options.backends {
@@ -364,6 +405,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     }
     if !smtp_serves.is_empty() {
         print_smtp_serve_table(&smtp_serves, options.n);
+    }
+    if !apis.is_empty() {
+        print_api_table(&apis);
     }
     Ok(())
 }
@@ -567,6 +611,7 @@ impl Replica {
 }
 
 use alone::*;
+use api::*;
 use latency::*;
 use raw::*;
 use report::*;

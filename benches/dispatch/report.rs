@@ -272,3 +272,57 @@ fn print_serve_rows(
         );
     }
 }
+
+/// The producers' API (issue 11): per backend and recipient count, medians of the runs.
+pub(super) fn print_api_table(runs: &[ApiRun]) {
+    println!(
+        "\n| scenario | backend | recipients | N | events/s (runs) | messages/s | server CPU µs/event (runs) | p50 | p99 | `herald enqueue` events/s | target |"
+    );
+    println!("|---|---|---:|---:|---|---:|---|---:|---:|---:|---|");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        for recipients in [1, 100] {
+            let group: Vec<&ApiRun> = runs
+                .iter()
+                .filter(|r| r.backend == backend && r.recipients == recipients)
+                .collect();
+            let Some(first) = group.first() else {
+                continue;
+            };
+            let of = |f: fn(&ApiRun) -> f64| group.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let list = |values: &[f64]| {
+                values
+                    .iter()
+                    .map(|v| thousands(*v))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let rates = of(|r| r.events_per_second);
+            let cpu = of(|r| r.cpu_us_per_event);
+            let p50 = of(|r| r.p50.as_secs_f64());
+            let p99 = of(|r| r.p99.as_secs_f64());
+            let target = if backend == Backend::Sqlite && recipients == 1 {
+                let verdict = if median(&rates) >= 3_000.0 {
+                    "met"
+                } else {
+                    "**missed**"
+                };
+                format!("≥ 3,000 events/s {verdict}")
+            } else {
+                "—".to_string()
+            };
+            println!(
+                "| POST /api/v1/events | {} | {recipients} | {} | {} ({}) | {} | {} ({}) | {} | {} | {:.1} | {target} |",
+                backend.name(),
+                thousands(first.n as f64),
+                thousands(median(&rates)),
+                list(&rates),
+                thousands(median(&of(ApiRun::messages_per_second))),
+                thousands(median(&cpu)),
+                list(&cpu),
+                ms(Duration::from_secs_f64(median(&p50))),
+                ms(Duration::from_secs_f64(median(&p99))),
+                median(&of(|r| r.cli_events_per_second)),
+            );
+        }
+    }
+}

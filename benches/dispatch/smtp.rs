@@ -53,7 +53,7 @@ pub(super) async fn serve_smtp(
             "Herald <herald@example.com>".to_string(),
         ),
     ];
-    let run = run_serve(n, &settings, |started| {
+    let run = run_serve(n, &settings, &[], |started, _| {
         wait_until_sent(&sink, observer.as_ref(), n, started)
     })
     .await?;

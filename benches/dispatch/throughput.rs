@@ -231,22 +231,27 @@ pub(super) async fn serve_drain(
         ("HERALD_DATABASE_URL", rig.db.url.clone()),
         ("HERALD_NOTIFICATIONS_WEBHOOK_ENDPOINT", endpoint),
     ];
-    let run = run_serve(n, &settings, |started| rig.wait_until_sent(n, started)).await?;
+    let run = run_serve(n, &settings, &[], |started, _| {
+        rig.wait_until_sent(n, started)
+    })
+    .await?;
     rig.close(n).await?;
     Ok(run)
 }
 
-/// Starts the release `herald serve` with only `settings` among the `HERALD_*` variables,
-/// waits with `drained` (given the start) until it has delivered the `n` messages, reads its CPU
+/// Starts the release `herald serve ARGS…` with only `settings` among the `HERALD_*`
+/// variables, waits with `drained` (given the start and the process id) until it has done its
+/// `n` items of work, reads its CPU
 /// and peak RSS from `/proc`, stops it with SIGTERM and checks that it exited cleanly; its log
 /// is quoted when anything fails.
 pub(super) async fn run_serve<F, Fut>(
     n: usize,
     settings: &[(&str, String)],
+    args: &[String],
     drained: F,
 ) -> anyhow::Result<ServeRun>
 where
-    F: FnOnce(Instant) -> Fut,
+    F: FnOnce(Instant, u32) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Duration>>,
 {
     let dir = tempfile::tempdir()?;
@@ -261,6 +266,7 @@ where
     let started = Instant::now();
     let child = command
         .arg("serve")
+        .args(args)
         .current_dir(dir.path())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -268,7 +274,7 @@ where
         .spawn()
         .context("starting herald serve")?;
     let mut serve = Running(child);
-    let waited = drained(started).await;
+    let waited = drained(started, serve.0.id()).await;
     let usage = usage_of(serve.0.id());
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &serve.0.id().to_string()])

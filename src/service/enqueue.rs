@@ -37,12 +37,26 @@ impl Service {
         let data = parse_data(input.data.as_deref())?;
         let event = self.event_named(&input.event).await?;
 
+        // One statement for every named user; a name it misses gets the unknown-user error.
+        let names: Vec<&str> = input.users.iter().map(String::as_str).collect();
+        let mut found: std::collections::HashMap<String, User> = self
+            .store
+            .users_by_usernames(&names)
+            .await?
+            .into_iter()
+            .map(|u| (u.username.clone(), u))
+            .collect();
         let mut explicit = Vec::with_capacity(input.users.len());
         for name in &input.users {
-            let user = self.user_named(name).await?;
-            if !explicit.iter().any(|u: &User| u.id == user.id) {
-                explicit.push(user);
+            // A name given twice was taken the first time.
+            if explicit.iter().any(|u: &User| &u.username == name) {
+                continue;
             }
+            let user = match found.remove(name) {
+                Some(user) => user,
+                None => self.user_named(name).await?,
+            };
+            explicit.push(user);
         }
         let actor_name = input.actor.clone().or_else(|| self.config.username.clone());
         let actor = match &actor_name {
@@ -136,12 +150,7 @@ impl Service {
             enqueued,
             duplicates,
         } = self.store.enqueue(&messages).await?;
-        let mut created = Vec::with_capacity(enqueued.len());
-        for id in &enqueued {
-            if let Some((m, _)) = self.store.message(*id).await? {
-                created.push(m);
-            }
-        }
+        let created = self.store.messages_by_ids(&enqueued).await?;
         Ok(EnqueueReport {
             enqueued: created,
             duplicates,

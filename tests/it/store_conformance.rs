@@ -370,6 +370,41 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
     Ok(())
 }
 
+async fn messages_read_back_by_ids_in_the_order_given(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let t = template_id(&*store, "workspace_deleted").await;
+    let queued: Vec<NewMessage> = (0..3)
+        .map(|i| message(t, Some(bob.id), Method::Smtp, Some(&format!("h{i}"))))
+        .collect();
+    store.enqueue(&queued).await?;
+    let unknown = Uuid::now_v7();
+    let ids = [queued[2].id, unknown, queued[0].id];
+    let got = store.messages_by_ids(&ids).await?;
+    let got_ids: Vec<Uuid> = got.iter().map(|m| m.id).collect();
+    assert_eq!(got_ids, [queued[2].id, queued[0].id]);
+    let (one, _) = store.message(queued[0].id).await?.unwrap();
+    assert_eq!(got[1], one, "the same message as `message` reads");
+    assert!(store.messages_by_ids(&[]).await?.is_empty());
+    Ok(())
+}
+
+async fn users_are_found_by_usernames_in_one_call(db: TestDb) -> R {
+    let store = migrated(&db).await;
+    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let carol = store
+        .insert_user(&new_user("carol", &[Role::Owner]))
+        .await?;
+    store.insert_user(&new_user("dave", &[])).await?;
+    let mut got = store
+        .users_by_usernames(&["carol", "nobody", "bob"])
+        .await?;
+    got.sort_by(|a, b| a.username.cmp(&b.username));
+    assert_eq!(got, [bob, carol]);
+    assert!(store.users_by_usernames(&[]).await?.is_empty());
+    Ok(())
+}
+
 async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
     let store = migrated(&db).await;
     let t = template_id(&*store, "run_failure").await;
@@ -1107,6 +1142,8 @@ for_both_backends!(
     enqueue_is_all_or_nothing,
     listing_filters_and_pages_by_keyset,
     one_message_reads_back_exactly,
+    messages_read_back_by_ids_in_the_order_given,
+    users_are_found_by_usernames_in_one_call,
     retry_moves_only_failed_messages_back_to_pending,
     purge_removes_old_messages_and_keeps_fresh_ones,
     searches_filter_by_reason_and_count_what_they_would_list,

@@ -140,6 +140,14 @@ impl<B: Backend> Store for B {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    async fn users_by_usernames(&self, usernames: &[&str]) -> StoreResult<Vec<User>> {
+        if usernames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = rows(self, &q::USERS_BY_USERNAMES, &[Param::Strs(usernames)]).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
         let row = first_row(self, &q::USER_BY_ID, &[Param::Id(id)]).await?;
         row.as_ref().map(user_from_row).transpose()
@@ -283,6 +291,18 @@ impl<B: Backend> Store for B {
             .map(attempt_from_row)
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(Some((message, attempts)))
+    }
+
+    async fn messages_by_ids(&self, ids: &[Uuid]) -> StoreResult<Vec<Message>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = rows(self, &q::MESSAGES_BY_IDS, &[Param::Ids(ids)])
+            .await?
+            .iter()
+            .map(|row| message_from_row(row).map(|m| (m.id, m)))
+            .collect::<StoreResult<std::collections::HashMap<_, _>>>()?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     async fn retry_messages(

@@ -105,6 +105,9 @@ pub(in crate::store) static UPSERT_USER: Sql = Sql::new(concat!(
     user_columns!()
 ));
 pub(in crate::store) static USER_BY_USERNAME: Sql = Sql::new(select_users!("WHERE username = $1"));
+/// The users named in `$1`, in no order.
+pub(in crate::store) static USERS_BY_USERNAMES: Sql =
+    Sql::new(select_users!("WHERE username {any $1}"));
 pub(in crate::store) static USER_BY_ID: Sql = Sql::new(select_users!("WHERE id = $1"));
 pub(in crate::store) static LIST_USERS: Sql = Sql::new(select_users!("ORDER BY username"));
 /// Active users holding one of the roles in `$1`.
@@ -189,6 +192,9 @@ pub(in crate::store) static SET_PAUSED: Sql = Sql::each(
 // messages
 pub(in crate::store) static MESSAGE_BY_ID: Sql =
     Sql::new(concat!(message_select!(), " WHERE m.id = $1"));
+/// The messages with the ids in `$1`, in no order.
+pub(in crate::store) static MESSAGES_BY_IDS: Sql =
+    Sql::new(concat!(message_select!(), " WHERE m.id {any $1}"));
 pub(in crate::store) static MESSAGES_WITH_HASHES: Sql =
     Sql::new("SELECT dedupe_hash, id FROM notification_messages WHERE dedupe_hash {any $1}");
 pub(in crate::store) static COUNT_BY_STATE: Sql =

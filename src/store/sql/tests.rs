@@ -60,6 +60,8 @@ fn every_query_expands_without_leftover_tokens() {
         &q::PREFERENCES_FOR_TEMPLATE,
         &q::SET_PAUSED,
         &q::MESSAGE_BY_ID,
+        &q::MESSAGES_BY_IDS,
+        &q::USERS_BY_USERNAMES,
         &q::RETRY_MESSAGES,
         &q::UNDELIVERABLE,
         &q::NEXT_DUE,

@@ -92,13 +92,18 @@ impl SqliteStore {
         let options = connect_options(url)
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(mode == OpenMode::Migrate);
+        // No ping before each use (sqlx's default): a connection to a local file does not go
+        // stale, and the ping is one more trip to the connection's worker thread per
+        // statement: a sixth of the API's CPU per event, measured (BENCHMARKS.md, issue 11).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         let store = SqliteStore {
             pool,
