@@ -52,9 +52,12 @@ fn venv_with_sqlmesh() -> Result<PathBuf, String> {
     let venv =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sqlmesh-venv-{SQLMESH_VERSION}"));
     let bin = venv.join("bin");
-    // Written last: a venv without it was interrupted and is made again.
+    // Written last: a venv without it was interrupted and is made again. It names the venv's
+    // own path too: a venv's scripts point at where it was made, so one copied or moved with
+    // its `target/` is made again rather than failing with a missing interpreter.
     let complete = venv.join("herald-complete");
-    if complete.exists() {
+    let stamp = format!("{SQLMESH_VERSION} {}", venv.display());
+    if fs::read_to_string(&complete).is_ok_and(|made| made == stamp) {
         return Ok(bin);
     }
     let _ = fs::remove_dir_all(&venv);
@@ -93,8 +96,7 @@ fn venv_with_sqlmesh() -> Result<PathBuf, String> {
             stderr(&installed)
         ));
     }
-    fs::write(&complete, SQLMESH_VERSION)
-        .map_err(|e| format!("writing {}: {e}", complete.display()))?;
+    fs::write(&complete, &stamp).map_err(|e| format!("writing {}: {e}", complete.display()))?;
     Ok(bin)
 }
 
