@@ -22,7 +22,7 @@ use super::{
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The API's router over `state`: `/healthz`, `/readyz`, `/metrics`, and the producers'
-/// endpoints under `/api/v1`, as [`openapi_router`] lists them.
+/// endpoints under `/api/v1`, as `openapi_router` lists them.
 pub fn router(state: ApiState) -> Router {
     let (routes, _) = openapi_router().split_for_parts();
     routes
