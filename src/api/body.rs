@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, MAX_BODY_BYTES};
+use super::ApiError;
 
 /// The request's body, parsed as `T`.
 #[derive(Debug)]
@@ -48,20 +48,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(),
+                    status => ApiError::new(
+                        status,
+                        format!(
+                            "the request body could not be read ({}); send it again",
+                            rejection.body_text()
+                        ),
                     ),
-                ),
-                status => ApiError::new(
-                    status,
-                    format!("the request body could not be read ({}); send it again", rejection.body_text()),
-                ),
-            })?;
+                })?;
         parse(&bytes).map(JsonBody)
     }
 }

@@ -1,8 +1,7 @@
 //! [`ApiError`]: an HTTP status with one sentence a person can act on, sent as
-//! `{"error": "…"}`, and the status each [`ServiceError`] and refused JSON body becomes.
+//! `{"error": "…"}`, and the status each [`ServiceError`] becomes.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -80,22 +79,15 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-/// A JSON body a handler could not take keeps axum's status (400 malformed, 415 not JSON, 422
-/// wrong shape, 413 too large) and says so as JSON; handlers take `Result<Json<T>,
-/// JsonRejection>` and turn the error with `?`.
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> ApiError {
-        let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+impl ApiError {
+    /// 413 for a body that grew past the limit without declaring its length (a declared one
+    /// is refused earlier, naming its length).
+    pub fn body_too_large() -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the request body is over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
-            )
-        } else {
-            format!(
-                "{}; send a JSON object with Content-Type: application/json",
-                rejection.body_text()
-            )
-        };
-        ApiError::new(status, message)
+            ),
+        )
     }
 }

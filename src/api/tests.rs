@@ -2,7 +2,6 @@
 //! [`ApiError`] as `{"error": "…"}`. The server itself is tested over loopback in
 //! `tests/it/api_server.rs`.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -10,6 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
 use super::ApiError;
+use super::body::JsonBody;
 use crate::labels::LabelError;
 use crate::model::LabelSpec;
 use crate::service::{ServiceError, StoreError};
@@ -154,7 +154,7 @@ async fn an_api_error_is_sent_as_a_json_object_with_its_status() {
     );
 }
 
-/// What the `Json` extractor says about `body` sent with `content_type`, as an [`ApiError`].
+/// What [`JsonBody`], the handlers' body extractor, says about `body` sent with `content_type`.
 async fn refused_json(content_type: &str, body: Body) -> ApiError {
     let request = Request::builder()
         .method("POST")
@@ -162,9 +162,9 @@ async fn refused_json(content_type: &str, body: Body) -> ApiError {
         .header(CONTENT_TYPE, content_type)
         .body(body)
         .unwrap();
-    match Json::<serde_json::Value>::from_request(request, &()).await {
+    match JsonBody::<serde_json::Value>::from_request(request, &()).await {
         Ok(value) => panic!("taken: {value:?}"),
-        Err(rejection) => ApiError::from(rejection),
+        Err(refused) => refused,
     }
 }
 
