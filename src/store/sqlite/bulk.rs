@@ -1,7 +1,9 @@
 //! SQLite's bulk statements: a batch travels as one JSON array read with `json_each`.
 
 use chrono::Utc;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::sync::Arc;
+
+use super::connections::{Connections, Leased};
 use uuid::Uuid;
 
 use super::text::{parse_id, ts};
@@ -11,7 +13,7 @@ use crate::store::{AttemptRecord, NewMessage, StoreResult};
 /// Inserts the batch in one statement; `WHERE true` keeps SQLite from reading ON CONFLICT as
 /// part of the SELECT. Returns the ids inserted.
 pub(super) async fn insert_messages(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut Leased,
     messages: &[NewMessage],
 ) -> StoreResult<Vec<Uuid>> {
     let rows: Vec<serde_json::Value> = messages
@@ -32,7 +34,7 @@ pub(super) async fn insert_messages(
             })
         })
         .collect();
-    let inserted: Vec<String> = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar::<_, String>(
         "INSERT INTO notification_messages (id, notification_template_id, user_id, target,
              method, status, status_reason, created_by, payload, attempt_count, created_at,
              updated_at, dedupe_hash)
@@ -45,8 +47,9 @@ pub(super) async fn insert_messages(
          RETURNING id",
     )
     .bind(to_json(&rows))
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(&mut **conn)
+    .await;
+    let inserted = conn.check(inserted)?;
     inserted
         .iter()
         .map(|id| parse_id("notification_messages", id))
@@ -104,14 +107,15 @@ macro_rules! outcome_columns {
 
 /// Applies the outcomes whose lease still holds, then writes an attempt row for each.
 pub(super) async fn record_attempts(
-    pool: &SqlitePool,
+    writer: &Arc<Connections>,
     records: &[AttemptRecord],
 ) -> StoreResult<u64> {
     let now = ts(Utc::now());
     let texts: Vec<String> = records.iter().map(outcome_text).collect();
     let json = to_json(&texts);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let applied: Vec<String> = sqlx::query_scalar(concat!(
+    let mut tx = writer.take().await?;
+    tx.begin("BEGIN IMMEDIATE").await?;
+    let applied = sqlx::query_scalar::<_, String>(concat!(
         // MATERIALIZED: read the array once. `+m.status` keeps SQLite from walking every
         // leased row for each outcome (the status index); each outcome finds its row by id.
         "WITH j AS MATERIALIZED (SELECT ",
@@ -127,9 +131,10 @@ pub(super) async fn record_attempts(
     .bind(&json)
     .bind(&now)
     .fetch_all(&mut *tx)
-    .await?;
+    .await;
+    let applied = tx.check(applied)?;
     if !applied.is_empty() {
-        sqlx::query(concat!(
+        let inserted = sqlx::query(concat!(
             "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
                  started_at, duration_ms, outcome, reason)
              SELECT j.id,
@@ -144,7 +149,8 @@ pub(super) async fn record_attempts(
         .bind(&json)
         .bind(to_json(&applied))
         .execute(&mut *tx)
-        .await?;
+        .await;
+        tx.check(inserted)?;
     }
     tx.commit().await?;
     Ok((records.len() - applied.len()) as u64)

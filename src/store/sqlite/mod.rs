@@ -3,6 +3,7 @@
 //! noticing other processes' commits through `PRAGMA data_version`.
 
 mod bulk;
+mod connections;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -13,16 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Connection, Executor, Sqlite, SqliteConnection, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, Executor, SqliteConnection};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use self::connections::{Connections, Leased};
 use self::text::{Now, bind, ts};
-use super::backend::{Backend, Handle, On, run_on};
+use super::backend::{Backend, Handle, On};
 use super::migrations::{check_version, migrate, schema_version};
 use super::sql::{Dialect, Param, Statement};
 use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
@@ -34,8 +33,8 @@ use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
 /// connections would meet in SQLite's busy handler, which sleeps in steps of milliseconds.
 /// Reads use the other connections (WAL lets them run beside the writer).
 pub struct SqliteStore {
-    pool: SqlitePool,
-    writer: SqlitePool,
+    readers: Arc<Connections>,
+    writer: Arc<Connections>,
     options: SqliteConnectOptions,
     handle: Handle,
 }
@@ -43,14 +42,15 @@ pub struct SqliteStore {
 /// A write transaction and its time: every `{now}` in it is the same instant, as PostgreSQL's
 /// `now()` is.
 pub(super) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    /// The writer, inside `BEGIN IMMEDIATE`; rolled back if dropped before the commit.
+    conn: Leased,
     now: DateTime<Utc>,
     /// `now` as stored, made once for all the transaction's statements.
     now_text: String,
 }
 
 /// Connections for reads (the console's panels, listings) beside the one writer.
-const READERS: u32 = 6;
+const READERS: usize = 6;
 
 /// How often the watcher asks SQLite whether another process committed.
 const DATA_VERSION_POLL: Duration = Duration::from_millis(5);
@@ -92,21 +92,12 @@ impl SqliteStore {
         let options = connect_options(url)
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(mode == OpenMode::Migrate);
-        // No ping before each use (sqlx's default): a connection to a local file does not go
-        // stale, and the ping is one more trip to the connection's worker thread per
-        // statement: a sixth of the API's CPU per event, measured (BENCHMARKS.md, issue 11).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .test_before_acquire(false)
-            .connect_lazy_with(options.clone());
+        // The writer opens now, so a bad path or an unreadable file is this call's error.
+        let writer = Connections::new(options.clone(), 1);
+        drop(writer.take().await.map_err(|e| open_err(e.to_string()))?);
+        let readers = Connections::new(options.clone(), READERS);
         let store = SqliteStore {
-            pool,
+            readers,
             writer,
             options,
             handle: Handle::new(url.to_string()),
@@ -121,17 +112,18 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// The writer for statements that change rows, a reader for the others.
-    fn pool_for(&self, statement: &Statement) -> &SqlitePool {
+    fn connections_for(&self, statement: &Statement) -> &Arc<Connections> {
         if statement.writes {
             &self.writer
         } else {
-            &self.pool
+            &self.readers
         }
     }
 }
 
-/// The connection a statement runs on (none: the pool) and the time `{now}` stands for.
-fn target<'a>(on: On<'a, SqliteTx>) -> (Option<&'a mut SqliteConnection>, Now<'a>) {
+/// The transaction's connection a statement runs on (none: one taken for it) and the time
+/// `{now}` stands for.
+fn target<'a>(on: On<'a, SqliteTx>) -> (Option<&'a mut Leased>, Now<'a>) {
     match on {
         On::Pool => {
             let now = Now {
@@ -140,14 +132,37 @@ fn target<'a>(on: On<'a, SqliteTx>) -> (Option<&'a mut SqliteConnection>, Now<'a
             };
             (None, now)
         }
-        On::Tx(SqliteTx { tx, now, now_text }) => {
+        On::Tx(SqliteTx {
+            conn,
+            now,
+            now_text,
+        }) => {
             let now = Now {
                 at: *now,
                 text: Some(now_text.as_str()),
             };
-            (Some(&mut **tx), now)
+            (Some(conn), now)
         }
     }
+}
+
+/// Runs `$query.$method(…)` on the transaction's connection when there is one, else on one
+/// taken from `$connections` for it; a connection whose worker died is not reused.
+macro_rules! run_on {
+    ($query:expr, $method:ident, $connections:expr, $conn:expr) => {{
+        let query = $query;
+        match $conn {
+            Some(conn) => {
+                let done = query.$method(&mut **conn).await;
+                conn.check(done)
+            }
+            None => {
+                let mut conn = $connections.take().await?;
+                let done = query.$method(&mut *conn).await;
+                conn.check(done)
+            }
+        }
+    }};
 }
 
 impl Backend for SqliteStore {
@@ -156,17 +171,18 @@ impl Backend for SqliteStore {
     const DIALECT: Dialect = Dialect::Sqlite;
 
     async fn begin(&self) -> StoreResult<SqliteTx> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = self.writer.take().await?;
+        conn.begin("BEGIN IMMEDIATE").await?;
         let now = Utc::now();
         Ok(SqliteTx {
-            tx,
+            conn,
             now,
             now_text: ts(now),
         })
     }
 
-    async fn commit(tx: SqliteTx) -> StoreResult<()> {
-        Ok(tx.tx.commit().await?)
+    async fn commit(mut tx: SqliteTx) -> StoreResult<()> {
+        Ok(tx.conn.commit().await?)
     }
 
     fn handle(&self) -> &Handle {
@@ -188,7 +204,7 @@ impl Backend for SqliteStore {
         Ok(run_on!(
             bind(statement, params, now),
             fetch_all,
-            self.pool_for(statement),
+            self.connections_for(statement),
             conn
         )?)
     }
@@ -200,13 +216,14 @@ impl Backend for SqliteStore {
         params: &'a [Param<'a>],
     ) -> StoreResult<u64> {
         let (conn, now) = target(on);
-        let pool = self.pool_for(statement);
-        let done = run_on!(bind(statement, params, now), execute, pool, conn)?;
+        let connections = self.connections_for(statement);
+        let done = run_on!(bind(statement, params, now), execute, connections, conn)?;
         Ok(done.rows_affected())
     }
 
     async fn run_script<'a>(tx: &'a mut SqliteTx, script: &'a str) -> StoreResult<()> {
-        (&mut *tx.tx).execute(sqlx::raw_sql(script)).await?;
+        let done = (&mut *tx.conn).execute(sqlx::raw_sql(script)).await;
+        tx.conn.check(done)?;
         Ok(())
     }
 
@@ -219,7 +236,7 @@ impl Backend for SqliteStore {
         tx: &'a mut SqliteTx,
         messages: &'a [NewMessage],
     ) -> StoreResult<Vec<Uuid>> {
-        bulk::insert_messages(&mut tx.tx, messages).await
+        bulk::insert_messages(&mut tx.conn, messages).await
     }
 
     /// Other processes notice the commit through `PRAGMA data_version`.
