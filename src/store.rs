@@ -347,6 +347,12 @@ pub trait Store: Send + Sync {
     /// The messages with these ids, in the order given, without their attempts, in one
     /// statement (what enqueue reads back); ids that name no message are left out.
     async fn messages_by_ids(&self, ids: &[Uuid]) -> StoreResult<Vec<Message>>;
+    /// The ids of the messages holding these dedupe hashes, as `(hash, id)` in no order, in one
+    /// statement (the unique index on `dedupe_hash`); hashes no message holds are left out.
+    async fn messages_with_dedupe_hashes(
+        &self,
+        hashes: &[String],
+    ) -> StoreResult<Vec<(String, Uuid)>>;
     /// Puts failed messages (and inhibited ones when `include_inhibited`) back to `pending`
     /// with no attempts; returns the ids changed.
     async fn retry_messages(

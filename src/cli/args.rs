@@ -88,6 +88,18 @@ pub enum Command {
         after_help = "Examples:\n  herald enqueue workspace_deleted --user bob --label name=ws1 --label reason=\"initiated by user\"\n  herald enqueue run_failure --data '{\"error\": \"model x failed\"}'"
     )]
     Enqueue(EnqueueArgs),
+    /// Who would get what for an event, and why — queued, inhibited or skipped — writing nothing
+    ///
+    /// Takes the arguments of `herald enqueue` and runs the same routing: every user named with
+    /// --user, every audience member and every other user, and every target, each with its
+    /// method and decision — queued; inhibited (disabled by user, off by default, suspended);
+    /// or skipped (method not configured, user suspended, not in audience, not subscribed,
+    /// duplicate of a message already queued today). A queued message no running replica can
+    /// deliver says so. Answers "why did alice get nothing?" before and after the fact.
+    #[command(
+        after_help = "Examples:\n  herald explain workspace_deleted --user alice --user bob --label name=ws1\n  herald explain audit_failure --actor alice --label environment=prod --json"
+    )]
+    Explain(ExplainArgs),
     /// The delivery killswitch
     #[command(subcommand)]
     Notifications(NotificationsCommand),
@@ -255,6 +267,29 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "JSON")]
     pub data: Option<String>,
     /// Print {"enqueued": [messages…], "duplicates": [ids…]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Event name (see `herald events list`)
+    pub event: String,
+    /// A recipient, as enqueue takes it (repeatable)
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// The user the event is about: only their own targets are notified
+    /// [default: `username` from the config]
+    #[arg(long, value_name = "USER")]
+    pub actor: Option<String>,
+    /// A template label, KEY=VALUE (repeatable), as enqueue takes it
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Structured details as a JSON object, as enqueue takes it
+    #[arg(long, value_name = "JSON")]
+    pub data: Option<String>,
+    /// Print {"event", "decisions": [{recipient, user, target, method, decision, reason,
+    /// duplicate_of}…], "warnings"}
     #[arg(long)]
     pub json: bool,
 }

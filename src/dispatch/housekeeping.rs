@@ -106,16 +106,21 @@ async fn report_undeliverable(store: &dyn Store, metrics: &Metrics) {
 
 /// What waits for a method or target that none of the replicas alive now can deliver.
 pub async fn undeliverable_now(store: &dyn Store) -> StoreResult<Vec<Undeliverable>> {
+    let covered = live_capabilities(store).await?;
+    store.undeliverable(&covered).await
+}
+
+/// Everything the replicas alive now (their heartbeat fresh) deliver between them.
+pub async fn live_capabilities(store: &dyn Store) -> StoreResult<Capabilities> {
     let replicas = store.list_replicas().await?;
     let expiry = chrono::Duration::from_std(REPLICA_EXPIRY).unwrap_or(chrono::Duration::MAX);
     let alive = Utc::now() - expiry;
-    let covered = Capabilities::union(
+    Ok(Capabilities::union(
         replicas
             .iter()
             .filter(|r| r.last_seen_at >= alive)
             .map(|r| &r.capabilities),
-    );
-    store.undeliverable(&covered).await
+    ))
 }
 
 /// Deletes messages untouched for `retention`, when this notifier holds the retention duty.

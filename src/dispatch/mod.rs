@@ -9,7 +9,7 @@ mod acks;
 mod housekeeping;
 
 pub use acks::write_outcomes;
-pub use housekeeping::{purge_old_messages, undeliverable_now};
+pub use housekeeping::{live_capabilities, purge_old_messages, undeliverable_now};
 
 use std::collections::HashMap;
 use std::sync::Arc;

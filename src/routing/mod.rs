@@ -2,8 +2,13 @@
 //!
 //! Pure: given the event, the users, their preferences, the targets and the deployment's
 //! settings, [`plan`] decides every message to enqueue — recipient, method, initial state and
-//! why. The service layer fetches the inputs, checks the dedupe hashes against the store and
-//! writes the plan in one transaction.
+//! why — and records a [`Decision`] for every candidate, left-out ones too. The service layer
+//! fetches the inputs, checks the dedupe hashes against the store and writes the plan in one
+//! transaction (enqueue), or shows the decisions and writes nothing (explain).
+
+mod decision;
+
+pub use decision::{Decision, Outcome};
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -59,6 +64,9 @@ pub struct EnqueueRequest<'a> {
     pub actor: Option<&'a User>,
     /// The user named by the label `owner=NAME`, if it names a known user.
     pub audit_owner: Option<&'a User>,
+    /// Other known users, for explain: each is recorded as skipped (not in the audience, or
+    /// suspended). Enqueue passes none.
+    pub bystanders: &'a [User],
     pub labels: &'a BTreeMap<String, String>,
     pub data: &'a Value,
     /// Every target: global (`owner` None) and user-owned.
@@ -77,6 +85,9 @@ pub struct EnqueueRequest<'a> {
 pub struct Plan {
     pub messages: Vec<PlannedMessage>,
     pub warnings: Vec<String>,
+    /// One per candidate recipient and method: every planned message, and every candidate
+    /// left out, with why.
+    pub decisions: Vec<Decision>,
 }
 
 /// A `--label` that is not `KEY=VALUE`.
@@ -193,19 +204,45 @@ pub fn build_payload(
 pub fn plan(req: &EnqueueRequest<'_>) -> Plan {
     let mut builder = PlanBuilder::new(req);
     let methods = user_methods(req.event, req.settings);
-    for user in user_recipients(req.explicit, req.audience) {
+    let recipients = user_recipients(req.explicit, req.audience);
+    for &user in &recipients {
         let (status, reason) = user_state(req, user);
         let payload = build_payload(req.event, Some(user), req.labels, req.data, &[]);
         for &method in &methods {
             if !req.settings.is_configured(method) {
-                builder.skip(method);
+                builder.skip(user, method);
                 continue;
             }
-            builder.push(Some(user.id), None, method, status, reason, payload.clone());
+            builder.push(Some(user), None, method, status, reason, payload.clone());
+        }
+    }
+    for user in req.bystanders {
+        if !recipients.iter().any(|r| r.id == user.id) {
+            let reason = decision::bystander_reason(req.event, user);
+            let skipped = Decision::skipped(Some(&user.username), None, None, reason);
+            builder.decisions.push(skipped);
         }
     }
     let (targets, declared_twice) = target_recipients(req);
-    for (target, owner) in targets {
+    let event = req.event.spec.name.as_str();
+    for target in req.targets {
+        let chosen = targets.iter().find(|(t, _)| std::ptr::eq(*t, target));
+        let Some(&(target, owner)) = chosen else {
+            let reason = if declared_twice.iter().any(|t| std::ptr::eq(*t, target)) {
+                "declared more than once: notified once, by its first declaration".to_string()
+            } else {
+                decision::target_skip_reason(event, target, req.actor)
+            };
+            let method = Some(target.target_type.method());
+            let skipped = Decision::skipped(
+                target.owner.as_deref(),
+                Some(target.qualified_name()),
+                method,
+                reason,
+            );
+            builder.decisions.push(skipped);
+            continue;
+        };
         let qualified = target.qualified_name();
         let payload = build_payload(
             req.event,
@@ -217,7 +254,7 @@ pub fn plan(req: &EnqueueRequest<'_>) -> Plan {
         // Targets carry their own channel settings, so they are neither checked against the
         // configured methods nor inhibited by a user's preferences.
         builder.push(
-            owner.map(|u| u.id),
+            owner,
             Some(&qualified),
             target.target_type.method(),
             MessageState::Pending,
@@ -225,8 +262,14 @@ pub fn plan(req: &EnqueueRequest<'_>) -> Plan {
             payload,
         );
     }
+    let mut twice: Vec<&str> = Vec::new();
+    for target in declared_twice {
+        if !twice.contains(&target.name.as_str()) {
+            twice.push(target.name.as_str());
+        }
+    }
     builder.warnings.extend(
-        declared_twice
+        twice
             .into_iter()
             .map(|name| format!("target `{name}` is declared more than once; notified once")),
     );
@@ -277,9 +320,11 @@ fn user_state(req: &EnqueueRequest<'_>, user: &User) -> (MessageState, Option<&'
 /// A target chosen for the event, with the user who owns it (`None` for a global target).
 type TargetRecipient<'a> = (&'a TargetRef, Option<&'a User>);
 
-/// Targets holding the event, by SQLMesh's rule, and the names of those declared twice (same
-/// name, owner and type: the same message, so sent once).
-fn target_recipients<'a>(req: &EnqueueRequest<'a>) -> (Vec<TargetRecipient<'a>>, Vec<&'a str>) {
+/// Targets holding the event, by SQLMesh's rule, and the declarations left out for repeating
+/// one already chosen (same name, owner and type: the same message, so sent once).
+fn target_recipients<'a>(
+    req: &EnqueueRequest<'a>,
+) -> (Vec<TargetRecipient<'a>>, Vec<&'a TargetRef>) {
     let event = req.event.spec.name.as_str();
     let audit_owner = audit_owner(req);
     let chosen = req
@@ -307,8 +352,8 @@ fn target_recipients<'a>(req: &EnqueueRequest<'a>) -> (Vec<TargetRecipient<'a>>,
         );
         if seen.insert(key) {
             recipients.push((target, owner));
-        } else if !declared_twice.contains(&target.name.as_str()) {
-            declared_twice.push(target.name.as_str());
+        } else {
+            declared_twice.push(target);
         }
     }
     (recipients, declared_twice)
@@ -343,6 +388,7 @@ struct PlanBuilder<'r, 'a> {
     /// Skipped message counts per method, in the order methods were first skipped.
     skipped: Vec<(Method, usize)>,
     warnings: Vec<String>,
+    decisions: Vec<Decision>,
 }
 
 impl<'r, 'a> PlanBuilder<'r, 'a> {
@@ -352,25 +398,32 @@ impl<'r, 'a> PlanBuilder<'r, 'a> {
             messages: Vec::new(),
             skipped: Vec::new(),
             warnings: Vec::new(),
+            decisions: Vec::new(),
         }
     }
 
-    fn skip(&mut self, method: Method) {
+    /// `user`'s message by `method`, whose channel is not configured: not enqueued.
+    fn skip(&mut self, user: &User, method: Method) {
         match self.skipped.iter_mut().find(|(m, _)| *m == method) {
             Some((_, count)) => *count += 1,
             None => self.skipped.push((method, 1)),
         }
+        let reason = format!("method not configured: {}", unconfigured_reason(method));
+        let skipped = Decision::skipped(Some(&user.username), None, Some(method), reason);
+        self.decisions.push(skipped);
     }
 
+    /// Plans one message for `user` (the recipient, or the target's owner) or `target`.
     fn push(
         &mut self,
-        user_id: Option<Uuid>,
+        user: Option<&User>,
         target: Option<&str>,
         method: Method,
         status: MessageState,
         reason: Option<&str>,
         payload: Value,
     ) {
+        let user_id = user.map(|u| u.id);
         let dedupe_hash = self.req.dedupe.then(|| {
             dedupe_hash(
                 self.req.event.id,
@@ -380,6 +433,17 @@ impl<'r, 'a> PlanBuilder<'r, 'a> {
                 &payload,
                 self.req.day,
             )
+        });
+        self.decisions.push(Decision {
+            user: user.map(|u| u.username.clone()),
+            target: target.map(str::to_string),
+            method: Some(method),
+            outcome: match status {
+                MessageState::Inhibited => Outcome::Inhibited,
+                _ => Outcome::Queued,
+            },
+            reason: reason.map(str::to_string),
+            message: Some(self.messages.len()),
         });
         self.messages.push(PlannedMessage {
             user_id,
@@ -405,6 +469,7 @@ impl<'r, 'a> PlanBuilder<'r, 'a> {
         Plan {
             messages: self.messages,
             warnings,
+            decisions: self.decisions,
         }
     }
 }

@@ -89,6 +89,7 @@ struct Case {
     audience: Vec<User>,
     actor: Option<User>,
     audit_owner: Option<User>,
+    bystanders: Vec<User>,
     labels: BTreeMap<String, String>,
     data: Value,
     targets: Vec<TargetRef>,
@@ -106,6 +107,7 @@ impl Case {
             audience: vec![],
             actor: None,
             audit_owner: None,
+            bystanders: vec![],
             labels: BTreeMap::new(),
             data: json!({"k": "v"}),
             targets: vec![],
@@ -164,6 +166,7 @@ impl Case {
             audience: &self.audience,
             actor: self.actor.as_ref(),
             audit_owner: self.audit_owner.as_ref(),
+            bystanders: &self.bystanders,
             labels: &self.labels,
             data: &self.data,
             targets: &self.targets,
@@ -843,4 +846,207 @@ fn parse_labels_collects_labels_and_refuses_a_duplicate_key() {
         parse_labels(&items(&["ok=1", "broken"])),
         Err(LabelError::MissingEquals(_))
     ));
+}
+
+// ----- decisions (what `herald explain` shows) -----
+
+impl Case {
+    fn bystanders(mut self, users: Vec<User>) -> Self {
+        self.bystanders = users;
+        self
+    }
+
+    /// The decisions as one line each: `who method outcome[: reason]`.
+    fn decisions(&self) -> Vec<String> {
+        self.plan()
+            .decisions
+            .iter()
+            .map(|d| {
+                let who = match (&d.target, &d.user) {
+                    (Some(t), _) => format!("target {t}"),
+                    (None, Some(u)) => u.clone(),
+                    (None, None) => "nobody".to_string(),
+                };
+                let method = d.method.map_or("-".to_string(), |m| m.to_string());
+                let reason = d
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                format!("{who} {method} {}{reason}", d.outcome)
+            })
+            .collect()
+    }
+}
+
+fn admin(mut u: User) -> User {
+    u.roles = vec![Role::UserAdmin];
+    u
+}
+
+#[test]
+fn every_planned_message_has_a_decision_naming_it() {
+    let case = Case::new("workspace_deleted")
+        .explicit(vec![alice(), bob()])
+        .preferences(vec![pref(&bob(), true)])
+        .targets(vec![target(
+            "ops",
+            TargetType::SlackWebhook,
+            &["workspace_deleted"],
+            None,
+        )]);
+    let plan = case.plan();
+    let written: Vec<usize> = plan.decisions.iter().filter_map(|d| d.message).collect();
+    assert_eq!(written, (0..plan.messages.len()).collect::<Vec<_>>());
+    for d in &plan.decisions {
+        let m = &plan.messages[d.message.unwrap()];
+        assert_eq!(Some(m.method), d.method);
+        assert_eq!(m.target, d.target);
+        let inhibited = m.status == MessageState::Inhibited;
+        assert_eq!(inhibited, d.outcome == Outcome::Inhibited, "{d:?}");
+        assert_eq!(m.status_reason, d.reason);
+    }
+}
+
+#[test]
+fn decisions_give_every_candidate_its_outcome_and_reason() {
+    let event_has_audience = |e: &mut EventTemplate| e.spec.audience_roles = vec![Role::UserAdmin];
+    let cases: Vec<(&str, Case, &[&str])> = vec![
+        (
+            "queued by the event's method and the inbox",
+            Case::new("workspace_deleted")
+                .explicit(vec![alice()])
+                .settings_with(|s| s.default_method = Method::Webhook),
+            &["alice webhook queued", "alice inbox queued"],
+        ),
+        (
+            "inhibited: opted out",
+            Case::new("workspace_deleted")
+                .explicit(vec![bob()])
+                .preferences(vec![pref(&bob(), true)]),
+            &[
+                "bob smtp inhibited: disabled by user",
+                "bob inbox inhibited: disabled by user",
+            ],
+        ),
+        (
+            "inhibited: off by default and not enabled",
+            Case::new("workspace_deleted")
+                .explicit(vec![bob()])
+                .event_with(|e| e.spec.enabled_by_default = false),
+            &[
+                "bob smtp inhibited: disabled by user",
+                "bob inbox inhibited: disabled by user",
+            ],
+        ),
+        (
+            "inhibited: an explicit user who is suspended",
+            Case::new("workspace_deleted").explicit(vec![suspended(alice())]),
+            &[
+                "alice smtp inhibited: user is suspended",
+                "alice inbox inhibited: user is suspended",
+            ],
+        ),
+        (
+            "skipped: method not configured",
+            Case::new("workspace_deleted")
+                .explicit(vec![alice()])
+                .settings_with(|s| s.configured = vec![Method::Webhook]),
+            &[
+                "alice smtp skipped: method not configured: email.smarthost is not set",
+                "alice inbox queued",
+            ],
+        ),
+        (
+            "skipped: not in audience, the event has none",
+            Case::new("workspace_deleted")
+                .explicit(vec![alice()])
+                .bystanders(vec![alice(), carol()]),
+            &[
+                "alice smtp queued",
+                "alice inbox queued",
+                "carol - skipped: not in audience: workspace_deleted has no audience roles, \
+                 only users named with --user receive it",
+            ],
+        ),
+        (
+            "skipped: not in audience, holds none of its roles",
+            Case::new("user_account_created")
+                .event_with(event_has_audience)
+                .audience(vec![admin(alice())])
+                .bystanders(vec![admin(alice()), carol()]),
+            &[
+                "alice smtp queued",
+                "alice inbox queued",
+                "carol - skipped: not in audience: user_account_created reaches user-admin, \
+                 and the user holds none of them",
+            ],
+        ),
+        (
+            "skipped: a suspended holder of an audience role",
+            Case::new("user_account_created")
+                .event_with(event_has_audience)
+                .bystanders(vec![suspended(admin(bob()))]),
+            &[
+                "bob - skipped: user suspended: holds the audience role user-admin but \
+               suspended users are not in the audience",
+            ],
+        ),
+    ];
+    for (what, case, expected) in cases {
+        assert_eq!(case.decisions(), expected, "case: {what}");
+    }
+}
+
+#[test]
+fn decisions_say_why_each_target_is_left_out() {
+    let cases: Vec<(&str, Case, &[&str])> = vec![
+        (
+            "without an actor",
+            Case::new("apply_start").targets(sqlmesh_targets()),
+            &[
+                "target team-slack slack_webhook queued",
+                "target team-mail smtp skipped: not subscribed: its notify_on does not list \
+                 apply_start",
+                "target alice/alice-dm slack_api skipped: owned by `alice`: a user's targets \
+                 are notified only with --actor alice",
+                "target bob/bob-dm slack_api skipped: owned by `bob`: a user's targets are \
+                 notified only with --actor bob",
+                "target bob/bob-hook webhook skipped: not subscribed: its notify_on does not \
+                 list apply_start",
+            ],
+        ),
+        (
+            "with an actor",
+            Case::new("apply_start")
+                .targets(sqlmesh_targets())
+                .actor(alice()),
+            &[
+                "target team-slack slack_webhook skipped: global target: with the actor \
+                 `alice` only the actor's own targets are notified",
+                "target team-mail smtp skipped: not subscribed: its notify_on does not list \
+                 apply_start",
+                "target alice/alice-dm slack_api queued",
+                "target bob/bob-dm slack_api skipped: owned by `bob`, not by the actor \
+                 `alice`; a user's targets hear only of events they act in",
+                "target bob/bob-hook webhook skipped: not subscribed: its notify_on does not \
+                 list apply_start",
+            ],
+        ),
+        (
+            "declared twice",
+            Case::new("run_failure").targets(vec![
+                target("team-mail", TargetType::Smtp, &["run_failure"], None),
+                target("team-mail", TargetType::Smtp, &["run_failure"], None),
+            ]),
+            &[
+                "target team-mail smtp queued",
+                "target team-mail smtp skipped: declared more than once: notified once, by its \
+                 first declaration",
+            ],
+        ),
+    ];
+    for (what, case, expected) in cases {
+        assert_eq!(case.decisions(), expected, "case: {what}");
+    }
 }

@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// An event routed and not yet written: what [`Service::route`] returns.
+pub(super) struct Routed {
+    pub event: EventTemplate,
+    pub labels: BTreeMap<String, String>,
+    pub plan: routing::Plan,
+}
+
 impl Service {
     /// What routing needs from the configuration: the default method, the inbox copy, the
     /// methods this deployment configured.
@@ -32,6 +39,37 @@ impl Service {
         dedupe: bool,
         only_method: Option<Method>,
     ) -> ServiceResult<EnqueueReport> {
+        let Routed {
+            event,
+            labels,
+            plan,
+        } = self.route(input, dedupe, false).await?;
+        let planned = plan.messages.into_iter();
+        let planned: Vec<_> = match only_method {
+            None => planned.collect(),
+            // A test by one method: the user's row for it, whatever their routing says.
+            Some(method) => planned
+                .take(1)
+                .map(|p| routing::PlannedMessage {
+                    method,
+                    dedupe_hash: None,
+                    ..p
+                })
+                .collect(),
+        };
+        self.queue_planned(caller, &event, &labels, planned, plan.warnings)
+            .await
+    }
+
+    /// Resolves what `input` names and routes it ([`routing::plan`]), writing nothing: what
+    /// enqueue queues and explain shows. With `bystanders`, every other known user is a
+    /// candidate too, so the plan says why each gets nothing.
+    pub(super) async fn route(
+        &self,
+        input: &EnqueueInput,
+        dedupe: bool,
+        bystanders: bool,
+    ) -> ServiceResult<Routed> {
         let labels = routing::parse_labels(&input.labels)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let data = parse_data(input.data.as_deref())?;
@@ -81,6 +119,11 @@ impl Service {
             .store
             .active_users_with_roles(&event.spec.audience_roles)
             .await?;
+        let others = if bystanders {
+            self.store.list_users().await?
+        } else {
+            Vec::new()
+        };
         let recipient_ids: Vec<Uuid> = explicit.iter().chain(&audience).map(|u| u.id).collect();
         let preferences = self
             .store
@@ -95,6 +138,7 @@ impl Service {
             audience: &audience,
             actor: actor.as_ref(),
             audit_owner: audit_owner.as_ref(),
+            bystanders: &others,
             labels: &labels,
             data: &data,
             targets: &targets,
@@ -103,21 +147,11 @@ impl Service {
             dedupe,
             day: now.date_naive(),
         });
-        let planned = plan.messages.into_iter();
-        let planned: Vec<_> = match only_method {
-            None => planned.collect(),
-            // A test by one method: the user's row for it, whatever their routing says.
-            Some(method) => planned
-                .take(1)
-                .map(|p| routing::PlannedMessage {
-                    method,
-                    dedupe_hash: None,
-                    ..p
-                })
-                .collect(),
-        };
-        self.queue_planned(caller, &event, &labels, planned, plan.warnings)
-            .await
+        Ok(Routed {
+            event,
+            labels,
+            plan,
+        })
     }
 
     /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]), inserts them
@@ -161,7 +195,7 @@ impl Service {
     /// Labels at the door (DESIGN §3): refuses, before anything is written, a message without a
     /// label its event requires, or one whose templates do not render for a planned recipient
     /// with the config's overrides, as the dispatcher would render it.
-    fn admit(
+    pub(super) fn admit(
         &self,
         event: &EventTemplate,
         labels: &BTreeMap<String, String>,

@@ -11,11 +11,15 @@ use uuid::Uuid;
 
 mod doctor;
 mod enqueue;
+mod explain;
 pub mod json;
 mod messages;
 pub mod read_models;
 mod tokens;
 mod users;
+
+pub use crate::routing::Outcome as RoutingOutcome;
+pub use explain::{ExplainedDecision, Explanation};
 
 use crate::catalog;
 use crate::config::Config;

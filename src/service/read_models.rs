@@ -189,6 +189,7 @@ impl Service {
             audience: &[],
             actor: None,
             audit_owner: None,
+            bystanders: &[],
             labels: &labels,
             data: &data,
             targets: &[],

@@ -22,6 +22,7 @@ mod console_snapshots;
 mod console_update;
 mod demo;
 mod dispatch;
+mod explain;
 mod faults;
 mod goldens;
 mod harness_smoke;

@@ -22,6 +22,7 @@ use crate::telemetry::LogHandle;
 
 mod enqueue;
 mod events;
+mod explain;
 mod messages;
 mod notifications;
 mod tokens;
@@ -29,6 +30,7 @@ mod users;
 
 use enqueue::*;
 use events::*;
+use explain::*;
 use messages::*;
 use notifications::*;
 use tokens::*;
@@ -121,6 +123,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
             events_show(&service, &caller, &event, json).await
         }
         Command::Enqueue(args) => enqueue(&service, &caller, args).await,
+        Command::Explain(args) => explain(&service, &caller, args).await,
         Command::Notifications(cmd) => notifications(&service, &caller, cmd).await,
         Command::Messages(cmd) => messages(&service, &caller, cmd).await,
         Command::Users(cmd) => users(&service, &caller, cmd).await,

@@ -305,6 +305,20 @@ impl<B: Backend> Store for B {
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
+    async fn messages_with_dedupe_hashes(
+        &self,
+        hashes: &[String],
+    ) -> StoreResult<Vec<(String, Uuid)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = rows(self, &q::MESSAGES_WITH_HASHES, &[Param::Strings(hashes)]).await?;
+        found
+            .iter()
+            .map(|row| Ok((row.text("dedupe_hash")?, row.id(MESSAGES, "id")?)))
+            .collect()
+    }
+
     async fn retry_messages(
         &self,
         ids: &[Uuid],
