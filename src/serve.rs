@@ -30,10 +30,7 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
         None => None,
     };
     let replica = start_replica(&service, metrics.clone()).await?;
-    let state = ApiState {
-        service: service.clone(),
-        metrics,
-    };
+    let state = ApiState::new(service.clone(), metrics);
     let mut servers: Vec<ApiServer> = Vec::new();
     if let Some(listener) = http {
         tracing::info!("serving the HTTP API at http://{}", listener.local_addr());

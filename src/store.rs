@@ -97,7 +97,8 @@ pub struct NewMessage {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnqueueOutcome {
     pub enqueued: Vec<Uuid>,
-    /// Ids of the messages that made the new ones duplicates.
+    /// Ids of the messages that made the new ones duplicates, in the order of the messages
+    /// refused.
     pub duplicates: Vec<Uuid>,
 }
 

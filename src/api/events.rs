@@ -87,7 +87,8 @@ pub(super) async fn enqueue(
         labels: label_items(report.labels)?,
         data: report.data.map(|data| Value::Object(data).to_string()),
     };
-    let outcome = state.service.enqueue(caller, &input).await?;
+    let prepared = state.service.prepare_enqueue(caller, &input).await?;
+    let outcome = state.batcher.queue(prepared).await?;
     Ok((
         StatusCode::CREATED,
         Json(Enqueued {

@@ -12,6 +12,7 @@
 //! annotations) and `schema` (the named schemas of the bodies sent).
 
 mod auth;
+mod batch;
 mod body;
 mod coder;
 mod error;

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::batch::Batcher;
 use crate::service::Service;
 use crate::telemetry::Metrics;
 
@@ -44,14 +45,28 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// What every handler shares: the service (every operation, permission-checked) and the
-/// dispatcher's metrics.
+/// What every handler shares: the service (every operation, permission-checked), the
+/// dispatcher's metrics and the writer reported events are queued through.
 #[derive(Clone)]
 pub struct ApiState {
     /// The operations the endpoints call.
     pub service: Arc<Service>,
     /// What `/metrics` renders.
     pub metrics: Arc<Metrics>,
+    /// Writes reported events, many requests' in one transaction ([`super::batch`]).
+    pub(super) batcher: Batcher,
+}
+
+impl ApiState {
+    /// The state for `service` and `metrics`; starts the events' writer task on the current
+    /// runtime.
+    pub fn new(service: Arc<Service>, metrics: Arc<Metrics>) -> ApiState {
+        ApiState {
+            batcher: Batcher::start(service.clone()),
+            service,
+            metrics,
+        }
+    }
 }
 
 /// The address could not be bound; names the address and the setting it came from.

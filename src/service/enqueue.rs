@@ -154,8 +154,9 @@ impl Service {
         })
     }
 
-    /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]), inserts them
-    /// (one transaction) and reads back the ones created. Every path into the queue comes here.
+    /// Admits routed messages of `event` sent with `labels` ([`Service::prepare`]), inserts them
+    /// (one transaction) and reads back the ones created. Every path into the queue comes here
+    /// or to [`Service::queue_prepared`].
     pub(super) async fn queue_planned(
         &self,
         caller: &User,
@@ -164,32 +165,11 @@ impl Service {
         planned: Vec<routing::PlannedMessage>,
         warnings: Vec<String>,
     ) -> ServiceResult<EnqueueReport> {
-        self.admit(event, labels, &planned)?;
-        for warning in &warnings {
-            tracing::warn!(event = %event.spec.name, "{warning}");
-        }
-        let template_id = event.id;
-        let now = Utc::now();
-        let messages: Vec<NewMessage> = planned
-            .into_iter()
-            .map(|planned| NewMessage {
-                id: Uuid::now_v7(),
-                template_id,
-                created_by: caller.username.clone(),
-                created_at: now,
-                planned,
-            })
-            .collect();
-        let EnqueueOutcome {
-            enqueued,
-            duplicates,
-        } = self.store.enqueue(&messages).await?;
-        let created = self.store.messages_by_ids(&enqueued).await?;
-        Ok(EnqueueReport {
-            enqueued: created,
-            duplicates,
-            warnings,
-        })
+        let prepared = self.prepare(caller, event, labels, planned, warnings)?;
+        self.queue_prepared(vec![prepared])
+            .await
+            .pop()
+            .expect("one report for one event")
     }
 
     /// Labels at the door (DESIGN §3): refuses, before anything is written, a message without a

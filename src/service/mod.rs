@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod batch;
 mod doctor;
 mod enqueue;
 mod explain;
@@ -19,6 +20,7 @@ mod tokens;
 mod users;
 
 pub use crate::routing::Outcome as RoutingOutcome;
+pub use batch::Prepared;
 pub use explain::{ExplainedDecision, Explanation};
 
 use crate::catalog;

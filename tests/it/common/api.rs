@@ -45,10 +45,7 @@ impl RunningApi {
         let addr = listener.local_addr();
         assert_ne!(addr.port(), 0, "the bound port is known");
         let service = Arc::new(service);
-        let router = api::router(ApiState {
-            service: service.clone(),
-            metrics: metrics.clone(),
-        });
+        let router = api::router(ApiState::new(service.clone(), metrics.clone()));
         let server = listener.serve_with(router, limits);
         RunningApi {
             url: format!("http://{addr}"),

@@ -1,0 +1,163 @@
+//! Enqueueing in two halves, so that a server taking many reports at once writes them in one
+//! transaction: [`Service::prepare_enqueue`] checks, routes and admits an event (reads only),
+//! [`Service::queue_prepared`] inserts any number of prepared events together, and says for
+//! each which messages it made and which were duplicates. One bad event in a batch costs the
+//! others nothing: when the shared transaction fails, each is written on its own.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use super::enqueue::Routed;
+use super::*;
+use crate::store::StoreResult;
+
+/// An event checked, routed and admitted, whose messages are not written yet.
+#[derive(Debug)]
+pub struct Prepared {
+    messages: Vec<NewMessage>,
+    warnings: Vec<String>,
+}
+
+impl Service {
+    /// Everything [`Service::enqueue`] does before writing: the caller's right to report,
+    /// routing, the labels at the door. Nothing is written.
+    pub async fn prepare_enqueue(
+        &self,
+        caller: &User,
+        input: &EnqueueInput,
+    ) -> ServiceResult<Prepared> {
+        require(caller, OWNERS, "enqueueing events")?;
+        let Routed {
+            event,
+            labels,
+            plan,
+        } = self.route(input, true, false).await?;
+        self.prepare(caller, &event, &labels, plan.messages, plan.warnings)
+    }
+
+    /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]) and gives
+    /// each its id, creator and time; logs routing's warnings.
+    pub(super) fn prepare(
+        &self,
+        caller: &User,
+        event: &EventTemplate,
+        labels: &BTreeMap<String, String>,
+        planned: Vec<routing::PlannedMessage>,
+        warnings: Vec<String>,
+    ) -> ServiceResult<Prepared> {
+        self.admit(event, labels, &planned)?;
+        for warning in &warnings {
+            tracing::warn!(event = %event.spec.name, "{warning}");
+        }
+        let now = Utc::now();
+        let messages = planned
+            .into_iter()
+            .map(|planned| NewMessage {
+                id: Uuid::now_v7(),
+                template_id: event.id,
+                created_by: caller.username.clone(),
+                created_at: now,
+                planned,
+            })
+            .collect();
+        Ok(Prepared {
+            messages,
+            warnings,
+        })
+    }
+
+    /// Writes the prepared events' messages in one transaction and reads back the ones
+    /// created; the reports come in `batch`'s order. Should that transaction fail, each event
+    /// is written in a transaction of its own, so each gets its own outcome.
+    pub async fn queue_prepared(&self, batch: Vec<Prepared>) -> Vec<ServiceResult<EnqueueReport>> {
+        let mut ranges: Vec<Range<usize>> = Vec::with_capacity(batch.len());
+        let mut messages = Vec::with_capacity(batch.iter().map(|p| p.messages.len()).sum());
+        let mut warnings = Vec::with_capacity(batch.len());
+        for prepared in batch {
+            let start = messages.len();
+            messages.extend(prepared.messages);
+            ranges.push(start..messages.len());
+            warnings.push(prepared.warnings);
+        }
+        let outcomes: Vec<StoreResult<EnqueueOutcome>> = match self.store.enqueue(&messages).await
+        {
+            Ok(outcome) => split(&messages, &ranges, outcome).into_iter().map(Ok).collect(),
+            Err(e) if ranges.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::warn!(
+                    events = ranges.len(),
+                    "writing a batch of events failed ({e}); writing each on its own"
+                );
+                let mut outcomes = Vec::with_capacity(ranges.len());
+                for range in &ranges {
+                    outcomes.push(self.store.enqueue(&messages[range.clone()]).await);
+                }
+                outcomes
+            }
+        };
+        let created: Vec<Uuid> = outcomes
+            .iter()
+            .flatten()
+            .flat_map(|o| o.enqueued.iter().copied())
+            .collect();
+        let mut found: HashMap<Uuid, Message> = match self.store.messages_by_ids(&created).await {
+            Ok(found) => found.into_iter().map(|m| (m.id, m)).collect(),
+            // Written but not read back: each event reads its own, and gets its own error.
+            Err(_) => HashMap::new(),
+        };
+        let mut reports = Vec::with_capacity(outcomes.len());
+        for (outcome, warnings) in outcomes.into_iter().zip(warnings) {
+            reports.push(self.report(outcome, warnings, &mut found).await);
+        }
+        reports
+    }
+
+    /// One event's report: its messages from `found`, else read again (the shared read
+    /// failed), so a failure is this event's own.
+    async fn report(
+        &self,
+        outcome: StoreResult<EnqueueOutcome>,
+        warnings: Vec<String>,
+        found: &mut HashMap<Uuid, Message>,
+    ) -> ServiceResult<EnqueueReport> {
+        let EnqueueOutcome {
+            enqueued,
+            duplicates,
+        } = outcome?;
+        let mut made: Vec<Message> = enqueued.iter().filter_map(|id| found.remove(id)).collect();
+        if made.len() < enqueued.len() {
+            made = self.store.messages_by_ids(&enqueued).await?;
+        }
+        Ok(EnqueueReport {
+            enqueued: made,
+            duplicates,
+            warnings,
+        })
+    }
+}
+
+/// One outcome for all of `messages` cut into one per range: a message inserted is its event's;
+/// each one not inserted takes the next of `outcome.duplicates`, which name the originals in
+/// the order of the messages refused.
+fn split(
+    messages: &[NewMessage],
+    ranges: &[Range<usize>],
+    outcome: EnqueueOutcome,
+) -> Vec<EnqueueOutcome> {
+    let inserted: HashSet<Uuid> = outcome.enqueued.into_iter().collect();
+    let mut originals = outcome.duplicates.into_iter();
+    ranges
+        .iter()
+        .map(|range| {
+            let mut part = EnqueueOutcome::default();
+            for m in &messages[range.clone()] {
+                if inserted.contains(&m.id) {
+                    part.enqueued.push(m.id);
+                } else if let Some(original) = originals.next() {
+                    part.duplicates.push(original);
+                }
+            }
+            part
+        })
+        .collect()
+}
