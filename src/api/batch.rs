@@ -1,40 +1,49 @@
-//! Reports that arrive together are written together: each request checks, routes and admits
-//! its event on its own (reads, which run side by side), then hands the result to one writer
-//! task, which takes everything waiting and writes it in one store transaction
-//! ([`Service::queue_prepared`]). Under load a commit serves many requests; a lone request
-//! waits for nobody. The requests' answers are the same as one at a time.
+//! Reports that arrive together are handled together: each request hands its event to one
+//! task, which takes every report waiting, routes them over one set of reads
+//! ([`Service::prepare_enqueue_many`]) and writes them in one store transaction
+//! ([`Service::queue_prepared`]). Under load a few statements serve many requests; a lone
+//! request waits for nobody. Each answer is what the request would get on its own.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::service::{EnqueueReport, Prepared, Service, ServiceError, ServiceResult};
+use crate::model::User;
+use crate::service::{EnqueueInput, EnqueueReport, Service, ServiceError, ServiceResult};
 
-/// Prepared events written in one transaction at most; more wait for the next.
+/// Reports handled together at most; more wait for the next batch.
 const MAX_BATCH: usize = 256;
-/// Prepared events waiting for the writer before a request waits to hand its own over.
+/// Reports waiting for the task before a request waits to hand its own over.
 const QUEUE: usize = 1024;
 
-/// One request's prepared event and where its report goes.
-type Job = (Prepared, oneshot::Sender<ServiceResult<EnqueueReport>>);
+/// One request's report, its caller, and where its outcome goes.
+struct Job {
+    caller: User,
+    input: EnqueueInput,
+    reply: oneshot::Sender<ServiceResult<EnqueueReport>>,
+}
 
-/// The handle requests queue their prepared events through; the writer task ends when the
-/// last handle is dropped, after writing what it holds.
+/// The handle requests hand their reports to; the task ends when the last handle is
+/// dropped, after finishing what it holds.
 #[derive(Clone)]
 pub(super) struct Batcher {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Batcher {
-    /// Starts the writer task for `service` on the current runtime.
+    /// Starts the task for `service` on the current runtime.
     pub(super) fn start(service: Arc<Service>) -> Batcher {
         let (jobs, waiting) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(service, waiting));
         Batcher { jobs }
     }
 
-    /// Writes `prepared` (with whatever else is waiting) and returns its report.
-    pub(super) async fn queue(&self, prepared: Prepared) -> ServiceResult<EnqueueReport> {
+    /// Enqueues `input` as `caller` (with whatever else is waiting) and returns its report.
+    pub(super) async fn enqueue(
+        &self,
+        caller: User,
+        input: EnqueueInput,
+    ) -> ServiceResult<EnqueueReport> {
         let (reply, report) = oneshot::channel();
         let stopped = || {
             ServiceError::Invalid(
@@ -42,23 +51,45 @@ impl Batcher {
             )
         };
         self.jobs
-            .send((prepared, reply))
+            .send(Job {
+                caller,
+                input,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         report.await.map_err(|_| stopped())?
     }
 }
 
-/// The writer: takes every job waiting (up to [`MAX_BATCH`]), writes them in one
-/// transaction, answers each.
+/// The task: takes every report waiting (up to [`MAX_BATCH`]), prepares them together,
+/// writes the prepared ones in one transaction, answers each.
 async fn write_batches(service: Arc<Service>, mut waiting: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (batch, replies): (Vec<Prepared>, Vec<_>) = jobs.drain(..).unzip();
-        let reports = service.queue_prepared(batch).await;
-        for (reply, report) in replies.into_iter().zip(reports) {
+        let reports: Vec<(&User, &EnqueueInput)> =
+            jobs.iter().map(|j| (&j.caller, &j.input)).collect();
+        let prepared = service.prepare_enqueue_many(&reports).await;
+        let mut outcomes: Vec<Option<ServiceResult<EnqueueReport>>> = Vec::new();
+        let mut ready = Vec::new();
+        for result in prepared {
+            match result {
+                Ok(p) => {
+                    ready.push((outcomes.len(), p));
+                    outcomes.push(None);
+                }
+                Err(e) => outcomes.push(Some(Err(e))),
+            }
+        }
+        let (at, ready): (Vec<usize>, Vec<_>) = ready.into_iter().unzip();
+        for (i, report) in at.into_iter().zip(service.queue_prepared(ready).await) {
+            outcomes[i] = Some(report);
+        }
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
             // A request that went away meanwhile: its messages are written all the same.
-            let _ = reply.send(report);
+            let _ = job
+                .reply
+                .send(outcome.expect("every report has an outcome"));
         }
     }
 }

@@ -87,8 +87,7 @@ pub(super) async fn enqueue(
         labels: label_items(report.labels)?,
         data: report.data.map(|data| Value::Object(data).to_string()),
     };
-    let prepared = state.service.prepare_enqueue(caller, &input).await?;
-    let outcome = state.batcher.queue(prepared).await?;
+    let outcome = state.batcher.enqueue(caller.clone(), input).await?;
     Ok((
         StatusCode::CREATED,
         Json(Enqueued {

@@ -1,13 +1,14 @@
-//! Enqueueing in two halves, so that a server taking many reports at once writes them in one
-//! transaction: [`Service::prepare_enqueue`] checks, routes and admits an event (reads only),
-//! [`Service::queue_prepared`] inserts any number of prepared events together, and says for
-//! each which messages it made and which were duplicates. One bad event in a batch costs the
+//! Enqueueing in two halves, so that a server taking many reports at once reads and writes
+//! them together: [`Service::prepare_enqueue_many`] checks, routes and admits events (reads
+//! only, shared by all), [`Service::queue_prepared`] inserts any number of prepared events in
+//! one transaction, and says for each which messages it made and which were duplicates. One bad event in a batch costs the
 //! others nothing: when the shared transaction fails, each is written on its own.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use super::enqueue::Routed;
+use super::lookups::Parsed;
 use super::*;
 use crate::store::StoreResult;
 
@@ -19,19 +20,55 @@ pub struct Prepared {
 }
 
 impl Service {
-    /// Everything [`Service::enqueue`] does before writing: the caller's right to report,
-    /// routing, the labels at the door. Nothing is written.
-    pub async fn prepare_enqueue(
+    /// Everything [`Service::enqueue`] does before writing, for many reports at once: each
+    /// caller's right to report, routing over what one set of reads found for all of them
+    /// ([`Service::lookups`]), the labels at the door. Nothing is written; the results come in
+    /// `reports`' order, each report's refusal its own.
+    pub async fn prepare_enqueue_many(
         &self,
-        caller: &User,
-        input: &EnqueueInput,
-    ) -> ServiceResult<Prepared> {
-        require(caller, OWNERS, "enqueueing events")?;
+        reports: &[(&User, &EnqueueInput)],
+    ) -> Vec<ServiceResult<Prepared>> {
+        let mut results: Vec<Option<ServiceResult<Prepared>>> =
+            (0..reports.len()).map(|_| None).collect();
+        let mut parsed = Vec::with_capacity(reports.len());
+        for (i, (caller, input)) in reports.iter().enumerate() {
+            match require(caller, OWNERS, "enqueueing events").and_then(|()| Parsed::of(input)) {
+                Ok(p) => parsed.push((i, p)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let asked: Vec<(&EnqueueInput, &Parsed)> =
+            parsed.iter().map(|(i, p)| (reports[*i].1, p)).collect();
+        match self.lookups(&asked).await {
+            Ok(lookups) => {
+                for (i, p) in parsed {
+                    let (caller, input) = reports[i];
+                    let routed = self.route_with(input, p, &lookups, true, &[]).await;
+                    results[i] = Some(routed.and_then(|r| self.prepare_routed(caller, r)));
+                }
+            }
+            // The reads failed for all: each report reads on its own, so each gets its own error.
+            Err(_) => {
+                for (i, _) in parsed {
+                    let (caller, input) = reports[i];
+                    let routed = self.route(input, true, false).await;
+                    results[i] = Some(routed.and_then(|r| self.prepare_routed(caller, r)));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every report has a result"))
+            .collect()
+    }
+
+    /// [`Service::prepare`] for what [`Service::route_with`] made.
+    fn prepare_routed(&self, caller: &User, routed: Routed) -> ServiceResult<Prepared> {
         let Routed {
             event,
             labels,
             plan,
-        } = self.route(input, true, false).await?;
+        } = routed;
         self.prepare(caller, &event, &labels, plan.messages, plan.warnings)
     }
 
@@ -60,16 +97,16 @@ impl Service {
                 planned,
             })
             .collect();
-        Ok(Prepared {
-            messages,
-            warnings,
-        })
+        Ok(Prepared { messages, warnings })
     }
 
     /// Writes the prepared events' messages in one transaction and reads back the ones
     /// created; the reports come in `batch`'s order. Should that transaction fail, each event
     /// is written in a transaction of its own, so each gets its own outcome.
     pub async fn queue_prepared(&self, batch: Vec<Prepared>) -> Vec<ServiceResult<EnqueueReport>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.iter().map(|p| p.messages.len()).sum());
         let mut warnings = Vec::with_capacity(batch.len());
@@ -79,9 +116,11 @@ impl Service {
             ranges.push(start..messages.len());
             warnings.push(prepared.warnings);
         }
-        let outcomes: Vec<StoreResult<EnqueueOutcome>> = match self.store.enqueue(&messages).await
-        {
-            Ok(outcome) => split(&messages, &ranges, outcome).into_iter().map(Ok).collect(),
+        let outcomes: Vec<StoreResult<EnqueueOutcome>> = match self.store.enqueue(&messages).await {
+            Ok(outcome) => split(&messages, &ranges, outcome)
+                .into_iter()
+                .map(Ok)
+                .collect(),
             Err(e) if ranges.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(

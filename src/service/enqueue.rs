@@ -1,6 +1,7 @@
 //! Enqueueing: routing an event to its recipients, the label contract checked before anything
 //! is written, and the test and custom notifications a person sends themselves.
 
+use super::lookups::{Lookups, Parsed};
 use super::*;
 
 /// An event routed and not yet written: what [`Service::route`] returns.
@@ -70,36 +71,50 @@ impl Service {
         dedupe: bool,
         bystanders: bool,
     ) -> ServiceResult<Routed> {
-        let labels = routing::parse_labels(&input.labels)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let data = parse_data(input.data.as_deref())?;
-        let event = self.event_named(&input.event).await?;
+        let parsed = Parsed::of(input)?;
+        let lookups = self.lookups(&[(input, &parsed)]).await?;
+        let others = if bystanders {
+            self.store.list_users().await?
+        } else {
+            Vec::new()
+        };
+        self.route_with(input, parsed, &lookups, dedupe, &others)
+            .await
+    }
 
-        // One statement for every named user; a name it misses gets the unknown-user error.
-        let names: Vec<&str> = input.users.iter().map(String::as_str).collect();
-        let mut found: std::collections::HashMap<String, User> = self
-            .store
-            .users_by_usernames(&names)
-            .await?
-            .into_iter()
-            .map(|u| (u.username.clone(), u))
-            .collect();
-        let mut explicit = Vec::with_capacity(input.users.len());
+    /// Routes `input` over what `lookups` read for it; a name they miss gets its
+    /// unknown-event or unknown-user error here.
+    pub(super) async fn route_with(
+        &self,
+        input: &EnqueueInput,
+        parsed: Parsed,
+        lookups: &Lookups,
+        dedupe: bool,
+        others: &[User],
+    ) -> ServiceResult<Routed> {
+        let Parsed { labels, data } = parsed;
+        let event = match lookups.event(&input.event) {
+            Some(event) => event.clone(),
+            None => self.event_named(&input.event).await?,
+        };
+        let mut explicit: Vec<User> = Vec::with_capacity(input.users.len());
         for name in &input.users {
             // A name given twice was taken the first time.
-            if explicit.iter().any(|u: &User| &u.username == name) {
+            if explicit.iter().any(|u| &u.username == name) {
                 continue;
             }
-            let user = match found.remove(name) {
-                Some(user) => user,
+            let user = match lookups.user(name) {
+                Some(user) => user.clone(),
                 None => self.user_named(name).await?,
             };
             explicit.push(user);
         }
-        let actor_name = input.actor.clone().or_else(|| self.config.username.clone());
-        let actor = match &actor_name {
+        let actor = match self.actor_name(input) {
             Some(name) => {
-                let actor = self.user_named(name).await?;
+                let actor = match lookups.user(name) {
+                    Some(actor) => actor.clone(),
+                    None => self.user_named(name).await?,
+                };
                 if !actor.is_active() {
                     return Err(ServiceError::Invalid(format!(
                         "actor `{name}` is suspended: their targets receive nothing; activate them or drop --actor"
@@ -110,39 +125,23 @@ impl Service {
             None => None,
         };
         let audit_owner = match labels.get("owner") {
-            Some(owner) if input.event == "audit_failure" => {
-                self.store.user_by_username(owner).await?
-            }
+            Some(owner) if input.event == "audit_failure" => lookups.user(owner).cloned(),
             _ => None,
         };
-        let audience = self
-            .store
-            .active_users_with_roles(&event.spec.audience_roles)
-            .await?;
-        let others = if bystanders {
-            self.store.list_users().await?
-        } else {
-            Vec::new()
-        };
-        let recipient_ids: Vec<Uuid> = explicit.iter().chain(&audience).map(|u| u.id).collect();
-        let preferences = self
-            .store
-            .preferences_for_template(event.id, &recipient_ids)
-            .await?;
         let targets = self.config.target_refs();
         let settings = self.routing_settings();
         let now = Utc::now();
         let plan = routing::plan(&EnqueueRequest {
             event: &event,
             explicit: &explicit,
-            audience: &audience,
+            audience: lookups.audience(&event),
             actor: actor.as_ref(),
             audit_owner: audit_owner.as_ref(),
-            bystanders: &others,
+            bystanders: others,
             labels: &labels,
             data: &data,
             targets: &targets,
-            preferences: &preferences,
+            preferences: lookups.preferences(&event),
             settings: &settings,
             dedupe,
             day: now.date_naive(),

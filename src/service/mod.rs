@@ -14,6 +14,7 @@ mod doctor;
 mod enqueue;
 mod explain;
 pub mod json;
+mod lookups;
 mod messages;
 pub mod read_models;
 mod tokens;
