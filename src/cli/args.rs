@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// [config: http.listen] [env: HERALD_HTTP_LISTEN]
     #[arg(long, value_name = "IP:PORT")]
     pub http: Option<std::net::SocketAddr>,
+    /// Run the SSH server at IP:PORT: `ssh -p PORT HOST` opens the console as the Herald user
+    /// who owns the key (`herald users keys add`) [config: ssh.listen] [env: HERALD_SSH_LISTEN]
+    #[arg(long, value_name = "IP:PORT")]
+    pub ssh: Option<std::net::SocketAddr>,
     /// Also serve the same endpoints as --http (/metrics, /healthz, /readyz and the API) at
     /// http://IP:PORT, e.g. for Prometheus to scrape on an address of its own
     #[arg(long, value_name = "IP:PORT")]
