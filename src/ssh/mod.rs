@@ -78,7 +78,13 @@ impl SshListener {
             keys: vec![host_key],
             auth_rejection_time: Duration::from_secs(1),
             auth_rejection_time_initial: Some(Duration::ZERO),
-            inactivity_timeout: Some(settings.idle_timeout),
+            // A connection with no traffic at all (none before login either) goes a minute
+            // after a console would have closed for want of keystrokes, which says why first.
+            inactivity_timeout: Some(
+                settings
+                    .idle_timeout
+                    .saturating_add(Duration::from_secs(60)),
+            ),
             keepalive_interval: Some(Duration::from_secs(30)),
             keepalive_max: 3,
             nodelay: true,

@@ -30,6 +30,11 @@ struct Deployment {
 
 impl Deployment {
     fn start() -> Deployment {
+        Deployment::start_with("")
+    }
+
+    /// As [`Deployment::start`], with `ssh` added to the config's `[ssh]` table.
+    fn start_with(ssh: &str) -> Deployment {
         let db = common::sqlite_db();
         let url = db.url.clone();
         let dir = tempfile::tempdir().expect("a scratch dir");
@@ -65,7 +70,7 @@ impl Deployment {
         std::fs::write(
             &config,
             format!(
-                "database_url = {url:?}\n[ssh]\nhost_key_file = {:?}\n",
+                "database_url = {url:?}\n[ssh]\nhost_key_file = {:?}\n{ssh}\n",
                 host_key.display().to_string()
             ),
         )
@@ -326,4 +331,24 @@ fn unknown_keys_passwords_commands_and_no_terminal_are_refused() {
         no_tty.stderr
     );
     assert_eq!(d.serve.terminate(), 0, "the server stops cleanly");
+}
+
+#[test]
+fn one_console_too_many_is_refused_and_an_idle_one_is_closed() {
+    let d = Deployment::start_with("max_sessions = 1\nidle_timeout = \"4s\"");
+    let mut bob = d.console(&d.bob.private_key);
+    bob.wait_for("bob (member)");
+    let mut alice = d.console(&d.alice.private_key);
+    alice.wait_for("maximum of 1 consoles open");
+    assert_eq!(alice.wait_exit(), 1);
+
+    // Bob types nothing more: after 4 s his console closes, saying why.
+    bob.wait_for("without a keystroke (ssh.idle_timeout)");
+    assert_eq!(bob.wait_exit(), 0);
+    bob.assert_terminal_restored();
+
+    // His console's place is free again.
+    let mut alice = d.console(&d.alice.private_key);
+    alice.wait_for("alice (owner)");
+    assert_eq!(alice.quit(), 0);
 }
