@@ -92,7 +92,8 @@ impl Connection {
             .is_ok_and(|mut limiter| limiter.blocked(self.peer.ip(), now))
     }
 
-    /// Whether `fingerprint`'s user may log in; a refusal is logged with the fingerprint.
+    /// Whether the user who owns `key` may log in (`prove`: the client proved it holds the
+    /// key, so the login is recorded); a refusal is logged with the key's fingerprint.
     async fn check_key(&mut self, ssh_user: &str, key: &PublicKey, prove: bool) -> Auth {
         let fingerprint = ssh_fingerprint(key);
         if self.blocked() {
@@ -121,7 +122,7 @@ impl Connection {
             }
             Err(ServiceError::Unauthenticated(why)) => {
                 self.refused();
-                tracing::warn!(peer = %self.peer, %ssh_user, %fingerprint, "SSH login refused: {why}");
+                tracing::warn!(peer = %self.peer, ?ssh_user, %fingerprint, "SSH login refused: {why}");
                 Auth::reject()
             }
             Err(e) => {
@@ -177,7 +178,7 @@ impl Connection {
         };
         let shared = self.shared.clone();
         let peer = self.peer;
-        tracing::info!(user = %user.username, %peer, term = %pty.term, cols = pty.cols, rows = pty.rows, "SSH console opened");
+        tracing::info!(user = %user.username, %peer, term = ?pty.term, cols = pty.cols, rows = pty.rows, "SSH console opened");
         tokio::spawn(async move {
             let forward = tokio::spawn(forward(handle.clone(), channel, bytes_rx));
             let idle = Arc::new(AtomicBool::new(false));
@@ -365,7 +366,7 @@ impl russh::server::Handler for Connection {
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
         self.refused();
-        tracing::warn!(peer = %self.peer, ssh_user = %user, "SSH password login refused: Herald accepts public keys only (`herald users keys add`)");
+        tracing::warn!(peer = %self.peer, ssh_user = ?user, "SSH password login refused: Herald accepts public keys only (`herald users keys add`)");
         Ok(Auth::reject())
     }
 
@@ -376,7 +377,7 @@ impl russh::server::Handler for Connection {
         _response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
         self.refused();
-        tracing::warn!(peer = %self.peer, ssh_user = %user, "SSH keyboard-interactive login refused: Herald accepts public keys only (`herald users keys add`)");
+        tracing::warn!(peer = %self.peer, ssh_user = ?user, "SSH keyboard-interactive login refused: Herald accepts public keys only (`herald users keys add`)");
         Ok(Auth::reject())
     }
 
@@ -470,7 +471,7 @@ impl russh::server::Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(peer = %self.peer, subsystem = %name, "SSH subsystem refused: the server opens the console only");
+        tracing::info!(peer = %self.peer, subsystem = ?name, "SSH subsystem refused: the server opens the console only");
         session.channel_failure(channel)
     }
 

@@ -17,7 +17,8 @@ use common::serve::Serve;
 use common::ssh::{KeyPair, keygen};
 use serde_json::Value;
 
-/// A store with owner alice and member bob, both with a key, and `herald serve --ssh` on it.
+/// A store with owner alice, member bob and on-call carol, each with a key, and
+/// `herald serve --ssh` on it.
 struct Deployment {
     _db: common::TestDb,
     url: String,
@@ -25,6 +26,7 @@ struct Deployment {
     port: u16,
     alice: KeyPair,
     bob: KeyPair,
+    carol: KeyPair,
     serve: Serve,
 }
 
@@ -50,6 +52,23 @@ impl Deployment {
         cli(
             Some("alice"),
             &["users", "add", "bob", "--email", "bob@example.com"],
+        );
+        cli(
+            Some("alice"),
+            &[
+                "users",
+                "add",
+                "carol",
+                "--email",
+                "carol@example.com",
+                "--role",
+                "oncall",
+            ],
+        );
+        let carol = keygen(dir.path(), "carol_key", "ecdsa", "carol@phone");
+        cli(
+            Some("alice"),
+            &["users", "keys", "add", "carol", "--key", &carol.public_line],
         );
         let alice = keygen(dir.path(), "alice_key", "ed25519", "alice@desk");
         let bob = keygen(dir.path(), "bob_key", "ed25519", "bob@laptop");
@@ -92,6 +111,7 @@ impl Deployment {
             port,
             alice,
             bob,
+            carol,
             serve,
         }
     }
@@ -230,24 +250,24 @@ fn bob_opts_out_over_ssh_and_q_ends_only_his_session() {
 }
 
 #[test]
-fn two_sessions_at_once_and_an_owner_pauses_after_confirming() {
+fn two_sessions_at_once_and_on_call_pauses_after_confirming() {
     let d = Deployment::start();
-    let mut alice = d.console(&d.alice.private_key);
+    let mut carol = d.console(&d.carol.private_key);
     let mut bob = d.console(&d.bob.private_key);
-    alice.wait_for("alice (owner)");
+    carol.wait_for("carol (oncall)");
     bob.wait_for("bob (member)");
     bob.press("3");
     bob.wait_for("Opt-outs of bob");
     assert!(
-        !alice.screen().contains("Opt-outs of"),
-        "bob's keys do not reach alice's console:\n{}",
-        alice.screen()
+        !carol.screen().contains("Opt-outs of"),
+        "bob's keys do not reach carol's console:\n{}",
+        carol.screen()
     );
 
-    alice.press("P");
-    alice.wait_for("Pause delivery");
-    alice.press("y");
-    alice.wait_for("PAUSED");
+    carol.press("P");
+    carol.wait_for("Pause delivery");
+    carol.press("y");
+    carol.wait_for("PAUSED");
     let status = {
         let mut cmd = herald(d.dir.path(), &["--database-url", &d.url, "--as", "alice"]);
         Run::of(cmd.args(["notifications", "status"])).ok().stdout
@@ -255,7 +275,7 @@ fn two_sessions_at_once_and_an_owner_pauses_after_confirming() {
     assert!(status.contains("paused"), "{status}");
     bob.wait_for("PAUSED");
 
-    // Bob's client goes away without a word: his session ends on the server, alice's goes on.
+    // Bob's client goes away without a word: his session ends on the server, carol's goes on.
     drop(bob);
     wait_until("the server to end bob's session", || {
         d.serve
@@ -263,10 +283,10 @@ fn two_sessions_at_once_and_an_owner_pauses_after_confirming() {
             .lines()
             .any(|l| l.contains("SSH console closed") && l.contains("bob"))
     });
-    alice.press("1");
-    alice.wait_for("alice (owner)");
-    assert_eq!(alice.quit(), 0);
-    alice.assert_terminal_restored();
+    carol.press("1");
+    carol.wait_for("carol (oncall)");
+    assert_eq!(carol.quit(), 0);
+    carol.assert_terminal_restored();
 }
 
 #[test]
