@@ -1,10 +1,11 @@
 //! The console over SSH with the real OpenSSH client: `herald serve --ssh ADDR` on a seeded
 //! SQLite store, `ssh` in a pseudo-terminal with a key from `ssh-keygen` that
 //! `herald users keys add` gave a user. The console opens as that user; a member's opt-out
-//! toggle is what `herald optout list` sees, and a member has no pause; an owner pauses after
+//! toggle is what `herald optout list` sees, and a member has no pause; on-call pauses after
 //! the confirmation; a resize re-lays the screen; two sessions do not disturb each other; `q`
 //! and a killed client both end their session while the server goes on. Unknown keys,
-//! password logins, commands and sessions without a terminal are refused.
+//! suspended users, password logins, commands and sessions without a terminal are refused; the
+//! limits (consoles at once, idle time, refused logins per address) hold.
 
 use crate::common;
 
@@ -350,12 +351,32 @@ fn unknown_keys_passwords_commands_and_no_terminal_are_refused() {
         "{}",
         no_tty.stderr
     );
+
+    // A suspended user's key is refused from the next login on.
+    let mut cmd = herald(d.dir.path(), &["--database-url", &d.url, "--as", "alice"]);
+    Run::of(cmd.args(["users", "suspend", "bob"])).ok();
+    let suspended = d.run_ssh(&d.bob.private_key, &["-o", "BatchMode=yes", "127.0.0.1"]);
+    assert_eq!(suspended.code, 255, "{}", suspended.stderr);
+    assert!(
+        suspended.stderr.contains("Permission denied (publickey)"),
+        "{}",
+        suspended.stderr
+    );
+    wait_until("the suspended user's refusal to be logged", || {
+        d.serve.log().lines().any(|l| {
+            l.contains("SSH login refused")
+                && l.contains("suspended")
+                && l.contains(&d.bob.fingerprint)
+        })
+    });
     assert_eq!(d.serve.terminate(), 0, "the server stops cleanly");
 }
 
 #[test]
-fn one_console_too_many_is_refused_and_an_idle_one_is_closed() {
-    let d = Deployment::start_with("max_sessions = 1\nidle_timeout = \"4s\"");
+fn the_limits_hold_sessions_idle_time_and_refused_logins() {
+    let d = Deployment::start_with(
+        "max_sessions = 1\nidle_timeout = \"4s\"\nauth_attempts_per_minute = 2",
+    );
     let mut bob = d.console(&d.bob.private_key);
     bob.wait_for("bob (member)");
     let mut alice = d.console(&d.alice.private_key);
@@ -371,4 +392,25 @@ fn one_console_too_many_is_refused_and_an_idle_one_is_closed() {
     let mut alice = d.console(&d.alice.private_key);
     alice.wait_for("alice (owner)");
     assert_eq!(alice.quit(), 0);
+
+    // Two refused logins from this address in a minute: then even a good key is refused.
+    let stranger = keygen(d.dir.path(), "stranger_key", "ed25519", "who@where");
+    for _ in 0..2 {
+        let refused = d.run_ssh(&stranger.private_key, &["-o", "BatchMode=yes", "127.0.0.1"]);
+        assert_eq!(refused.code, 255, "{}", refused.stderr);
+    }
+    let blocked = d.run_ssh(&d.bob.private_key, &["-o", "BatchMode=yes", "127.0.0.1"]);
+    assert_eq!(blocked.code, 255, "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("Permission denied (publickey)"),
+        "{}",
+        blocked.stderr
+    );
+    assert!(
+        d.serve
+            .log()
+            .contains("too many refused SSH logins from this address"),
+        "{}",
+        d.serve.log()
+    );
 }
