@@ -375,7 +375,7 @@ fn unknown_keys_passwords_commands_and_no_terminal_are_refused() {
 #[test]
 fn the_limits_hold_sessions_idle_time_and_refused_logins() {
     let d = Deployment::start_with(
-        "max_sessions = 1\nidle_timeout = \"4s\"\nauth_attempts_per_minute = 2",
+        "max_sessions = 1\nidle_timeout = \"8s\"\nauth_attempts_per_minute = 2",
     );
     let mut bob = d.console(&d.bob.private_key);
     bob.wait_for("bob (member)");
@@ -383,7 +383,8 @@ fn the_limits_hold_sessions_idle_time_and_refused_logins() {
     alice.wait_for("maximum of 1 consoles open");
     assert_eq!(alice.wait_exit(), 1);
 
-    // Bob types nothing more: after 4 s his console closes, saying why.
+    // Bob types nothing more: after 8 s (long enough for alice to be refused on a busy
+    // machine) his console closes, saying why.
     bob.wait_for("without a keystroke (ssh.idle_timeout)");
     assert_eq!(bob.wait_exit(), 0);
     bob.assert_terminal_restored();
