@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod console;
 pub mod demo;
+pub mod ssh;
 
 // Runtime: one replica (channels + dispatcher + templates) for `serve` and the console.
 pub mod runtime;

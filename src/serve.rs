@@ -1,5 +1,5 @@
 //! `herald serve`: a headless replica — the dispatcher, the HTTP API with its health and
-//! metrics endpoints, and a clean stop.
+//! metrics endpoints, the console over SSH, and a clean stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,14 +10,16 @@ use crate::api::{self, ApiListener, ApiServer, ApiState};
 use crate::cli::ServeArgs;
 use crate::runtime::start_replica;
 use crate::service::Service;
-use crate::telemetry::Metrics;
+use crate::ssh::SshListener;
+use crate::telemetry::{LogRing, Metrics};
 
 /// How long requests in flight at SIGINT/SIGTERM may take to finish.
 const REQUEST_DRAIN: Duration = Duration::from_secs(10);
 
-/// Runs the dispatcher (and the HTTP API when `--http` or `http.listen` names an address) until
-/// SIGINT or SIGTERM, then stops both cleanly.
-pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
+/// Runs the dispatcher (and the HTTP API when `--http` or `http.listen` names an address, the
+/// SSH server when `--ssh` or `ssh.listen` does) until SIGINT or SIGTERM, then stops them
+/// cleanly. `ring` holds the process's log lines for the SSH consoles' Troubleshoot tab.
+pub async fn serve(service: Arc<Service>, args: &ServeArgs, ring: Option<LogRing>) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     // The listeners first: an address in use refuses to start before anything is leased.
     let http = match (args.http, service.config().http.listen) {
@@ -25,11 +27,37 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
         (None, Some(addr)) => Some(ApiListener::bind(addr, "http.listen").await?),
         (None, None) => None,
     };
+    let ssh = match (args.ssh, service.config().ssh.listen) {
+        (Some(addr), _) => Some(SshListener::bind(addr, "--ssh").await?),
+        (None, Some(addr)) => Some(SshListener::bind(addr, "ssh.listen").await?),
+        (None, None) => None,
+    };
     let metrics_only = match args.metrics_addr {
         Some(addr) => Some(ApiListener::bind(addr, "--metrics-addr").await?),
         None => None,
     };
     let replica = start_replica(&service, metrics.clone()).await?;
+    let ssh = match ssh {
+        Some(listener) => {
+            let addr = listener.local_addr();
+            let ring = ring.unwrap_or_else(|| LogRing::new(0));
+            let server = listener.serve(service.clone(), Some(replica.state()), ring);
+            match server {
+                Ok(server) => {
+                    tracing::info!(
+                        "serving the console over SSH at {addr} (`ssh -p {} HOST`)",
+                        addr.port()
+                    );
+                    Some(server)
+                }
+                Err(e) => {
+                    let _ = replica.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
     let state = ApiState::new(service.clone(), metrics);
     let mut servers: Vec<ApiServer> = Vec::new();
     if let Some(listener) = http {
@@ -70,6 +98,9 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs) -> Result<()> {
                 REQUEST_DRAIN.as_secs()
             );
         }
+    }
+    if let Some(ssh) = ssh {
+        ssh.stop().await;
     }
     let stopped = replica.stop().await;
     waited?;

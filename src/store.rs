@@ -274,6 +274,32 @@ pub struct TokenInfo {
 /// authenticates thousands of requests a second costs one write a minute, not one a request.
 pub const TOKEN_TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// A row for `user_ssh_keys`: a public key, parsed and fingerprinted by the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSshKey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// OpenSSH one-line form without the comment, e.g. `ssh-ed25519 AAAA…`.
+    pub public_key: String,
+    /// OpenSSH's `SHA256:…` fingerprint of the key.
+    pub fingerprint: String,
+    pub comment: String,
+}
+
+/// A row of `user_ssh_keys` with its owner's username.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SshKeyInfo {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
+    /// The last SSH login it authenticated.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
@@ -448,6 +474,22 @@ pub trait Store: Send + Sync {
     /// on every call so a revoke on any replica takes effect at the next request. Touches
     /// `last_used_at` only when it is older than [`TOKEN_TOUCH_INTERVAL`].
     async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>>;
+
+    // ssh keys
+    /// Stores a public key for its user; a key already stored (for anyone) is a
+    /// [`StoreError::Conflict`].
+    async fn insert_ssh_key(&self, key: &NewSshKey) -> StoreResult<SshKeyInfo>;
+    /// Every key, or only `user_id`'s, by username, then age.
+    async fn list_ssh_keys(&self, user_id: Option<Uuid>) -> StoreResult<Vec<SshKeyInfo>>;
+    /// The key with this fingerprint, whoever's it is.
+    async fn ssh_key_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<SshKeyInfo>>;
+    /// Deletes one key; false when it was not there.
+    async fn delete_ssh_key(&self, id: Uuid) -> StoreResult<bool>;
+    /// The user who owns the key with this fingerprint, as the key's id and the user, read
+    /// from the store on every call so a removal or a suspension holds from the next login.
+    async fn ssh_key_owner(&self, fingerprint: &str) -> StoreResult<Option<(Uuid, User)>>;
+    /// Records a login made with the key: sets its `last_used_at` to now.
+    async fn touch_ssh_key(&self, id: Uuid) -> StoreResult<()>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

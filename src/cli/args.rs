@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// [config: http.listen] [env: HERALD_HTTP_LISTEN]
     #[arg(long, value_name = "IP:PORT")]
     pub http: Option<std::net::SocketAddr>,
+    /// Run the SSH server at IP:PORT: `ssh -p PORT HOST` opens the console as the Herald user
+    /// who owns the key (`herald users keys add`) [config: ssh.listen] [env: HERALD_SSH_LISTEN]
+    #[arg(long, value_name = "IP:PORT")]
+    pub ssh: Option<std::net::SocketAddr>,
     /// Also serve the same endpoints as --http (/metrics, /healthz, /readyz and the API) at
     /// http://IP:PORT, e.g. for Prometheus to scrape on an address of its own
     #[arg(long, value_name = "IP:PORT")]
@@ -407,6 +411,32 @@ pub enum UsersCommand {
     Suspend { username: String },
     /// Reactivate a suspended user
     Activate { username: String },
+    /// SSH public keys that open the console over SSH as their user (`herald serve --ssh`)
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a public key to a user: yours, or (owners and user-admins) someone else's
+    ///
+    /// An SSH connection that proves it holds the key opens the console as that user. Only
+    /// ssh-ed25519 and ecdsa-sha2-nistp256/384/521 keys; a key belongs to one user.
+    Add {
+        username: String,
+        /// The public key's line, e.g. --key "$(cat ~/.ssh/id_ed25519.pub)"
+        #[arg(long, value_name = "KEY")]
+        key: String,
+    },
+    /// List keys with their `SHA256:…` fingerprints: yours, or everyone's (or USER's) for
+    /// owners and user-admins
+    List {
+        username: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key by its fingerprint (`SHA256:…`, as `herald users keys list` shows it)
+    Remove { fingerprint: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,7 +35,8 @@ use raw::Raw;
 pub use raw::{MAX_DURATION, parse_duration};
 pub use sections::{
     EmailAuthConfig, EmailConfig, EmailTlsConfig, EventOverrideConfig, HttpConfig,
-    NotificationsConfig, SlackApiTarget, SmtpTarget, TargetConfig, UserConfig, WebhookConfig,
+    NotificationsConfig, SlackApiTarget, SmtpTarget, SshConfig, TargetConfig, UserConfig,
+    WebhookConfig,
 };
 use settings::SETTINGS;
 
@@ -74,6 +75,8 @@ pub struct Config {
     pub email: EmailConfig,
     /// `[http]`: where the producers' HTTP API listens.
     pub http: HttpConfig,
+    /// `[ssh]`: the console over SSH.
+    pub ssh: SshConfig,
     /// `[[targets]]`: global SQLMesh-style targets.
     pub targets: Vec<TargetConfig>,
     /// `[[users]]`: users declared in config, with their own targets.
@@ -92,6 +95,7 @@ impl Default for Config {
             notifications: NotificationsConfig::default(),
             email: EmailConfig::default(),
             http: HttpConfig::default(),
+            ssh: SshConfig::default(),
             targets: Vec::new(),
             users: Vec::new(),
             events: BTreeMap::new(),

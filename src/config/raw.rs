@@ -70,6 +70,10 @@ impl Raw {
         Ok(self.optional_text()?.map(Secret::new))
     }
 
+    pub(super) fn path(self) -> Result<PathBuf, String> {
+        Ok(PathBuf::from(self.required_text()?))
+    }
+
     pub(super) fn optional_path(self) -> Result<Option<PathBuf>, String> {
         Ok(self.optional_text()?.map(PathBuf::from))
     }

@@ -71,6 +71,34 @@ pub struct HttpConfig {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// `[ssh]`: the console over SSH (DESIGN §13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// Where `herald serve` runs the SSH server; unset means none (`serve --ssh ADDR` beats it).
+    pub listen: Option<std::net::SocketAddr>,
+    /// The server's Ed25519 host key, created (mode 0600) on first start when missing.
+    pub host_key_file: std::path::PathBuf,
+    /// Consoles open at once; one more is refused with a line saying so.
+    pub max_sessions: usize,
+    /// A console with no keystroke for this long is closed.
+    pub idle_timeout: Duration,
+    /// Refused authentication attempts one source address may make in a minute; past it,
+    /// every attempt from there is refused until the minute is over.
+    pub auth_attempts_per_minute: u32,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            listen: None,
+            host_key_file: "./herald_ssh_host_ed25519_key".into(),
+            max_sessions: 32,
+            idle_timeout: Duration::from_secs(30 * 60),
+            auth_attempts_per_minute: 20,
+        }
+    }
+}
+
 /// One SQLMesh-style notification target (`[[targets]]` or `[[users.targets]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {

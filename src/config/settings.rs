@@ -84,6 +84,12 @@ pub(super) const SETTINGS: &[Setting] = &[
         email.tls.cert_key_file => optional_path),
     setting!("email.tls.ca_file", "HERALD_EMAIL_TLS_CA_FILE", email.tls.ca_file => optional_path),
     setting!("http.listen", "HERALD_HTTP_LISTEN", http.listen => optional_listen_address),
+    setting!("ssh.listen", "HERALD_SSH_LISTEN", ssh.listen => optional_listen_address),
+    setting!("ssh.host_key_file", "HERALD_SSH_HOST_KEY_FILE", ssh.host_key_file => path),
+    setting!("ssh.max_sessions", "HERALD_SSH_MAX_SESSIONS", ssh.max_sessions => positive_usize),
+    setting!("ssh.idle_timeout", "HERALD_SSH_IDLE_TIMEOUT", ssh.idle_timeout => positive_duration),
+    setting!("ssh.auth_attempts_per_minute", "HERALD_SSH_AUTH_ATTEMPTS_PER_MINUTE",
+        ssh.auth_attempts_per_minute => positive_u32),
 ];
 
 /// Top-level arrays of tables and the `[events]` table, which are not in [`SETTINGS`].

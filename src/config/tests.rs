@@ -319,6 +319,11 @@ fn every_env_variable_overrides_its_setting() {
         ("HERALD_EMAIL_TLS_CERT_KEY_FILE", "/k.pem"),
         ("HERALD_EMAIL_TLS_CA_FILE", "/ca.pem"),
         ("HERALD_HTTP_LISTEN", "0.0.0.0:8080"),
+        ("HERALD_SSH_LISTEN", "127.0.0.1:2222"),
+        ("HERALD_SSH_HOST_KEY_FILE", "/var/lib/herald/host_key"),
+        ("HERALD_SSH_MAX_SESSIONS", "4"),
+        ("HERALD_SSH_IDLE_TIMEOUT", "5m"),
+        ("HERALD_SSH_AUTH_ATTEMPTS_PER_MINUTE", "3"),
     ];
     let c = load_env(&values).unwrap();
     let n = &c.notifications;
@@ -358,6 +363,11 @@ fn every_env_variable_overrides_its_setting() {
     assert_eq!(e.tls.cert_key_file.as_deref(), Some(Path::new("/k.pem")));
     assert_eq!(e.tls.ca_file.as_deref(), Some(Path::new("/ca.pem")));
     assert_eq!(c.http.listen, Some("0.0.0.0:8080".parse().unwrap()));
+    assert_eq!(c.ssh.listen, Some("127.0.0.1:2222".parse().unwrap()));
+    assert_eq!(c.ssh.host_key_file, Path::new("/var/lib/herald/host_key"));
+    assert_eq!(c.ssh.max_sessions, 4);
+    assert_eq!(c.ssh.idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.ssh.auth_attempts_per_minute, 3);
     assert_eq!(
         env_table().count(),
         values.len() + 1,

@@ -39,7 +39,7 @@ use crate::telemetry::{LogHandle, LogRing, Metrics};
 
 use action::Action;
 use state::{AppState, Overlay, Session};
-use terminal::TerminalSession;
+use terminal::{RemoteScreen, Screen, TerminalSession};
 use theme::Theme;
 
 /// `herald console` flags.
@@ -109,7 +109,7 @@ pub async fn run(
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let driver = driver::Driver::new(service.clone(), caller, results_tx);
     let state = AppState::new(session, Utc::now());
-    let outcome = ui_loop(state, driver, results_rx, ring, states).await;
+    let outcome = local_ui_loop(state, driver, results_rx, ring, states).await;
     if let Some(logs) = &logs {
         logs.set_stderr(true);
     }
@@ -185,16 +185,23 @@ async fn next_state(
     }
 }
 
-async fn ui_loop(
-    mut state: AppState,
+/// The console on the local terminal: its events read on a thread, SIGHUP and SIGTERM quit.
+async fn local_ui_loop(
+    state: AppState,
     driver: driver::Driver,
-    mut results: mpsc::UnboundedReceiver<Action>,
+    results: mpsc::UnboundedReceiver<Action>,
     ring: LogRing,
-    mut states: Option<watch::Receiver<DispatcherState>>,
+    states: Option<watch::Receiver<DispatcherState>>,
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let stop = async move {
+        tokio::select! {
+            _ = hangup.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
     let theme = Theme::from_env();
     let mut session = TerminalSession::enter().context("cannot take the terminal")?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -203,6 +210,101 @@ async fn ui_loop(
         let stop = stop_reading.clone();
         std::thread::spawn(move || read_terminal(events_tx, stop))
     };
+    let parts = Loop {
+        driver,
+        results,
+        ring,
+        states,
+        theme,
+    };
+    let outcome = ui_loop(state, parts, &mut session, &mut events, stop).await;
+    stop_reading.store(true, Ordering::Relaxed);
+    drop(session);
+    let _ = reader.join();
+    outcome
+}
+
+/// A terminal that is not this process's, as an SSH session hands it to the console.
+pub struct RemoteTerminal<W: std::io::Write> {
+    /// Where the screen's bytes go (the session's channel).
+    pub out: W,
+    /// The size from the client's pty request.
+    pub cols: u16,
+    pub rows: u16,
+    /// Colours or not, from the session's `NO_COLOR` and `TERM`.
+    pub theme: Theme,
+    /// The client's keystrokes and window changes, as terminal events.
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+/// Runs the console for `caller` on a remote terminal until `q` or `stop` (the connection
+/// gone, idle, the server stopping), then gives the terminal back. No dispatcher of its own:
+/// `dispatcher` is the serving process's, shown in the header. Nothing process-wide is touched
+/// (no raw mode, no panic hook, no environment), so sessions do not disturb each other.
+pub async fn run_remote<W: std::io::Write>(
+    service: Arc<Service>,
+    caller: User,
+    dispatcher: Option<watch::Receiver<DispatcherState>>,
+    ring: LogRing,
+    terminal: RemoteTerminal<W>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let config = service.config();
+    let session = Session {
+        user: caller.clone(),
+        store_url: service.store().display_url().to_string(),
+        read_only: false,
+        embedded_dispatcher: dispatcher.is_some(),
+        default_method: config.notifications.method,
+        fetch_interval: config.notifications.fetch_interval,
+    };
+    let (results_tx, results) = mpsc::unbounded_channel();
+    let driver = driver::Driver::new(service.clone(), caller, results_tx);
+    let state = AppState::new(session, Utc::now());
+    let RemoteTerminal {
+        out,
+        cols,
+        rows,
+        theme,
+        mut events,
+    } = terminal;
+    let mut screen = RemoteScreen::enter(out, cols, rows).context("cannot take the terminal")?;
+    let parts = Loop {
+        driver,
+        results,
+        ring,
+        states: dispatcher,
+        theme,
+    };
+    let outcome = ui_loop(state, parts, &mut screen, &mut events, stop).await;
+    let left = screen.leave().context("cannot give the terminal back");
+    outcome.and(left)
+}
+
+/// What the UI loop works with besides its state, screen and input.
+struct Loop {
+    driver: driver::Driver,
+    results: mpsc::UnboundedReceiver<Action>,
+    ring: LogRing,
+    states: Option<watch::Receiver<DispatcherState>>,
+    theme: Theme,
+}
+
+async fn ui_loop(
+    mut state: AppState,
+    parts: Loop,
+    screen: &mut impl Screen,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let Loop {
+        driver,
+        mut results,
+        ring,
+        mut states,
+        theme,
+    } = parts;
+    tokio::pin!(stop);
     let dispatch = |state: &mut AppState, action: Action| {
         for effect in update::update(state, action) {
             driver.spawn(effect);
@@ -218,9 +320,12 @@ async fn ui_loop(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut drawn = None;
-    let outcome = loop {
+    loop {
         tokio::select! {
             Some(event) = events.recv() => {
+                if let Event::Resize(cols, rows) = event {
+                    screen.resize(cols, rows).context("cannot resize the console")?;
+                }
                 for action in translate(&state, event) {
                     dispatch(&mut state, action);
                 }
@@ -228,12 +333,11 @@ async fn ui_loop(
             Some(action) = results.recv() => dispatch(&mut state, action),
             _ = tick.tick() => dispatch(&mut state, Action::Tick(Utc::now())),
             Some(s) = next_state(&mut states) => dispatch(&mut state, Action::DispatcherChanged(s)),
-            _ = hangup.recv() => state.quit = true,
-            _ = terminate.recv() => state.quit = true,
+            () = &mut stop => state.quit = true,
             _ = frame.tick() => {
-                if !terminal::held() {
+                if !screen.held() {
                     // A task panicked and the hook gave the terminal back: stop drawing.
-                    break Err(anyhow::anyhow!("the console stopped after an internal error (reported above)"));
+                    return Err(anyhow::anyhow!("the console stopped after an internal error (reported above)"));
                 }
                 let generation = ring.generation();
                 if generation != log_generation {
@@ -242,19 +346,13 @@ async fn ui_loop(
                     dispatch(&mut state, Action::LogsAppended(lines));
                 }
                 if drawn != Some(state.revision) {
-                    if let Err(e) = session.draw(|f| view::draw(f, &state, theme)) {
-                        break Err(e).context("cannot draw the console");
-                    }
+                    screen.draw(|f| view::draw(f, &state, theme)).context("cannot draw the console")?;
                     drawn = Some(state.revision);
                 }
             }
         }
         if state.quit {
-            break Ok(());
+            return Ok(());
         }
-    };
-    stop_reading.store(true, Ordering::Relaxed);
-    drop(session);
-    let _ = reader.join();
-    outcome
+    }
 }

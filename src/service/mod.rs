@@ -17,6 +17,7 @@ pub mod json;
 mod lookups;
 mod messages;
 pub mod read_models;
+mod ssh_keys;
 mod tokens;
 mod users;
 
@@ -34,6 +35,8 @@ use crate::queue;
 use crate::render::{OverrideError, Overrides};
 use crate::routing::{self, EnqueueRequest, RoutingSettings};
 use crate::store::{EnqueueOutcome, NewMessage, Store};
+
+pub use ssh_keys::{ParsedSshKey, SshKeyInfo, fingerprint as ssh_fingerprint, parse_public_key};
 
 /// The store's plain types that are part of the service's API, so front ends never import
 /// the store (only `store::open`).

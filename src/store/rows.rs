@@ -3,8 +3,8 @@
 
 use super::backend::StoredRow;
 use super::{
-    InboxEntry, LeasedMessage, ReasonCount, Replica, StateCounts, StoreError, StoreResult,
-    TokenInfo, Undeliverable,
+    InboxEntry, LeasedMessage, ReasonCount, Replica, SshKeyInfo, StateCounts, StoreError,
+    StoreResult, TokenInfo, Undeliverable,
 };
 use crate::model::{
     Action, Attempt, EventKind, EventSpec, EventTemplate, Message, MessageState, Method,
@@ -152,6 +152,20 @@ pub(super) fn token_from_row(row: &impl StoredRow) -> StoreResult<TokenInfo> {
         created_at: row.time(T, "created_at")?,
         last_used_at: row.opt_time(T, "last_used_at")?,
         revoked_at: row.opt_time(T, "revoked_at")?,
+    })
+}
+
+pub(super) fn ssh_key_from_row(row: &impl StoredRow) -> StoreResult<SshKeyInfo> {
+    const T: &str = "user_ssh_keys";
+    Ok(SshKeyInfo {
+        id: row.id(T, "id")?,
+        user_id: row.id(T, "user_id")?,
+        username: row.text("username")?,
+        public_key: row.text("public_key")?,
+        fingerprint: row.text("fingerprint")?,
+        comment: row.text("comment")?,
+        created_at: row.time(T, "created_at")?,
+        last_used_at: row.opt_time(T, "last_used_at")?,
     })
 }
 

@@ -31,5 +31,7 @@ mod serve;
 mod slack_channel;
 mod smtp_channel;
 mod sqlmesh_target;
+mod ssh_console;
+mod ssh_keys;
 mod store_conformance;
 mod webhook_channel;

@@ -68,7 +68,8 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
     let service = Service::start(store, Arc::new(config)).await?;
 
     if let Command::Serve(args) = &command {
-        return crate::serve::serve(Arc::new(service), args).await;
+        let ring = logs.as_ref().map(LogHandle::ring);
+        return crate::serve::serve(Arc::new(service), args, ring).await;
     }
     if let Command::Migrate = command {
         println!(

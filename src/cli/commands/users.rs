@@ -1,6 +1,8 @@
-//! `herald users …`, `herald prefs …` and `herald optout …`.
+//! `herald users …` (with `users keys`), `herald prefs …` and `herald optout …`.
 
 use super::*;
+use crate::cli::KeysCommand;
+use crate::service::SshKeyInfo;
 
 pub(super) async fn users(service: &Service, caller: &User, cmd: UsersCommand) -> Result<()> {
     match cmd {
@@ -29,7 +31,62 @@ pub(super) async fn users(service: &Service, caller: &User, cmd: UsersCommand) -
         UsersCommand::Activate { username } => {
             set_status(service, caller, &username, UserStatus::Active).await
         }
+        UsersCommand::Keys(cmd) => keys(service, caller, cmd).await,
     }
+}
+
+/// `herald users keys add|list|remove`.
+async fn keys(service: &Service, caller: &User, cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Add { username, key } => {
+            let info = service.add_ssh_key(caller, &username, &key).await?;
+            println!(
+                "added the SSH key {} to {}: `ssh -p PORT HOST` with it opens the console as {}",
+                info.fingerprint, info.username, info.username
+            );
+            Ok(())
+        }
+        KeysCommand::List { username, json } => {
+            let keys = service.list_ssh_keys(caller, username.as_deref()).await?;
+            if json {
+                return print_json(&keys);
+            }
+            key_table(&keys).print();
+            Ok(())
+        }
+        KeysCommand::Remove { fingerprint } => {
+            let info = service.remove_ssh_key(caller, &fingerprint).await?;
+            println!(
+                "removed {}'s SSH key {}: logins with it are refused from now on",
+                info.username, info.fingerprint
+            );
+            Ok(())
+        }
+    }
+}
+
+/// USER, FINGERPRINT, TYPE, COMMENT, ADDED, LAST USED.
+fn key_table(keys: &[SshKeyInfo]) -> Table {
+    let mut table = Table::new([
+        "USER",
+        "FINGERPRINT",
+        "TYPE",
+        "COMMENT",
+        "ADDED",
+        "LAST USED",
+    ]);
+    for k in keys {
+        let kind = k.public_key.split(' ').next().unwrap_or_default();
+        table.row([
+            k.username.clone(),
+            k.fingerprint.clone(),
+            kind.to_string(),
+            k.comment.clone(),
+            short_time(k.created_at),
+            k.last_used_at.map_or("never".to_string(), short_time),
+        ]);
+    }
+    table
 }
 
 /// `herald users suspend|activate`.

@@ -1,6 +1,8 @@
 //! Taking the terminal and giving it back: raw mode, the alternate screen, bracketed paste and
 //! the hidden cursor — restored on quit, on error (the session's `Drop`) and on panic (a hook
-//! that restores before the panic message is printed, so it is readable).
+//! that restores before the panic message is printed, so it is readable). That is the local
+//! terminal's state, once per process; a console over SSH draws on a [`RemoteScreen`] instead,
+//! whose state is its own (its size, its bytes) and which touches nothing process-wide.
 
 use std::io::{self, Stdout, Write};
 use std::sync::Once;
@@ -13,8 +15,9 @@ use crossterm::terminal::{
     BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
     disable_raw_mode, enable_raw_mode,
 };
-use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 
 /// Whether the console holds the terminal now (so restoring twice is harmless, and a later
 /// panic elsewhere writes nothing).
@@ -95,14 +98,83 @@ impl TerminalSession {
             }
         }
     }
+}
 
+/// Where the console draws: the local terminal ([`TerminalSession`]) or an SSH session's
+/// channel ([`RemoteScreen`]).
+pub trait Screen {
     /// Draws one frame inside a synchronized update, so terminals show it whole (smooth over
     /// SSH).
-    pub fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()> {
+    fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()>;
+    /// Whether the console still holds this screen (a panic gives the local terminal back).
+    fn held(&self) -> bool;
+    /// The screen is now `cols` × `rows` (the local terminal's size is read when drawing).
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()>;
+}
+
+impl Screen for TerminalSession {
+    fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()> {
         execute!(io::stdout(), BeginSynchronizedUpdate)?;
         let drawn = self.terminal.draw(render).map(|_| ());
         execute!(io::stdout(), EndSynchronizedUpdate)?;
         drawn
+    }
+
+    fn held(&self) -> bool {
+        held()
+    }
+
+    fn resize(&mut self, _cols: u16, _rows: u16) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A screen that is not this process's terminal: the bytes go to `W` (an SSH session's
+/// channel), the size is what the client said (its pty request, then its window changes).
+/// Raw mode is the client's business; the alternate screen, bracketed paste and the hidden
+/// cursor are entered in `W` and left with [`RemoteScreen::leave`].
+pub struct RemoteScreen<W: Write> {
+    terminal: Terminal<CrosstermBackend<W>>,
+}
+
+impl<W: Write> RemoteScreen<W> {
+    /// Takes the remote terminal, `cols` × `rows`.
+    pub fn enter(mut out: W, cols: u16, rows: u16) -> io::Result<RemoteScreen<W>> {
+        execute!(
+            out,
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            cursor::Hide
+        )?;
+        let viewport = Viewport::Fixed(Rect::new(0, 0, cols.max(1), rows.max(1)));
+        let terminal =
+            Terminal::with_options(CrosstermBackend::new(out), TerminalOptions { viewport })?;
+        Ok(RemoteScreen { terminal })
+    }
+
+    /// Gives the remote terminal back ([`write_restore`]).
+    pub fn leave(&mut self) -> io::Result<()> {
+        let out = self.terminal.backend_mut();
+        write_restore(out)?;
+        out.flush()
+    }
+}
+
+impl<W: Write> Screen for RemoteScreen<W> {
+    fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()> {
+        execute!(self.terminal.backend_mut(), BeginSynchronizedUpdate)?;
+        let drawn = self.terminal.draw(render).map(|_| ());
+        execute!(self.terminal.backend_mut(), EndSynchronizedUpdate)?;
+        drawn
+    }
+
+    fn held(&self) -> bool {
+        true
+    }
+
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        self.terminal
+            .resize(Rect::new(0, 0, cols.max(1), rows.max(1)))
     }
 }
 

@@ -19,6 +19,13 @@ impl Theme {
         Theme { color: !no_color }
     }
 
+    /// For a terminal that is not this process's (an SSH session's): colours unless its
+    /// `NO_COLOR` is set to anything but the empty string, or its `TERM` is `dumb`.
+    pub fn for_terminal(no_color: Option<&str>, term: &str) -> Theme {
+        let no_color = no_color.is_some_and(|v| !v.is_empty()) || term == "dumb";
+        Theme { color: !no_color }
+    }
+
     /// With colours.
     pub fn colored() -> Theme {
         Theme { color: true }

@@ -18,16 +18,16 @@ use crate::model::{
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::{
     attempt_from_row, inbox_from_row, join_roles, message_from_row, preference_from_row,
-    reason_count_from_row, replica_from_row, tally, template_from_row, to_json, token_from_row,
-    undeliverable_from_row, user_from_row,
+    reason_count_from_row, replica_from_row, ssh_key_from_row, tally, template_from_row, to_json,
+    token_from_row, undeliverable_from_row, user_from_row,
 };
 use crate::store::sql::search::{Select, like_pattern, search};
 use crate::store::sql::{Param, Sql, queries as q};
 use crate::store::{
     AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
-    MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount,
-    Replica, StateCounts, Store, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL, TokenInfo,
-    Undeliverable, uuid_v7_floor,
+    MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewSshKey, NewUser, PageRequest,
+    ReasonCount, Replica, SshKeyInfo, StateCounts, Store, StoreError, StoreResult,
+    TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
 };
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
@@ -558,6 +558,65 @@ impl<B: Backend> Store for B {
             execute(self, &q::TOUCH_API_TOKEN, &params).await?;
         }
         Ok(Some((token_id, user)))
+    }
+
+    async fn insert_ssh_key(&self, key: &NewSshKey) -> StoreResult<SshKeyInfo> {
+        let params = [
+            Param::Id(key.id),
+            Param::Id(key.user_id),
+            Param::Text(&key.public_key),
+            Param::Text(&key.fingerprint),
+            Param::Text(&key.comment),
+        ];
+        execute(self, &q::INSERT_SSH_KEY, &params)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Conflict(format!(
+                        "the SSH key {} is already added to a user",
+                        key.fingerprint
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        ssh_key_from_row(&one_row(self, &q::SSH_KEY_BY_ID, &[Param::Id(key.id)]).await?)
+    }
+
+    async fn list_ssh_keys(&self, user_id: Option<Uuid>) -> StoreResult<Vec<SshKeyInfo>> {
+        let rows = match user_id {
+            None => rows(self, &q::LIST_SSH_KEYS, &[]).await?,
+            Some(id) => rows(self, &q::LIST_SSH_KEYS_OF_USER, &[Param::Id(id)]).await?,
+        };
+        rows.iter().map(ssh_key_from_row).collect()
+    }
+
+    async fn ssh_key_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<SshKeyInfo>> {
+        let params = [Param::Text(fingerprint)];
+        first_row(self, &q::SSH_KEY_BY_FINGERPRINT, &params)
+            .await?
+            .map(|row| ssh_key_from_row(&row))
+            .transpose()
+    }
+
+    async fn delete_ssh_key(&self, id: Uuid) -> StoreResult<bool> {
+        Ok(execute(self, &q::DELETE_SSH_KEY, &[Param::Id(id)]).await? > 0)
+    }
+
+    async fn ssh_key_owner(&self, fingerprint: &str) -> StoreResult<Option<(Uuid, User)>> {
+        let params = [Param::Text(fingerprint)];
+        let Some(row) = first_row(self, &q::SSH_KEY_OWNER, &params).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            row.id("user_ssh_keys", "key_id")?,
+            user_from_row(&row)?,
+        )))
+    }
+
+    async fn touch_ssh_key(&self, id: Uuid) -> StoreResult<()> {
+        execute(self, &q::TOUCH_SSH_KEY, &[Param::Id(id)]).await?;
+        Ok(())
     }
 }
 

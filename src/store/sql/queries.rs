@@ -347,3 +347,38 @@ pub(in crate::store) static TOUCH_API_TOKEN: Sql = Sql::new(
     "UPDATE api_tokens SET last_used_at = {now}
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
 );
+
+// ssh keys
+macro_rules! ssh_key_select {
+    ($rest:literal) => {
+        Sql::new(concat!(
+            "SELECT k.id, k.user_id, u.username, k.public_key, k.fingerprint, k.comment,
+                 k.created_at, k.last_used_at
+             FROM user_ssh_keys k JOIN users u ON u.id = k.user_id ",
+            $rest
+        ))
+    };
+}
+
+pub(in crate::store) static INSERT_SSH_KEY: Sql = Sql::new(
+    "INSERT INTO user_ssh_keys (id, user_id, public_key, fingerprint, comment, created_at)
+     VALUES ($1, $2, $3, $4, $5, {now})",
+);
+pub(in crate::store) static SSH_KEY_BY_ID: Sql = ssh_key_select!("WHERE k.id = $1");
+pub(in crate::store) static SSH_KEY_BY_FINGERPRINT: Sql =
+    ssh_key_select!("WHERE k.fingerprint = $1");
+pub(in crate::store) static LIST_SSH_KEYS: Sql =
+    ssh_key_select!("ORDER BY u.username, k.created_at, k.id");
+pub(in crate::store) static LIST_SSH_KEYS_OF_USER: Sql =
+    ssh_key_select!("WHERE k.user_id = $1 ORDER BY k.created_at, k.id");
+pub(in crate::store) static DELETE_SSH_KEY: Sql =
+    Sql::new("DELETE FROM user_ssh_keys WHERE id = $1");
+/// The key with fingerprint `$1` (one probe of the unique index) and its user's columns.
+pub(in crate::store) static SSH_KEY_OWNER: Sql = Sql::new(
+    "SELECT k.id AS key_id, u.id, u.username, u.email, u.name, u.roles, u.status,
+         u.created_at, u.updated_at
+     FROM user_ssh_keys k JOIN users u ON u.id = k.user_id
+     WHERE k.fingerprint = $1",
+);
+pub(in crate::store) static TOUCH_SSH_KEY: Sql =
+    Sql::new("UPDATE user_ssh_keys SET last_used_at = {now} WHERE id = $1");

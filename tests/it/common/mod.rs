@@ -27,6 +27,7 @@ pub mod seed;
 pub mod serve;
 pub mod silent_server;
 pub mod smtp_server;
+pub mod ssh;
 pub mod store;
 
 use std::fs::{self, File, OpenOptions};

@@ -38,6 +38,16 @@ impl Console {
     /// Starts `herald args…` in `dir` with `TERM=xterm-256color`, no inherited `HERALD_*`
     /// variables, and `env` on top.
     pub fn spawn(dir: &Path, env: &[(String, String)], args: &[&str]) -> Console {
+        Console::spawn_program(&herald_bin(), dir, env, args)
+    }
+
+    /// As [`Console::spawn`], for another program (`ssh`, for the console over SSH).
+    pub fn spawn_program(
+        program: &Path,
+        dir: &Path,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> Console {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows: 24,
@@ -46,7 +56,7 @@ impl Console {
                 pixel_height: 0,
             })
             .expect("a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(herald_bin());
+        let mut cmd = CommandBuilder::new(program);
         cmd.cwd(dir);
         for (key, _) in std::env::vars() {
             if key.starts_with("HERALD_") {
@@ -87,6 +97,22 @@ impl Console {
             child,
             _master: pty.master,
         }
+    }
+
+    /// Makes the terminal `cols` × `rows` (the program gets SIGWINCH).
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self.parser
+            .lock()
+            .expect("not poisoned")
+            .set_size(rows, cols);
+        self._master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("the pty resizes");
     }
 
     /// The screen's text now.
