@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, PlannedMessage,
-    Preference, Role, Settings, User, UserStatus,
+    Attempt, Capabilities, ChannelPause, EventSpec, EventTemplate, Message, MessageState, Method,
+    PauseScope, PlannedMessage, Preference, Role, Settings, User, UserStatus,
 };
 use crate::queue::AttemptResult;
 use crate::secret::redact_url_password;
@@ -434,6 +434,21 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<InboxEntry>>;
     /// Marks one of the user's entries read (`true`) or unread; false when no such entry.
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool>;
+
+    // scoped pauses (DESIGN §14)
+    /// Every scoped pause, by scope then name: a small table each replica reads before it
+    /// leases.
+    async fn channel_pauses(&self) -> StoreResult<Vec<ChannelPause>>;
+    /// Holds every message of one method or one target on every replica; false when it was
+    /// paused already (the first pause's row is kept).
+    async fn pause_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        paused_by: &str,
+    ) -> StoreResult<bool>;
+    /// Lifts a scoped pause and wakes every replica; false when it was not paused.
+    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool>;
 
     // api tokens
     /// Stores a token for its user; a live token of that user with the same name is a

@@ -296,11 +296,18 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
-    /// Stop delivering on every replica (messages keep queueing)
-    Pause,
-    /// Resume delivering on every replica
-    Resume,
-    /// Show whether delivery is paused
+    /// Stop delivering on every replica (messages keep queueing), or only one method or target
+    ///
+    /// Without a flag everything stops. With --method or --target only those messages are held
+    /// (they stay pending) while every other channel keeps delivering: a failing Slack
+    /// workspace is held while email flows. Every replica honours it at its next lease.
+    #[command(
+        after_help = "Examples:\n  herald notifications pause\n  herald notifications pause --method slack_api\n  herald notifications pause --target team-slack"
+    )]
+    Pause(ChannelArgs),
+    /// Resume delivering on every replica, or lift one method's or target's pause
+    Resume(ChannelArgs),
+    /// Show whether delivery is paused, and every paused method and target
     Status(JsonFlag),
     /// Send yourself a test notification (bypasses dedupe)
     Test {
@@ -320,6 +327,17 @@ pub enum NotificationsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which channel `notifications pause` / `resume` holds; neither flag means everything.
+#[derive(Debug, Clone, Args)]
+pub struct ChannelArgs {
+    /// Only this method: smtp, webhook, slack_webhook, slack_api, inbox (its targets too)
+    #[arg(long, value_name = "M", conflicts_with = "target")]
+    pub method: Option<Method>,
+    /// Only this target, as declared (`owner/name` for a user's own)
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(5, "faults"),
     migration!(6, "write_costs"),
     migration!(7, "api_tokens"),
+    migration!(9, "channel_pauses"),
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -27,6 +27,7 @@ mod faults;
 mod goldens;
 mod harness_smoke;
 mod metrics_endpoint;
+mod scoped_pause;
 mod serve;
 mod slack_channel;
 mod smtp_channel;

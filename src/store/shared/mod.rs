@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod channels;
 mod queue;
 
 use crate::model::{
-    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
-    Role, Settings, User, UserStatus,
+    Attempt, Capabilities, ChannelPause, EventSpec, EventTemplate, Message, MessageState, Method,
+    PauseScope, Preference, Role, Settings, User, UserStatus,
 };
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::{
@@ -35,7 +36,7 @@ const PURGE_BATCH: i64 = 5_000;
 
 const MESSAGES: &str = "notification_messages";
 
-async fn rows<B: Backend>(
+pub(super) async fn rows<B: Backend>(
     backend: &B,
     sql: &Sql,
     params: &[Param<'_>],
@@ -504,6 +505,23 @@ impl<B: Backend> Store for B {
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool> {
         let params = [Param::Bool(read), Param::Id(id), Param::Id(user_id)];
         Ok(execute(self, &q::SET_INBOX_READ, &params).await? == 1)
+    }
+
+    async fn channel_pauses(&self) -> StoreResult<Vec<ChannelPause>> {
+        channels::channel_pauses(self).await
+    }
+
+    async fn pause_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        paused_by: &str,
+    ) -> StoreResult<bool> {
+        channels::pause_channel(self, scope, name, paused_by).await
+    }
+
+    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool> {
+        channels::resume_channel(self, scope, name).await
     }
 
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo> {
