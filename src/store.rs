@@ -245,6 +245,36 @@ pub enum InboxFilter {
     Read,
 }
 
+/// How many messages of one channel wait (`pending`, `temporary_failure`, `leased`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelBacklog {
+    pub method: Method,
+    /// The qualified target name; None for user messages.
+    pub target: Option<String>,
+    pub count: i64,
+}
+
+/// How many attempts of one channel ended in one outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelAttempts {
+    pub method: Method,
+    pub target: Option<String>,
+    /// `sent`, `temporary_failure` or `permanent_failure`.
+    pub outcome: MessageState,
+    pub count: i64,
+}
+
+/// One delivery attempt with the channel it went to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecentAttempt {
+    pub method: Method,
+    pub target: Option<String>,
+    pub outcome: MessageState,
+    pub duration_ms: i64,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
 /// A row for `api_tokens`: the token's SHA-256 only, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiToken {
@@ -449,6 +479,20 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<bool>;
     /// Lifts a scoped pause and wakes every replica; false when it was not paused.
     async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool>;
+
+    // channel health (DESIGN §14)
+    /// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target;
+    /// reads only the waiting rows.
+    async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>>;
+    /// Attempts started at or after `since` per method, target and outcome; reads only the
+    /// window's attempts.
+    async fn attempts_by_channel(&self, since: DateTime<Utc>) -> StoreResult<Vec<ChannelAttempts>>;
+    /// The latest `limit` attempts started at or after `since`, newest first.
+    async fn recent_attempts(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecentAttempt>>;
 
     // api tokens
     /// Stores a token for its user; a live token of that user with the same name is a

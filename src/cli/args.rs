@@ -103,6 +103,9 @@ pub enum Command {
     /// The delivery killswitch
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Each channel's health: what waits, how the last 15 minutes went, what failed last
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
     /// Inspect, retry and purge queued messages
     #[command(subcommand)]
     Messages(MessagesCommand),
@@ -338,6 +341,16 @@ pub struct ChannelArgs {
     /// Only this target, as declared (`owner/name` for a user's own)
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Per method and per target: backlog, attempts of the last 15 minutes (sent, temporary,
+    /// permanent), p50 / p95 delivery time, the last error, and whether it is paused
+    ///
+    /// A method's row is its user messages; each target has a row of its own. Delivery times
+    /// and last errors come from the latest 5,000 attempts of the window. Owners and on-call.
+    Status(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]

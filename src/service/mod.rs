@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub mod channel_health;
 mod channels;
 mod doctor;
 mod enqueue;

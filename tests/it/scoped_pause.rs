@@ -8,92 +8,11 @@ use crate::for_both_backends;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use common::cli::{ADD_ALICE_AS_OWNER, Run, herald};
+use common::deployment::Deployment;
 use common::dispatcher::Running;
 use common::http_sink::{HttpSink, Response};
-use herald::config::{Config, ConfigSources};
 use herald::model::{MessageState, Method};
 use herald::store::{self, MessageFilter, OpenMode, PageRequest, Store};
-
-/// A deployment on `db`: webhook as the default method, a global Slack target `team-slack`
-/// for `workspace_deleted`, written as a config file the binary reads and loaded for the
-/// in-process replicas with fast polling.
-struct Deployment {
-    dir: tempfile::TempDir,
-    config_path: String,
-    config: Config,
-}
-
-impl Deployment {
-    fn new(db: &TestDb, webhook: &str, slack: &str) -> Deployment {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("herald.toml");
-        std::fs::write(
-            &path,
-            format!(
-                r#"database_url = "{url}"
-[notifications]
-method = "webhook"
-inbox_enabled = false
-fetch_interval = "15s"
-store_sync_interval = "50ms"
-[notifications.webhook]
-endpoint = "{webhook}"
-[[targets]]
-type = "slack_webhook"
-name = "team-slack"
-notify_on = ["workspace_deleted"]
-url = "{slack}"
-"#,
-                url = db.url,
-            ),
-        )
-        .expect("write config");
-        let config_path = path.display().to_string();
-        let sources = ConfigSources {
-            file: Some(path),
-            database_url: None,
-        };
-        let config = Config::load(&sources, &|_| None).expect("load config");
-        let d = Deployment {
-            dir,
-            config_path,
-            config,
-        };
-        d.run_as(None, &["migrate"]).ok();
-        d.run_as(None, &ADD_ALICE_AS_OWNER).ok();
-        d
-    }
-
-    /// `herald --config FILE --as alice ARGS…`
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_as(Some("alice"), args)
-    }
-
-    /// `herald --config FILE [--as USER] ARGS…`
-    fn run_as(&self, user: Option<&str>, args: &[&str]) -> Run {
-        let mut cmd = herald(self.dir.path(), &["--config", &self.config_path]);
-        if let Some(user) = user {
-            cmd.args(["--as", user]);
-        }
-        cmd.args(args);
-        Run::of(&mut cmd)
-    }
-
-    /// `workspace_deleted` for alice, labelled `name=ws-N`: one webhook and one Slack message.
-    fn enqueue(&self, n: usize) {
-        let label = format!("name=ws-{n}");
-        let args = [
-            "enqueue",
-            "workspace_deleted",
-            "--user",
-            "alice",
-            "--label",
-            &label,
-        ];
-        self.run(&args).ok();
-    }
-}
 
 /// How many messages of `method` are in `state`.
 async fn count(store: &dyn Store, method: Method, state: MessageState) -> i64 {
@@ -121,7 +40,7 @@ async fn received(sink: &HttpSink, n: u64, secs: u64) -> bool {
 async fn a_paused_target_waits_on_every_replica_while_the_rest_delivers(db: TestDb) {
     let webhook = HttpSink::ok().await;
     let slack = HttpSink::start(|_, _| Response::ok().with_body("ok")).await;
-    let d = Deployment::new(&db, &webhook.url, &slack.url);
+    let d = Deployment::new(&db, &webhook.url, &slack.url, "300ms");
     let store = store::open(&db.url, OpenMode::Existing)
         .await
         .expect("store");
@@ -170,7 +89,7 @@ async fn a_paused_target_waits_on_every_replica_while_the_rest_delivers(db: Test
 async fn a_paused_method_holds_its_user_messages_and_its_targets(db: TestDb) {
     let webhook = HttpSink::ok().await;
     let slack = HttpSink::start(|_, _| Response::ok().with_body("ok")).await;
-    let d = Deployment::new(&db, &webhook.url, &slack.url);
+    let d = Deployment::new(&db, &webhook.url, &slack.url, "300ms");
     let first = Running::start(&d.config).await;
     d.run(&["notifications", "pause", "--method", "webhook"])
         .ok();
@@ -197,7 +116,7 @@ async fn a_paused_method_holds_its_user_messages_and_its_targets(db: TestDb) {
 
 async fn pausing_names_a_known_target_and_needs_on_call(db: TestDb) {
     let sink = HttpSink::ok().await;
-    let d = Deployment::new(&db, &sink.url, &sink.url);
+    let d = Deployment::new(&db, &sink.url, &sink.url, "300ms");
     d.run(&["notifications", "pause", "--target", "team-slak"])
         .fails_with("did you mean `team-slack`");
     d.run(&["users", "add", "bob", "--email", "bob@example.com"])

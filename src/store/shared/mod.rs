@@ -25,10 +25,10 @@ use crate::store::rows::{
 use crate::store::sql::search::{Select, like_pattern, search};
 use crate::store::sql::{Param, Sql, queries as q};
 use crate::store::{
-    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
-    MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewUser, PageRequest, ReasonCount,
-    Replica, StateCounts, Store, StoreError, StoreResult, TOKEN_TOUCH_INTERVAL, TokenInfo,
-    Undeliverable, uuid_v7_floor,
+    AttemptRecord, ChannelAttempts, ChannelBacklog, EnqueueOutcome, InboxEntry, InboxFilter,
+    LeaseRequest, LeasedMessage, MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewUser,
+    PageRequest, ReasonCount, RecentAttempt, Replica, StateCounts, Store, StoreError, StoreResult,
+    TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
 };
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
@@ -522,6 +522,22 @@ impl<B: Backend> Store for B {
 
     async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool> {
         channels::resume_channel(self, scope, name).await
+    }
+
+    async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>> {
+        channels::backlog_by_channel(self).await
+    }
+
+    async fn attempts_by_channel(&self, since: DateTime<Utc>) -> StoreResult<Vec<ChannelAttempts>> {
+        channels::attempts_by_channel(self, since).await
+    }
+
+    async fn recent_attempts(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecentAttempt>> {
+        channels::recent_attempts(self, since, limit).await
     }
 
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo> {

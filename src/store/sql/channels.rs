@@ -1,4 +1,6 @@
-//! The statements of the operators' channel tools (DESIGN §14): scoped pauses.
+//! The statements of the operators' channel tools (DESIGN §14): scoped pauses and channel
+//! health. Health reads only waiting messages and the attempts of a recent window (the
+//! `notification_attempts_started` index), never the whole queue.
 
 use super::Sql;
 
@@ -17,3 +19,26 @@ pub(in crate::store) static PAUSE_CHANNEL: Sql = Sql::new(
 /// Lifts the pause of `$1` scope `$2` name.
 pub(in crate::store) static RESUME_CHANNEL: Sql =
     Sql::new("DELETE FROM notification_channel_pauses WHERE scope = $1 AND name = $2");
+
+/// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target.
+pub(in crate::store) static BACKLOG_BY_CHANNEL: Sql = Sql::new(
+    "SELECT method, target, COUNT(*) AS n FROM notification_messages
+     WHERE status IN ('pending', 'temporary_failure', 'leased')
+     GROUP BY method, target ORDER BY method, target",
+);
+
+/// Attempts started at or after `$1`, per method, target and outcome.
+pub(in crate::store) static ATTEMPTS_BY_CHANNEL: Sql = Sql::new(
+    "SELECT m.method, m.target, a.outcome, COUNT(*) AS n
+     FROM notification_attempts a JOIN notification_messages m ON m.id = a.message_id
+     WHERE a.started_at >= $1
+     GROUP BY m.method, m.target, a.outcome",
+);
+
+/// The latest `$2` attempts started at or after `$1`, newest first.
+pub(in crate::store) static RECENT_ATTEMPTS: Sql = Sql::new(
+    "SELECT m.method, m.target, a.outcome, a.duration_ms, a.reason, a.started_at
+     FROM notification_attempts a JOIN notification_messages m ON m.id = a.message_id
+     WHERE a.started_at >= $1
+     ORDER BY a.started_at DESC LIMIT $2",
+);
