@@ -46,6 +46,14 @@ async fn a_paused_target_waits_on_every_replica_while_the_rest_delivers(db: Test
         .expect("store");
     let first = Running::start(&d.config).await;
     let second = Running::start(&d.config).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.list_replicas().await.expect("replicas").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas never sent a heartbeat"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let paused = d.run(&["notifications", "pause", "--target", "team-slack"]);
     assert!(paused.ok().stdout.contains("target team-slack paused"));
@@ -56,6 +64,32 @@ async fn a_paused_target_waits_on_every_replica_while_the_rest_delivers(db: Test
     assert_eq!(pauses[0]["name"], "team-slack");
     assert_eq!(pauses[0]["paused_by"], "alice");
     assert_eq!(status["notifier_paused"], false);
+    let explain = [
+        "explain",
+        "workspace_deleted",
+        "--user",
+        "alice",
+        "--label",
+        "name=ws-x",
+        "--json",
+    ];
+    let explanation = d.run(&explain).ok().json();
+    let decisions = explanation["decisions"].as_array().expect("decisions");
+    let target = decisions
+        .iter()
+        .find(|d| d["target"] == "team-slack")
+        .expect("the target's decision");
+    assert_eq!(target["decision"], "queued");
+    let why = target["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("held: target team-slack is paused"),
+        "{why}"
+    );
+    let user = decisions
+        .iter()
+        .find(|d| d["user"] == "alice")
+        .expect("alice");
+    assert_eq!(user["reason"], serde_json::Value::Null, "{user}");
 
     for n in 0..5 {
         d.enqueue(n);
