@@ -251,8 +251,9 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// An event as a producer reports it: what `enqueue` queues and `explain` explains.
 #[derive(Debug, Args)]
-pub struct EnqueueArgs {
+pub struct EventArgs {
     /// Event name (see `herald events list`)
     pub event: String,
     /// A recipient (repeatable)
@@ -269,6 +270,12 @@ pub struct EnqueueArgs {
     /// Structured details as a JSON object, e.g. '{"error": "…"}'
     #[arg(long, value_name = "JSON")]
     pub data: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
     /// Print {"enqueued": [messages…], "duplicates": [ids…]}
     #[arg(long)]
     pub json: bool,
@@ -276,21 +283,8 @@ pub struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Event name (see `herald events list`)
-    pub event: String,
-    /// A recipient, as enqueue takes it (repeatable)
-    #[arg(long = "user", value_name = "USER")]
-    pub users: Vec<String>,
-    /// The user the event is about: only their own targets are notified
-    /// [default: `username` from the config]
-    #[arg(long, value_name = "USER")]
-    pub actor: Option<String>,
-    /// A template label, KEY=VALUE (repeatable), as enqueue takes it
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// Structured details as a JSON object, as enqueue takes it
-    #[arg(long, value_name = "JSON")]
-    pub data: Option<String>,
+    #[command(flatten)]
+    pub event: EventArgs,
     /// Print {"event", "decisions": [{recipient, user, target, method, decision, reason,
     /// duplicate_of}…], "warnings"}
     #[arg(long)]
