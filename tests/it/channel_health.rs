@@ -12,7 +12,10 @@ use common::TestDb;
 use common::deployment::Deployment;
 use common::http_sink::{HttpSink, Response};
 use common::serve::Serve;
+use common::store::{every_method, lease_with, message, migrated, outcome, template_id};
+use herald::model::{MessageState, Method, PauseScope};
 use serde_json::Value;
+use uuid::Uuid;
 
 /// The row of `channels status --json` for `target` (None: the webhook method's user messages).
 fn channel(report: &Value, method: &str, target: Option<&str>) -> Value {
@@ -147,7 +150,131 @@ async fn channel_health_is_for_owners_and_on_call(db: TestDb) {
         .fails_with("permission denied");
 }
 
+async fn the_store_reads_backlog_and_window_attempts_per_channel(db: TestDb) {
+    let store = migrated(&db).await;
+    let event = template_id(&*store, "workspace_deleted").await;
+    let mut slack = message(event, None, Method::SlackWebhook, None);
+    slack.planned.target = Some("team-slack".into());
+    let queued = [
+        message(event, None, Method::Webhook, None),
+        message(event, None, Method::Webhook, None),
+        slack,
+    ];
+    store.enqueue(&queued).await.expect("enqueue");
+    let notifier = Uuid::now_v7();
+    let mut everything = every_method();
+    everything.targets.push("team-slack".into());
+    let period = Duration::from_secs(60);
+    let leased = lease_with(&*store, notifier, 10, period, 5, &everything)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 3);
+    let (slack, hooks): (Vec<_>, Vec<_>) = leased.iter().partition(|m| m.target.is_some());
+    let outcomes = [
+        outcome(hooks[0], notifier, MessageState::Sent, None),
+        outcome(
+            hooks[1],
+            notifier,
+            MessageState::TemporaryFailure,
+            Some("webhook 503"),
+        ),
+        outcome(
+            slack[0],
+            notifier,
+            MessageState::PermanentFailure,
+            Some("slack 404"),
+        ),
+    ];
+    store.record_attempts(&outcomes).await.expect("record");
+
+    // The retry waits: one webhook message is still the backlog; the final ones are not.
+    let backlog = store.backlog_by_channel().await.expect("backlog");
+    let backlog: Vec<_> = backlog
+        .iter()
+        .map(|b| (b.method, b.target.as_deref(), b.count))
+        .collect();
+    assert_eq!(backlog, [(Method::Webhook, None, 1)]);
+
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let mut attempts: Vec<_> = store
+        .attempts_by_channel(since)
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.method, a.target, a.outcome, a.count))
+        .collect();
+    attempts.sort_by_key(|a| (a.0, a.2));
+    assert_eq!(
+        attempts,
+        [
+            (Method::Webhook, None, MessageState::Sent, 1),
+            (Method::Webhook, None, MessageState::TemporaryFailure, 1),
+            (
+                Method::SlackWebhook,
+                Some("team-slack".to_string()),
+                MessageState::PermanentFailure,
+                1
+            ),
+        ]
+    );
+    let recent = store.recent_attempts(since, 2).await.expect("recent");
+    assert_eq!(recent.len(), 2, "the limit holds");
+    let all = store.recent_attempts(since, 10).await.expect("recent");
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].started_at >= w[1].started_at));
+    let slack = all.iter().find(|a| a.target.is_some()).expect("slack");
+    assert_eq!(slack.reason.as_deref(), Some("slack 404"));
+    assert_eq!(slack.duration_ms, 3);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    assert!(store.attempts_by_channel(later).await.unwrap().is_empty());
+    assert!(store.recent_attempts(later, 10).await.unwrap().is_empty());
+}
+
+async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
+    let store = migrated(&db).await;
+    let pause = |scope, name: &'static str, by: &'static str| {
+        let store = store.clone();
+        async move { store.pause_channel(scope, name, by).await.expect("pause") }
+    };
+    assert!(pause(PauseScope::Target, "team-slack", "olive").await);
+    assert!(
+        !pause(PauseScope::Target, "team-slack", "alice").await,
+        "paused already"
+    );
+    assert!(pause(PauseScope::Method, "smtp", "alice").await);
+    let pauses = store.channel_pauses().await.expect("pauses");
+    let listed: Vec<_> = pauses
+        .iter()
+        .map(|p| (p.scope, p.name.as_str(), p.paused_by.as_str()))
+        .collect();
+    // By scope, then name; the first pause's row is kept.
+    assert_eq!(
+        listed,
+        [
+            (PauseScope::Method, "smtp", "alice"),
+            (PauseScope::Target, "team-slack", "olive")
+        ]
+    );
+    assert!(pauses[0].paused_at <= chrono::Utc::now());
+    let resume = |scope, name: &'static str| {
+        let store = store.clone();
+        async move { store.resume_channel(scope, name).await.expect("resume") }
+    };
+    assert!(resume(PauseScope::Target, "team-slack").await);
+    assert!(
+        !resume(PauseScope::Target, "team-slack").await,
+        "not paused any more"
+    );
+    assert!(
+        !resume(PauseScope::Target, "smtp").await,
+        "scope and name both match"
+    );
+    assert_eq!(store.channel_pauses().await.unwrap().len(), 1);
+}
+
 for_both_backends!(
+    the_store_reads_backlog_and_window_attempts_per_channel,
+    the_store_keeps_one_pause_per_channel_until_it_is_resumed,
     a_failing_slack_target_shows_its_failures_and_last_error,
     channel_health_is_for_owners_and_on_call,
 );
