@@ -114,6 +114,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a scoped pause holds (DESIGN §14): every message of one method, or of one target.
+    PauseScope, "pause scope" {
+        Method => "method",
+        Target => "target",
+    }
+);
+
+string_enum!(
     /// Built-in catalog events versus ad-hoc ones.
     EventKind, "event kind" {
         System => "system",
@@ -382,9 +390,87 @@ pub struct Settings {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A row of `notification_channel_pauses`: one method or one target held on every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelPause {
+    pub scope: PauseScope,
+    /// The method (`slack_api`), or the qualified target name (`owner/name` for a user's own).
+    pub name: String,
+    /// Who paused it.
+    pub paused_by: String,
+    pub paused_at: DateTime<Utc>,
+}
+
+impl Capabilities {
+    /// What is left to lease once `pauses` are honoured: a paused method holds its user
+    /// messages and the targets of that method (`target_methods` maps each target to its
+    /// method); a paused target holds that target.
+    pub fn without_paused(
+        &self,
+        pauses: &[ChannelPause],
+        target_methods: &[(String, Method)],
+    ) -> Capabilities {
+        let paused = |scope: PauseScope, name: &str| {
+            pauses.iter().any(|p| p.scope == scope && p.name == name)
+        };
+        let method_of = |target: &str| {
+            target_methods
+                .iter()
+                .find(|(t, _)| t == target)
+                .map(|(_, m)| *m)
+        };
+        Capabilities {
+            methods: self
+                .methods
+                .iter()
+                .copied()
+                .filter(|m| !paused(PauseScope::Method, m.as_str()))
+                .collect(),
+            targets: self
+                .targets
+                .iter()
+                .filter(|t| !paused(PauseScope::Target, t))
+                .filter(|t| method_of(t).is_none_or(|m| !paused(PauseScope::Method, m.as_str())))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paused_methods_and_targets_drop_out_of_what_a_replica_leases() {
+        let all = Capabilities {
+            methods: vec![Method::Webhook, Method::Inbox],
+            targets: vec!["team-slack".into(), "alice/dm".into(), "hooks".into()],
+        };
+        let target_methods = [
+            ("team-slack".to_string(), Method::SlackWebhook),
+            ("alice/dm".to_string(), Method::SlackApi),
+            ("hooks".to_string(), Method::Webhook),
+        ];
+        let pause = |scope, name: &str| ChannelPause {
+            scope,
+            name: name.to_string(),
+            paused_by: "olive".into(),
+            paused_at: Utc::now(),
+        };
+        let left = |pauses: &[ChannelPause]| all.without_paused(pauses, &target_methods);
+        assert_eq!(left(&[]), all);
+        let target = left(&[pause(PauseScope::Target, "team-slack")]);
+        assert_eq!(target.methods, all.methods);
+        assert_eq!(target.targets, ["alice/dm", "hooks"]);
+        // A paused method holds its user messages and every target of that method.
+        let webhook = left(&[pause(PauseScope::Method, "webhook")]);
+        assert_eq!(webhook.methods, [Method::Inbox]);
+        assert_eq!(webhook.targets, ["team-slack", "alice/dm"]);
+        let slack_api = left(&[pause(PauseScope::Method, "slack_api")]);
+        assert_eq!(slack_api.methods, all.methods);
+        assert_eq!(slack_api.targets, ["team-slack", "hooks"]);
+    }
 
     #[test]
     fn enums_round_trip_through_their_string_forms() {

@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, PlannedMessage,
-    Preference, Role, Settings, User, UserStatus,
+    Attempt, Capabilities, ChannelPause, EventSpec, EventTemplate, Message, MessageState, Method,
+    PauseScope, PlannedMessage, Preference, Role, Settings, User, UserStatus,
 };
 use crate::queue::AttemptResult;
 use crate::secret::redact_url_password;
@@ -246,6 +246,36 @@ pub enum InboxFilter {
     Read,
 }
 
+/// How many messages of one channel wait (`pending`, `temporary_failure`, `leased`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelBacklog {
+    pub method: Method,
+    /// The qualified target name; None for user messages.
+    pub target: Option<String>,
+    pub count: i64,
+}
+
+/// How many attempts of one channel ended in one outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelAttempts {
+    pub method: Method,
+    pub target: Option<String>,
+    /// `sent`, `temporary_failure` or `permanent_failure`.
+    pub outcome: MessageState,
+    pub count: i64,
+}
+
+/// One delivery attempt with the channel it went to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecentAttempt {
+    pub method: Method,
+    pub target: Option<String>,
+    pub outcome: MessageState,
+    pub duration_ms: i64,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
 /// A row for `api_tokens`: the token's SHA-256 only, never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiToken {
@@ -461,6 +491,35 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<InboxEntry>>;
     /// Marks one of the user's entries read (`true`) or unread; false when no such entry.
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool>;
+
+    // scoped pauses (DESIGN §14)
+    /// Every scoped pause, by scope then name: a small table each replica reads before it
+    /// leases.
+    async fn channel_pauses(&self) -> StoreResult<Vec<ChannelPause>>;
+    /// Holds every message of one method or one target on every replica; false when it was
+    /// paused already (the first pause's row is kept).
+    async fn pause_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        paused_by: &str,
+    ) -> StoreResult<bool>;
+    /// Lifts a scoped pause and wakes every replica; false when it was not paused.
+    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool>;
+
+    // channel health (DESIGN §14)
+    /// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target;
+    /// reads only the waiting rows.
+    async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>>;
+    /// Attempts started at or after `since` per method, target and outcome; reads only the
+    /// window's attempts.
+    async fn attempts_by_channel(&self, since: DateTime<Utc>) -> StoreResult<Vec<ChannelAttempts>>;
+    /// The latest `limit` attempts started at or after `since`, newest first.
+    async fn recent_attempts(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecentAttempt>>;
 
     // api tokens
     /// Stores a token for its user; a live token of that user with the same name is a

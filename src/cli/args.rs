@@ -103,6 +103,9 @@ pub enum Command {
     /// The delivery killswitch
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Each channel's health: what waits, how the last 15 minutes went, what failed last
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
     /// Inspect, retry and purge queued messages
     #[command(subcommand)]
     Messages(MessagesCommand),
@@ -252,8 +255,9 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
+/// An event as a producer reports it: what `enqueue` queues and `explain` explains.
 #[derive(Debug, Args)]
-pub struct EnqueueArgs {
+pub struct EventArgs {
     /// Event name (see `herald events list`)
     pub event: String,
     /// A recipient (repeatable)
@@ -270,6 +274,12 @@ pub struct EnqueueArgs {
     /// Structured details as a JSON object, e.g. '{"error": "…"}'
     #[arg(long, value_name = "JSON")]
     pub data: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
     /// Print {"enqueued": [messages…], "duplicates": [ids…]}
     #[arg(long)]
     pub json: bool,
@@ -277,21 +287,8 @@ pub struct EnqueueArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// Event name (see `herald events list`)
-    pub event: String,
-    /// A recipient, as enqueue takes it (repeatable)
-    #[arg(long = "user", value_name = "USER")]
-    pub users: Vec<String>,
-    /// The user the event is about: only their own targets are notified
-    /// [default: `username` from the config]
-    #[arg(long, value_name = "USER")]
-    pub actor: Option<String>,
-    /// A template label, KEY=VALUE (repeatable), as enqueue takes it
-    #[arg(long = "label", value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-    /// Structured details as a JSON object, as enqueue takes it
-    #[arg(long, value_name = "JSON")]
-    pub data: Option<String>,
+    #[command(flatten)]
+    pub event: EventArgs,
     /// Print {"event", "decisions": [{recipient, user, target, method, decision, reason,
     /// duplicate_of}…], "warnings"}
     #[arg(long)]
@@ -300,11 +297,18 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
-    /// Stop delivering on every replica (messages keep queueing)
-    Pause,
-    /// Resume delivering on every replica
-    Resume,
-    /// Show whether delivery is paused
+    /// Stop delivering on every replica (messages keep queueing), or only one method or target
+    ///
+    /// Without a flag everything stops. With --method or --target only those messages are held
+    /// (they stay pending) while every other channel keeps delivering: a failing Slack
+    /// workspace is held while email flows. Every replica honours it at its next lease.
+    #[command(
+        after_help = "Examples:\n  herald notifications pause\n  herald notifications pause --method slack_api\n  herald notifications pause --target team-slack"
+    )]
+    Pause(ChannelArgs),
+    /// Resume delivering on every replica, or lift one method's or target's pause
+    Resume(ChannelArgs),
+    /// Show whether delivery is paused, and every paused method and target
     Status(JsonFlag),
     /// Send yourself a test notification (bypasses dedupe)
     Test {
@@ -324,6 +328,27 @@ pub enum NotificationsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which channel `notifications pause` / `resume` holds; neither flag means everything.
+#[derive(Debug, Clone, Args)]
+pub struct ChannelArgs {
+    /// Only this method: smtp, webhook, slack_webhook, slack_api, inbox (its targets too)
+    #[arg(long, value_name = "M", conflicts_with = "target")]
+    pub method: Option<Method>,
+    /// Only this target, as declared (`owner/name` for a user's own)
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Per method and per target: backlog, attempts of the last 15 minutes (sent, temporary,
+    /// permanent), p50 / p95 delivery time, the last error, and whether it is paused
+    ///
+    /// A method's row is its user messages; each target has a row of its own. Delivery times
+    /// and last errors come from the latest 5,000 attempts of the window. Owners and on-call.
+    Status(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::model::Capabilities;
+use crate::model::{Capabilities, Method};
 use crate::store::{Replica, Store, StoreResult, Undeliverable};
 use crate::telemetry::Metrics;
 
@@ -72,8 +72,12 @@ pub(super) async fn run(duties: Duties, mut shutdown: watch::Receiver<bool>) {
                     Ok(n) => tracing::info!(count = n, "removed replicas that stopped sending heartbeats"),
                     Err(e) => tracing::warn!(error = %e, "cannot prune dead replicas"),
                 }
+                report_message_counts(&*store, &metrics).await;
             }
-            _ = waiting_tick.tick() => report_undeliverable(&*store, &metrics).await,
+            _ = waiting_tick.tick() => {
+                report_undeliverable(&*store, &metrics).await;
+                report_backlog(&*store, &metrics).await;
+            }
             _ = retention_tick.tick() => purge_old_messages(&*store, notifier_id, retention).await,
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -102,6 +106,39 @@ async fn report_undeliverable(store: &dyn Store, metrics: &Metrics) {
             .map(|w| (w.method.to_string(), w.target.unwrap_or_default(), w.count))
             .collect(),
     );
+}
+
+/// The store's messages per state, from its maintained counts (a few rows), for `/metrics`.
+async fn report_message_counts(store: &dyn Store, metrics: &Metrics) {
+    match store.count_by_state().await {
+        Ok(counts) => metrics.set_message_counts(
+            counts
+                .into_iter()
+                .map(|(state, n)| (state.to_string(), n))
+                .collect(),
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot read the message counts"),
+    }
+}
+
+/// Messages waiting per method (a read of the waiting rows only), for `/metrics`; every
+/// method is present, zero when nothing waits.
+async fn report_backlog(store: &dyn Store, metrics: &Metrics) {
+    let backlog = match store.backlog_by_channel().await {
+        Ok(backlog) => backlog,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot count the backlog");
+            return;
+        }
+    };
+    let per_method = Method::ALL
+        .iter()
+        .map(|&method| {
+            let waiting = backlog.iter().filter(|b| b.method == method);
+            (method.to_string(), waiting.map(|b| b.count).sum())
+        })
+        .collect();
+    metrics.set_backlog(per_method);
 }
 
 /// What waits for a method or target that none of the replicas alive now can deliver.

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::channels::{Channels, Delivery};
 use crate::config::Config;
-use crate::model::{Capabilities, DeliveryOutcome, EventTemplate};
+use crate::model::{Capabilities, DeliveryOutcome, EventTemplate, Method};
 use crate::queue::{self, RetryPolicy};
 use crate::render::{self, Overrides};
 use crate::store::{AttemptRecord, LeaseRequest, LeasedMessage, Store};
@@ -34,6 +34,8 @@ use crate::telemetry::Metrics;
 pub struct DispatchSettings {
     /// The methods and targets this replica leases (DESIGN §6).
     pub capabilities: Capabilities,
+    /// Each of this replica's targets and its method, so pausing a method holds its targets.
+    pub target_methods: Vec<(String, Method)>,
     pub lease_count: u32,
     pub lease_period: Duration,
     pub dispatch_timeout: Duration,
@@ -49,6 +51,11 @@ impl From<&Config> for DispatchSettings {
         let n = &config.notifications;
         DispatchSettings {
             capabilities: config.capabilities(),
+            target_methods: config
+                .target_refs()
+                .iter()
+                .map(|t| (t.qualified_name(), t.target_type.method()))
+                .collect(),
             lease_count: n.lease_count.max(1),
             lease_period: n.lease_period,
             dispatch_timeout: n.dispatch_timeout,
@@ -214,6 +221,16 @@ impl Dispatcher {
                 wait_for_work(&wake, s.fetch_interval, &mut shutdown).await;
                 continue;
             }
+            // Scoped pauses (DESIGN §14) narrow what this lease may take; the rest flows.
+            let capabilities = match self.store.channel_pauses().await {
+                Ok(pauses) if pauses.is_empty() => None,
+                Ok(pauses) => Some(s.capabilities.without_paused(&pauses, &s.target_methods)),
+                Err(e) => {
+                    self.degraded(&e, &mut backoff, &mut shutdown).await;
+                    continue;
+                }
+            };
+            let capabilities = capabilities.as_ref().unwrap_or(&s.capabilities);
             self.set_state(DispatcherState::Running);
             let room = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
             // While the backlog is deep (the last lease came back full), lease only whole
@@ -233,7 +250,7 @@ impl Dispatcher {
                 limit: want,
                 lease_period: s.lease_period,
                 max_send_attempts: s.policy.max_send_attempts,
-                capabilities: &s.capabilities,
+                capabilities,
             };
             let batch = match self.store.lease_batch(&request).await {
                 Ok(batch) => batch,
@@ -262,7 +279,7 @@ impl Dispatcher {
             if full {
                 continue; // more may be waiting: keep leasing while batches come back full
             }
-            let idle = match self.store.next_due(&s.capabilities).await {
+            let idle = match self.store.next_due(capabilities).await {
                 Ok(Some(due)) => (due - Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)

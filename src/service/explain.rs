@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::enqueue::Routed;
 use super::*;
+use crate::model::{ChannelPause, PauseScope};
 use crate::routing::{Decision, Outcome};
 
 /// Every routing decision for one event.
@@ -62,6 +63,10 @@ impl Service {
             .into_iter()
             .collect();
         let covered = crate::dispatch::live_capabilities(&*self.store).await?;
+        let held = Held {
+            everything: self.store.settings().await?.notifier_paused,
+            pauses: self.store.channel_pauses().await?,
+        };
         let decisions = plan
             .decisions
             .into_iter()
@@ -70,7 +75,7 @@ impl Service {
                 let duplicate_of = planned
                     .and_then(|m| m.dedupe_hash.as_ref())
                     .and_then(|hash| existing.get(hash).copied());
-                explained(decision, duplicate_of, &covered)
+                explained(decision, duplicate_of, &covered, &held)
             })
             .collect();
         Ok(Explanation {
@@ -81,12 +86,44 @@ impl Service {
     }
 }
 
-/// A routing decision as explain shows it: a duplicate is skipped, and a queued message no
-/// running replica delivers says that it would wait.
+/// What delivery is paused now: everything, or some methods and targets.
+struct Held {
+    everything: bool,
+    pauses: Vec<ChannelPause>,
+}
+
+impl Held {
+    /// Why a queued message of `method` (for `target`) would be held, if it would.
+    fn why(&self, method: Method, target: Option<&str>) -> Option<String> {
+        if self.everything {
+            return Some(
+                "held: notifications are paused (`herald notifications resume`)".to_string(),
+            );
+        }
+        let paused = |scope: PauseScope, name: &str| {
+            self.pauses
+                .iter()
+                .any(|p| p.scope == scope && p.name == name)
+        };
+        if paused(PauseScope::Method, method.as_str()) {
+            return Some(format!(
+                "held: method {method} is paused (`herald notifications resume --method {method}`)"
+            ));
+        }
+        let target = target.filter(|t| paused(PauseScope::Target, t))?;
+        Some(format!(
+            "held: target {target} is paused (`herald notifications resume --target {target}`)"
+        ))
+    }
+}
+
+/// A routing decision as explain shows it: a duplicate is skipped, and a queued message that
+/// no running replica delivers, or that a pause holds, says that it would wait.
 fn explained(
     decision: Decision,
     duplicate_of: Option<Uuid>,
     covered: &crate::model::Capabilities,
+    held: &Held,
 ) -> ExplainedDecision {
     let recipient = match (&decision.target, &decision.user) {
         (Some(target), _) => format!("target:{target}"),
@@ -114,6 +151,10 @@ fn explained(
                 )),
             )
         }
+        (None, Outcome::Queued, Some(method)) => (
+            Outcome::Queued,
+            held.why(method, decision.target.as_deref()),
+        ),
         (None, outcome, _) => (outcome, decision.reason),
     };
     ExplainedDecision {

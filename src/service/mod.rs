@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 mod batch;
+pub mod channel_health;
+mod channels;
 mod doctor;
 mod enqueue;
 mod explain;

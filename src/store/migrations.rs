@@ -54,6 +54,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(6, "write_costs"),
     migration!(7, "api_tokens"),
     migration!(8, "ssh_keys"),
+    migration!(9, "channel_pauses"),
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub(super) isolated_outcomes: AtomicU64,
     /// `(method, target, count)` of messages no running replica can deliver.
     pub(super) undeliverable: std::sync::Mutex<Vec<(String, String, i64)>>,
+    /// `(status, count)`: the store's messages per state.
+    pub(super) messages: std::sync::Mutex<Vec<(String, i64)>>,
+    /// `(method, count)`: messages waiting per method, targets included.
+    pub(super) backlog: std::sync::Mutex<Vec<(String, i64)>>,
 }
 
 impl Metrics {
@@ -52,6 +56,8 @@ impl Metrics {
             late_outcomes: AtomicU64::new(0),
             isolated_outcomes: AtomicU64::new(0),
             undeliverable: std::sync::Mutex::new(Vec::new()),
+            messages: std::sync::Mutex::new(Vec::new()),
+            backlog: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -113,6 +119,20 @@ impl Metrics {
     pub fn set_undeliverable(&self, waiting: Vec<(String, String, i64)>) {
         if let Ok(mut slot) = self.undeliverable.lock() {
             *slot = waiting;
+        }
+    }
+
+    /// The store's messages per state, `(status, count)`, as the store's counts keep them.
+    pub fn set_message_counts(&self, counts: Vec<(String, i64)>) {
+        if let Ok(mut slot) = self.messages.lock() {
+            *slot = counts;
+        }
+    }
+
+    /// Messages waiting (pending, temporary_failure, leased) per method, `(method, count)`.
+    pub fn set_backlog(&self, backlog: Vec<(String, i64)>) {
+        if let Ok(mut slot) = self.backlog.lock() {
+            *slot = backlog;
         }
     }
 
@@ -218,7 +238,37 @@ impl Metrics {
                 );
             }
         }
+        labelled_gauge(
+            &mut out,
+            "herald_messages",
+            "Messages in the store by status, from the counts the store keeps.",
+            "status",
+            &self.messages,
+        );
+        labelled_gauge(
+            &mut out,
+            "herald_backlog_messages",
+            "Messages waiting for delivery (pending, temporary_failure, leased) by method, targets included.",
+            "method",
+            &self.backlog,
+        );
         out
+    }
+}
+
+/// A gauge with one label, from `(label value, value)` pairs.
+fn labelled_gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &std::sync::Mutex<Vec<(String, i64)>>,
+) {
+    family_header(out, name, help, "gauge");
+    if let Ok(values) = values.lock() {
+        for (value, count) in values.iter() {
+            sample(out, name, &[(label, value)], &count.to_string());
+        }
     }
 }
 

@@ -474,7 +474,17 @@ fn render_is_valid_exposition_text() {
     metrics.record_retry("smtp");
     metrics.observe_queued("smtp", 1.5);
     metrics.observe_flush(0.004);
+    metrics.set_message_counts(vec![("sent".into(), 12), ("pending".into(), 3)]);
+    metrics.set_backlog(vec![("webhook".into(), 3), ("smtp".into(), 0)]);
     let text = metrics.render();
+    assert!(
+        text.contains("\nherald_messages{status=\"pending\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nherald_backlog_messages{method=\"smtp\"} 0\n"),
+        "{text}"
+    );
 
     let sample_line = Regex::new(
         r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|\+Inf|-Inf|NaN)$"#,
@@ -511,7 +521,7 @@ fn render_is_valid_exposition_text() {
         }
     }
     assert!(text.ends_with('\n'));
-    assert_eq!(typed.len(), 11, "{typed:?}");
+    assert_eq!(typed.len(), 13, "{typed:?}");
     assert_eq!(
         helped.len(),
         typed.len(),

@@ -1,21 +1,22 @@
 //! `herald enqueue`: report an event; prints what was queued and what was a duplicate.
 
 use super::*;
+use crate::cli::EventArgs;
 
 pub(super) async fn enqueue(service: &Service, caller: &User, args: EnqueueArgs) -> Result<()> {
-    let report = service
-        .enqueue(
-            caller,
-            &EnqueueInput {
-                event: args.event,
-                users: args.users,
-                actor: args.actor,
-                labels: args.labels,
-                data: args.data,
-            },
-        )
-        .await?;
+    let report = service.enqueue(caller, &event_input(args.event)).await?;
     print_enqueued(&report, args.json)
+}
+
+/// The event of `herald enqueue` or `herald explain`, as the service takes it.
+pub(super) fn event_input(args: EventArgs) -> EnqueueInput {
+    EnqueueInput {
+        event: args.event,
+        users: args.users,
+        actor: args.actor,
+        labels: args.labels,
+        data: args.data,
+    }
 }
 
 /// Prints what an enqueue created: JSON `{"enqueued": [...], "duplicates": [...]}` or lines.

@@ -4,18 +4,7 @@ use super::*;
 use crate::cli::ExplainArgs;
 
 pub(super) async fn explain(service: &Service, caller: &User, args: ExplainArgs) -> Result<()> {
-    let explanation = service
-        .explain(
-            caller,
-            &EnqueueInput {
-                event: args.event,
-                users: args.users,
-                actor: args.actor,
-                labels: args.labels,
-                data: args.data,
-            },
-        )
-        .await?;
+    let explanation = service.explain(caller, &event_input(args.event)).await?;
     if args.json {
         return print_json(&explanation);
     }

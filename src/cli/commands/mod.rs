@@ -20,6 +20,7 @@ use crate::service::{InboxFilter, MessageFilter, NewUser, PageRequest};
 use crate::store::{self, OpenMode};
 use crate::telemetry::LogHandle;
 
+mod channels;
 mod enqueue;
 mod events;
 mod explain;
@@ -28,6 +29,7 @@ mod notifications;
 mod tokens;
 mod users;
 
+use channels::*;
 use enqueue::*;
 use events::*;
 use explain::*;
@@ -125,6 +127,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         }
         Command::Enqueue(args) => enqueue(&service, &caller, args).await,
         Command::Explain(args) => explain(&service, &caller, args).await,
+        Command::Channels(cmd) => channels(&service, &caller, cmd).await,
         Command::Notifications(cmd) => notifications(&service, &caller, cmd).await,
         Command::Messages(cmd) => messages(&service, &caller, cmd).await,
         Command::Users(cmd) => users(&service, &caller, cmd).await,

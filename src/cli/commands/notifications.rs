@@ -1,6 +1,8 @@
 //! `herald notifications …`, `herald doctor` and `herald inbox …`.
 
 use super::*;
+use crate::cli::ChannelArgs;
+use crate::model::PauseScope;
 
 pub(super) async fn notifications(
     service: &Service,
@@ -8,20 +10,43 @@ pub(super) async fn notifications(
     cmd: NotificationsCommand,
 ) -> Result<()> {
     match cmd {
-        NotificationsCommand::Pause => {
-            service.set_paused(caller, true).await?;
-            println!(
-                "notifications paused: no replica delivers until `herald notifications resume`"
-            );
-        }
-        NotificationsCommand::Resume => {
-            service.set_paused(caller, false).await?;
-            println!("notifications resumed");
-        }
+        NotificationsCommand::Pause(channel) => match scoped(&channel) {
+            None => {
+                service.set_paused(caller, true).await?;
+                println!(
+                    "notifications paused: no replica delivers until `herald notifications resume`"
+                );
+            }
+            Some((scope, name)) => {
+                let fresh = service.pause_channel(caller, scope, &name).await?;
+                let already = if fresh { "" } else { " (it was already)" };
+                println!(
+                    "{scope} {name} paused{already}: its messages stay pending on every replica until `herald notifications resume --{scope} {name}`; the rest keeps delivering"
+                );
+            }
+        },
+        NotificationsCommand::Resume(channel) => match scoped(&channel) {
+            None => {
+                service.set_paused(caller, false).await?;
+                println!("notifications resumed");
+            }
+            Some((scope, name)) => {
+                if service.resume_channel(caller, scope, &name).await? {
+                    println!("{scope} {name} resumed: its held messages are delivered now");
+                } else {
+                    println!("{scope} {name} was not paused; nothing changed");
+                }
+            }
+        },
         NotificationsCommand::Status(flag) => {
             let settings = service.notifier_status(caller).await?;
+            let pauses = service.channel_pauses(caller).await?;
             if flag.json {
-                return print_json(&settings);
+                return print_json(&json!({
+                    "notifier_paused": settings.notifier_paused,
+                    "updated_at": settings.updated_at,
+                    "channel_pauses": pauses,
+                }));
             }
             let state = if settings.notifier_paused {
                 "paused"
@@ -32,6 +57,15 @@ pub(super) async fn notifications(
                 "notifications {state} (since {})",
                 short_time(settings.updated_at)
             );
+            for p in &pauses {
+                println!(
+                    "{} {} paused by {} since {}",
+                    p.scope,
+                    p.name,
+                    p.paused_by,
+                    short_time(p.paused_at)
+                );
+            }
         }
         NotificationsCommand::Test { method, json } => {
             let report = service.send_test(caller, method).await?;
@@ -47,6 +81,15 @@ pub(super) async fn notifications(
         }
     }
     Ok(())
+}
+
+/// The scope and name a pause or resume names; None for everything.
+fn scoped(channel: &ChannelArgs) -> Option<(PauseScope, String)> {
+    match (&channel.method, &channel.target) {
+        (Some(method), _) => Some((PauseScope::Method, method.to_string())),
+        (None, Some(target)) => Some((PauseScope::Target, target.clone())),
+        (None, None) => None,
+    }
 }
 
 pub(super) async fn doctor(service: &Service, caller: &User, json: bool) -> Result<()> {

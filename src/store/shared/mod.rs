@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod channels;
 mod queue;
 
 use crate::model::{
-    Attempt, Capabilities, EventSpec, EventTemplate, Message, MessageState, Method, Preference,
-    Role, Settings, User, UserStatus,
+    Attempt, Capabilities, ChannelPause, EventSpec, EventTemplate, Message, MessageState, Method,
+    PauseScope, Preference, Role, Settings, User, UserStatus,
 };
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::{
@@ -24,9 +25,10 @@ use crate::store::rows::{
 use crate::store::sql::search::{Select, like_pattern, search};
 use crate::store::sql::{Param, Sql, queries as q};
 use crate::store::{
-    AttemptRecord, EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage,
-    MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewSshKey, NewUser, PageRequest,
-    ReasonCount, Replica, SshKeyInfo, StateCounts, Store, StoreError, StoreResult,
+    AttemptRecord, ChannelAttempts, ChannelBacklog, EnqueueOutcome, InboxEntry, InboxFilter,
+    LeaseRequest, LeasedMessage, MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewSshKey,
+    NewUser, PageRequest, ReasonCount, RecentAttempt, Replica, SshKeyInfo, StateCounts, Store,
+    StoreError, StoreResult,
     TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
 };
 
@@ -35,7 +37,7 @@ const PURGE_BATCH: i64 = 5_000;
 
 const MESSAGES: &str = "notification_messages";
 
-async fn rows<B: Backend>(
+pub(super) async fn rows<B: Backend>(
     backend: &B,
     sql: &Sql,
     params: &[Param<'_>],
@@ -504,6 +506,39 @@ impl<B: Backend> Store for B {
     async fn set_inbox_read(&self, user_id: Uuid, id: Uuid, read: bool) -> StoreResult<bool> {
         let params = [Param::Bool(read), Param::Id(id), Param::Id(user_id)];
         Ok(execute(self, &q::SET_INBOX_READ, &params).await? == 1)
+    }
+
+    async fn channel_pauses(&self) -> StoreResult<Vec<ChannelPause>> {
+        channels::channel_pauses(self).await
+    }
+
+    async fn pause_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        paused_by: &str,
+    ) -> StoreResult<bool> {
+        channels::pause_channel(self, scope, name, paused_by).await
+    }
+
+    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool> {
+        channels::resume_channel(self, scope, name).await
+    }
+
+    async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>> {
+        channels::backlog_by_channel(self).await
+    }
+
+    async fn attempts_by_channel(&self, since: DateTime<Utc>) -> StoreResult<Vec<ChannelAttempts>> {
+        channels::attempts_by_channel(self, since).await
+    }
+
+    async fn recent_attempts(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<RecentAttempt>> {
+        channels::recent_attempts(self, since, limit).await
     }
 
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo> {

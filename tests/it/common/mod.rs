@@ -20,6 +20,7 @@ pub mod api;
 pub mod channel_fixtures;
 pub mod cli;
 pub mod console;
+pub mod deployment;
 pub mod dispatcher;
 pub mod http_sink;
 pub mod pty;

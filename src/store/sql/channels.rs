@@ -1,0 +1,44 @@
+//! The statements of the operators' channel tools (DESIGN §14): scoped pauses and channel
+//! health. Health reads only waiting messages and the attempts of a recent window (the
+//! `notification_attempts_started` index), never the whole queue.
+
+use super::Sql;
+
+/// Every scoped pause, by scope then name.
+pub(in crate::store) static CHANNEL_PAUSES: Sql = Sql::new(
+    "SELECT scope, name, paused_by, paused_at FROM notification_channel_pauses
+     ORDER BY scope, name",
+);
+
+/// Pauses `$1` scope `$2` name for `$3`; a pause already there is kept as it was.
+pub(in crate::store) static PAUSE_CHANNEL: Sql = Sql::new(
+    "INSERT INTO notification_channel_pauses (scope, name, paused_by, paused_at)
+     VALUES ($1, $2, $3, {now}) ON CONFLICT (scope, name) DO NOTHING",
+);
+
+/// Lifts the pause of `$1` scope `$2` name.
+pub(in crate::store) static RESUME_CHANNEL: Sql =
+    Sql::new("DELETE FROM notification_channel_pauses WHERE scope = $1 AND name = $2");
+
+/// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target.
+pub(in crate::store) static BACKLOG_BY_CHANNEL: Sql = Sql::new(
+    "SELECT method, target, COUNT(*) AS n FROM notification_messages
+     WHERE status IN ('pending', 'temporary_failure', 'leased')
+     GROUP BY method, target ORDER BY method, target",
+);
+
+/// Attempts started at or after `$1`, per method, target and outcome.
+pub(in crate::store) static ATTEMPTS_BY_CHANNEL: Sql = Sql::new(
+    "SELECT m.method, m.target, a.outcome, COUNT(*) AS n
+     FROM notification_attempts a JOIN notification_messages m ON m.id = a.message_id
+     WHERE a.started_at >= $1
+     GROUP BY m.method, m.target, a.outcome",
+);
+
+/// The latest `$2` attempts started at or after `$1`, newest first.
+pub(in crate::store) static RECENT_ATTEMPTS: Sql = Sql::new(
+    "SELECT m.method, m.target, a.outcome, a.duration_ms, a.reason, a.started_at
+     FROM notification_attempts a JOIN notification_messages m ON m.id = a.message_id
+     WHERE a.started_at >= $1
+     ORDER BY a.started_at DESC LIMIT $2",
+);

@@ -1,0 +1,280 @@
+//! Channel health on both backends: with the Slack target failing, `herald channels status`
+//! (the built binary) shows its failures, backlog and last error beside the healthy webhook;
+//! `pause --target` marks it paused; a `herald serve` replica's `/metrics` has the message and
+//! backlog gauges.
+
+use crate::common;
+use crate::for_both_backends;
+
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use common::deployment::Deployment;
+use common::http_sink::{HttpSink, Response};
+use common::serve::Serve;
+use common::store::{every_method, lease_with, message, migrated, outcome, template_id};
+use herald::model::{MessageState, Method, PauseScope};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The row of `channels status --json` for `target` (None: the webhook method's user messages).
+fn channel(report: &Value, method: &str, target: Option<&str>) -> Value {
+    report["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|c| c["method"] == method && c["target"].as_str() == target)
+        .unwrap_or_else(|| panic!("no {method} {target:?} row in {report}"))
+        .clone()
+}
+
+/// A free loopback address for `--metrics-addr`.
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// Polls `channels status --json` until `done` holds (within 20 s).
+fn status_until(d: &Deployment, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let report = d.run(&["channels", "status", "--json"]).ok().json();
+        if done(&report) {
+            return report;
+        }
+        assert!(Instant::now() < deadline, "not reached: {report}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls `/metrics` at `addr` until it holds every line in `expected` (within 20 s).
+async fn metrics_until(addr: &str, expected: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = match reqwest::get(format!("http://{addr}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if expected.iter().all(|line| text.lines().any(|l| l == *line)) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing {expected:?} in:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_failing_slack_target_shows_its_failures_and_last_error(db: TestDb) {
+    let webhook = HttpSink::ok().await;
+    let slack = HttpSink::start(|_, _| Response::new(500).with_body("slack is down")).await;
+    let d = Deployment::new(&db, &webhook.url, &slack.url, "1h");
+    let addr = free_addr();
+    let replica = Serve::start(
+        d.dir.path(),
+        &d.config_path,
+        "replica",
+        &["--metrics-addr", &addr],
+    );
+    for n in 0..3 {
+        d.enqueue(n);
+    }
+    let report = status_until(&d, |r| {
+        channel(r, "slack_webhook", Some("team-slack"))["temporary_failure"] == 3
+            && channel(r, "webhook", None)["sent"] == 3
+    });
+    let hook = channel(&report, "webhook", None);
+    assert_eq!(hook["backlog"], 0, "{hook}");
+    assert_eq!(hook["last_error"], Value::Null, "{hook}");
+    assert!(hook["p50_ms"].as_i64().is_some(), "{hook}");
+    assert!(hook["p95_ms"].as_i64() >= hook["p50_ms"].as_i64(), "{hook}");
+    let team = channel(&report, "slack_webhook", Some("team-slack"));
+    // Failed once each and waiting an hour for the retry: still the backlog.
+    assert_eq!(team["backlog"], 3, "{team}");
+    assert_eq!(team["sent"], 0, "{team}");
+    let last_error = team["last_error"].as_str().unwrap_or_default();
+    assert!(last_error.contains("500"), "{team}");
+    assert_eq!(team["paused"], false);
+    // One row per channel the deployment has: webhook, inbox (always there) and the target.
+    assert_eq!(report["channels"].as_array().unwrap().len(), 3, "{report}");
+
+    d.run(&["notifications", "pause", "--target", "team-slack"])
+        .ok();
+    let report = d.run(&["channels", "status", "--json"]).ok().json();
+    assert_eq!(
+        channel(&report, "slack_webhook", Some("team-slack"))["paused"],
+        true
+    );
+    let text = d.run(&["channels", "status"]).ok().stdout;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("target:team-slack"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("PAUSED") && line.contains("500"), "{line}");
+
+    let metrics = metrics_until(
+        &addr,
+        &[
+            "herald_messages{status=\"sent\"} 3",
+            "herald_messages{status=\"temporary_failure\"} 3",
+            "herald_backlog_messages{method=\"slack_webhook\"} 3",
+            "herald_backlog_messages{method=\"webhook\"} 0",
+        ],
+    )
+    .await;
+    assert!(
+        metrics.contains("# TYPE herald_messages gauge"),
+        "{metrics}"
+    );
+    assert_eq!(replica.terminate(), 0);
+}
+
+async fn channel_health_is_for_owners_and_on_call(db: TestDb) {
+    let sink = HttpSink::ok().await;
+    let d = Deployment::new(&db, &sink.url, &sink.url, "1h");
+    d.run(&[
+        "users",
+        "add",
+        "olive",
+        "--email",
+        "o@example.com",
+        "--role",
+        "oncall",
+    ])
+    .ok();
+    d.run(&["users", "add", "mia", "--email", "m@example.com"])
+        .ok();
+    d.run_as(Some("olive"), &["channels", "status"]).ok();
+    d.run_as(Some("mia"), &["channels", "status"])
+        .fails_with("permission denied");
+}
+
+async fn the_store_reads_backlog_and_window_attempts_per_channel(db: TestDb) {
+    let store = migrated(&db).await;
+    let event = template_id(&*store, "workspace_deleted").await;
+    let mut slack = message(event, None, Method::SlackWebhook, None);
+    slack.planned.target = Some("team-slack".into());
+    let queued = [
+        message(event, None, Method::Webhook, None),
+        message(event, None, Method::Webhook, None),
+        slack,
+    ];
+    store.enqueue(&queued).await.expect("enqueue");
+    let notifier = Uuid::now_v7();
+    let mut everything = every_method();
+    everything.targets.push("team-slack".into());
+    let period = Duration::from_secs(60);
+    let leased = lease_with(&*store, notifier, 10, period, 5, &everything)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 3);
+    let (slack, hooks): (Vec<_>, Vec<_>) = leased.iter().partition(|m| m.target.is_some());
+    let outcomes = [
+        outcome(hooks[0], notifier, MessageState::Sent, None),
+        outcome(
+            hooks[1],
+            notifier,
+            MessageState::TemporaryFailure,
+            Some("webhook 503"),
+        ),
+        outcome(
+            slack[0],
+            notifier,
+            MessageState::PermanentFailure,
+            Some("slack 404"),
+        ),
+    ];
+    store.record_attempts(&outcomes).await.expect("record");
+
+    // The retry waits: one webhook message is still the backlog; the final ones are not.
+    let backlog = store.backlog_by_channel().await.expect("backlog");
+    let backlog: Vec<_> = backlog
+        .iter()
+        .map(|b| (b.method, b.target.as_deref(), b.count))
+        .collect();
+    assert_eq!(backlog, [(Method::Webhook, None, 1)]);
+
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let mut attempts: Vec<_> = store
+        .attempts_by_channel(since)
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.method, a.target, a.outcome, a.count))
+        .collect();
+    attempts.sort_by_key(|a| (a.0, a.2));
+    assert_eq!(
+        attempts,
+        [
+            (Method::Webhook, None, MessageState::Sent, 1),
+            (Method::Webhook, None, MessageState::TemporaryFailure, 1),
+            (
+                Method::SlackWebhook,
+                Some("team-slack".to_string()),
+                MessageState::PermanentFailure,
+                1
+            ),
+        ]
+    );
+    let recent = store.recent_attempts(since, 2).await.expect("recent");
+    assert_eq!(recent.len(), 2, "the limit holds");
+    let all = store.recent_attempts(since, 10).await.expect("recent");
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].started_at >= w[1].started_at));
+    let slack = all.iter().find(|a| a.target.is_some()).expect("slack");
+    assert_eq!(slack.reason.as_deref(), Some("slack 404"));
+    assert_eq!(slack.duration_ms, 3);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    assert!(store.attempts_by_channel(later).await.unwrap().is_empty());
+    assert!(store.recent_attempts(later, 10).await.unwrap().is_empty());
+}
+
+async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
+    let store = migrated(&db).await;
+    let pause = |scope, name: &'static str, by: &'static str| {
+        let store = store.clone();
+        async move { store.pause_channel(scope, name, by).await.expect("pause") }
+    };
+    assert!(pause(PauseScope::Target, "team-slack", "olive").await);
+    assert!(
+        !pause(PauseScope::Target, "team-slack", "alice").await,
+        "paused already"
+    );
+    assert!(pause(PauseScope::Method, "smtp", "alice").await);
+    let pauses = store.channel_pauses().await.expect("pauses");
+    let listed: Vec<_> = pauses
+        .iter()
+        .map(|p| (p.scope, p.name.as_str(), p.paused_by.as_str()))
+        .collect();
+    // By scope, then name; the first pause's row is kept.
+    assert_eq!(
+        listed,
+        [
+            (PauseScope::Method, "smtp", "alice"),
+            (PauseScope::Target, "team-slack", "olive")
+        ]
+    );
+    assert!(pauses[0].paused_at <= chrono::Utc::now());
+    let resume = |scope, name: &'static str| {
+        let store = store.clone();
+        async move { store.resume_channel(scope, name).await.expect("resume") }
+    };
+    assert!(resume(PauseScope::Target, "team-slack").await);
+    assert!(
+        !resume(PauseScope::Target, "team-slack").await,
+        "not paused any more"
+    );
+    assert!(
+        !resume(PauseScope::Target, "smtp").await,
+        "scope and name both match"
+    );
+    assert_eq!(store.channel_pauses().await.unwrap().len(), 1);
+}
+
+for_both_backends!(
+    the_store_reads_backlog_and_window_attempts_per_channel,
+    the_store_keeps_one_pause_per_channel_until_it_is_resumed,
+    a_failing_slack_target_shows_its_failures_and_last_error,
+    channel_health_is_for_owners_and_on_call,
+);
