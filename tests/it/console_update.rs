@@ -209,7 +209,7 @@ fn details_open_and_close() {
     assert_eq!(effects, vec![Effect::LoadMessage(page()[0].id)]);
     feed(
         &mut s,
-        Action::MessageLoaded(Ok((page()[0].clone(), console_fixtures::attempts()))),
+        Action::MessageLoaded(Ok(Box::new(console_fixtures::detail()))),
     );
     assert!(s.queue.detail.is_some());
     feed(&mut s, Action::Down);

@@ -42,7 +42,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         } => queue::page_loaded(state, seq, page),
         Action::PageLoaded { seq, .. } if seq != state.queue.seq => false,
         Action::MessageLoaded(Ok(found)) => {
-            state.queue.detail = Some(found);
+            state.queue.detail = Some(*found);
             state.queue.detail_scroll = 0;
             true
         }
@@ -56,8 +56,8 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         Action::Retried(Ok(summary)) => {
             state.say(summary);
             state.queue.marked.clear();
-            if let Some((m, _)) = &state.queue.detail {
-                fx.push(Effect::LoadMessage(m.id));
+            if let Some(d) = &state.queue.detail {
+                fx.push(Effect::LoadMessage(d.message.id));
             }
             reload_queue(state, fx);
             true

@@ -68,6 +68,7 @@ pub fn jump(state: &mut AppState) -> Option<Effect> {
             ..MessageFilter::default()
         },
         user: None,
+        title: None,
         reason: Some(reason.reason),
     };
     let text = filter::format(&query);
