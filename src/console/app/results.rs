@@ -56,6 +56,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         Action::Retried(Ok(summary)) => {
             state.say(summary);
             state.queue.marked.clear();
+            state.troubleshoot.reasons_at = None;
             if let Some(d) = &state.queue.detail {
                 fx.push(Effect::LoadMessage(d.message.id));
             }
@@ -95,6 +96,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
             true
         }
         Action::ReasonsLoaded(Ok(reasons)) => {
+            state.troubleshoot.reasons_at = Some(state.now);
             let len = reasons.len();
             let changed = set(&mut state.troubleshoot.reasons, Some(reasons));
             state.troubleshoot.selected = state.troubleshoot.selected.min(len.saturating_sub(1));
