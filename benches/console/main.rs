@@ -329,6 +329,8 @@ struct Report {
     n: usize,
     seeded: Seeded,
     scans: Vec<Duration>,
+    /// The top reasons as the Troubleshoot tab read them before issue 13, every second.
+    reason_scans: Vec<Duration>,
     console: ConsoleFigures,
 }
 
@@ -353,6 +355,7 @@ async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> 
         raw_execute(&db.url, "ANALYZE").await?;
     }
     let scans = old_count_scans(&db.url).await?;
+    let reason_scans = old_reason_scans(&db.url).await?;
     let console = tokio::task::block_in_place(|| run_child(&db.url, options))?;
     discard(db);
     Ok(Report {
@@ -360,6 +363,7 @@ async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> 
         n: options.n,
         seeded,
         scans,
+        reason_scans,
         console,
     })
 }
@@ -615,6 +619,25 @@ async fn old_count_scans(url: &str) -> anyhow::Result<Vec<Duration>> {
         raw_execute(
             url,
             "SELECT status, COUNT(*) FROM notification_messages GROUP BY status",
+        )
+        .await?;
+        times.push(clock.elapsed());
+    }
+    Ok(times)
+}
+
+/// The top-reasons query the Troubleshoot tab ran each second before issue 13: every failed
+/// message regrouped by reason.
+async fn old_reason_scans(url: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(SCAN_RUNS);
+    for _ in 0..SCAN_RUNS {
+        let clock = Instant::now();
+        raw_execute(
+            url,
+            "SELECT status, status_reason, COUNT(*) AS n FROM notification_messages
+             WHERE status IN ('temporary_failure', 'permanent_failure') AND status_reason IS NOT NULL
+             GROUP BY status, status_reason
+             ORDER BY n DESC, status_reason, status LIMIT 20",
         )
         .await?;
         times.push(clock.elapsed());

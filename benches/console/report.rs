@@ -104,6 +104,13 @@ pub(super) fn print_tables(reports: &[Report], options: &Options) {
             ms(percentile(&scans, 0.5)),
             ms(scans.last().copied().unwrap_or_default())
         );
+        let reasons = sorted(&r.reason_scans);
+        println!(
+            "| {b} | for comparison: the top-reasons query before issue 13, every failure regrouped ({} runs, own connection; the tab ran it each second) | {} | | {} | | |",
+            reasons.len(),
+            ms(percentile(&reasons, 0.5)),
+            ms(reasons.last().copied().unwrap_or_default())
+        );
         for (tab, runs) in &r.console.idle {
             let mut runs = runs.clone();
             runs.sort_by(f64::total_cmp);
