@@ -333,6 +333,10 @@ pub struct SshKeyInfo {
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
+/// How many of the newest messages of each failure state [`Store::top_status_reasons`] groups:
+/// what is failing now, at a cost that does not grow with the store.
+pub const REASONS_WINDOW: u32 = 5_000;
+
 /// A `status_reason` shared by failed messages in one state, with how many carry it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReasonCount {
@@ -438,8 +442,9 @@ pub trait Store: Send + Sync {
         filter: &MessageFilter,
         reason: Option<&str>,
     ) -> StoreResult<i64>;
-    /// The commonest `status_reason`s of `temporary_failure` and `permanent_failure` messages,
-    /// most frequent first (ties by reason); reads only failed rows.
+    /// The commonest `status_reason`s among the newest [`REASONS_WINDOW`] messages in each of
+    /// `temporary_failure` and `permanent_failure`, most frequent first (ties by reason); reads
+    /// at most that many rows per state, however large the store.
     async fn top_status_reasons(&self, limit: u32) -> StoreResult<Vec<ReasonCount>>;
     /// Messages created at or after `since`, per event name, by name; events with none are
     /// absent. Walks the primary key from [`uuid_v7_floor`] (message ids are UUIDv7).

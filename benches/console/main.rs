@@ -15,6 +15,10 @@
 //!   `user=…`);
 //! * **counts refresh**: the `LoadCounts` effect alone, next to the `GROUP BY status` scan the
 //!   counts used to be;
+//! * **idle CPU per tab** (issue 13, item 6): each tab left open for [`IDLE_RUNS`] × 10 s with
+//!   the run loop's own timers (a 1 s tick that asks for the tab's periodic reads, a 33 ms
+//!   frame that redraws when something changed); the console process's user + system CPU over
+//!   each 10 s, as a share of one core (on PostgreSQL the server's own CPU is not in it);
 //! * **memory**: the peak RSS (`VmHWM`) of the process that does all of the above. The console
 //!   part runs in a child process of its own (this binary with `--console-child`), so that
 //!   the seeder's heap does not count: it opens the store and the service, as `herald console`
@@ -72,6 +76,15 @@ const SCAN_RUNS: usize = 3;
 const PAGE_SIZE: usize = herald::console::queue::PAGE_SIZE as usize;
 /// Any single effect taking longer than this has failed.
 const EFFECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long each idle run leaves a tab open, and how many runs per tab (the median is kept).
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+const IDLE_RUNS: usize = 3;
+/// The run loop's timers (`console::run`): the frame check and the tick.
+const FRAME: Duration = Duration::from_millis(33);
+const TICK: Duration = Duration::from_secs(1);
+/// Issue 13, item 6: an idle console on any tab uses under 2 % of a core.
+const IDLE_TARGET: f64 = 0.02;
 
 /// The hidden flag that runs the console part in a child process, and the child's answer.
 const CHILD_FLAG: &str = "--console-child";
@@ -304,6 +317,8 @@ struct ConsoleFigures {
     first_effects: Vec<(String, Duration)>,
     counts: Vec<Duration>,
     filters: Vec<FilterRun>,
+    /// Per tab, the CPU share of one core each idle run used.
+    idle: Vec<(String, Vec<f64>)>,
     /// Peak and current RSS of the console process at the end.
     peak_kb: u64,
     rss_kb: u64,
@@ -314,6 +329,8 @@ struct Report {
     n: usize,
     seeded: Seeded,
     scans: Vec<Duration>,
+    /// The top reasons as the Troubleshoot tab read them before issue 13, every second.
+    reason_scans: Vec<Duration>,
     console: ConsoleFigures,
 }
 
@@ -338,6 +355,7 @@ async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> 
         raw_execute(&db.url, "ANALYZE").await?;
     }
     let scans = old_count_scans(&db.url).await?;
+    let reason_scans = old_reason_scans(&db.url).await?;
     let console = tokio::task::block_in_place(|| run_child(&db.url, options))?;
     discard(db);
     Ok(Report {
@@ -345,6 +363,7 @@ async fn measure(backend: Backend, options: &Options) -> anyhow::Result<Report> 
         n: options.n,
         seeded,
         scans,
+        reason_scans,
         console,
     })
 }
@@ -446,6 +465,21 @@ async fn measure_console(url: &str, options: &Options) -> anyhow::Result<Console
         );
         filters.push(run);
     }
+    console.filter("");
+    console.settle().await?;
+    let mut idle = Vec::new();
+    for tab in Tab::ALL {
+        let runs = idle_runs(&mut console, tab).await?;
+        eprintln!(
+            "  idle on {}: {}",
+            tab.title(),
+            runs.iter()
+                .map(|r| format!("{:.2} %", r * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        idle.push((tab.title().to_string(), runs));
+    }
     let memory = memory();
     Ok(ConsoleFigures {
         start_frame,
@@ -453,9 +487,71 @@ async fn measure_console(url: &str, options: &Options) -> anyhow::Result<Console
         first_effects,
         counts,
         filters,
+        idle,
         peak_kb: memory.peak_kb,
         rss_kb: memory.rss_kb,
     })
+}
+
+/// Opens `tab` and leaves it for [`IDLE_RUNS`] windows of [`IDLE_WINDOW`], driven as
+/// `console::run` drives it: the tick asks for the tab's periodic reads, results are applied
+/// as they arrive, the frame timer redraws when the state's revision moved. Each run's CPU
+/// (this process, user + system) as a share of one core.
+async fn idle_runs(console: &mut Console, tab: Tab) -> anyhow::Result<Vec<f64>> {
+    console.dispatch(Action::GoTab(tab));
+    console.settle().await?;
+    console.draw()?;
+    let mut runs = Vec::with_capacity(IDLE_RUNS);
+    for _ in 0..IDLE_RUNS {
+        let mut frame = tokio::time::interval(FRAME);
+        let mut tick = tokio::time::interval(TICK);
+        frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut drawn = console.state.revision;
+        let cpu_before = process_cpu()?;
+        let started = Instant::now();
+        let end = tokio::time::Instant::now() + IDLE_WINDOW;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => break,
+                _ = frame.tick() => {
+                    if console.state.revision != drawn {
+                        console.draw()?;
+                        drawn = console.state.revision;
+                    }
+                }
+                _ = tick.tick() => console.dispatch(Action::Tick(Utc::now())),
+                Some(action) = console.results.recv() => {
+                    console.outstanding -= 1;
+                    console.dispatch(action);
+                }
+            }
+        }
+        let cpu = process_cpu()? - cpu_before;
+        runs.push(cpu.as_secs_f64() / started.elapsed().as_secs_f64());
+        console.settle().await?;
+        if !console.screen().contains(tab.title()) {
+            bail!("the {} tab was not drawn", tab.title());
+        }
+    }
+    Ok(runs)
+}
+
+/// This process's CPU time so far (user + system, all threads), from `/proc/self/stat`.
+fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let out = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()?;
+    let per_second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
 /// Applies `filter` (timed like a first frame), then pages down `steps` times.
@@ -523,6 +619,25 @@ async fn old_count_scans(url: &str) -> anyhow::Result<Vec<Duration>> {
         raw_execute(
             url,
             "SELECT status, COUNT(*) FROM notification_messages GROUP BY status",
+        )
+        .await?;
+        times.push(clock.elapsed());
+    }
+    Ok(times)
+}
+
+/// The top-reasons query the Troubleshoot tab ran each second before issue 13: every failed
+/// message regrouped by reason.
+async fn old_reason_scans(url: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(SCAN_RUNS);
+    for _ in 0..SCAN_RUNS {
+        let clock = Instant::now();
+        raw_execute(
+            url,
+            "SELECT status, status_reason, COUNT(*) AS n FROM notification_messages
+             WHERE status IN ('temporary_failure', 'permanent_failure') AND status_reason IS NOT NULL
+             GROUP BY status, status_reason
+             ORDER BY n DESC, status_reason, status LIMIT 20",
         )
         .await?;
         times.push(clock.elapsed());

@@ -104,6 +104,28 @@ pub(super) fn print_tables(reports: &[Report], options: &Options) {
             ms(percentile(&scans, 0.5)),
             ms(scans.last().copied().unwrap_or_default())
         );
+        let reasons = sorted(&r.reason_scans);
+        println!(
+            "| {b} | for comparison: the top-reasons query before issue 13, every failure regrouped ({} runs, own connection; the tab ran it each second) | {} | | {} | | |",
+            reasons.len(),
+            ms(percentile(&reasons, 0.5)),
+            ms(reasons.last().copied().unwrap_or_default())
+        );
+        for (tab, runs) in &r.console.idle {
+            let mut runs = runs.clone();
+            runs.sort_by(f64::total_cmp);
+            let median = runs[runs.len() / 2];
+            let max = runs.last().copied().unwrap_or_default();
+            println!(
+                "| {b} | idle CPU, {tab} tab open, {} × {} s (share of one core) | {:.2} % | | {:.2} % | < {:.0} % | {} |",
+                runs.len(),
+                IDLE_WINDOW.as_secs(),
+                median * 100.0,
+                max * 100.0,
+                IDLE_TARGET * 100.0,
+                verdict(median < IDLE_TARGET, median, IDLE_TARGET)
+            );
+        }
         println!(
             "| {b} | peak RSS of the console process (VmHWM; RSS at the end {}) | {} | | | < 100 MB | {} |",
             mb(r.console.rss_kb),

@@ -43,8 +43,8 @@ pub use ssh_keys::{ParsedSshKey, SshKeyInfo, fingerprint as ssh_fingerprint, par
 /// The store's plain types that are part of the service's API, so front ends never import
 /// the store (only `store::open`).
 pub use crate::store::{
-    InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest, ReasonCount, Replica,
-    StateCounts, StoreError, TokenInfo, Undeliverable,
+    InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest, REASONS_WINDOW, ReasonCount,
+    Replica, StateCounts, StoreError, TokenInfo, Undeliverable,
 };
 
 /// Why an operation was refused or failed; the text is what the person reads.

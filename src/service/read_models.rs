@@ -1,17 +1,20 @@
-//! The operations the console needs beyond the CLI's: searches by reason, counts, top reasons,
-//! volumes, throughput, replicas, doctor, and a test of any event sent to yourself.
+//! The operations the console needs beyond the CLI's: searches by reason and title, messages
+//! rendered as their recipients see them, counts, top reasons, volumes, throughput, replicas,
+//! doctor, and a test of any event sent to yourself.
 //!
 //! Same rules as the rest of the service: every operation checks the caller's roles first, and
 //! members only ever see their own messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::{EnqueueReport, OWNERS, QUEUE_WATCHERS, Service, ServiceError, ServiceResult, require};
 use crate::channels::CheckResult;
-use crate::model::{Message, MessageState, User};
+use crate::model::{Attempt, EventTemplate, Message, MessageState, User};
 use crate::queue;
+use crate::render::{self, Overrides, Rendered};
 use crate::routing::{self, EnqueueRequest};
 use crate::store::{
     MessageFilter, PageRequest, ReasonCount, Replica, StateCounts, StoreError, Undeliverable,
@@ -27,7 +30,40 @@ pub struct QueueQuery {
     pub user: Option<String>,
     /// Only messages whose `status_reason` is exactly this.
     pub reason: Option<String>,
+    /// Only messages whose rendered title contains this, ignoring case (`title~TEXT`).
+    pub title: Option<String>,
 }
+
+/// A message with its title rendered as its recipient sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TitledMessage {
+    #[serde(flatten)]
+    pub message: Message,
+    /// The rendered title, fit for a terminal; says so when the templates do not render.
+    pub title: String,
+}
+
+/// One message as the console's detail shows it: the row, its attempts, and what its recipient
+/// gets (or why it does not render).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDetail {
+    pub message: Message,
+    pub attempts: Vec<Attempt>,
+    pub rendered: Result<Rendered, String>,
+}
+
+/// How many messages past the cursor a `title~` search reads, at most, before it answers with
+/// the matches it found (titles are rendered, not stored, so they cannot be searched by index).
+pub const TITLE_SCAN_LIMIT: usize = 5_000;
+
+/// How many messages a `title~` search reads per store page.
+const TITLE_SCAN_CHUNK: u32 = 500;
+
+/// The longest title shown.
+const MAX_TITLE_CHARS: usize = 200;
+
+/// Event templates read for one batch of renders, by event name (`None`: not in the catalog).
+type Templates = HashMap<String, Option<EventTemplate>>;
 
 impl Service {
     /// The store filter `caller` may run for `query`: members see only their own messages,
@@ -68,6 +104,115 @@ impl Service {
             .store
             .search_messages(&filter, query.reason.as_deref(), page)
             .await?)
+    }
+
+    /// A keyset page of the messages matching `query` with their rendered titles, newest
+    /// first. With `query.title` it reads at most [`TITLE_SCAN_LIMIT`] messages past the
+    /// cursor, so a short page may not be the last.
+    pub async fn search_titled(
+        &self,
+        caller: &User,
+        query: &QueueQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Vec<TitledMessage>> {
+        let filter = self.visible_filter(caller, query).await?;
+        let reason = query.reason.as_deref();
+        let mut templates = Templates::new();
+        let Some(needle) = query.title.as_deref().map(str::to_lowercase) else {
+            let list = self.store.search_messages(&filter, reason, page).await?;
+            return self.titled_with(list, &mut templates).await;
+        };
+        let limit = page.limit as usize;
+        let mut found = Vec::new();
+        let mut before = page.before;
+        let mut scanned = 0;
+        while found.len() < limit && scanned < TITLE_SCAN_LIMIT {
+            let chunk = PageRequest {
+                before,
+                limit: TITLE_SCAN_CHUNK,
+            };
+            let list = self.store.search_messages(&filter, reason, chunk).await?;
+            let read = list.len();
+            scanned += read;
+            before = list.last().map(|m| m.id);
+            for m in self.titled_with(list, &mut templates).await? {
+                if found.len() < limit && m.title.to_lowercase().contains(&needle) {
+                    found.push(m);
+                }
+            }
+            if read < TITLE_SCAN_CHUNK as usize {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    /// `messages` (already read under the caller's permissions) with their rendered titles.
+    pub async fn titled(&self, messages: Vec<Message>) -> ServiceResult<Vec<TitledMessage>> {
+        self.titled_with(messages, &mut Templates::new()).await
+    }
+
+    async fn titled_with(
+        &self,
+        messages: Vec<Message>,
+        templates: &mut Templates,
+    ) -> ServiceResult<Vec<TitledMessage>> {
+        let mut out = Vec::with_capacity(messages.len());
+        for message in messages {
+            let title = match self.render_with(&message, templates).await? {
+                Ok(r) => queue::clean_text(&r.title, MAX_TITLE_CHARS),
+                Err(why) => format!("({why})"),
+            };
+            out.push(TitledMessage { message, title });
+        }
+        Ok(out)
+    }
+
+    /// One message with its attempts and its rendering; own messages, or any for owners and
+    /// on-call.
+    pub async fn message_detail(&self, caller: &User, id: &str) -> ServiceResult<MessageDetail> {
+        let (message, attempts) = self.message(caller, id).await?;
+        let rendered = self.rendered(&message).await?;
+        Ok(MessageDetail {
+            message,
+            attempts,
+            rendered,
+        })
+    }
+
+    /// `message` rendered as the dispatcher renders it for delivery (the config's overrides,
+    /// the target's), or why it does not render.
+    pub async fn rendered(&self, message: &Message) -> ServiceResult<Result<Rendered, String>> {
+        self.render_with(message, &mut Templates::new()).await
+    }
+
+    async fn render_with(
+        &self,
+        message: &Message,
+        templates: &mut Templates,
+    ) -> ServiceResult<Result<Rendered, String>> {
+        if !templates.contains_key(&message.event) {
+            let found = self.store.template_by_name(&message.event).await?;
+            templates.insert(message.event.clone(), found);
+        }
+        let Some(event) = templates.get(&message.event).and_then(Option::as_ref) else {
+            return Ok(Err(format!(
+                "event `{}` is no longer in the catalog",
+                message.event
+            )));
+        };
+        let none = Overrides::default();
+        let overrides = match &self.overrides {
+            Ok(o) => o,
+            Err(_) => &none,
+        };
+        Ok(render::render_for(
+            event,
+            overrides,
+            message.target.as_deref(),
+            &message.payload,
+        )
+        .map_err(|e| format!("does not render: {e}")))
     }
 
     /// How many messages match `query` (as the caller may see them).

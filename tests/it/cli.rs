@@ -165,11 +165,16 @@ async fn enqueue_then_list_then_dedupe(db: TestDb) {
             "dedupe_hash",
             "created_by",
             "target",
+            "title",
         ] {
             assert!(row.get(key).is_some(), "missing key {key} in {row}");
         }
         assert_eq!(row["payload"]["labels"]["name"], "ws1");
+        assert_eq!(row["title"], "Workspace \"ws1\" deleted", "{row}");
     }
+    let table = h.as_user("alice", &["messages", "list"]).ok().stdout;
+    assert!(table.contains("TITLE"), "{table}");
+    assert!(table.contains("Workspace \"ws1\" deleted"), "{table}");
 
     let again = h.enqueue_for_bob("ws1");
     assert_eq!(again["enqueued"], Value::Array(vec![]));
@@ -771,6 +776,62 @@ async fn authenticate(db: &TestDb, token: &str) -> Result<String, String> {
     user.map(|u| u.username).map_err(|e| e.to_string())
 }
 
+/// The console's page read with `title~`: the service renders each message's title as the
+/// dispatcher would and keeps the pages whose title contains the text, ignoring case.
+async fn the_queue_finds_messages_by_their_rendered_title(db: TestDb) {
+    use herald::config::Config;
+    use herald::service::Service;
+    use herald::service::read_models::QueueQuery;
+    use herald::store::{self, OpenMode, PageRequest};
+    let h = Herald::with_alice_and_bob(db);
+    h.enqueue_for_bob("ws-1");
+    h.enqueue_for_bob("ws-2");
+    let store = store::open(&h.db.url, OpenMode::Existing)
+        .await
+        .expect("open store");
+    let service = Service::start(store, std::sync::Arc::new(Config::default()))
+        .await
+        .expect("service");
+    let alice = service.identify("alice").await.expect("alice");
+    let page = PageRequest {
+        before: None,
+        limit: 50,
+    };
+    let all = service
+        .search_titled(&alice, &QueueQuery::default(), page)
+        .await
+        .expect("page");
+    let mut titles: Vec<&str> = all.iter().map(|m| m.title.as_str()).collect();
+    titles.dedup();
+    assert_eq!(
+        titles,
+        ["Workspace \"ws-2\" deleted", "Workspace \"ws-1\" deleted"]
+    );
+    let query = QueueQuery {
+        title: Some("WS-1\" DEL".into()),
+        ..QueueQuery::default()
+    };
+    let found = service
+        .search_titled(&alice, &query, page)
+        .await
+        .expect("search");
+    assert!(!found.is_empty());
+    assert!(
+        found
+            .iter()
+            .all(|m| m.title == "Workspace \"ws-1\" deleted"),
+        "{found:?}"
+    );
+    assert_eq!(found.len() * 2, all.len());
+    let detail = service
+        .message_detail(&alice, &found[0].message.id.to_string())
+        .await
+        .expect("detail");
+    let rendered = detail.rendered.expect("renders");
+    assert_eq!(rendered.title, "Workspace \"ws-1\" deleted");
+    assert!(rendered.body_markdown.contains("ws-1"), "{rendered:?}");
+}
+
 async fn a_token_is_printed_once_never_listed_and_refused_once_revoked(db: TestDb) {
     let h = Herald::with_alice_and_bob(db);
     let made = h.as_user("bob", &["tokens", "create", "ci"]).ok();
@@ -890,6 +951,7 @@ async fn a_token_is_printed_once_never_listed_and_refused_once_revoked(db: TestD
 }
 
 for_both_backends!(
+    the_queue_finds_messages_by_their_rendered_title,
     a_token_is_printed_once_never_listed_and_refused_once_revoked,
     an_enqueued_event_arrives_by_email_through_serve,
     doctor_reaches_every_channel_and_says_what_fails,

@@ -8,7 +8,7 @@ use crate::common::console as console_fixtures;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use console_fixtures::{attempts, member, on_tab, owner, page};
+use console_fixtures::{detail, member, on_tab, owner};
 use herald::console::action::Action;
 use herald::console::state::{AppState, Tab};
 use herald::console::terminal::{install_panic_hook, write_restore};
@@ -70,10 +70,7 @@ fn details_overlays_and_prompts() {
     let cases: [(&str, Setup); 5] = [
         ("queue_detail_80x24", || {
             let mut s = on_tab(owner(), false, Tab::Queue);
-            let _ = update(
-                &mut s,
-                Action::MessageLoaded(Ok((page()[0].clone(), attempts()))),
-            );
+            let _ = update(&mut s, Action::MessageLoaded(Ok(Box::new(detail()))));
             s
         }),
         ("events_detail_80x24", || {
@@ -103,6 +100,13 @@ fn details_overlays_and_prompts() {
     for (name, state) in cases {
         insta::assert_snapshot!(name, text(&render(&state(), 80, 24, Theme::plain())));
     }
+
+    let mut s = on_tab(owner(), false, Tab::Queue);
+    let _ = update(&mut s, Action::MessageLoaded(Ok(Box::new(detail()))));
+    insta::assert_snapshot!(
+        "queue_detail_120x40",
+        text(&render(&s, 120, 40, Theme::plain()))
+    );
 
     for (who, user) in [("owner", owner()), ("member", member())] {
         let mut s = on_tab(user, false, Tab::Events);
@@ -308,4 +312,27 @@ fn a_panic_inside_a_view_restores_the_terminal_before_the_message() {
         after, recorded,
         "the restoring hook is gone once the test ends"
     );
+}
+
+/// With `webhook` the default and `run_failure` sent by `slack_webhook`, the Events and
+/// Delivery tables show every METHOD cell whole at 80 and 120 columns.
+#[test]
+fn events_and_delivery_fit_the_longest_method() {
+    use herald::model::Method;
+    for tab in [Tab::Events, Tab::Delivery] {
+        let mut s = on_tab(owner(), false, tab);
+        s.session.default_method = Method::Webhook;
+        for e in &mut s.events.catalog {
+            if e.method.is_some() {
+                e.method = Some(Method::SlackWebhook);
+            }
+        }
+        for (w, h) in [(80, 24), (120, 40)] {
+            let shown = text(&render(&s, w, h, Theme::plain()));
+            assert!(shown.contains("webhook (default)"), "{shown}");
+            assert!(shown.contains("slack_webhook "), "{shown}");
+            assert!(shown.contains("custom_notification "), "{shown}");
+            insta::assert_snapshot!(format!("{}_long_methods_{w}x{h}", tab_slug(tab)), shown);
+        }
+    }
 }

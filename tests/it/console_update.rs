@@ -209,7 +209,7 @@ fn details_open_and_close() {
     assert_eq!(effects, vec![Effect::LoadMessage(page()[0].id)]);
     feed(
         &mut s,
-        Action::MessageLoaded(Ok((page()[0].clone(), console_fixtures::attempts()))),
+        Action::MessageLoaded(Ok(Box::new(console_fixtures::detail()))),
     );
     assert!(s.queue.detail.is_some());
     feed(&mut s, Action::Down);
@@ -411,4 +411,30 @@ fn refresh_reads_again_even_while_reads_are_in_flight() {
     let effects = update(&mut s, Action::Refresh);
     assert!(effects.contains(&Effect::LoadCounts));
     assert!(effects.contains(&Effect::LoadSettings));
+}
+
+#[test]
+fn an_open_troubleshoot_tab_reads_the_reasons_every_ten_seconds_not_every_tick() {
+    use herald::console::troubleshoot::REASONS_REFRESH_SECS;
+    let mut s = on_tab(owner(), false, Tab::Troubleshoot);
+    let start = s.now;
+    let reads = |s: &mut AppState, secs: i64| {
+        let effects = update(s, Action::Tick(start + chrono::Duration::seconds(secs)));
+        let read = effects.contains(&Effect::LoadReasons);
+        if read {
+            feed(s, Action::ReasonsLoaded(Ok(Vec::new())));
+        }
+        read
+    };
+    // on_tab read them at `start`.
+    for secs in 0..REASONS_REFRESH_SECS {
+        assert!(!reads(&mut s, secs), "read again after {secs} s");
+    }
+    assert!(reads(&mut s, REASONS_REFRESH_SECS));
+    assert!(!reads(&mut s, REASONS_REFRESH_SECS + 1));
+    let effects = update(&mut s, Action::Refresh);
+    assert!(
+        effects.contains(&Effect::LoadReasons),
+        "asked for, it reads at once"
+    );
 }

@@ -97,6 +97,7 @@ pub(super) async fn messages_list(service: &Service, caller: &User, args: ListAr
     let list = service
         .list_messages(caller, filter, args.user.as_deref(), page)
         .await?;
+    let list = service.titled(list).await?;
     if args.json {
         return print_json(&list);
     }
@@ -108,17 +109,20 @@ pub(super) async fn messages_list(service: &Service, caller: &User, args: ListAr
         "ID",
         "CREATED",
         "EVENT",
+        "TITLE",
         "RECIPIENT",
         "METHOD",
         "STATUS",
         "ATTEMPTS",
         "REASON",
     ]);
-    for m in &list {
+    for t in &list {
+        let m = &t.message;
         table.row([
             m.id.to_string(),
             short_time(m.created_at),
             m.event.clone(),
+            t.title.clone(),
             recipient(m),
             m.method.to_string(),
             m.status.to_string(),
@@ -130,7 +134,7 @@ pub(super) async fn messages_list(service: &Service, caller: &User, args: ListAr
     if list.len() == args.limit as usize
         && let Some(last) = list.last()
     {
-        eprintln!("more: --before {}", last.id);
+        eprintln!("more: --before {}", last.message.id);
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
-use crate::model::{Attempt, EventTemplate, Message, Method};
-use crate::service::read_models::QueueQuery;
+use crate::model::{EventTemplate, Method};
+use crate::service::read_models::{MessageDetail, QueueQuery, TitledMessage};
 use crate::service::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
@@ -129,11 +129,11 @@ pub enum Action {
     PageLoaded {
         /// Which request this answers; stale answers are dropped.
         seq: u64,
-        /// The page's messages, newest first.
-        result: Result<Vec<Message>, Failure>,
+        /// The page's messages with their rendered titles, newest first.
+        result: Result<Vec<TitledMessage>, Failure>,
     },
-    /// One message with its attempts.
-    MessageLoaded(Result<(Message, Vec<Attempt>), Failure>),
+    /// One message with its attempts and its rendering.
+    MessageLoaded(Result<Box<MessageDetail>, Failure>),
     /// How many failed messages a retry of `query` would touch.
     RetryableCounted {
         /// The query to retry.

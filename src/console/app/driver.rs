@@ -90,13 +90,16 @@ impl Driver {
             } => Action::PageLoaded {
                 seq,
                 result: s
-                    .search_messages(me, &query, PageRequest { before, limit })
+                    .search_titled(me, &query, PageRequest { before, limit })
                     .await
                     .map_err(text),
             },
-            Effect::LoadMessage(id) => {
-                Action::MessageLoaded(s.message(me, &id.to_string()).await.map_err(text))
-            }
+            Effect::LoadMessage(id) => Action::MessageLoaded(
+                s.message_detail(me, &id.to_string())
+                    .await
+                    .map(Box::new)
+                    .map_err(text),
+            ),
             Effect::CountRetryable(query) => {
                 let result = s.count_matching(me, &query).await.map_err(text);
                 Action::RetryableCounted { query, result }

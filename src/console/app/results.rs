@@ -42,7 +42,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         } => queue::page_loaded(state, seq, page),
         Action::PageLoaded { seq, .. } if seq != state.queue.seq => false,
         Action::MessageLoaded(Ok(found)) => {
-            state.queue.detail = Some(found);
+            state.queue.detail = Some(*found);
             state.queue.detail_scroll = 0;
             true
         }
@@ -56,8 +56,9 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         Action::Retried(Ok(summary)) => {
             state.say(summary);
             state.queue.marked.clear();
-            if let Some((m, _)) = &state.queue.detail {
-                fx.push(Effect::LoadMessage(m.id));
+            state.troubleshoot.reasons_at = None;
+            if let Some(d) = &state.queue.detail {
+                fx.push(Effect::LoadMessage(d.message.id));
             }
             reload_queue(state, fx);
             true
@@ -95,6 +96,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
             true
         }
         Action::ReasonsLoaded(Ok(reasons)) => {
+            state.troubleshoot.reasons_at = Some(state.now);
             let len = reasons.len();
             let changed = set(&mut state.troubleshoot.reasons, Some(reasons));
             state.troubleshoot.selected = state.troubleshoot.selected.min(len.saturating_sub(1));

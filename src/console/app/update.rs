@@ -99,7 +99,9 @@ fn refresh(state: &mut AppState, fx: &mut Vec<Effect>) {
             }
         }
         Tab::Troubleshoot if watcher => {
-            request(state, fx, Effect::LoadReasons);
+            if troubleshoot::reasons_stale(&state.troubleshoot, state.now) {
+                request(state, fx, Effect::LoadReasons);
+            }
             request(state, fx, Effect::LoadReplicas);
         }
         Tab::Inbox => request(state, fx, Effect::LoadInbox),
@@ -354,6 +356,7 @@ fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool {
         Action::Refresh => {
             state.loading.clear();
             state.events.volumes_at = None;
+            state.troubleshoot.reasons_at = None;
             if state.tab == Tab::OptOuts {
                 fx.push(optouts::load(state));
             }

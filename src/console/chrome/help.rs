@@ -62,6 +62,9 @@ pub fn lines(state: &AppState, theme: Theme) -> Vec<Line<'static>> {
     out.push(Line::raw(
         "  status takes a comma list, or `failed` for both failure states",
     ));
+    out.push(Line::raw(
+        "  title~TEXT: rendered titles containing TEXT, any case (5,000 messages read per page)",
+    ));
     out.push(Line::default());
     out.push(Line::styled("Commands", theme.title()));
     out.push(Line::raw(format!("  {}", keymap::command_list(false))));

@@ -119,8 +119,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     });
     let widths = [
         Constraint::Length(12),
-        Constraint::Min(20),
-        Constraint::Length(16),
+        Constraint::Fill(1),
+        Constraint::Length(super::events::method_width(&events.catalog, default)),
         Constraint::Length(10),
     ];
     let table = list_table(

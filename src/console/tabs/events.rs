@@ -85,6 +85,18 @@ pub fn method_text(method: Option<Method>, default: Method) -> String {
     }
 }
 
+/// The METHOD column's width: its longest cell (`slack_webhook (default)`), so no method is
+/// cut while the EVENT column has room to spare.
+pub fn method_width(catalog: &[EventTemplate], default: Method) -> u16 {
+    let longest = catalog
+        .iter()
+        .map(|e| method_text(e.method, default).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("METHOD".len());
+    u16::try_from(longest).unwrap_or(u16::MAX)
+}
+
 /// Draws the Events tab.
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     let events = &state.events;
@@ -122,8 +134,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     });
     let widths = [
         Constraint::Length(12),
-        Constraint::Min(20),
-        Constraint::Length(16),
+        Constraint::Fill(1),
+        Constraint::Length(method_width(&events.catalog, default)),
         Constraint::Length(3),
         Constraint::Length(6),
     ];

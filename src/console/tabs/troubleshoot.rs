@@ -1,8 +1,11 @@
-//! The Troubleshoot tab: the top `status_reason`s (Enter shows the messages behind one),
+//! The Troubleshoot tab: the top `status_reason`s of the newest failures, read every
+//! [`REASONS_REFRESH_SECS`] (Enter shows the messages behind one),
 //! replicas with their heartbeats and deliveries in flight, this process's live log stream
 //! with a regex filter, and `doctor`'s results on `d`. Owners and on-call only.
 
 use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -13,7 +16,7 @@ use tracing::Level;
 
 use crate::channels::CheckResult;
 use crate::service::read_models::QueueQuery;
-use crate::service::{MessageFilter, ReasonCount, Replica};
+use crate::service::{MessageFilter, REASONS_WINDOW, ReasonCount, Replica};
 use crate::telemetry::LogLine;
 
 use crate::console::action::Effect;
@@ -24,11 +27,28 @@ use crate::console::state::{AppState, Tab};
 use crate::console::theme::Theme;
 use crate::console::view::{age, draw_note, list_table, pane, table_state};
 
+/// `5000` as `5,000`.
+fn thousands(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How many log lines the tab keeps.
 pub const LOG_KEEP: usize = 2000;
 
 /// How many reasons are read.
 pub const REASONS: u32 = 20;
+
+/// How often the top reasons are read again while the tab is open: a window of the newest
+/// failures changes slowly, and an idle console must cost next to nothing.
+pub const REASONS_REFRESH_SECS: i64 = 10;
 
 /// A replica not seen for this long is shown as gone quiet.
 const QUIET_SECS: i64 = 60;
@@ -38,6 +58,8 @@ const QUIET_SECS: i64 = 60;
 pub struct TroubleshootState {
     /// The commonest failure reasons, once read.
     pub reasons: Option<Vec<ReasonCount>>,
+    /// When the reasons were last read.
+    pub reasons_at: Option<DateTime<Utc>>,
     /// The selected reason.
     pub selected: usize,
     /// The replicas, once read.
@@ -68,6 +90,7 @@ pub fn jump(state: &mut AppState) -> Option<Effect> {
             ..MessageFilter::default()
         },
         user: None,
+        title: None,
         reason: Some(reason.reason),
     };
     let text = filter::format(&query);
@@ -140,8 +163,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     draw_logs(frame, logs, state, theme);
 }
 
+/// Whether the reasons should be read again at `now`.
+pub fn reasons_stale(t: &TroubleshootState, now: DateTime<Utc>) -> bool {
+    t.reasons_at
+        .is_none_or(|at| (now - at).num_seconds() >= REASONS_REFRESH_SECS)
+}
+
 fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
-    let title = "Top failure reasons";
+    let title = &format!(
+        "Top failure reasons (last {} each)",
+        thousands(REASONS_WINDOW)
+    );
     let Some(reasons) = &state.troubleshoot.reasons else {
         draw_note(frame, area, title, "loading…", theme);
         return;

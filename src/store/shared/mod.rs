@@ -383,7 +383,10 @@ impl<B: Backend> Store for B {
         let rows = rows(
             self,
             &q::TOP_STATUS_REASONS,
-            &[Param::I64(i64::from(limit))],
+            &[
+                Param::I64(i64::from(limit)),
+                Param::I64(i64::from(crate::store::REASONS_WINDOW)),
+            ],
         )
         .await?;
         rows.iter().map(reason_count_from_row).collect()

@@ -231,9 +231,18 @@ pub(in crate::store) static PURGE_BATCH: Sql = Sql::each(
 );
 
 // read models
+/// The top `$1` reasons among the newest `$2` messages of each failure state: each window is
+/// read newest first down the `(status, id)` index, so the cost is bounded whatever the table
+/// holds.
 pub(in crate::store) static TOP_STATUS_REASONS: Sql = Sql::new(
-    "SELECT status, status_reason, COUNT(*) AS n FROM notification_messages
-     WHERE status IN ('temporary_failure', 'permanent_failure') AND status_reason IS NOT NULL
+    "SELECT status, status_reason, COUNT(*) AS n FROM (
+         SELECT * FROM (SELECT status, status_reason FROM notification_messages
+                        WHERE status = 'temporary_failure' ORDER BY id DESC LIMIT $2) AS t
+         UNION ALL
+         SELECT * FROM (SELECT status, status_reason FROM notification_messages
+                        WHERE status = 'permanent_failure' ORDER BY id DESC LIMIT $2) AS p
+     ) AS recent
+     WHERE status_reason IS NOT NULL
      GROUP BY status, status_reason
      ORDER BY n DESC, status_reason, status LIMIT $1",
 );

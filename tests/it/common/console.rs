@@ -14,6 +14,8 @@ use herald::model::{
     Action as EventAction, Attempt, EventTemplate, Message, MessageState, Method, Role, User,
     UserStatus,
 };
+use herald::render::Rendered;
+use herald::service::read_models::{MessageDetail, TitledMessage};
 use herald::store::{InboxEntry, ReasonCount, Replica};
 use herald::telemetry::LogLine;
 use uuid::Uuid;
@@ -203,6 +205,50 @@ pub fn page() -> Vec<Message> {
     ]
 }
 
+/// The title a recipient of `m` sees, as the service renders it (fixed per event here; the
+/// rendering itself is tested against the real catalog in `console_titles`).
+pub fn title_of(m: &Message) -> String {
+    match m.event.as_str() {
+        "workspace_deleted" => "Workspace \"ws1\" deleted".into(),
+        "run_failure" => "Run failed in ws1".into(),
+        "run_start" => "Run started in ws1".into(),
+        "apply_failure" => "Apply failed in ws1".into(),
+        "audit_failure" => "Audit failed in ws1".into(),
+        "user_account_created" => "Welcome to Herald".into(),
+        other => format!("{other} happened"),
+    }
+}
+
+/// `messages` with their titles, as the page read answers.
+pub fn titled(messages: Vec<Message>) -> Vec<TitledMessage> {
+    messages
+        .into_iter()
+        .map(|message| TitledMessage {
+            title: title_of(&message),
+            message,
+        })
+        .collect()
+}
+
+/// The detail of the first message of [`page`]: the row, its attempts, and what its
+/// recipient gets.
+pub fn detail() -> MessageDetail {
+    let message = page()[0].clone();
+    let rendered = Rendered::new(
+        title_of(&message),
+        "The run of **ws1** failed after 1.2s.\n\nOpen the run to see its log.".into(),
+        vec![herald::model::Action::new(
+            "View run",
+            "https://herald.example/runs/7",
+        )],
+    );
+    MessageDetail {
+        message,
+        attempts: attempts(),
+        rendered: Ok(rendered),
+    }
+}
+
 /// The attempts of the first message of [`page`].
 pub fn attempts() -> Vec<Attempt> {
     vec![Attempt {
@@ -336,7 +382,7 @@ pub fn loaded(user: User, read_only: bool, paused: bool) -> AppState {
         &mut s,
         Action::PageLoaded {
             seq,
-            result: Ok(mine),
+            result: Ok(titled(mine)),
         },
     );
     feed(&mut s, Action::LogsAppended(logs()));

@@ -9,7 +9,7 @@ fn page_loaded(s: &mut AppState, seq: u64, page: Vec<herald::model::Message>) {
         s,
         Action::PageLoaded {
             seq,
-            result: Ok(page),
+            result: Ok(console_fixtures::titled(page)),
         },
     );
 }
@@ -231,6 +231,7 @@ fn troubleshoot_jumps_to_the_messages_behind_a_reason() {
         },
         user: None,
         reason: Some("smtp 421 4.7.0 try again later".into()),
+        title: None,
     };
     assert!(
         effects

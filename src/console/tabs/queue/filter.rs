@@ -1,20 +1,32 @@
 //! The queue's filter language: `status=permanent_failure event=run_* user=bob method=webhook`,
-//! plus `reason="…"` for an exact `status_reason`. Pure parsing and printing.
+//! plus `reason="…"` for an exact `status_reason` and `title~TEXT` for titles containing TEXT.
+//! Pure parsing and printing.
 
 use crate::model::{MessageState, Method};
 use crate::service::read_models::QueueQuery;
 
 /// The keys the language knows.
-const KEYS: &str = "status, event, user, method, reason";
+const KEYS: &str = "status, event, user, method, reason, title~";
 
 /// Parses filter text; empty text is no filter. Errors say what to write instead.
 pub fn parse(text: &str) -> Result<QueueQuery, String> {
     let mut query = QueueQuery::default();
-    for (key, value) in terms(text)? {
+    for (key, contains, value) in terms(text)? {
+        let op = if contains { "~" } else { "=" };
         if value.is_empty() {
-            return Err(format!("`{key}=` needs a value"));
+            return Err(format!("`{key}{op}` needs a value"));
+        }
+        if contains != (key == "title") {
+            return Err(if contains {
+                format!(
+                    "`{key}~` is not a filter; only title~TEXT matches part of a value ({KEYS})"
+                )
+            } else {
+                format!("write `title~{value}`: a title matches by the text it contains")
+            });
         }
         match key.as_str() {
+            "title" => query.title = Some(value),
             "status" | "state" => {
                 for name in value.split(',').filter(|s| !s.is_empty()) {
                     let states: &[MessageState] = match name {
@@ -43,8 +55,9 @@ pub fn parse(text: &str) -> Result<QueueQuery, String> {
     Ok(query)
 }
 
-/// Splits `key=value` terms; values may be double-quoted (`\"` inside quotes is a quote).
-fn terms(text: &str) -> Result<Vec<(String, String)>, String> {
+/// Splits `key=value` and `key~value` terms (the flag: `~`); values may be double-quoted
+/// (`\"` inside quotes is a quote).
+fn terms(text: &str) -> Result<Vec<(String, bool, String)>, String> {
     let mut out = Vec::new();
     let mut chars = text.chars().peekable();
     loop {
@@ -53,14 +66,17 @@ fn terms(text: &str) -> Result<Vec<(String, String)>, String> {
             return Ok(out);
         }
         let mut key = String::new();
-        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+        while let Some(c) = chars.next_if(|c| *c != '=' && *c != '~' && !c.is_whitespace()) {
             key.push(c);
         }
-        if chars.next_if_eq(&'=').is_none() {
-            return Err(format!(
-                "`{key}` is not a filter term; write key=value, e.g. status=permanent_failure ({KEYS})"
-            ));
-        }
+        let contains = match chars.next_if(|c| *c == '=' || *c == '~') {
+            Some(op) => op == '~',
+            None => {
+                return Err(format!(
+                    "`{key}` is not a filter term; write key=value, e.g. status=permanent_failure ({KEYS})"
+                ));
+            }
+        };
         let mut value = String::new();
         if chars.next_if_eq(&'"').is_some() {
             loop {
@@ -79,7 +95,7 @@ fn terms(text: &str) -> Result<Vec<(String, String)>, String> {
                 value.push(c);
             }
         }
-        out.push((key.to_lowercase(), value));
+        out.push((key.to_lowercase(), contains, value));
     }
 }
 
@@ -102,6 +118,9 @@ pub fn format(query: &QueueQuery) -> String {
     if let Some(reason) = &query.reason {
         terms.push(format!("reason={}", quote(reason)));
     }
+    if let Some(title) = &query.title {
+        terms.push(format!("title~{}", quote(title)));
+    }
     terms.join(" ")
 }
 
@@ -119,13 +138,14 @@ mod tests {
 
     #[test]
     fn every_key_parses_and_prints_back() {
-        let text = "status=permanent_failure,temporary_failure event=run_* user=bob method=webhook reason=\"smtp 550 \\\"no\\\"\"";
+        let text = "status=permanent_failure,temporary_failure event=run_* user=bob method=webhook reason=\"smtp 550 \\\"no\\\"\" title~\"ws-1\\\" deleted\"";
         let query = parse(text).unwrap();
         assert_eq!(query.filter.statuses.len(), 2);
         assert_eq!(query.filter.event.as_deref(), Some("run_*"));
         assert_eq!(query.user.as_deref(), Some("bob"));
         assert_eq!(query.filter.method, Some(Method::Webhook));
         assert_eq!(query.reason.as_deref(), Some("smtp 550 \"no\""));
+        assert_eq!(query.title.as_deref(), Some("ws-1\" deleted"));
         assert_eq!(parse(&format(&query)).unwrap(), query);
     }
 
@@ -148,6 +168,13 @@ mod tests {
                 .contains("closing quote")
         );
         assert!(parse("event=").unwrap_err().contains("needs a value"));
+        assert!(parse("title~").unwrap_err().contains("needs a value"));
+        assert!(parse("title=ws-1").unwrap_err().contains("title~ws-1"));
+        assert!(parse("event~run").unwrap_err().contains("only title~TEXT"));
+        assert_eq!(
+            parse("title~Deleted").unwrap().title.as_deref(),
+            Some("Deleted")
+        );
         assert_eq!(parse("  ").unwrap(), QueueQuery::default());
     }
 }

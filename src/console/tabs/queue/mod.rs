@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::model::{Attempt, Message, MessageState};
+use crate::model::{Message, MessageState};
 use crate::queue::can_retry;
 use crate::service::StateCounts;
-use crate::service::read_models::QueueQuery;
+use crate::service::read_models::{MessageDetail, QueueQuery, TitledMessage};
 
 use crate::console::action::{Action, Effect};
 use crate::console::state::{AppState, Confirm, Overlay};
@@ -47,6 +47,9 @@ pub struct QueueState {
     pub filter_text: String,
     /// The page shown, newest first.
     pub page: Vec<Message>,
+    /// The page's rendered titles, one per message (rendered once per page read, by the
+    /// background task, not per redraw).
+    pub titles: Vec<String>,
     /// Whether a page was read.
     pub loaded: bool,
     /// The page's cursor: it holds messages older than this id.
@@ -61,8 +64,8 @@ pub struct QueueState {
     pub seq: u64,
     /// Messages marked for `R`.
     pub marked: BTreeSet<Uuid>,
-    /// The message whose detail is shown, with its attempts.
-    pub detail: Option<(Message, Vec<Attempt>)>,
+    /// The message whose detail is shown, with its attempts and rendering.
+    pub detail: Option<MessageDetail>,
     /// How far the detail is scrolled.
     pub detail_scroll: u16,
 }
@@ -182,12 +185,14 @@ pub fn apply_query(state: &mut AppState, query: QueueQuery, text: String) -> Eff
 }
 
 /// A page arrived; keeps the selection on the same message when it is still there.
-pub fn page_loaded(state: &mut AppState, seq: u64, page: Vec<Message>) -> bool {
+pub fn page_loaded(state: &mut AppState, seq: u64, titled: Vec<TitledMessage>) -> bool {
     let q = &mut state.queue;
     if seq != q.seq {
         return false;
     }
-    if q.loaded && q.page == page && !q.select_last {
+    let (page, titles): (Vec<Message>, Vec<String>) =
+        titled.into_iter().map(|t| (t.message, t.title)).unzip();
+    if q.loaded && q.page == page && q.titles == titles && !q.select_last {
         return false;
     }
     let keep = q.page.get(q.selected).map(|m| m.id);
@@ -200,6 +205,7 @@ pub fn page_loaded(state: &mut AppState, seq: u64, page: Vec<Message>) -> bool {
     };
     q.select_last = false;
     q.page = page;
+    q.titles = titles;
     q.loaded = true;
     true
 }
@@ -253,7 +259,7 @@ pub fn retry_one(state: &mut AppState) {
     let message = q
         .detail
         .as_ref()
-        .map(|(m, _)| m)
+        .map(|d| &d.message)
         .or_else(|| q.selected_message());
     let Some(m) = message else {
         state.fail("no message selected");

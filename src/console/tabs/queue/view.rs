@@ -1,12 +1,14 @@
-//! Drawing the Queue tab: counts, throughput, the filter line, the message table and the
-//! message detail.
+//! Drawing the Queue tab: counts, throughput, the filter line, the message table (with each
+//! message's rendered title) and the message detail (with what its recipient gets).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Wrap};
 
-use crate::model::{Attempt, Message, MessageState};
+use crate::model::{Attempt, Message, MessageState, Method};
+use crate::render::Rendered;
+use crate::service::read_models::MessageDetail;
 
 use crate::console::queue::{PAGE_SIZE, is_stuck};
 use crate::console::state::AppState;
@@ -46,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     draw_throughput(frame, rate, state, theme);
     draw_filter(frame, filter, state, theme);
     match &state.queue.detail {
-        Some((message, attempts)) => draw_detail(frame, body, state, message, attempts, theme),
+        Some(detail) => draw_detail(frame, body, state, detail, theme),
         None => draw_table(frame, body, state, theme),
     }
 }
@@ -137,7 +139,8 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     }
     let wide = area.width >= 110;
     let paused = state.paused.unwrap_or(false);
-    let rows = q.page.iter().map(|m| {
+    let rows = q.page.iter().enumerate().map(|(i, m)| {
+        let title = q.titles.get(i).map_or("", String::as_str);
         let marked = if q.marked.contains(&m.id) { "●" } else { " " };
         let stuck = is_stuck(m, state.now, paused, state.session.fetch_interval);
         let flags = Span::styled(
@@ -153,10 +156,12 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         } else {
             short_state(m.status).to_string()
         };
-        Row::new(vec![
-            Line::from(flags),
-            Line::raw(age(state.now, m.created_at)),
-            Line::raw(m.event.clone()),
+        let mut cells = vec![Line::from(flags), Line::raw(age(state.now, m.created_at))];
+        if wide {
+            cells.push(Line::raw(m.event.clone()));
+        }
+        cells.extend([
+            Line::raw(title.to_string()),
             Line::raw(recipient(m)),
             Line::raw(m.method.to_string()),
             Line::styled(
@@ -169,34 +174,38 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
             ),
             Line::raw(m.attempt_count.to_string()),
             Line::styled(shown(m.status_reason.as_deref()), theme.dim()),
-        ])
+        ]);
+        Row::new(cells)
     });
-    let widths = [
-        Constraint::Length(2),
-        Constraint::Length(4),
-        Constraint::Fill(2),
+    // Narrow, the title says what a message is and the event column gives way to it.
+    let mut widths = vec![Constraint::Length(2), Constraint::Length(4)];
+    if wide {
+        widths.push(Constraint::Fill(2));
+    }
+    widths.extend([
+        Constraint::Fill(if wide { 3 } else { 2 }),
         Constraint::Length(if wide { 12 } else { 8 }),
         Constraint::Length(if wide { 13 } else { 7 }),
         Constraint::Length(if wide { 17 } else { 9 }),
         Constraint::Length(3),
-        Constraint::Fill(2),
-    ];
-    let header = &[
-        "", "AGE", "EVENT", "TO", "METHOD", "STATUS", "ATT", "REASON",
-    ];
+        Constraint::Fill(if wide { 2 } else { 1 }),
+    ]);
+    let header: &'static [&'static str] = if wide {
+        &[
+            "", "AGE", "EVENT", "TITLE", "TO", "METHOD", "STATUS", "ATT", "REASON",
+        ]
+    } else {
+        &[
+            "", "AGE", "TITLE", "TO", "METHOD", "STATUS", "ATT", "REASON",
+        ]
+    };
     let table = list_table(rows, widths, header, &title, theme);
     let mut ts = table_state(q.selected, q.page.len());
     frame.render_stateful_widget(table, area, &mut ts);
 }
 
-fn draw_detail(
-    frame: &mut Frame,
-    area: Rect,
-    state: &AppState,
-    m: &Message,
-    attempts: &[Attempt],
-    theme: Theme,
-) {
+fn draw_detail(frame: &mut Frame, area: Rect, state: &AppState, d: &MessageDetail, theme: Theme) {
+    let (m, attempts): (&Message, &[Attempt]) = (&d.message, &d.attempts);
     let label = |text: &'static str| Span::styled(format!("{text:<17}"), theme.column_title());
     let time = |t: chrono::DateTime<chrono::Utc>| {
         format!(
@@ -209,6 +218,16 @@ fn draw_detail(
     let mut lines = vec![
         Line::from(vec![label("id"), Span::raw(m.id.to_string())]),
         Line::from(vec![label("event"), Span::raw(m.event.clone())]),
+        match &d.rendered {
+            Ok(r) => Line::from(vec![
+                label("title"),
+                Span::styled(clean(&r.title), theme.title()),
+            ]),
+            Err(why) => Line::from(vec![
+                label("title"),
+                Span::styled(clean(why), theme.error()),
+            ]),
+        },
         Line::from(vec![label("recipient"), Span::raw(recipient(m))]),
         Line::from(vec![label("method"), Span::raw(m.method.to_string())]),
         Line::from(vec![
@@ -250,6 +269,14 @@ fn draw_detail(
         Span::raw(m.created_by.clone()),
     ]));
     lines.push(Line::default());
+    if let Ok(r) = &d.rendered {
+        lines.push(Line::styled(
+            format!("what the recipient gets ({})", sent_as(m.method)),
+            theme.title(),
+        ));
+        recipient_view(&mut lines, m.method, r, theme);
+        lines.push(Line::default());
+    }
     lines.push(Line::styled("attempt history", theme.title()));
     if attempts.is_empty() {
         lines.push(Line::styled("  none yet", theme.dim()));
@@ -282,6 +309,38 @@ fn draw_detail(
             .block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
+}
+
+/// How `method` shows a message, for the detail's heading.
+fn sent_as(method: Method) -> &'static str {
+    match method {
+        Method::Smtp => "email, its plain-text part",
+        Method::Webhook => "webhook, the Markdown body in its JSON",
+        Method::SlackWebhook | Method::SlackApi => "Slack, the body as mrkdwn",
+        Method::Inbox => "inbox, the Markdown content",
+    }
+}
+
+/// The title, body and actions as `method` delivers them: email's plain-text part (its HTML
+/// twin is made from the same Markdown), the Markdown every other method carries.
+fn recipient_view(lines: &mut Vec<Line<'static>>, method: Method, r: &Rendered, theme: Theme) {
+    let body = match method {
+        Method::Smtp => &r.body_text,
+        _ => &r.body_markdown,
+    };
+    lines.push(Line::styled("body", theme.column_title()));
+    lines.extend(body.lines().map(|l| Line::raw(format!("  {}", clean(l)))));
+    for a in &r.actions {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<17}", "action"), theme.column_title()),
+            Span::raw(format!("{} → {}", clean(&a.label), clean(&a.url))),
+        ]));
+    }
+}
+
+/// Rendered text fit for the terminal (a payload's labels may carry control characters).
+fn clean(text: &str) -> String {
+    crate::queue::clean_text(text, 4_000)
 }
 
 /// A stored reason fit for the terminal (older rows may carry a peer's control characters).
