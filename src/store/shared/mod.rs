@@ -28,8 +28,7 @@ use crate::store::{
     AttemptRecord, ChannelAttempts, ChannelBacklog, EnqueueOutcome, InboxEntry, InboxFilter,
     LeaseRequest, LeasedMessage, MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewSshKey,
     NewUser, PageRequest, ReasonCount, RecentAttempt, Replica, SshKeyInfo, StateCounts, Store,
-    StoreError, StoreResult,
-    TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
+    StoreError, StoreResult, TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
 };
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
