@@ -3,7 +3,9 @@
 //! registered with its handler's OpenAPI annotation ([`openapi_router`]), so the router and
 //! `GET /api/v1/openapi.json` list the same endpoints.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -20,6 +22,14 @@ use super::{
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A body declared over the limit but not beyond this is read and dropped before the 413
+/// goes out, so a client still sending it reads the answer instead of a broken pipe; a
+/// larger one is answered at once and its connection closed.
+const DRAINED_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How long draining a refused body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The API's router over `state`: `/healthz`, `/readyz`, `/metrics`, and the producers'
 /// endpoints under `/api/v1`, as `openapi_router` lists them.
@@ -88,13 +98,20 @@ async fn refuse_large_bodies(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     match declared {
-        Some(length) if length > MAX_BODY_BYTES as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is {length} bytes, over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
-            ),
-        )
-        .into_response(),
+        Some(length) if length > MAX_BODY_BYTES as u64 => {
+            if length <= DRAINED_BODY_BYTES {
+                let mut body = request.into_body();
+                let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            }
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is {length} bytes, over the {MAX_BODY_BYTES}-byte (1 MiB) limit; send a smaller one"
+                ),
+            )
+            .into_response()
+        }
         _ => next.run(request).await,
     }
 }

@@ -99,3 +99,39 @@ async fn connections_beyond_the_bound_wait_until_a_slot_is_free() {
     let served = client.get(api.at("/healthz")).send().await.expect("served");
     assert_eq!(served.status(), StatusCode::OK, "a freed slot is used");
 }
+
+/// A client that declares a body over the limit and sends it slowly reads the 413 once it is
+/// done, instead of a connection closed under it (a write into a closed socket, then a reset
+/// that can drop the answer before the client reads it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_sent_slowly_still_gets_its_413() {
+    let db = common::sqlite_db();
+    let api = RunningApi::start(&db).await;
+    let length = 3 * 1024 * 1024;
+    let mut stream = TcpStream::connect(api.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("the head");
+    // The server has the head and could answer now; it waits for the body instead.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..length / chunk.len() {
+        stream
+            .write_all(&chunk)
+            .await
+            .expect("the server reads the refused body instead of closing under it");
+    }
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered")
+        .expect("the answer is readable");
+    let text = String::from_utf8_lossy(&answer[..read]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.contains("over the 1048576-byte (1 MiB) limit"),
+        "{text}"
+    );
+}
