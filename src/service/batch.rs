@@ -22,7 +22,7 @@ pub struct Prepared {
 impl Service {
     /// Everything [`Service::enqueue`] does before writing, for many reports at once: each
     /// caller's right to report, routing over what one set of reads found for all of them
-    /// ([`Service::lookups`]), the labels at the door. Nothing is written; the results come in
+    /// (`Service::lookups`), the labels at the door. Nothing is written; the results come in
     /// `reports`' order, each report's refusal its own.
     pub async fn prepare_enqueue_many(
         &self,
