@@ -111,7 +111,12 @@ impl Service {
     ) -> ServiceResult<SshKeyInfo> {
         let parsed = parse_public_key(key_line)?;
         let subject = self
-            .ssh_key_subject(caller, Some(username), "adding SSH keys for another user")
+            .credential_subject(
+                "SSH keys",
+                caller,
+                Some(username),
+                "adding SSH keys for another user",
+            )
             .await?;
         if !subject.is_active() {
             let who = &subject.username;
@@ -151,9 +156,14 @@ impl Service {
     ) -> ServiceResult<Vec<SshKeyInfo>> {
         let whose = match user {
             Some(_) => Some(
-                self.ssh_key_subject(caller, user, "listing another user's SSH keys")
-                    .await?
-                    .id,
+                self.credential_subject(
+                    "SSH keys",
+                    caller,
+                    user,
+                    "listing another user's SSH keys",
+                )
+                .await?
+                .id,
             ),
             None if require(caller, USER_MANAGERS, "listing every SSH key").is_ok() => None,
             None => Some(caller.id),
@@ -185,7 +195,8 @@ impl Service {
             if require(caller, USER_MANAGERS, "removing another user's SSH keys").is_err() {
                 return Err(not_found());
             }
-            self.ssh_key_subject(
+            self.credential_subject(
+                "SSH keys",
                 caller,
                 Some(&key.username),
                 "removing another user's SSH keys",
@@ -229,27 +240,6 @@ impl Service {
                 user.username
             ))),
             Some(found) => Ok(found),
-        }
-    }
-
-    /// Whose keys `user` names: the caller's own, or (owners and user-admins) someone else's;
-    /// an owner's only for owners, since a key logs in with all of its user's roles.
-    async fn ssh_key_subject(
-        &self,
-        caller: &User,
-        user: Option<&str>,
-        action: &str,
-    ) -> ServiceResult<User> {
-        match user {
-            Some(name) if name != caller.username => {
-                require(caller, USER_MANAGERS, action)?;
-                let subject = self.user_named(name).await?;
-                if subject.has_role(Role::Owner) {
-                    require(caller, OWNERS, "managing an owner's SSH keys")?;
-                }
-                Ok(subject)
-            }
-            _ => Ok(caller.clone()),
         }
     }
 }

@@ -31,7 +31,12 @@ impl Service {
     ) -> ServiceResult<(TokenInfo, Secret)> {
         validate_token_name(name)?;
         let subject = self
-            .token_subject(caller, for_user, "creating API tokens for another user")
+            .credential_subject(
+                "API tokens",
+                caller,
+                for_user,
+                "creating API tokens for another user",
+            )
             .await?;
         if !subject.is_active() {
             let who = &subject.username;
@@ -84,7 +89,12 @@ impl Service {
         user: Option<&str>,
     ) -> ServiceResult<User> {
         let subject = self
-            .token_subject(caller, user, "revoking another user's API tokens")
+            .credential_subject(
+                "API tokens",
+                caller,
+                user,
+                "revoking another user's API tokens",
+            )
             .await?;
         if !self.store.revoke_api_token(subject.id, name).await? {
             return Err(ServiceError::Invalid(format!(
@@ -117,27 +127,6 @@ impl Service {
                 user.username
             ))),
             Some((_, user)) => Ok(user),
-        }
-    }
-
-    /// Whose tokens `user` names: the caller's own, or (owners and user-admins) someone
-    /// else's; an owner's only for owners, since a token acts with all of its user's roles.
-    async fn token_subject(
-        &self,
-        caller: &User,
-        user: Option<&str>,
-        action: &str,
-    ) -> ServiceResult<User> {
-        match user {
-            Some(name) if name != caller.username => {
-                require(caller, USER_MANAGERS, action)?;
-                let subject = self.user_named(name).await?;
-                if subject.has_role(Role::Owner) {
-                    require(caller, OWNERS, "managing an owner's API tokens")?;
-                }
-                Ok(subject)
-            }
-            _ => Ok(caller.clone()),
         }
     }
 }

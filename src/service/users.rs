@@ -3,6 +3,33 @@
 use super::*;
 
 impl Service {
+    /// Whose `credentials` (API tokens, SSH keys) `user` names: the caller's own, or (owners
+    /// and user-admins) someone else's; an owner's only for owners, since a credential acts
+    /// with all of its user's roles.
+    pub(super) async fn credential_subject(
+        &self,
+        credentials: &str,
+        caller: &User,
+        user: Option<&str>,
+        action: &str,
+    ) -> ServiceResult<User> {
+        match user {
+            Some(name) if name != caller.username => {
+                require(caller, USER_MANAGERS, action)?;
+                let subject = self.user_named(name).await?;
+                if subject.has_role(Role::Owner) {
+                    require(
+                        caller,
+                        OWNERS,
+                        &format!("managing an owner's {credentials}"),
+                    )?;
+                }
+                Ok(subject)
+            }
+            _ => Ok(caller.clone()),
+        }
+    }
+
     // ---- users ----------------------------------------------------------------------------
 
     /// Adds a user. While no owner exists anyone may (to create the first owner); afterwards
