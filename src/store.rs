@@ -537,7 +537,16 @@ pub trait Store: Send + Sync {
     /// The live (not revoked) token with this hash, as its id and its user, read from the store
     /// on every call so a revoke on any replica takes effect at the next request. Touches
     /// `last_used_at` only when it is older than [`TOKEN_TOUCH_INTERVAL`].
-    async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>>;
+    async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>> {
+        let mut found = self.find_live_api_tokens(&[token_hash.to_string()]).await?;
+        Ok(found.pop().flatten())
+    }
+    /// [`Store::find_live_api_token`] for many hashes in one read (a server checking many
+    /// requests' tokens at once): one entry per hash, in order, `None` where no live token has it.
+    async fn find_live_api_tokens(
+        &self,
+        token_hashes: &[String],
+    ) -> StoreResult<Vec<Option<(Uuid, User)>>>;
 
     // ssh keys
     /// Stores a public key for its user; a key already stored (for anyone) is a

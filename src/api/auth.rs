@@ -96,7 +96,10 @@ async fn authenticate(state: &ApiState, token: Option<String>) -> Result<User, R
     let Some(token) = token else {
         return Err(Unauthorized(ApiError::new(StatusCode::UNAUTHORIZED, MISSING)).into_response());
     };
-    match state.service.authenticate_token(&token).await {
+    let Some(checked) = state.authenticator.call(token).await else {
+        return Err(ApiError::stopping().into_response());
+    };
+    match checked {
         Ok(user) => Ok(user),
         Err(error) => {
             let error = ApiError::from(error);

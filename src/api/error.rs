@@ -90,4 +90,12 @@ impl ApiError {
             ),
         )
     }
+
+    /// 503 for a request that came as the server was stopping: nothing of it was done.
+    pub fn stopping() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping and did not take this request; send it again",
+        )
+    }
 }

@@ -87,7 +87,11 @@ pub(super) async fn enqueue(
         labels: label_items(report.labels)?,
         data: report.data.map(|data| Value::Object(data).to_string()),
     };
-    let outcome = state.batcher.enqueue(caller.clone(), input).await?;
+    let outcome = state
+        .batcher
+        .call((caller.clone(), input))
+        .await
+        .ok_or_else(ApiError::stopping)??;
     Ok((
         StatusCode::CREATED,
         Json(Enqueued {

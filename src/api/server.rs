@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use super::batch::Batcher;
+use super::batch::{self, Authenticator, Batcher};
 use crate::service::Service;
 use crate::telemetry::Metrics;
 
@@ -55,14 +55,17 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Writes reported events, many requests' in one transaction ([`super::batch`]).
     pub(super) batcher: Batcher,
+    /// Checks bearer tokens, many requests' in one read ([`super::batch`]).
+    pub(super) authenticator: Authenticator,
 }
 
 impl ApiState {
-    /// The state for `service` and `metrics`; starts the events' writer task on the current
-    /// runtime.
+    /// The state for `service` and `metrics`; starts the token checker's and the events'
+    /// writer's tasks on the current runtime.
     pub fn new(service: Arc<Service>, metrics: Arc<Metrics>) -> ApiState {
         ApiState {
-            batcher: Batcher::start(service.clone()),
+            batcher: batch::batcher(service.clone()),
+            authenticator: batch::authenticator(service.clone()),
             service,
             metrics,
         }

@@ -11,12 +11,17 @@ use super::enqueue::Routed;
 use super::lookups::Parsed;
 use super::*;
 use crate::store::StoreResult;
+use chrono::SubsecRound;
 
 /// An event checked, routed and admitted, whose messages are not written yet.
 #[derive(Debug)]
 pub struct Prepared {
     messages: Vec<NewMessage>,
     warnings: Vec<String>,
+    /// The event's name, for the messages answered from memory.
+    event: String,
+    /// Recipients' usernames by id ([`Routed::usernames`] and the caller).
+    usernames: HashMap<Uuid, String>,
 }
 
 impl Service {
@@ -68,8 +73,16 @@ impl Service {
             event,
             labels,
             plan,
+            usernames,
         } = routed;
-        self.prepare(caller, &event, &labels, plan.messages, plan.warnings)
+        self.prepare(
+            caller,
+            &event,
+            &labels,
+            plan.messages,
+            plan.warnings,
+            usernames,
+        )
     }
 
     /// Admits routed messages of `event` sent with `labels` ([`Service::admit`]) and gives
@@ -81,12 +94,17 @@ impl Service {
         labels: &BTreeMap<String, String>,
         planned: Vec<routing::PlannedMessage>,
         warnings: Vec<String>,
+        mut usernames: HashMap<Uuid, String>,
     ) -> ServiceResult<Prepared> {
         self.admit(event, labels, &planned)?;
         for warning in &warnings {
             tracing::warn!(event = %event.spec.name, "{warning}");
         }
-        let now = Utc::now();
+        usernames
+            .entry(caller.id)
+            .or_insert_with(|| caller.username.clone());
+        // Both stores keep microseconds: the time answered is the time stored.
+        let now = Utc::now().trunc_subsecs(6);
         let messages = planned
             .into_iter()
             .map(|planned| NewMessage {
@@ -97,10 +115,15 @@ impl Service {
                 planned,
             })
             .collect();
-        Ok(Prepared { messages, warnings })
+        Ok(Prepared {
+            messages,
+            warnings,
+            event: event.spec.name.clone(),
+            usernames,
+        })
     }
 
-    /// Writes the prepared events' messages in one transaction and reads back the ones
+    /// Writes the prepared events' messages in one transaction and answers with the ones
     /// created; the reports come in `batch`'s order. Should that transaction fail, each event
     /// is written in a transaction of its own, so each gets its own outcome.
     pub async fn queue_prepared(&self, batch: Vec<Prepared>) -> Vec<ServiceResult<EnqueueReport>> {
@@ -110,11 +133,13 @@ impl Service {
         let mut ranges: Vec<Range<usize>> = Vec::with_capacity(batch.len());
         let mut messages = Vec::with_capacity(batch.iter().map(|p| p.messages.len()).sum());
         let mut warnings = Vec::with_capacity(batch.len());
+        let mut known = Vec::with_capacity(batch.len());
         for prepared in batch {
             let start = messages.len();
             messages.extend(prepared.messages);
             ranges.push(start..messages.len());
             warnings.push(prepared.warnings);
+            known.push((prepared.event, prepared.usernames));
         }
         let outcomes: Vec<StoreResult<EnqueueOutcome>> = match self.store.enqueue(&messages).await {
             Ok(outcome) => split(&messages, &ranges, outcome)
@@ -134,16 +159,23 @@ impl Service {
                 outcomes
             }
         };
-        let created: Vec<Uuid> = outcomes
-            .iter()
-            .flatten()
-            .flat_map(|o| o.enqueued.iter().copied())
-            .collect();
-        let mut found: HashMap<Uuid, Message> = match self.store.messages_by_ids(&created).await {
-            Ok(found) => found.into_iter().map(|m| (m.id, m)).collect(),
-            // Written but not read back: each event reads its own, and gets its own error.
-            Err(_) => HashMap::new(),
-        };
+        // The rows just inserted are what was sent: they are answered from memory, not read
+        // back (a message whose recipient's name is not known here is read).
+        let mut found: HashMap<Uuid, Message> = HashMap::new();
+        let mut messages = messages.into_iter();
+        for ((range, outcome), (event, usernames)) in ranges.iter().zip(&outcomes).zip(&known) {
+            let inserted: HashSet<Uuid> = match outcome {
+                Ok(outcome) => outcome.enqueued.iter().copied().collect(),
+                Err(_) => HashSet::new(),
+            };
+            for m in messages.by_ref().take(range.len()) {
+                if inserted.contains(&m.id)
+                    && let Some(message) = as_stored(m, event, usernames)
+                {
+                    found.insert(message.id, message);
+                }
+            }
+        }
         let mut reports = Vec::with_capacity(outcomes.len());
         for (outcome, warnings) in outcomes.into_iter().zip(warnings) {
             reports.push(self.report(outcome, warnings, &mut found).await);
@@ -173,6 +205,35 @@ impl Service {
             warnings,
         })
     }
+}
+
+/// The row [`Store::enqueue`] inserted for `m`, as a read of it would return it; `None` when
+/// its recipient's username is not among `usernames`.
+fn as_stored(m: NewMessage, event: &str, usernames: &HashMap<Uuid, String>) -> Option<Message> {
+    let username = match m.planned.user_id {
+        Some(id) => Some(usernames.get(&id)?.clone()),
+        None => None,
+    };
+    Some(Message {
+        id: m.id,
+        notification_template_id: m.template_id,
+        event: event.to_string(),
+        user_id: m.planned.user_id,
+        username,
+        target: m.planned.target,
+        method: m.planned.method,
+        status: m.planned.status,
+        status_reason: m.planned.status_reason,
+        created_by: m.created_by,
+        payload: m.planned.payload,
+        attempt_count: 0,
+        created_at: m.created_at,
+        updated_at: m.created_at,
+        leased_until: None,
+        next_retry_after: None,
+        queued_seconds: None,
+        dedupe_hash: m.planned.dedupe_hash,
+    })
 }
 
 /// One outcome for all of `messages` cut into one per range: a message inserted is its event's;

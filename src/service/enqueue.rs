@@ -3,12 +3,16 @@
 
 use super::lookups::{Lookups, Parsed};
 use super::*;
+use std::collections::HashMap;
 
 /// An event routed and not yet written: what [`Service::route`] returns.
 pub(super) struct Routed {
     pub event: EventTemplate,
     pub labels: BTreeMap<String, String>,
     pub plan: routing::Plan,
+    /// The username of every user routing considered, by id, so the queued messages can be
+    /// answered without reading them back.
+    pub usernames: HashMap<Uuid, String>,
 }
 
 impl Service {
@@ -44,6 +48,7 @@ impl Service {
             event,
             labels,
             plan,
+            usernames,
         } = self.route(input, dedupe, false).await?;
         let planned = plan.messages.into_iter();
         let planned: Vec<_> = match only_method {
@@ -58,7 +63,7 @@ impl Service {
                 })
                 .collect(),
         };
-        self.queue_planned(caller, &event, &labels, planned, plan.warnings)
+        self.queue_planned(caller, &event, &labels, planned, plan.warnings, usernames)
             .await
     }
 
@@ -146,10 +151,19 @@ impl Service {
             dedupe,
             day: now.date_naive(),
         });
+        let usernames = explicit
+            .iter()
+            .chain(lookups.audience(&event))
+            .chain(&actor)
+            .chain(&audit_owner)
+            .chain(others)
+            .map(|u| (u.id, u.username.clone()))
+            .collect();
         Ok(Routed {
             event,
             labels,
             plan,
+            usernames,
         })
     }
 
@@ -163,8 +177,9 @@ impl Service {
         labels: &BTreeMap<String, String>,
         planned: Vec<routing::PlannedMessage>,
         warnings: Vec<String>,
+        usernames: HashMap<Uuid, String>,
     ) -> ServiceResult<EnqueueReport> {
-        let prepared = self.prepare(caller, event, labels, planned, warnings)?;
+        let prepared = self.prepare(caller, event, labels, planned, warnings, usernames)?;
         self.queue_prepared(vec![prepared])
             .await
             .pop()

@@ -49,6 +49,7 @@ impl Service {
             event,
             labels,
             plan,
+            ..
         } = self.route(input, true, true).await?;
         self.admit(&event, &labels, &plan.messages)?;
         let hashes: Vec<String> = plan

@@ -343,8 +343,16 @@ impl Service {
             dedupe: false,
             day: now.date_naive(),
         });
-        self.queue_planned(caller, &event, &labels, plan.messages, plan.warnings)
-            .await
+        let usernames = HashMap::new();
+        self.queue_planned(
+            caller,
+            &event,
+            &labels,
+            plan.messages,
+            plan.warnings,
+            usernames,
+        )
+        .await
     }
 }
 

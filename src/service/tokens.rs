@@ -116,18 +116,52 @@ impl Service {
     /// [`ServiceError::Unauthenticated`]. The store is read every time, so a revoke or a
     /// suspension made on any replica holds from the next request on.
     pub async fn authenticate_token(&self, secret: &str) -> ServiceResult<User> {
-        let secret = secret.trim();
-        if !well_formed(secret) {
-            return Err(ServiceError::Unauthenticated(MALFORMED_TOKEN.into()));
+        let mut users = self.authenticate_tokens(&[secret]).await;
+        users.pop().expect("one answer per token")
+    }
+
+    /// [`Service::authenticate_token`] for many requests' tokens with one store read, one
+    /// answer per token in order; each refusal is its token's own, and a failed read is every
+    /// token's error.
+    pub async fn authenticate_tokens(&self, secrets: &[&str]) -> Vec<ServiceResult<User>> {
+        let hashes: Vec<Option<String>> = secrets
+            .iter()
+            .map(|secret| {
+                let secret = secret.trim();
+                well_formed(secret).then(|| token_hash(secret))
+            })
+            .collect();
+        let asked: Vec<String> = hashes.iter().flatten().cloned().collect();
+        let mut found = match self.store.find_live_api_tokens(&asked).await {
+            Ok(found) => found.into_iter().map(Ok).collect(),
+            Err(e) if asked.len() == 1 => vec![Err(e)],
+            // The shared read failed: each token is read on its own, so each gets its own error.
+            Err(_) => {
+                let mut found = Vec::with_capacity(asked.len());
+                for hash in asked {
+                    let one = self.store.find_live_api_tokens(&[hash]).await;
+                    found.push(one.map(|mut one| one.pop().flatten()));
+                }
+                found
+            }
         }
-        match self.store.find_live_api_token(&token_hash(secret)).await? {
-            None => Err(ServiceError::Unauthenticated(UNKNOWN_TOKEN.into())),
-            Some((_, user)) if !user.is_active() => Err(ServiceError::Unauthenticated(format!(
-                "the API token's user `{0}` is suspended: an owner or user-admin can run `herald users activate {0}`",
-                user.username
-            ))),
-            Some((_, user)) => Ok(user),
-        }
+        .into_iter();
+        hashes
+            .iter()
+            .map(|hash| match hash {
+                None => Err(ServiceError::Unauthenticated(MALFORMED_TOKEN.into())),
+                Some(_) => match found.next().expect("one answer per hash")? {
+                    None => Err(ServiceError::Unauthenticated(UNKNOWN_TOKEN.into())),
+                    Some((_, user)) if !user.is_active() => {
+                        Err(ServiceError::Unauthenticated(format!(
+                            "the API token's user `{0}` is suspended: an owner or user-admin can run `herald users activate {0}`",
+                            user.username
+                        )))
+                    }
+                    Some((_, user)) => Ok(user),
+                },
+            })
+            .collect()
     }
 }
 

@@ -165,7 +165,10 @@ async fn a_reported_event_is_delivered_and_a_missing_or_revoked_token_is_refused
     assert_eq!(replica.terminate(), 0);
 }
 
-for_both_backends!(a_reported_event_is_delivered_and_a_missing_or_revoked_token_is_refused);
+for_both_backends!(
+    a_reported_event_is_delivered_and_a_missing_or_revoked_token_is_refused,
+    the_messages_a_report_is_answered_with_are_the_stored_ones,
+);
 
 #[tokio::test]
 async fn every_bad_report_gets_its_status_and_one_sentence_and_writes_nothing() {
@@ -394,4 +397,67 @@ async fn a_report_sent_as_curl_sends_it_or_without_a_type_is_taken() {
         before,
         "a refused form writes nothing"
     );
+}
+
+/// Reports sent at once are answered from what was written, not read back: each message a
+/// `201` names is, field for field, what `GET /api/v1/messages/{id}` then reads from the store,
+/// with the repeat answered by the original's id. Both backends, many reports in flight so
+/// that they share a batch.
+async fn the_messages_a_report_is_answered_with_are_the_stored_ones(db: TestDb) {
+    let api = RunningApi::start(&db).await;
+    let alice = api.add_user(None, "alice", &[Role::Owner]).await;
+    api.add_user(Some(&alice), "bob", &[Role::Member]).await;
+    api.add_user(Some(&alice), "carol", &[Role::Member]).await;
+    let owner = Client::new(&api, Some(&api.token(&alice, "ci").await));
+    let report = |i: usize| {
+        json!({
+            "event": "workspace_deleted",
+            "users": ["bob", "carol"],
+            "labels": {"name": format!("ws-{}", i % 12)},
+            "data": {"size": i % 12, "ratio": 0.5, "tags": ["a", "b"]},
+        })
+    };
+    let sent: Vec<_> = (0..16)
+        .map(|i| {
+            let (owner, report) = (owner.clone(), report(i));
+            tokio::spawn(async move { owner.post(EVENTS, &report).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in sent {
+        answers.push(answer.await.expect("a report's task"));
+    }
+    let mut enqueued = Vec::new();
+    let mut duplicates = 0;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        enqueued.extend(
+            answer.body["enqueued"]
+                .as_array()
+                .expect("enqueued")
+                .clone(),
+        );
+        duplicates += answer.body["duplicates"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(
+        enqueued.len(),
+        12 * 2,
+        "12 distinct reports, 2 inbox messages each"
+    );
+    assert_eq!(
+        duplicates,
+        4 * 2,
+        "the four repeats' messages are duplicates"
+    );
+    for answered in &enqueued {
+        let id = answered["id"].as_str().expect("an id");
+        let mut stored = owner.get(&format!("/api/v1/messages/{id}")).await;
+        assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+        stored
+            .body
+            .as_object_mut()
+            .expect("a message")
+            .remove("attempts");
+        assert_eq!(answered, &stored.body, "answered, then stored");
+    }
 }

@@ -578,23 +578,33 @@ impl<B: Backend> Store for B {
         Ok(execute(self, &q::REVOKE_API_TOKEN, &params).await? > 0)
     }
 
-    async fn find_live_api_token(&self, token_hash: &str) -> StoreResult<Option<(Uuid, User)>> {
-        let Some(row) = first_row(self, &q::LIVE_API_TOKEN, &[Param::Text(token_hash)]).await?
-        else {
-            return Ok(None);
-        };
-        let token_id = row.id("api_tokens", "token_id")?;
-        let user = user_from_row(&row)?;
+    async fn find_live_api_tokens(
+        &self,
+        token_hashes: &[String],
+    ) -> StoreResult<Vec<Option<(Uuid, User)>>> {
+        if token_hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = rows(self, &q::LIVE_API_TOKENS, &[Param::Strings(token_hashes)]).await?;
+        let mut by_hash = std::collections::HashMap::with_capacity(found.len());
         // The common case is this one read: a busy token was touched less than a minute ago,
         // so it writes nothing (thousands of requests a second must not be thousands of
         // writes). Only a stale `last_used_at` costs an UPDATE, itself conditional.
         let stale_before = Utc::now() - TOKEN_TOUCH_INTERVAL;
-        let last_used = row.opt_time("api_tokens", "last_used_at")?;
-        if last_used.is_none_or(|at| at < stale_before) {
-            let params = [Param::Id(token_id), Param::Time(stale_before)];
-            execute(self, &q::TOUCH_API_TOKEN, &params).await?;
+        for row in &found {
+            let token_id = row.id("api_tokens", "token_id")?;
+            let user = user_from_row(row)?;
+            let last_used = row.opt_time("api_tokens", "last_used_at")?;
+            if last_used.is_none_or(|at| at < stale_before) {
+                let params = [Param::Id(token_id), Param::Time(stale_before)];
+                execute(self, &q::TOUCH_API_TOKEN, &params).await?;
+            }
+            by_hash.insert(row.text("token_hash")?, (token_id, user));
         }
-        Ok(Some((token_id, user)))
+        Ok(token_hashes
+            .iter()
+            .map(|hash| by_hash.get(hash).cloned())
+            .collect())
     }
 
     async fn insert_ssh_key(&self, key: &NewSshKey) -> StoreResult<SshKeyInfo> {

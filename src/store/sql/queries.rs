@@ -343,12 +343,12 @@ pub(in crate::store) static REVOKE_API_TOKEN: Sql = Sql::new(
     "UPDATE api_tokens SET revoked_at = {now}
      WHERE user_id = $1 AND name = $2 AND revoked_at IS NULL",
 );
-/// The live token with hash `$1` (one probe of the unique index) and its user's columns.
-pub(in crate::store) static LIVE_API_TOKEN: Sql = Sql::new(
-    "SELECT t.id AS token_id, t.last_used_at, u.id, u.username, u.email, u.name, u.roles,
-         u.status, u.created_at, u.updated_at
+/// The live (not revoked) tokens whose hashes are in `$1`, each with its user.
+pub(in crate::store) static LIVE_API_TOKENS: Sql = Sql::new(
+    "SELECT t.token_hash, t.id AS token_id, t.last_used_at, u.id, u.username, u.email, u.name,
+         u.roles, u.status, u.created_at, u.updated_at
      FROM api_tokens t JOIN users u ON u.id = t.user_id
-     WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+     WHERE t.token_hash {any $1} AND t.revoked_at IS NULL",
 );
 /// Sets `last_used_at` unless another request did since `$2`: concurrent first uses after a
 /// quiet minute write the row once between them, give or take a race.
