@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::Batcher;
-use crate::service::Service;
+use crate::service::{FrontEnd, Service};
 use crate::telemetry::Metrics;
 
 /// How long `/readyz` waits for the store before answering 503.
@@ -61,6 +61,7 @@ impl ApiState {
     /// The state for `service` and `metrics`; starts the events' writer task on the current
     /// runtime.
     pub fn new(service: Arc<Service>, metrics: Arc<Metrics>) -> ApiState {
+        let service = Arc::new(service.through(FrontEnd::Api));
         ApiState {
             batcher: Batcher::start(service.clone()),
             service,
