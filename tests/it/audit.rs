@@ -748,3 +748,154 @@ for_both_backends!(
     every_mutating_service_call_writes_its_audit_row,
     audit_list_shows_the_pause_the_resume_and_a_retry_with_their_actors,
 );
+
+// ---- the console's audit view (Troubleshoot, `a`) ----------------------------------------
+
+mod console {
+    use crate::common::console::{ago, feed, on_tab, oncall, owner};
+
+    use herald::console::action::{Action, Effect};
+    use herald::console::audit::AUDIT_REFRESH_SECS;
+    use herald::console::state::{AppState, Tab};
+    use herald::console::theme::Theme;
+    use herald::console::update::update;
+    use herald::console::view::draw;
+    use herald::service::AuditRecord;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn rows() -> Vec<AuditRecord> {
+        let row =
+            |n: u128, secs: i64, actor: &str, action: &str, subject: &str, detail| AuditRecord {
+                id: Uuid::from_u128(n),
+                at: ago(secs),
+                actor: actor.into(),
+                action: action.into(),
+                subject: subject.into(),
+                detail,
+            };
+        vec![
+            row(
+                6,
+                4,
+                "alice",
+                "messages.retry",
+                "0193b3c4-0000-7000-8000-000000000001",
+                json!({"via": "console", "count": 1}),
+            ),
+            row(
+                5,
+                40,
+                "olive",
+                "notifications.resume",
+                "target:team-slack",
+                json!({"via": "ssh"}),
+            ),
+            row(
+                4,
+                300,
+                "olive",
+                "notifications.pause",
+                "target:team-slack",
+                json!({"via": "ssh"}),
+            ),
+            row(
+                3,
+                900,
+                "alice",
+                "tokens.create",
+                "ci",
+                json!({"via": "cli", "user": "etl"}),
+            ),
+            row(
+                2,
+                3_600,
+                "alice",
+                "keys.add",
+                "SHA256:4wKp1bP0q2cQ9hH3q7cZ3t2m8Yb1nT6w8xv5lW0aQ2E",
+                json!({"via": "cli", "user": "bob", "comment": "bob@laptop"}),
+            ),
+            row(
+                1,
+                86_400,
+                "(first owner)",
+                "users.add",
+                "alice",
+                json!({"via": "cli", "roles": ["owner"]}),
+            ),
+        ]
+    }
+
+    fn text(state: &AppState, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a terminal");
+        terminal
+            .draw(|f| draw(f, state, Theme::plain()))
+            .expect("drawing never fails on a test backend");
+        let buffer = terminal.backend().buffer().clone();
+        buffer
+            .content
+            .chunks(usize::from(width))
+            .map(|row| {
+                let line: String = row.iter().map(|c| c.symbol()).collect();
+                line.trim_end().to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_audit_view_reads_only_while_shown_and_at_most_every_few_seconds() {
+        let mut s = on_tab(owner(), false, Tab::Troubleshoot);
+        let start = s.now;
+        let tick = |s: &mut AppState, secs: i64| {
+            let effects = update(s, Action::Tick(start + chrono::Duration::seconds(secs)));
+            let read = effects.contains(&Effect::LoadAudit);
+            if read {
+                feed(s, Action::AuditLoaded(Ok(rows())));
+            }
+            read
+        };
+        assert!(!tick(&mut s, 1), "hidden: never read");
+        let effects = update(&mut s, Action::ToggleAudit);
+        assert!(effects.contains(&Effect::LoadAudit), "shown: read at once");
+        feed(&mut s, Action::AuditLoaded(Ok(rows())));
+        // Shown (and read) at 1 s.
+        for secs in 2..=AUDIT_REFRESH_SECS {
+            assert!(!tick(&mut s, secs), "read again after {} s", secs - 1);
+        }
+        assert!(tick(&mut s, 1 + AUDIT_REFRESH_SECS));
+        feed(&mut s, Action::GoTab(Tab::Queue));
+        assert!(
+            !tick(&mut s, 3 * AUDIT_REFRESH_SECS),
+            "another tab: not read"
+        );
+        feed(&mut s, Action::GoTab(Tab::Troubleshoot));
+        feed(&mut s, Action::ToggleAudit);
+        assert!(
+            !tick(&mut s, 4 * AUDIT_REFRESH_SECS),
+            "hidden again: not read"
+        );
+
+        let mut o = on_tab(oncall(), false, Tab::Troubleshoot);
+        let effects = update(&mut o, Action::ToggleAudit);
+        assert!(
+            effects.is_empty() && !o.audit.visible,
+            "on-call may not read the trail"
+        );
+    }
+
+    #[test]
+    fn the_audit_view_at_80x24_and_120x40() {
+        let mut s = on_tab(owner(), false, Tab::Troubleshoot);
+        feed(&mut s, Action::ToggleAudit);
+        let loading = text(&s, 80, 24);
+        assert!(loading.contains("loading…"), "{loading}");
+        feed(&mut s, Action::AuditLoaded(Ok(rows())));
+        insta::assert_snapshot!("audit_view_80x24", text(&s, 80, 24));
+        insta::assert_snapshot!("audit_view_120x40", text(&s, 120, 40));
+        feed(&mut s, Action::AuditLoaded(Ok(Vec::new())));
+        assert!(text(&s, 80, 24).contains("no operator actions yet"));
+    }
+}
