@@ -740,6 +740,51 @@ async fn audit_list_shows_the_pause_the_resume_and_a_retry_with_their_actors(db:
     Ok(())
 }
 
+async fn the_api_serves_the_trail_to_owners_and_records_its_own_calls(db: TestDb) -> R {
+    use common::api::{Client, RunningApi};
+    use reqwest::StatusCode;
+    let api = RunningApi::start(&db).await;
+    let alice = api.add_user(None, "alice", &[Role::Owner]).await;
+    let bob = api.add_user(Some(&alice), "bob", &[Role::Member]).await;
+    let owner = Client::new(&api, Some(&api.token(&alice, "ops").await));
+    let member = Client::new(&api, Some(&api.token(&bob, "mine").await));
+
+    assert_eq!(
+        owner.post_empty("/api/v1/pause").await.status,
+        StatusCode::OK
+    );
+    let page = owner.get("/api/v1/audit?limit=1").await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+    let newest = &page.body["rows"][0];
+    assert_eq!(newest["actor"], "alice");
+    assert_eq!(newest["action"], "notifications.pause");
+    assert_eq!(newest["detail"]["via"], "api", "the API records itself");
+    let next = page.body["next"].as_str().expect("a full page has a next");
+    let rest = owner.get(&format!("/api/v1/audit?after={next}")).await;
+    let actions: Vec<&str> = rest.body["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["tokens.create", "tokens.create", "users.add", "users.add"]
+    );
+    assert_eq!(rest.body["next"], Value::Null);
+    let bobs = owner.get("/api/v1/audit?actor=bob&since=1h").await;
+    assert_eq!(bobs.body["rows"][0]["action"], "tokens.create");
+    member
+        .get("/api/v1/audit")
+        .await
+        .error(StatusCode::FORBIDDEN);
+    owner
+        .get("/api/v1/audit?since=soon")
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    Ok(())
+}
+
 for_both_backends!(
     an_audited_change_and_its_row_commit_together,
     a_failed_audit_write_undoes_the_change,
@@ -747,6 +792,7 @@ for_both_backends!(
     housekeeping_purges_audit_rows_past_retention,
     every_mutating_service_call_writes_its_audit_row,
     audit_list_shows_the_pause_the_resume_and_a_retry_with_their_actors,
+    the_api_serves_the_trail_to_owners_and_records_its_own_calls,
 );
 
 // ---- the console's audit view (Troubleshoot, `a`) ----------------------------------------
