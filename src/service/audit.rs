@@ -102,6 +102,31 @@ impl Service {
     }
 }
 
+/// The front end an audit row came through (`cli`, `console`, `api`, `ssh`), `-` if unknown.
+pub fn audit_via(record: &AuditRecord) -> &str {
+    record
+        .detail
+        .get("via")
+        .and_then(Value::as_str)
+        .unwrap_or("-")
+}
+
+/// An audit row's detail without its front end, as `key=value` words (`count=3 user=bob`),
+/// for a table.
+pub fn audit_detail_words(record: &AuditRecord) -> String {
+    let Some(map) = record.detail.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(key, _)| key.as_str() != "via")
+        .map(|(key, value)| match value {
+            Value::String(text) => format!("{key}={text}"),
+            other => format!("{key}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A message filter as `key=value` words (`status=permanent_failure event=run_*`), the subject
 /// of a retry by filter.
 pub(super) fn describe_filter(filter: &MessageFilter, user: Option<&str>) -> String {

@@ -25,7 +25,7 @@ mod tokens;
 mod users;
 
 pub use crate::routing::Outcome as RoutingOutcome;
-pub use audit::{EVERYTHING, FrontEnd, actions};
+pub use audit::{EVERYTHING, FrontEnd, actions, audit_detail_words, audit_via};
 pub use batch::Prepared;
 pub use explain::{ExplainedDecision, Explanation};
 pub use messages::PurgeReport;

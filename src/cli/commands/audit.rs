@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::cli::AuditListArgs;
-use crate::service::{AuditFilter, AuditRecord};
+use crate::service::{AuditFilter, AuditRecord, audit_detail_words, audit_via};
 
 pub(super) async fn audit_list(
     service: &Service,
@@ -61,28 +61,13 @@ pub(super) async fn audit_list(
 fn audit_table(rows: &[AuditRecord]) -> Table {
     let mut table = Table::new(["AT", "ACTOR", "ACTION", "SUBJECT", "VIA", "DETAIL"]);
     for r in rows {
-        let via = r.detail.get("via").and_then(|v| v.as_str()).unwrap_or("-");
-        let rest = r
-            .detail
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .filter(|(key, _)| key.as_str() != "via")
-                    .map(|(key, value)| match value {
-                        serde_json::Value::String(text) => format!("{key}={text}"),
-                        other => format!("{key}={other}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
         table.row([
             short_time(r.at),
             r.actor.clone(),
             r.action.clone(),
             r.subject.clone(),
-            via.to_string(),
-            shown(&rest),
+            audit_via(r).to_string(),
+            shown(&audit_detail_words(r)),
         ]);
     }
     table

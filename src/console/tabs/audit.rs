@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Row;
 
-use crate::service::AuditRecord;
+use crate::service::{AuditRecord, audit_detail_words, audit_via};
 
 use crate::console::state::AppState;
 use crate::console::theme::Theme;
@@ -60,22 +60,6 @@ pub fn loaded(state: &mut AppState, rows: Vec<AuditRecord>) -> bool {
     true
 }
 
-/// One row's detail without the front end (its own column): `key=value` words.
-fn detail_words(record: &AuditRecord) -> String {
-    let Some(map) = record.detail.as_object() else {
-        return String::new();
-    };
-    let words: Vec<String> = map
-        .iter()
-        .filter(|(key, _)| key.as_str() != "via")
-        .map(|(key, value)| match value {
-            serde_json::Value::String(text) => format!("{key}={text}"),
-            other => format!("{key}={other}"),
-        })
-        .collect();
-    crate::queue::clean_text(&words.join(" "), crate::queue::MAX_REASON_CHARS)
-}
-
 /// Draws the view into `area`.
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     let title = &format!("Audit trail, newest {AUDIT_ROWS} (a: back to the log)");
@@ -90,16 +74,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     // Narrow terminals drop the detail: the subject says what was done to, which matters more.
     let wide = area.width >= 100;
     let lines = rows.iter().map(|r| {
-        let via = r.detail.get("via").and_then(|v| v.as_str()).unwrap_or("-");
         let mut cells = vec![
             Line::styled(age(state.now, r.at), theme.dim()),
             Line::raw(crate::queue::clean_text(&r.actor, 32)),
             Line::styled(r.action.clone(), theme.title()),
             Line::raw(crate::queue::clean_text(&r.subject, 80)),
-            Line::styled(via.to_string(), theme.dim()),
+            Line::styled(audit_via(r).to_string(), theme.dim()),
         ];
         if wide {
-            cells.push(Line::raw(detail_words(r)));
+            let words = audit_detail_words(r);
+            cells.push(Line::raw(crate::queue::clean_text(
+                &words,
+                crate::queue::MAX_REASON_CHARS,
+            )));
         }
         Row::new(cells)
     });
