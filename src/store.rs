@@ -330,6 +330,43 @@ pub struct SshKeyInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// One operator action for `audit_log` (DESIGN §14), handed to the store method that makes
+/// the change, which writes both in one transaction. Never holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// The Herald user who acted.
+    pub actor: String,
+    /// What was done, `noun.verb` (`messages.retry`, `notifications.pause`).
+    pub action: String,
+    /// What it was done to: a message id, a user, `method:slack_api`, a token's name.
+    pub subject: String,
+    /// The rest as a JSON object: the front end (`via`), ids, a fingerprint; the store adds a
+    /// `count` where the change touched many rows.
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A row of `audit_log` as it is listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+}
+
+/// Which audit rows to list; all present filters must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Exactly this action.
+    pub action: Option<String>,
+    /// Written at or after this moment.
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// Message counts per state; every state is present, zero when empty.
 pub type StateCounts = Vec<(MessageState, i64)>;
 
@@ -348,7 +385,9 @@ pub struct ReasonCount {
     pub count: i64,
 }
 
-/// The shared store. Implementations must keep every operation atomic.
+/// The shared store. Implementations must keep every operation atomic. A change an operator
+/// makes takes an `audit` entry, written in the change's own transaction: a failed change
+/// leaves no audit row and a failed audit write undoes the change.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
@@ -357,7 +396,8 @@ pub trait Store: Send + Sync {
     fn display_url(&self) -> &str;
 
     // users
-    async fn insert_user(&self, user: &NewUser) -> StoreResult<User>;
+    /// Creates a user; with `audit`, its audit row in the same transaction.
+    async fn insert_user(&self, user: &NewUser, audit: Option<&AuditEntry>) -> StoreResult<User>;
     /// Creates or updates (email, name, roles) a user declared in the config.
     async fn upsert_user(&self, user: &NewUser) -> StoreResult<User>;
     /// The users with these usernames, in no order, in one statement; names that match
@@ -368,7 +408,12 @@ pub trait Store: Send + Sync {
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Active users holding at least one of `roles`.
     async fn active_users_with_roles(&self, roles: &[Role]) -> StoreResult<Vec<User>>;
-    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()>;
+    async fn set_user_status(
+        &self,
+        id: Uuid,
+        status: UserStatus,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()>;
     async fn owner_exists(&self) -> StoreResult<bool>;
 
     // event catalog
@@ -376,7 +421,12 @@ pub trait Store: Send + Sync {
     async fn upsert_catalog(&self, events: &[EventSpec]) -> StoreResult<()>;
     async fn list_templates(&self) -> StoreResult<Vec<EventTemplate>>;
     async fn template_by_name(&self, name: &str) -> StoreResult<Option<EventTemplate>>;
-    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()>;
+    async fn set_template_method(
+        &self,
+        id: Uuid,
+        method: Option<Method>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()>;
 
     // preferences
     async fn preferences_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Preference>>;
@@ -385,13 +435,19 @@ pub trait Store: Send + Sync {
         template_id: Uuid,
         user_ids: &[Uuid],
     ) -> StoreResult<Vec<Preference>>;
-    async fn set_preference(&self, pref: Preference) -> StoreResult<()>;
-    /// Removes a preference; true when one existed.
-    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool>;
+    async fn set_preference(&self, pref: Preference, audit: Option<&AuditEntry>)
+    -> StoreResult<()>;
+    /// Removes a preference; true when one existed (only then is `audit` written).
+    async fn clear_preference(
+        &self,
+        user_id: Uuid,
+        template_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool>;
 
     // settings
     async fn settings(&self) -> StoreResult<Settings>;
-    async fn set_paused(&self, paused: bool) -> StoreResult<()>;
+    async fn set_paused(&self, paused: bool, audit: Option<&AuditEntry>) -> StoreResult<()>;
 
     // messages
     /// Inserts all messages in one transaction; a message whose dedupe hash exists is skipped.
@@ -415,17 +471,24 @@ pub trait Store: Send + Sync {
         hashes: &[String],
     ) -> StoreResult<Vec<(String, Uuid)>>;
     /// Puts failed messages (and inhibited ones when `include_inhibited`) back to `pending`
-    /// with no attempts; returns the ids changed.
+    /// with no attempts; returns the ids changed. `audit` is written, with their `count`,
+    /// when any changed.
     async fn retry_messages(
         &self,
         ids: &[Uuid],
         include_inhibited: bool,
         reason: &str,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Vec<Uuid>>;
     /// Deletes messages in a final state (`sent`, `permanent_failure`, `inhibited`), with their
     /// attempts, last changed before `cutoff`, in bounded batches; returns how many. Nothing
-    /// that can still be delivered is ever deleted.
-    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    /// that can still be delivered is ever deleted. `audit`, with the total `count`, is
+    /// written in the last batch's transaction.
+    async fn purge_messages(
+        &self,
+        cutoff: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<u64>;
 
     // read models (the console)
     /// Like [`Store::list_messages`], and when `reason` is given only messages whose
@@ -502,15 +565,22 @@ pub trait Store: Send + Sync {
     /// leases.
     async fn channel_pauses(&self) -> StoreResult<Vec<ChannelPause>>;
     /// Holds every message of one method or one target on every replica; false when it was
-    /// paused already (the first pause's row is kept).
+    /// paused already (the first pause's row is kept, and `audit` is not written).
     async fn pause_channel(
         &self,
         scope: PauseScope,
         name: &str,
         paused_by: &str,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<bool>;
-    /// Lifts a scoped pause and wakes every replica; false when it was not paused.
-    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool>;
+    /// Lifts a scoped pause and wakes every replica; false when it was not paused (and
+    /// `audit` is not written).
+    async fn resume_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool>;
 
     // channel health (DESIGN §14)
     /// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target;
@@ -529,11 +599,20 @@ pub trait Store: Send + Sync {
     // api tokens
     /// Stores a token for its user; a live token of that user with the same name is a
     /// [`StoreError::Conflict`].
-    async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo>;
+    async fn insert_api_token(
+        &self,
+        token: &NewApiToken,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<TokenInfo>;
     /// Every token (revoked ones too), or only `user_id`'s, by username, then name, then age.
     async fn list_api_tokens(&self, user_id: Option<Uuid>) -> StoreResult<Vec<TokenInfo>>;
     /// Revokes `user_id`'s live token `name`; false when it has none of that name.
-    async fn revoke_api_token(&self, user_id: Uuid, name: &str) -> StoreResult<bool>;
+    async fn revoke_api_token(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool>;
     /// The live (not revoked) token with this hash, as its id and its user, read from the store
     /// on every call so a revoke on any replica takes effect at the next request. Touches
     /// `last_used_at` only when it is older than [`TOKEN_TOUCH_INTERVAL`].
@@ -551,18 +630,33 @@ pub trait Store: Send + Sync {
     // ssh keys
     /// Stores a public key for its user; a key already stored (for anyone) is a
     /// [`StoreError::Conflict`].
-    async fn insert_ssh_key(&self, key: &NewSshKey) -> StoreResult<SshKeyInfo>;
+    async fn insert_ssh_key(
+        &self,
+        key: &NewSshKey,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<SshKeyInfo>;
     /// Every key, or only `user_id`'s, by username, then age.
     async fn list_ssh_keys(&self, user_id: Option<Uuid>) -> StoreResult<Vec<SshKeyInfo>>;
     /// The key with this fingerprint, whoever's it is.
     async fn ssh_key_by_fingerprint(&self, fingerprint: &str) -> StoreResult<Option<SshKeyInfo>>;
     /// Deletes one key; false when it was not there.
-    async fn delete_ssh_key(&self, id: Uuid) -> StoreResult<bool>;
+    async fn delete_ssh_key(&self, id: Uuid, audit: Option<&AuditEntry>) -> StoreResult<bool>;
     /// The user who owns the key with this fingerprint, as the key's id and the user, read
     /// from the store on every call so a removal or a suspension holds from the next login.
     async fn ssh_key_owner(&self, fingerprint: &str) -> StoreResult<Option<(Uuid, User)>>;
     /// Records a login made with the key: sets its `last_used_at` to now.
     async fn touch_ssh_key(&self, id: Uuid) -> StoreResult<()>;
+
+    // audit trail (DESIGN §14); rows are written only by the changes they record
+    /// A page of audit rows matching `filter`, newest first, strictly older than
+    /// `page.before` when given; reads the primary key, never the whole table.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<AuditRecord>>;
+    /// Deletes the audit rows written before `cutoff` (retention); returns how many.
+    async fn purge_audit(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

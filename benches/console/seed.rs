@@ -213,12 +213,15 @@ pub(super) async fn seed(url: &str, options: &Options) -> anyhow::Result<Seeded>
         };
         users.push(
             store
-                .insert_user(&NewUser {
-                    email: format!("{username}@example.com"),
-                    name: username.to_uppercase(),
-                    username,
-                    roles,
-                })
+                .insert_user(
+                    &NewUser {
+                        email: format!("{username}@example.com"),
+                        name: username.to_uppercase(),
+                        username,
+                        roles,
+                    },
+                    None,
+                )
                 .await?,
         );
     }

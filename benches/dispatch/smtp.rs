@@ -34,7 +34,7 @@ pub(super) async fn serve_smtp(
 ) -> anyhow::Result<(ServeRun, SinkCounts)> {
     let sink = SmtpSink::start()?;
     let (rig, mut producer) = Rig::new(backend).await?;
-    let user = producer.store.insert_user(&recipient()).await?;
+    let user = producer.store.insert_user(&recipient(), None).await?;
     let template = producer
         .store
         .template_by_name(EVENT)

@@ -7,10 +7,11 @@
 //! Where each part lives: `routes` (the one router and its layers), `server` (bind, serve,
 //! graceful stop, [`ApiState`]), `auth` (the token's user, [`Caller`]), `health` (the operator's
 //! endpoints), `events` (reporting events, the catalog), `messages` (the queue), `notifier`
-//! (the pause switch), `inbox`, `optouts`, `params` (query parameters), `error`
+//! (the pause switch), `inbox`, `optouts`, `audit` (the audit trail), `params` (query parameters), `error`
 //! ([`ApiError`]), `openapi` (`GET /api/v1/openapi.json`, generated from the handlers'
 //! annotations) and `schema` (the named schemas of the bodies sent).
 
+mod audit;
 mod auth;
 mod batch;
 mod body;

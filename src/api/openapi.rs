@@ -38,6 +38,7 @@ pub const QUERY_TOKEN: &str = "query_token";
         (name = "inbox", description = "The caller's own inbox."),
         (name = "optouts", description = "The caller's own opt-outs."),
         (name = "coder", description = "Coder's notification webhook."),
+        (name = "audit", description = "Who did what: the operators' audit trail."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     )
 )]

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiError, ApiState, coder, events, health, inbox, messages, notifier, openapi, optouts,
+    ApiError, ApiState, audit, coder, events, health, inbox, messages, notifier, openapi, optouts,
 };
 
 /// The largest request body taken (DESIGN §12); larger ones are answered 413.
@@ -66,6 +66,7 @@ pub(super) fn openapi_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(optouts::list))
         .routes(routes!(optouts::opt_out, optouts::opt_in))
         .routes(routes!(coder::ingest))
+        .routes(routes!(audit::list))
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -226,6 +226,32 @@ pub struct MessagePage {
     pub next: Option<Uuid>,
 }
 
+/// One operator action of the audit trail.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    /// The Herald user who acted.
+    pub actor: String,
+    /// What was done, `noun.verb`: `messages.retry`, `notifications.pause`, `tokens.revoke`…
+    pub action: String,
+    /// What it was done to: a message id, a user, `method:M` or `target:T`, a token's name, a
+    /// key's fingerprint.
+    pub subject: String,
+    /// The rest: `via` (cli, console, api, ssh), and ids, counts or whose; never a secret.
+    pub detail: Value,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    #[schema(value_type = Vec<AuditRow>)]
+    pub rows: Vec<crate::service::AuditRecord>,
+    /// Set when the page is full: pass it as `after` for the next page.
+    pub next: Option<Uuid>,
+}
+
 /// The messages set back to `pending`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Retried {

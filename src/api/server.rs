@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::batch::{self, Authenticator, Batcher};
-use crate::service::Service;
+use crate::service::{FrontEnd, Service};
 use crate::telemetry::Metrics;
 
 /// How long `/readyz` waits for the store before answering 503.
@@ -63,6 +63,7 @@ impl ApiState {
     /// The state for `service` and `metrics`; starts the token checker's and the events'
     /// writer's tasks on the current runtime.
     pub fn new(service: Arc<Service>, metrics: Arc<Metrics>) -> ApiState {
+        let service = Arc::new(service.through(FrontEnd::Api));
         ApiState {
             batcher: batch::batcher(service.clone()),
             authenticator: batch::authenticator(service.clone()),

@@ -142,6 +142,47 @@ pub enum Command {
     Inbox(InboxCommand),
     /// Check the configuration and really reach every configured channel (nothing is sent)
     Doctor(JsonFlag),
+    /// Who did what: the audit trail of operator actions (owners and user-admins)
+    ///
+    /// Every retry, pause and resume (global or scoped), event method change, opt-out changed
+    /// for someone else, user added, suspended or activated, API token made or revoked, SSH
+    /// key added or removed, and purge is one row, written in the same transaction as the
+    /// change: actor, action, subject, and the front end it came through (cli, console, api,
+    /// ssh). Tokens appear by name only, keys by fingerprint. Rows are kept for
+    /// notifications.retention, like messages.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald audit list\n  herald audit list --actor alice --since 1h\n  herald audit list --action messages.retry --json"
+    )]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest audit rows first (owners and user-admins)
+    List(AuditListArgs),
+}
+
+/// `herald audit list` flags.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// At most this many rows
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+    /// Only what this user did
+    #[arg(long, value_name = "U")]
+    pub actor: Option<String>,
+    /// Only this action, e.g. messages.retry, notifications.pause, tokens.revoke
+    #[arg(long, value_name = "A")]
+    pub action: Option<String>,
+    /// Only rows written in the last DURATION (30m, 2h, 7d)
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Page on: only rows older than this id (the last id of the previous page)
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Args)]

@@ -18,7 +18,7 @@ pub mod tabs;
 pub use app::{action, driver, keymap, state, update};
 pub use chrome::{confirm, footer, header, help, terminal, theme, view};
 pub use tabs::queue::{filter, view as queue_view};
-pub use tabs::{delivery, events, inbox, optouts, queue, troubleshoot};
+pub use tabs::{audit, delivery, events, inbox, optouts, queue, troubleshoot};
 
 use app::results;
 
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::dispatch::DispatcherState;
 use crate::model::User;
-use crate::service::Service;
+use crate::service::{FrontEnd, Service};
 use crate::telemetry::{LogHandle, LogRing, Metrics};
 
 use action::Action;
@@ -77,6 +77,7 @@ pub async fn run(
     logs: Option<LogHandle>,
 ) -> Result<()> {
     ensure_terminal()?;
+    let service = Arc::new(service.through(FrontEnd::Console));
     let config = service.config();
     let session = Session {
         user: caller.clone(),

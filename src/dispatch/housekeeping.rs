@@ -160,7 +160,8 @@ pub async fn live_capabilities(store: &dyn Store) -> StoreResult<Capabilities> {
     ))
 }
 
-/// Deletes messages untouched for `retention`, when this notifier holds the retention duty.
+/// Deletes messages untouched for `retention`, and audit rows older than it, when this
+/// notifier holds the retention duty.
 pub async fn purge_old_messages(store: &dyn Store, notifier_id: Uuid, retention: Duration) {
     match store
         .lead_retention(notifier_id, RETENTION_INTERVAL * 2)
@@ -176,12 +177,20 @@ pub async fn purge_old_messages(store: &dyn Store, notifier_id: Uuid, retention:
     let Ok(age) = chrono::Duration::from_std(retention) else {
         return;
     };
-    match store.purge_messages(Utc::now() - age).await {
+    let cutoff = Utc::now() - age;
+    let retention = humantime::format_duration(retention);
+    // Automatic retention is no operator's action: it writes no audit row.
+    match store.purge_messages(cutoff, None).await {
         Ok(0) => {}
         Ok(n) => {
-            tracing::info!(count = n, retention = %humantime::format_duration(retention), "purged old notification messages")
+            tracing::info!(count = n, retention = %retention, "purged old notification messages")
         }
         Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+    }
+    match store.purge_audit(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, retention = %retention, "purged old audit rows"),
+        Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
     }
 }
 

@@ -16,9 +16,10 @@ impl Service {
     ) -> ServiceResult<bool> {
         require(caller, QUEUE_WATCHERS, "pausing a channel")?;
         let name = self.channel_name(scope, name)?;
+        let audit = self.channel_audit(caller, actions::PAUSE, scope, &name);
         let paused = self
             .store
-            .pause_channel(scope, &name, &caller.username)
+            .pause_channel(scope, &name, &caller.username, Some(&audit))
             .await?;
         tracing::info!(user = %caller.username, scope = %scope, name = %name, "channel paused");
         Ok(paused)
@@ -34,7 +35,11 @@ impl Service {
     ) -> ServiceResult<bool> {
         require(caller, QUEUE_WATCHERS, "resuming a channel")?;
         let name = self.channel_name(scope, name)?;
-        let resumed = self.store.resume_channel(scope, &name).await?;
+        let audit = self.channel_audit(caller, actions::RESUME, scope, &name);
+        let resumed = self
+            .store
+            .resume_channel(scope, &name, Some(&audit))
+            .await?;
         tracing::info!(user = %caller.username, scope = %scope, name = %name, "channel resumed");
         Ok(resumed)
     }
@@ -42,6 +47,18 @@ impl Service {
     /// Every scoped pause; anyone may see what is held, as anyone may see the global pause.
     pub async fn channel_pauses(&self, _caller: &User) -> ServiceResult<Vec<ChannelPause>> {
         Ok(self.store.channel_pauses().await?)
+    }
+
+    /// The audit entry of a scoped pause or resume: the subject is `method:M` or `target:T`.
+    fn channel_audit(
+        &self,
+        caller: &User,
+        action: &str,
+        scope: PauseScope,
+        name: &str,
+    ) -> crate::store::AuditEntry {
+        let subject = format!("{scope}:{name}");
+        self.audit_entry(&caller.username, action, subject, serde_json::Value::Null)
     }
 
     /// `name` checked for `scope`: a method's name as given (the CLI parsed it), a target's

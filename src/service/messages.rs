@@ -1,6 +1,15 @@
 //! The inbox, the pause killswitch, and the queue's messages: list, show, retry, purge.
 
+use serde_json::Value;
+
 use super::*;
+
+/// What a purge deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub messages: u64,
+    pub audit_rows: u64,
+}
 
 /// How many messages one bulk retry reads and puts back at a time.
 const RETRY_PAGE: u32 = 1000;
@@ -56,7 +65,13 @@ impl Service {
             "resuming notifications"
         };
         require(caller, QUEUE_WATCHERS, action)?;
-        self.store.set_paused(paused).await?;
+        let verb = if paused {
+            actions::PAUSE
+        } else {
+            actions::RESUME
+        };
+        let audit = self.audit_entry(&caller.username, verb, EVERYTHING, Value::Null);
+        self.store.set_paused(paused, Some(&audit)).await?;
         tracing::info!(user = %caller.username, paused, "notifier pause flag changed");
         Ok(())
     }
@@ -129,7 +144,20 @@ impl Service {
             }
         }
         let reason = format!("retried by {}", caller.username);
-        report.retried = self.store.retry_messages(&wanted, force, &reason).await?;
+        let subject = match wanted.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{} messages", many.len()),
+        };
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::RETRY,
+            subject,
+            serde_json::json!({"ids": wanted, "force": force}),
+        );
+        report.retried = self
+            .store
+            .retry_messages(&wanted, force, &reason, Some(&audit))
+            .await?;
         for id in wanted.iter().filter(|id| !report.retried.contains(id)) {
             report
                 .skipped
@@ -159,17 +187,22 @@ impl Service {
         {
             self.event_named(event).await?;
         }
-        self.retry_pages(caller, force, |page| self.store.list_messages(filter, page))
-            .await
+        let subject = audit::describe_filter(filter, None);
+        self.retry_pages(caller, force, subject, |page| {
+            self.store.list_messages(filter, page)
+        })
+        .await
     }
 
     /// Retries every message the pages of `next_page` hold, a keyset page of
     /// [`RETRY_PAGE`] at a time until one comes back empty, as retried by `caller`; how many
-    /// were put back to `pending`. The caller checks roles and states first.
+    /// were put back to `pending`. Each page that changed is an audit row naming `filter`.
+    /// The caller checks roles and states first.
     pub(super) async fn retry_pages<'a, F, Fut>(
         &'a self,
         caller: &User,
         force: bool,
+        filter: String,
         mut next_page: F,
     ) -> ServiceResult<usize>
     where
@@ -177,6 +210,12 @@ impl Service {
         Fut: Future<Output = Result<Vec<Message>, StoreError>> + 'a,
     {
         let reason = format!("retried by {}", caller.username);
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::RETRY,
+            filter,
+            serde_json::json!({"by_filter": true, "force": force}),
+        );
         let mut total = 0;
         let mut before = None;
         loop {
@@ -188,14 +227,35 @@ impl Service {
             let Some(last) = page.last() else { break };
             before = Some(last.id);
             let ids: Vec<Uuid> = page.iter().map(|m| m.id).collect();
-            total += self.store.retry_messages(&ids, force, &reason).await?.len();
+            let retried = self
+                .store
+                .retry_messages(&ids, force, &reason, Some(&audit))
+                .await?;
+            total += retried.len();
         }
         Ok(total)
     }
 
-    /// Deletes messages last changed before `cutoff`, with their attempts. Owners only.
-    pub async fn purge_messages(&self, caller: &User, cutoff: DateTime<Utc>) -> ServiceResult<u64> {
+    /// Deletes messages last changed before `cutoff`, with their attempts, and the audit rows
+    /// written before it (retention, as housekeeping does); the purge itself is then
+    /// recorded. Owners only.
+    pub async fn purge_messages(
+        &self,
+        caller: &User,
+        cutoff: DateTime<Utc>,
+    ) -> ServiceResult<PurgeReport> {
         require(caller, OWNERS, "purging messages")?;
-        Ok(self.store.purge_messages(cutoff).await?)
+        let audit_rows = self.store.purge_audit(cutoff).await?;
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::PURGE,
+            format!("changed before {}", cutoff.to_rfc3339()),
+            serde_json::json!({"audit_rows": audit_rows}),
+        );
+        let messages = self.store.purge_messages(cutoff, Some(&audit)).await?;
+        Ok(PurgeReport {
+            messages,
+            audit_rows,
+        })
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod audit;
 mod batch;
 pub mod channel_health;
 mod channels;
@@ -24,8 +25,10 @@ mod tokens;
 mod users;
 
 pub use crate::routing::Outcome as RoutingOutcome;
+pub use audit::{EVERYTHING, FrontEnd, actions, audit_detail_words, audit_via};
 pub use batch::Prepared;
 pub use explain::{ExplainedDecision, Explanation};
+pub use messages::PurgeReport;
 
 use crate::catalog;
 use crate::config::Config;
@@ -43,8 +46,8 @@ pub use ssh_keys::{ParsedSshKey, SshKeyInfo, fingerprint as ssh_fingerprint, par
 /// The store's plain types that are part of the service's API, so front ends never import
 /// the store (only `store::open`).
 pub use crate::store::{
-    InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest, REASONS_WINDOW, ReasonCount,
-    Replica, StateCounts, StoreError, TokenInfo, Undeliverable,
+    AuditFilter, AuditRecord, InboxEntry, InboxFilter, MessageFilter, NewUser, PageRequest,
+    REASONS_WINDOW, ReasonCount, Replica, StateCounts, StoreError, TokenInfo, Undeliverable,
 };
 
 /// Why an operation was refused or failed; the text is what the person reads.
@@ -128,6 +131,8 @@ pub struct Service {
     /// The config's template overrides, which enqueue renders every message with; an override
     /// that does not compile refuses enqueues (and `serve`), not the service.
     overrides: Result<Overrides, OverrideError>,
+    /// Where the calls come from, for the audit trail ([`Service::through`]).
+    front_end: FrontEnd,
 }
 
 /// Roles allowed to see every message and the pause switch.
@@ -223,6 +228,7 @@ impl Service {
             store,
             config,
             overrides,
+            front_end: FrontEnd::default(),
         })
     }
 
@@ -290,7 +296,15 @@ impl Service {
             ));
         }
         let template = self.event_named(event).await?;
-        self.store.set_template_method(template.id, method).await?;
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::EVENT_METHOD,
+            &template.spec.name,
+            serde_json::json!({"method": method.map_or("default", Method::as_str)}),
+        );
+        self.store
+            .set_template_method(template.id, method, Some(&audit))
+            .await?;
         Ok(EventTemplate { method, ..template })
     }
 }

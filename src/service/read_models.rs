@@ -243,8 +243,12 @@ impl Service {
             ];
         }
         let reason = query.reason.as_deref();
+        let mut subject = super::audit::describe_filter(&filter, query.user.as_deref());
+        if let Some(r) = reason {
+            subject.push_str(&format!(" reason={r}"));
+        }
         let total = self
-            .retry_pages(caller, false, |page| {
+            .retry_pages(caller, false, subject, |page| {
                 self.store.search_messages(&filter, reason, page)
             })
             .await?;

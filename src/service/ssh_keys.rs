@@ -131,7 +131,14 @@ impl Service {
             fingerprint: parsed.fingerprint,
             comment: parsed.comment,
         };
-        let info = self.store.insert_ssh_key(&key).await.map_err(|e| match e {
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::KEY_ADD,
+            &key.fingerprint,
+            serde_json::json!({"user": subject.username, "comment": key.comment}),
+        );
+        let stored = self.store.insert_ssh_key(&key, Some(&audit)).await;
+        let info = stored.map_err(|e| match e {
             StoreError::Conflict(_) => ServiceError::Conflict(format!(
                 "the SSH key {} is already added to a Herald user (a key names one user): `herald users keys list` shows whose, and `herald users keys remove {}` frees it",
                 key.fingerprint, key.fingerprint
@@ -203,7 +210,13 @@ impl Service {
             )
             .await?;
         }
-        if !self.store.delete_ssh_key(key.id).await? {
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::KEY_REMOVE,
+            &key.fingerprint,
+            serde_json::json!({"user": key.username, "comment": key.comment}),
+        );
+        if !self.store.delete_ssh_key(key.id, Some(&audit)).await? {
             return Err(not_found());
         }
         tracing::info!(

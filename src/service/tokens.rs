@@ -51,9 +51,16 @@ impl Service {
             name: name.to_string(),
             token_hash: token_hash(secret.expose()),
         };
+        // The name and whose it is; never the secret or its hash.
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::TOKEN_CREATE,
+            name,
+            serde_json::json!({"user": subject.username}),
+        );
         let info = self
             .store
-            .insert_api_token(&token)
+            .insert_api_token(&token, Some(&audit))
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => ServiceError::Conflict(format!(
@@ -96,7 +103,17 @@ impl Service {
                 "revoking another user's API tokens",
             )
             .await?;
-        if !self.store.revoke_api_token(subject.id, name).await? {
+        let audit = self.audit_entry(
+            &caller.username,
+            actions::TOKEN_REVOKE,
+            name,
+            serde_json::json!({"user": subject.username}),
+        );
+        let revoked = self
+            .store
+            .revoke_api_token(subject.id, name, Some(&audit))
+            .await?;
+        if !revoked {
             return Err(ServiceError::Invalid(format!(
                 "{} has no live API token named `{name}`; `herald tokens list` shows the tokens and which are revoked",
                 subject.username

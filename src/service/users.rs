@@ -42,6 +42,14 @@ impl Service {
                 new.email
             )));
         }
+        let actor = caller.map_or("(first owner)", |c| c.username.as_str());
+        let roles: Vec<&str> = new.roles.iter().map(|r| r.as_str()).collect();
+        let audit = self.audit_entry(
+            actor,
+            actions::USER_ADD,
+            &new.username,
+            serde_json::json!({"roles": roles}),
+        );
         if self.store.owner_exists().await? {
             let caller = caller.ok_or_else(|| {
                 ServiceError::Invalid(
@@ -53,7 +61,7 @@ impl Service {
                 require(caller, OWNERS, "granting the owner role")?;
             }
         }
-        Ok(self.store.insert_user(&new).await?)
+        Ok(self.store.insert_user(&new, Some(&audit)).await?)
     }
 
     /// Whether `users add` may run without an identity (no owner yet).
@@ -91,7 +99,14 @@ impl Service {
                 "you cannot suspend yourself; ask another owner or user-admin".into(),
             ));
         }
-        self.store.set_user_status(user.id, status).await?;
+        let verb = match status {
+            UserStatus::Active => actions::USER_ACTIVATE,
+            UserStatus::Suspended => actions::USER_SUSPEND,
+        };
+        let audit = self.audit_entry(&caller.username, verb, username, serde_json::Value::Null);
+        self.store
+            .set_user_status(user.id, status, Some(&audit))
+            .await?;
         Ok(User { status, ..user })
     }
 
@@ -154,12 +169,29 @@ impl Service {
     ) -> ServiceResult<User> {
         let subject = self.opt_out_subject(caller, user).await?;
         let event = self.event_named(event).await?;
+        // Only a change made for someone else is an operator action (DESIGN §14).
+        let audit = (subject.id != caller.id).then(|| {
+            let verb = if disabled {
+                actions::OPT_OUT
+            } else {
+                actions::OPT_IN
+            };
+            self.audit_entry(
+                &caller.username,
+                verb,
+                &subject.username,
+                serde_json::json!({"event": event.spec.name}),
+            )
+        });
         self.store
-            .set_preference(Preference {
-                user_id: subject.id,
-                template_id: event.id,
-                disabled,
-            })
+            .set_preference(
+                Preference {
+                    user_id: subject.id,
+                    template_id: event.id,
+                    disabled,
+                },
+                audit.as_ref(),
+            )
             .await?;
         Ok(subject)
     }

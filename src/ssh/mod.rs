@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::dispatch::DispatcherState;
-use crate::service::Service;
+use crate::service::{FrontEnd, Service};
 use crate::telemetry::LogRing;
 
 pub use limits::{AUTH_WINDOW, AuthLimiter};
@@ -71,6 +71,7 @@ impl SshListener {
         dispatcher: Option<watch::Receiver<DispatcherState>>,
         ring: LogRing,
     ) -> Result<SshServer> {
+        let service = Arc::new(service.through(FrontEnd::Ssh));
         let settings = service.config().ssh.clone();
         let host_key = host_key::load_or_create(&settings.host_key_file)?;
         let config = Arc::new(russh::server::Config {

@@ -43,6 +43,14 @@ macro_rules! migration {
             template: include_str!(concat!("migrations/000", $version, "_", $name, ".sql")),
         }
     };
+    // Versions from 10 on: `concat!` cannot pad, so the two-digit prefix is written out.
+    ($version:literal, $prefix:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            template: include_str!(concat!("migrations/", $prefix, "_", $name, ".sql")),
+        }
+    };
 }
 
 pub(super) const MIGRATIONS: &[Migration] = &[
@@ -55,6 +63,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(7, "api_tokens"),
     migration!(8, "ssh_keys"),
     migration!(9, "channel_pauses"),
+    migration!(10, "0010", "audit_log"),
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/optouts/{event}"),
     ("DELETE", "/api/v1/optouts/{event}"),
     ("POST", "/api/v1/ingest/coder"),
+    ("GET", "/api/v1/audit"),
 ];
 
 /// The methods probed on every documented path (HEAD is left out: axum answers it wherever
@@ -790,6 +791,14 @@ async fn every_endpoints_answers_match_their_schemas(db: TestDb) {
             "/api/v1/ingest/coder".into(),
             owner,
             Some(coder),
+        ),
+        // After the pause, resume and retry above, so the page has rows.
+        (
+            "GET",
+            "/api/v1/audit",
+            "/api/v1/audit?limit=2".into(),
+            owner,
+            None,
         ),
     ];
     let mut checked = BTreeSet::new();

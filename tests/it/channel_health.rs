@@ -234,7 +234,12 @@ async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
     let store = migrated(&db).await;
     let pause = |scope, name: &'static str, by: &'static str| {
         let store = store.clone();
-        async move { store.pause_channel(scope, name, by).await.expect("pause") }
+        async move {
+            store
+                .pause_channel(scope, name, by, None)
+                .await
+                .expect("pause")
+        }
     };
     assert!(pause(PauseScope::Target, "team-slack", "olive").await);
     assert!(
@@ -258,7 +263,12 @@ async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
     assert!(pauses[0].paused_at <= chrono::Utc::now());
     let resume = |scope, name: &'static str| {
         let store = store.clone();
-        async move { store.resume_channel(scope, name).await.expect("resume") }
+        async move {
+            store
+                .resume_channel(scope, name, None)
+                .await
+                .expect("resume")
+        }
     };
     assert!(resume(PauseScope::Target, "team-slack").await);
     assert!(

@@ -164,14 +164,14 @@ async fn pause_stops_every_replica_and_resume_delivers_everything(db: TestDb) {
     let second = Running::start(&config).await;
     // A third handle plays `herald notifications pause` in another process.
     let operator = store::open(&db.url, OpenMode::Existing).await.unwrap();
-    operator.set_paused(true).await.unwrap();
+    operator.set_paused(true, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     common::seed::webhook_messages(&*store, 50).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(sink.count(), 0, "nothing is delivered while paused");
     let counts = store.count_by_state().await.unwrap();
     assert_eq!(count(&counts, MessageState::Pending), 50);
-    operator.set_paused(false).await.unwrap();
+    operator.set_paused(false, None).await.unwrap();
     wait_for_totals(&*store, &[(MessageState::Sent, 50)], 5).await;
     first.stop().await;
     second.stop().await;
@@ -295,7 +295,7 @@ async fn the_purge_leaves_no_attempt_behind(db: TestDb) {
         5
     );
     let purged = store
-        .purge_messages(Utc::now() + chrono::Duration::seconds(1))
+        .purge_messages(Utc::now() + chrono::Duration::seconds(1), None)
         .await
         .unwrap();
     assert_eq!(purged, 5);

@@ -292,7 +292,7 @@ async fn purges_during_delivery_never_delete_what_is_deliverable(db: TestDb) -> 
     while slow.count() < 60 && Instant::now() < deadline {
         // `messages purge --older-than 1d` and the retention duty, over and over.
         store
-            .purge_messages(Utc::now() - chrono::Duration::days(1))
+            .purge_messages(Utc::now() - chrono::Duration::days(1), None)
             .await?;
         herald::dispatch::purge_old_messages(&*store, owner, Duration::from_secs(86_400)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -401,12 +401,15 @@ async fn a_replica_without_email_leaves_smtp_to_one_that_has_it(db: TestDb) -> R
         ),
     )?;
     let bob = store
-        .insert_user(&NewUser {
-            username: "bob".into(),
-            email: "bob@example.com".into(),
-            name: "Bob".into(),
-            roles: vec![herald::model::Role::Owner],
-        })
+        .insert_user(
+            &NewUser {
+                username: "bob".into(),
+                email: "bob@example.com".into(),
+                name: "Bob".into(),
+                roles: vec![herald::model::Role::Owner],
+            },
+            None,
+        )
         .await?;
     let now = chrono::Duration::zero();
     queue(&*store, 10, Method::Smtp, None, Some(&bob), now).await;

@@ -14,6 +14,7 @@ mod api_events;
 mod api_hostile;
 mod api_openapi;
 mod api_server;
+mod audit;
 mod channel_health;
 mod cli;
 mod coder_bridge;

@@ -38,11 +38,13 @@ fn owners(keys: &[SshKeyInfo]) -> Vec<(&str, &str)> {
 async fn ssh_keys_are_stored_found_by_fingerprint_touched_and_deleted(db: TestDb) -> R {
     let store = migrated(&db).await;
     let alice = store
-        .insert_user(&new_user("alice", &[Role::Owner]))
+        .insert_user(&new_user("alice", &[Role::Owner]), None)
         .await?;
-    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let bob = store
+        .insert_user(&new_user("bob", &[Role::Member]), None)
+        .await?;
     let laptop = key_row(bob.id, 'a', "bob@laptop");
-    let made = store.insert_ssh_key(&laptop).await?;
+    let made = store.insert_ssh_key(&laptop, None).await?;
     assert_eq!((made.id, made.user_id), (laptop.id, bob.id));
     assert_eq!(
         (made.username.as_str(), made.public_key.as_str()),
@@ -52,10 +54,10 @@ async fn ssh_keys_are_stored_found_by_fingerprint_touched_and_deleted(db: TestDb
     assert!(made.created_at > Utc::now() - Duration::minutes(1));
     assert!(made.last_used_at.is_none());
     store
-        .insert_ssh_key(&key_row(bob.id, 'b', "bob@phone"))
+        .insert_ssh_key(&key_row(bob.id, 'b', "bob@phone"), None)
         .await?;
     store
-        .insert_ssh_key(&key_row(alice.id, 'c', "alice@desk"))
+        .insert_ssh_key(&key_row(alice.id, 'c', "alice@desk"), None)
         .await?;
 
     let all = store.list_ssh_keys(None).await?;
@@ -86,8 +88,11 @@ async fn ssh_keys_are_stored_found_by_fingerprint_touched_and_deleted(db: TestDb
         .expect("a login is recorded");
     assert!(used > Utc::now() - Duration::minutes(1), "{used}");
 
-    assert!(store.delete_ssh_key(laptop.id).await?);
-    assert!(!store.delete_ssh_key(laptop.id).await?, "already gone");
+    assert!(store.delete_ssh_key(laptop.id, None).await?);
+    assert!(
+        !store.delete_ssh_key(laptop.id, None).await?,
+        "already gone"
+    );
     assert!(store.ssh_key_owner(&laptop.fingerprint).await?.is_none());
     let after = store.list_ssh_keys(None).await?;
     assert_eq!(
@@ -99,13 +104,13 @@ async fn ssh_keys_are_stored_found_by_fingerprint_touched_and_deleted(db: TestDb
 
 async fn an_ssh_key_belongs_to_one_user(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
-    let mia = store.insert_user(&new_user("mia", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
+    let mia = store.insert_user(&new_user("mia", &[]), None).await?;
     let key = key_row(bob.id, 'a', "shared");
-    store.insert_ssh_key(&key).await?;
+    store.insert_ssh_key(&key, None).await?;
     let mut same = key_row(mia.id, 'a', "shared too");
     same.public_key = key.public_key.clone();
-    match store.insert_ssh_key(&same).await {
+    match store.insert_ssh_key(&same, None).await {
         Err(StoreError::Conflict(msg)) => assert!(msg.contains(&key.fingerprint), "{msg}"),
         other => anyhow::bail!("expected a conflict, got {other:?}"),
     }

@@ -77,17 +77,17 @@ async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
     let store = migrated(&db).await;
     assert!(!store.owner_exists().await?);
     let alice = store
-        .insert_user(&new_user("alice", &[Role::Owner]))
+        .insert_user(&new_user("alice", &[Role::Owner]), None)
         .await?;
     assert!(store.owner_exists().await?);
     assert_eq!(alice.roles, vec![Role::Owner]);
     assert_eq!(alice.status, UserStatus::Active);
-    match store.insert_user(&new_user("alice", &[])).await {
+    match store.insert_user(&new_user("alice", &[]), None).await {
         Err(StoreError::Conflict(msg)) => assert!(msg.contains("already exists"), "{msg}"),
         other => anyhow::bail!("expected a conflict, got {other:?}"),
     }
     let bob = store
-        .insert_user(&new_user("bob", &[Role::UserAdmin, Role::Member]))
+        .insert_user(&new_user("bob", &[Role::UserAdmin, Role::Member]), None)
         .await?;
     assert_eq!(store.user_by_username("bob").await?.unwrap(), bob);
     assert_eq!(store.user_by_id(bob.id).await?.unwrap().username, "bob");
@@ -97,7 +97,9 @@ async fn users_are_unique_and_keep_their_roles(db: TestDb) -> R {
         .active_users_with_roles(&[Role::Owner, Role::UserAdmin])
         .await?;
     assert_eq!(admins.len(), 2);
-    store.set_user_status(bob.id, UserStatus::Suspended).await?;
+    store
+        .set_user_status(bob.id, UserStatus::Suspended, None)
+        .await?;
     let admins = store.active_users_with_roles(&[Role::UserAdmin]).await?;
     assert!(admins.is_empty(), "suspended users are not an audience");
     assert_eq!(store.list_users().await?.len(), 2);
@@ -122,7 +124,9 @@ async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
     let events = store.list_templates().await?;
     assert_eq!(events.len(), catalog::builtin().len());
     let id = template_id(&*store, "workspace_deleted").await;
-    store.set_template_method(id, Some(Method::Webhook)).await?;
+    store
+        .set_template_method(id, Some(Method::Webhook), None)
+        .await?;
 
     let mut changed = catalog::builtin().to_vec();
     for e in &mut changed {
@@ -136,7 +140,7 @@ async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
     assert_eq!(after.method, Some(Method::Webhook));
     assert_eq!(after.spec.title_template, "Gone: {{ labels.name }}");
 
-    store.set_template_method(id, None).await?;
+    store.set_template_method(id, None, None).await?;
     assert_eq!(
         store
             .template_by_name("workspace_deleted")
@@ -150,20 +154,25 @@ async fn catalog_upsert_never_clobbers_the_admin_method(db: TestDb) -> R {
 
 async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let bob = store
+        .insert_user(&new_user("bob", &[Role::Member]), None)
+        .await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let pref = Preference {
         user_id: bob.id,
         template_id: t,
         disabled: true,
     };
-    store.set_preference(pref).await?;
+    store.set_preference(pref, None).await?;
     assert_eq!(store.preferences_of_user(bob.id).await?, vec![pref]);
     store
-        .set_preference(Preference {
-            disabled: false,
-            ..pref
-        })
+        .set_preference(
+            Preference {
+                disabled: false,
+                ..pref
+            },
+            None,
+        )
         .await?;
     let found = store
         .preferences_for_template(t, &[bob.id, Uuid::now_v7()])
@@ -175,8 +184,8 @@ async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
             ..pref
         }]
     );
-    assert!(store.clear_preference(bob.id, t).await?);
-    assert!(!store.clear_preference(bob.id, t).await?);
+    assert!(store.clear_preference(bob.id, t, None).await?);
+    assert!(!store.clear_preference(bob.id, t, None).await?);
     assert!(store.preferences_of_user(bob.id).await?.is_empty());
     Ok(())
 }
@@ -184,16 +193,16 @@ async fn preferences_are_set_updated_and_cleared(db: TestDb) -> R {
 async fn the_pause_flag_round_trips(db: TestDb) -> R {
     let store = migrated(&db).await;
     assert!(!store.settings().await?.notifier_paused);
-    store.set_paused(true).await?;
+    store.set_paused(true, None).await?;
     assert!(store.settings().await?.notifier_paused);
-    store.set_paused(false).await?;
+    store.set_paused(false, None).await?;
     assert!(!store.settings().await?.notifier_paused);
     Ok(())
 }
 
 async fn enqueue_skips_duplicates_and_names_the_original(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let first = vec![
         message(t, Some(bob.id), Method::Smtp, Some("h1")),
@@ -234,8 +243,8 @@ async fn enqueue_is_all_or_nothing(db: TestDb) -> R {
 
 async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
-    let ann = store.insert_user(&new_user("ann", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
+    let ann = store.insert_user(&new_user("ann", &[]), None).await?;
     let deleted = template_id(&*store, "workspace_deleted").await;
     let run_failure = template_id(&*store, "run_failure").await;
     let run_start = template_id(&*store, "run_start").await;
@@ -352,7 +361,7 @@ async fn listing_filters_and_pages_by_keyset(db: TestDb) -> R {
 
 async fn one_message_reads_back_exactly(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let m = message(t, Some(bob.id), Method::Smtp, Some("abc"));
     store.enqueue(std::slice::from_ref(&m)).await?;
@@ -372,7 +381,7 @@ async fn one_message_reads_back_exactly(db: TestDb) -> R {
 
 async fn messages_read_back_by_ids_in_the_order_given(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
     let t = template_id(&*store, "workspace_deleted").await;
     let queued: Vec<NewMessage> = (0..3)
         .map(|i| message(t, Some(bob.id), Method::Smtp, Some(&format!("h{i}"))))
@@ -391,11 +400,11 @@ async fn messages_read_back_by_ids_in_the_order_given(db: TestDb) -> R {
 
 async fn users_are_found_by_usernames_in_one_call(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
     let carol = store
-        .insert_user(&new_user("carol", &[Role::Owner]))
+        .insert_user(&new_user("carol", &[Role::Owner]), None)
         .await?;
-    store.insert_user(&new_user("dave", &[])).await?;
+    store.insert_user(&new_user("dave", &[]), None).await?;
     let mut got = store
         .users_by_usernames(&["carol", "nobody", "bob"])
         .await?;
@@ -419,7 +428,7 @@ async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
     store.enqueue(&batch).await?;
     let ids: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
     let mut changed = store
-        .retry_messages(&ids, false, "retried by alice")
+        .retry_messages(&ids, false, "retried by alice", None)
         .await?;
     changed.sort();
     assert_eq!(changed, vec![ids[0], ids[1]]);
@@ -432,7 +441,7 @@ async fn retry_moves_only_failed_messages_back_to_pending(db: TestDb) -> R {
         MessageState::Sent
     );
     assert_eq!(
-        store.retry_messages(&ids, true, "forced").await?,
+        store.retry_messages(&ids, true, "forced", None).await?,
         vec![ids[3]]
     );
     Ok(())
@@ -446,13 +455,17 @@ async fn purge_removes_old_messages_and_keeps_fresh_ones(db: TestDb) -> R {
     store.enqueue(&old).await?;
     store.enqueue(std::slice::from_ref(&fresh)).await?;
     assert_eq!(
-        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        store
+            .purge_messages(Utc::now() - Duration::days(7), None)
+            .await?,
         3
     );
     assert!(store.message(old[0].id).await?.is_none());
     assert!(store.message(fresh.id).await?.is_some());
     assert_eq!(
-        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        store
+            .purge_messages(Utc::now() - Duration::days(7), None)
+            .await?,
         0
     );
     Ok(())
@@ -700,6 +713,7 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
             &[leased[2].id, leased[3].id, leased[0].id, batch[6].id],
             false,
             "retried by alice",
+            None,
         )
         .await?;
     assert_eq!(retried.len(), 2);
@@ -710,7 +724,9 @@ async fn counts_stay_exact_through_enqueue_lease_ack_retry_and_purge(db: TestDb)
     store.enqueue(&old).await?;
     assert_counts_exact(&*store, "before purge").await?;
     assert_eq!(
-        store.purge_messages(Utc::now() - Duration::days(7)).await?,
+        store
+            .purge_messages(Utc::now() - Duration::days(7), None)
+            .await?,
         3
     );
     let counts = assert_counts_exact(&*store, "after purge").await?;
@@ -837,7 +853,7 @@ async fn attempt_history_survives_retries(db: TestDb) -> R {
         )
         .await?;
         store
-            .retry_messages(&[m.id], false, "retried by alice")
+            .retry_messages(&[m.id], false, "retried by alice", None)
             .await?;
     }
     deliver_one(&*store, notifier, MessageState::Sent, None).await?;
@@ -870,7 +886,9 @@ async fn purge_never_deletes_what_can_still_be_delivered(db: TestDb) -> R {
     let leased = lease(&*store, notifier, 1).await?;
     assert_eq!(leased.len(), 1);
     // Everything is "older" than a cutoff in the future; only final states may go.
-    let purged = store.purge_messages(Utc::now() + Duration::days(1)).await?;
+    let purged = store
+        .purge_messages(Utc::now() + Duration::days(1), None)
+        .await?;
     assert_eq!(purged, 3, "sent, permanent_failure and inhibited");
     for m in &batch {
         let kept = store.message(m.id).await?;
@@ -1015,19 +1033,21 @@ async fn age_every_token_use(db: &TestDb) -> R {
 async fn api_tokens_are_found_by_hash_listed_without_it_and_revoked(db: TestDb) -> R {
     let store = migrated(&db).await;
     let alice = store
-        .insert_user(&new_user("alice", &[Role::Owner]))
+        .insert_user(&new_user("alice", &[Role::Owner]), None)
         .await?;
-    let bob = store.insert_user(&new_user("bob", &[Role::Member])).await?;
+    let bob = store
+        .insert_user(&new_user("bob", &[Role::Member]), None)
+        .await?;
     let ci = api_token(bob.id, "ci", 'a');
-    let made = store.insert_api_token(&ci).await?;
+    let made = store.insert_api_token(&ci, None).await?;
     assert_eq!((made.id, made.user_id), (ci.id, bob.id));
     assert_eq!((made.username.as_str(), made.name.as_str()), ("bob", "ci"));
     assert!(made.last_used_at.is_none() && made.revoked_at.is_none());
     store
-        .insert_api_token(&api_token(bob.id, "deploy", 'b'))
+        .insert_api_token(&api_token(bob.id, "deploy", 'b'), None)
         .await?;
     store
-        .insert_api_token(&api_token(alice.id, "ci", 'c'))
+        .insert_api_token(&api_token(alice.id, "ci", 'c'), None)
         .await?;
 
     let all = store.list_api_tokens(None).await?;
@@ -1071,12 +1091,12 @@ async fn api_tokens_are_found_by_hash_listed_without_it_and_revoked(db: TestDb) 
         "a stale last_used_at is brought up to date: {touched:?}"
     );
 
-    assert!(store.revoke_api_token(bob.id, "ci").await?);
+    assert!(store.revoke_api_token(bob.id, "ci", None).await?);
     assert!(
-        !store.revoke_api_token(bob.id, "ci").await?,
+        !store.revoke_api_token(bob.id, "ci", None).await?,
         "already revoked"
     );
-    assert!(!store.revoke_api_token(bob.id, "nope").await?);
+    assert!(!store.revoke_api_token(bob.id, "nope", None).await?);
     assert!(
         store.find_live_api_token(&ci.token_hash).await?.is_none(),
         "a revoked token is not found"
@@ -1096,24 +1116,27 @@ async fn api_tokens_are_found_by_hash_listed_without_it_and_revoked(db: TestDb) 
 
 async fn an_api_token_name_is_unique_among_its_users_live_tokens(db: TestDb) -> R {
     let store = migrated(&db).await;
-    let bob = store.insert_user(&new_user("bob", &[])).await?;
+    let bob = store.insert_user(&new_user("bob", &[]), None).await?;
     store
-        .insert_api_token(&api_token(bob.id, "ci", 'a'))
+        .insert_api_token(&api_token(bob.id, "ci", 'a'), None)
         .await?;
-    match store.insert_api_token(&api_token(bob.id, "ci", 'b')).await {
+    match store
+        .insert_api_token(&api_token(bob.id, "ci", 'b'), None)
+        .await
+    {
         Err(StoreError::Conflict(msg)) => assert!(msg.contains("`ci`"), "{msg}"),
         other => anyhow::bail!("expected a conflict, got {other:?}"),
     }
     let mut same_hash = api_token(bob.id, "other", 'a');
     assert!(
-        store.insert_api_token(&same_hash).await.is_err(),
+        store.insert_api_token(&same_hash, None).await.is_err(),
         "a hash is stored once"
     );
     same_hash.token_hash = "c".repeat(64);
-    store.insert_api_token(&same_hash).await?;
-    assert!(store.revoke_api_token(bob.id, "ci").await?);
+    store.insert_api_token(&same_hash, None).await?;
+    assert!(store.revoke_api_token(bob.id, "ci", None).await?);
     let reused = store
-        .insert_api_token(&api_token(bob.id, "ci", 'd'))
+        .insert_api_token(&api_token(bob.id, "ci", 'd'), None)
         .await?;
     assert!(
         reused.revoked_at.is_none(),

@@ -66,10 +66,12 @@ pub(super) async fn messages(service: &Service, caller: &User, cmd: MessagesComm
                         humantime::format_duration(age)
                     )
                 })?;
-            let n = service.purge_messages(caller, cutoff).await?;
+            let purged = service.purge_messages(caller, cutoff).await?;
             println!(
-                "purged {n} messages last changed before {}",
-                short_time(cutoff)
+                "purged {} messages last changed before {} and {} audit rows written before it",
+                purged.messages,
+                short_time(cutoff),
+                purged.audit_rows
             );
             Ok(())
         }

@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::present::{Table, indented, print_json, short_time};
 use crate::cli::{
-    Cli, Command, ConsoleArgs, EnqueueArgs, EventsCommand, InboxCommand, ListArgs, MessagesCommand,
-    NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, TokensCommand, UsersCommand,
+    AuditCommand, Cli, Command, ConsoleArgs, EnqueueArgs, EventsCommand, InboxCommand, ListArgs,
+    MessagesCommand, NotificationsCommand, OptoutCommand, PrefsCommand, RetryArgs, TokensCommand,
+    UsersCommand,
 };
 use crate::config::{Config, ConfigSources};
 use crate::model::{Message, Method, Role, User, UserStatus};
@@ -20,6 +21,7 @@ use crate::service::{InboxFilter, MessageFilter, NewUser, PageRequest};
 use crate::store::{self, OpenMode};
 use crate::telemetry::LogHandle;
 
+mod audit;
 mod channels;
 mod enqueue;
 mod events;
@@ -29,6 +31,7 @@ mod notifications;
 mod tokens;
 mod users;
 
+use audit::*;
 use channels::*;
 use enqueue::*;
 use events::*;
@@ -136,6 +139,7 @@ pub async fn run(mut cli: Cli, logs: Option<LogHandle>) -> Result<()> {
         Command::Optout(cmd) => optout(&service, &caller, cmd).await,
         Command::Inbox(cmd) => inbox(&service, &caller, cmd).await,
         Command::Doctor(flag) => doctor(&service, &caller, flag.json).await,
+        Command::Audit(AuditCommand::List(args)) => audit_list(&service, &caller, args).await,
         Command::Console(args) => {
             let options = crate::console::ConsoleOptions {
                 no_dispatcher: args.no_dispatcher,

@@ -12,7 +12,7 @@ use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
 use crate::model::{EventTemplate, Method};
 use crate::service::read_models::{MessageDetail, QueueQuery, TitledMessage};
-use crate::service::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
+use crate::service::{AuditRecord, InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
 use crate::console::state::Tab;
@@ -91,6 +91,8 @@ pub enum Action {
     RetryAll,
     /// Run `doctor`'s checks.
     RunDoctor,
+    /// Show or hide the audit trail (Troubleshoot).
+    ToggleAudit,
     /// Mark the selected inbox entry read or unread.
     ToggleRead,
     /// Reload the tab's data now.
@@ -172,6 +174,8 @@ pub enum Action {
     UndeliverableLoaded(Result<Vec<Undeliverable>, Failure>),
     /// `doctor`'s results.
     DoctorFinished(Result<Vec<CheckResult>, Failure>),
+    /// The newest audit rows.
+    AuditLoaded(Result<Vec<AuditRecord>, Failure>),
 }
 
 /// Work for the driver: each runs in its own task and answers with one [`Action`].
@@ -245,6 +249,8 @@ pub enum Effect {
     LoadUndeliverable,
     /// Run `doctor`.
     RunDoctor,
+    /// Read the newest audit rows.
+    LoadAudit,
 }
 
 /// The kinds of reads that refresh periodically; one of each runs at a time.
@@ -268,6 +274,8 @@ pub enum Load {
     Undeliverable,
     /// [`Effect::LoadInbox`].
     Inbox,
+    /// [`Effect::LoadAudit`].
+    Audit,
 }
 
 impl Effect {
@@ -283,6 +291,7 @@ impl Effect {
             Effect::LoadReplicas => Load::Replicas,
             Effect::LoadUndeliverable => Load::Undeliverable,
             Effect::LoadInbox => Load::Inbox,
+            Effect::LoadAudit => Load::Audit,
             _ => return None,
         })
     }
@@ -301,6 +310,7 @@ impl Action {
             Action::ReplicasLoaded(_) => Load::Replicas,
             Action::UndeliverableLoaded(_) => Load::Undeliverable,
             Action::InboxLoaded(_) => Load::Inbox,
+            Action::AuditLoaded(_) => Load::Audit,
             _ => return None,
         })
     }

@@ -197,6 +197,14 @@ impl Driver {
                 Action::UndeliverableLoaded(s.undeliverable(me).await.map_err(text))
             }
             Effect::RunDoctor => Action::DoctorFinished(s.doctor(me).await.map_err(text)),
+            Effect::LoadAudit => {
+                let page = PageRequest {
+                    before: None,
+                    limit: crate::console::audit::AUDIT_ROWS,
+                };
+                let filter = crate::service::AuditFilter::default();
+                Action::AuditLoaded(s.audit_log(me, &filter, page).await.map_err(text))
+            }
         }
     }
 }

@@ -148,6 +148,7 @@ pub static ACTIONS: &[ActionSpec] = &[
         .needs(Need::QueueWatcher).footer(),
     spec(In(Tab::Troubleshoot), &[key('/')], "/", Action::Filter, "filter logs").needs(Need::QueueWatcher).footer(),
     spec(In(Tab::Troubleshoot), &[key('d')], "d", Action::RunDoctor, "run doctor").needs(Need::QueueWatcher).footer(),
+    spec(In(Tab::Troubleshoot), &[key('a')], "a", Action::ToggleAudit, "audit trail").needs(Need::Owner).footer(),
     spec(In(Tab::Inbox), &[code(KeyCode::Enter)], "Enter", Action::Open, "read").footer(),
     spec(In(Tab::Inbox), &[key(' '), key('m')], "space/m", Action::ToggleRead, "mark read/unread")
         .mutates().footer(),

@@ -2,7 +2,7 @@
 
 use crate::console::action::{Action, Effect};
 use crate::console::state::{AppState, Tab};
-use crate::console::{delivery, inbox, optouts, queue};
+use crate::console::{audit, delivery, inbox, optouts, queue};
 
 /// Sets `slot` to `value`; true when it changed.
 fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
@@ -124,6 +124,7 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
             }
             true
         }
+        Action::AuditLoaded(Ok(rows)) => audit::loaded(state, rows),
         Action::OptOutsLoaded(Err(why)) => {
             // Back to your own list, so the tab never shows someone else's stale rows.
             state.optouts.subject = None;
@@ -153,7 +154,8 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         | Action::InboxMarked(Err(why))
         | Action::ReasonsLoaded(Err(why))
         | Action::ReplicasLoaded(Err(why))
-        | Action::UndeliverableLoaded(Err(why)) => {
+        | Action::UndeliverableLoaded(Err(why))
+        | Action::AuditLoaded(Err(why)) => {
             let changed = state.notice.as_ref().is_none_or(|n| n.text != why);
             state.fail(why);
             changed

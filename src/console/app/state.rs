@@ -12,6 +12,7 @@ use crate::model::{Method, Role, User};
 use crate::service::Undeliverable;
 
 use crate::console::action::{Effect, Load};
+use crate::console::audit::AuditView;
 use crate::console::events::EventsState;
 use crate::console::inbox::InboxState;
 use crate::console::optouts::OptOutsState;
@@ -207,6 +208,8 @@ pub struct AppState {
     pub queue: QueueState,
     /// The Troubleshoot tab.
     pub troubleshoot: TroubleshootState,
+    /// The Troubleshoot tab's audit trail view.
+    pub audit: AuditView,
     /// The Inbox tab.
     pub inbox: InboxState,
     /// Messages no running replica can deliver (watchers only), once read.
@@ -238,6 +241,7 @@ impl AppState {
             optouts: OptOutsState::default(),
             queue: QueueState::default(),
             troubleshoot: TroubleshootState::default(),
+            audit: AuditView::default(),
             inbox: InboxState::default(),
             undeliverable: None,
             undeliverable_at: None,

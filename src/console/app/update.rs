@@ -6,7 +6,7 @@ use tui_input::Input;
 use crate::console::action::{Action, Effect, Load};
 use crate::console::keymap;
 use crate::console::state::{AppState, Overlay, Prompt, PromptKind, Tab};
-use crate::console::{delivery, events, filter, inbox, optouts, queue, troubleshoot};
+use crate::console::{audit, delivery, events, filter, inbox, optouts, queue, troubleshoot};
 
 /// The effects a fresh console starts with: the pause flag, the inbox, the first tab.
 pub fn init(state: &mut AppState) -> Vec<Effect> {
@@ -103,6 +103,9 @@ fn refresh(state: &mut AppState, fx: &mut Vec<Effect>) {
                 request(state, fx, Effect::LoadReasons);
             }
             request(state, fx, Effect::LoadReplicas);
+            if state.audit.stale(state.now) {
+                request(state, fx, Effect::LoadAudit);
+            }
         }
         Tab::Inbox => request(state, fx, Effect::LoadInbox),
         _ => {}
@@ -353,10 +356,15 @@ fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool {
             fx.push(Effect::RunDoctor);
         }
         Action::ToggleRead => fx.extend(inbox::toggle_read(state)),
+        Action::ToggleAudit => {
+            audit::toggle(state);
+            refresh(state, fx);
+        }
         Action::Refresh => {
             state.loading.clear();
             state.events.volumes_at = None;
             state.troubleshoot.reasons_at = None;
+            state.audit.read_at = None;
             if state.tab == Tab::OptOuts {
                 fx.push(optouts::load(state));
             }

@@ -1,7 +1,8 @@
 //! The Troubleshoot tab: the top `status_reason`s of the newest failures, read every
 //! [`REASONS_REFRESH_SECS`] (Enter shows the messages behind one),
 //! replicas with their heartbeats and deliveries in flight, this process's live log stream
-//! with a regex filter, and `doctor`'s results on `d`. Owners and on-call only.
+//! with a regex filter (or, on `a`, the audit trail), and `doctor`'s results on `d`. Owners
+//! and on-call only.
 
 use std::collections::VecDeque;
 
@@ -160,7 +161,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
     } else {
         draw_replicas(frame, right, state, theme);
     }
-    draw_logs(frame, logs, state, theme);
+    if state.audit.visible {
+        crate::console::audit::draw(frame, logs, state, theme);
+    } else {
+        draw_logs(frame, logs, state, theme);
+    }
 }
 
 /// Whether the reasons should be read again at `now`.

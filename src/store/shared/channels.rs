@@ -6,9 +6,10 @@ use crate::model::{ChannelPause, PauseScope};
 use crate::store::backend::{Backend, On, StoredRow};
 use crate::store::rows::parse_enum;
 use crate::store::sql::{Param, channels as q};
-use crate::store::{ChannelAttempts, ChannelBacklog, RecentAttempt, StoreResult};
+use crate::store::{AuditEntry, ChannelAttempts, ChannelBacklog, RecentAttempt, StoreResult};
 
-use super::{execute, rows};
+use super::audit::{Record, execute_audited};
+use super::rows;
 
 const PAUSES: &str = "notification_channel_pauses";
 const MESSAGES: &str = "notification_messages";
@@ -36,13 +37,15 @@ pub(super) async fn pause_channel<B: Backend>(
     scope: PauseScope,
     name: &str,
     paused_by: &str,
+    audit: Option<&AuditEntry>,
 ) -> StoreResult<bool> {
     let params = [
         Param::Text(scope.as_str()),
         Param::Text(name),
         Param::Text(paused_by),
     ];
-    Ok(execute(backend, &q::PAUSE_CHANNEL, &params).await? > 0)
+    let sql = &q::PAUSE_CHANNEL;
+    Ok(execute_audited(backend, sql, &params, audit, Record::IfChanged).await? > 0)
 }
 
 /// [`crate::store::Store::resume_channel`]: also wakes every replica, which may have held
@@ -51,9 +54,11 @@ pub(super) async fn resume_channel<B: Backend>(
     backend: &B,
     scope: PauseScope,
     name: &str,
+    audit: Option<&AuditEntry>,
 ) -> StoreResult<bool> {
     let params = [Param::Text(scope.as_str()), Param::Text(name)];
-    let resumed = execute(backend, &q::RESUME_CHANNEL, &params).await? > 0;
+    let sql = &q::RESUME_CHANNEL;
+    let resumed = execute_audited(backend, sql, &params, audit, Record::IfChanged).await? > 0;
     if resumed {
         backend.wake_replicas(On::Pool).await?;
         backend.handle().wake_here();

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod audit;
 mod channels;
 mod queue;
 
@@ -25,11 +26,13 @@ use crate::store::rows::{
 use crate::store::sql::search::{Select, like_pattern, search};
 use crate::store::sql::{Param, Sql, queries as q};
 use crate::store::{
-    AttemptRecord, ChannelAttempts, ChannelBacklog, EnqueueOutcome, InboxEntry, InboxFilter,
-    LeaseRequest, LeasedMessage, MessageFilter, NewApiToken, NewInboxEntry, NewMessage, NewSshKey,
-    NewUser, PageRequest, ReasonCount, RecentAttempt, Replica, SshKeyInfo, StateCounts, Store,
-    StoreError, StoreResult, TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
+    AttemptRecord, AuditEntry, AuditFilter, AuditRecord, ChannelAttempts, ChannelBacklog,
+    EnqueueOutcome, InboxEntry, InboxFilter, LeaseRequest, LeasedMessage, MessageFilter,
+    NewApiToken, NewInboxEntry, NewMessage, NewSshKey, NewUser, PageRequest, ReasonCount,
+    RecentAttempt, Replica, SshKeyInfo, StateCounts, Store, StoreError, StoreResult,
+    TOKEN_TOUCH_INTERVAL, TokenInfo, Undeliverable, uuid_v7_floor,
 };
+use audit::Record;
 
 /// Deleting in batches keeps each transaction short so dispatchers are never blocked long.
 const PURGE_BATCH: i64 = 5_000;
@@ -111,10 +114,16 @@ impl<B: Backend> Store for B {
         &self.handle().url
     }
 
-    async fn insert_user(&self, user: &NewUser) -> StoreResult<User> {
+    async fn insert_user(&self, user: &NewUser, audit: Option<&AuditEntry>) -> StoreResult<User> {
         let roles = join_roles(&user.roles);
-        let row = one_row(self, &q::INSERT_USER, &user.params(&roles))
+        let params = user.params(&roles);
+        let row = audit::fetch_audited(self, &q::INSERT_USER, &params, audit, false)
             .await
+            .and_then(|rows| {
+                rows.into_iter()
+                    .next()
+                    .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+            })
             .map_err(|e| {
                 if unique_violation(&e) {
                     StoreError::Conflict(format!("user `{}` already exists", user.username))
@@ -168,9 +177,15 @@ impl<B: Backend> Store for B {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn set_user_status(&self, id: Uuid, status: UserStatus) -> StoreResult<()> {
+    async fn set_user_status(
+        &self,
+        id: Uuid,
+        status: UserStatus,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()> {
         let params = [Param::Text(status.as_str()), Param::Id(id)];
-        execute(self, &q::SET_USER_STATUS, &params).await?;
+        audit::execute_audited(self, &q::SET_USER_STATUS, &params, audit, Record::IfChanged)
+            .await?;
         Ok(())
     }
 
@@ -212,9 +227,15 @@ impl<B: Backend> Store for B {
         row.as_ref().map(template_from_row).transpose()
     }
 
-    async fn set_template_method(&self, id: Uuid, method: Option<Method>) -> StoreResult<()> {
+    async fn set_template_method(
+        &self,
+        id: Uuid,
+        method: Option<Method>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()> {
         let params = [Param::OptText(method.map(Method::as_str)), Param::Id(id)];
-        execute(self, &q::SET_TEMPLATE_METHOD, &params).await?;
+        let sql = &q::SET_TEMPLATE_METHOD;
+        audit::execute_audited(self, sql, &params, audit, Record::IfChanged).await?;
         Ok(())
     }
 
@@ -233,19 +254,29 @@ impl<B: Backend> Store for B {
         rows.iter().map(preference_from_row).collect()
     }
 
-    async fn set_preference(&self, pref: Preference) -> StoreResult<()> {
+    async fn set_preference(
+        &self,
+        pref: Preference,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<()> {
         let params = [
             Param::Id(pref.user_id),
             Param::Id(pref.template_id),
             Param::Bool(pref.disabled),
         ];
-        execute(self, &q::SET_PREFERENCE, &params).await?;
+        audit::execute_audited(self, &q::SET_PREFERENCE, &params, audit, Record::Always).await?;
         Ok(())
     }
 
-    async fn clear_preference(&self, user_id: Uuid, template_id: Uuid) -> StoreResult<bool> {
+    async fn clear_preference(
+        &self,
+        user_id: Uuid,
+        template_id: Uuid,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
         let params = [Param::Id(user_id), Param::Id(template_id)];
-        Ok(execute(self, &q::CLEAR_PREFERENCE, &params).await? > 0)
+        let sql = &q::CLEAR_PREFERENCE;
+        Ok(audit::execute_audited(self, sql, &params, audit, Record::IfChanged).await? > 0)
     }
 
     async fn settings(&self) -> StoreResult<Settings> {
@@ -256,8 +287,9 @@ impl<B: Backend> Store for B {
         })
     }
 
-    async fn set_paused(&self, paused: bool) -> StoreResult<()> {
-        execute(self, &q::SET_PAUSED, &[Param::Bool(paused)]).await?;
+    async fn set_paused(&self, paused: bool, audit: Option<&AuditEntry>) -> StoreResult<()> {
+        let params = [Param::Bool(paused)];
+        audit::execute_audited(self, &q::SET_PAUSED, &params, audit, Record::Always).await?;
         self.handle().wake_here();
         Ok(())
     }
@@ -325,10 +357,11 @@ impl<B: Backend> Store for B {
         ids: &[Uuid],
         include_inhibited: bool,
         reason: &str,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<Vec<Uuid>> {
         let states = retryable_states(include_inhibited);
         let params = [Param::Text(reason), Param::Strs(&states), Param::Ids(ids)];
-        let changed = rows(self, &q::RETRY_MESSAGES, &params)
+        let changed = audit::fetch_audited(self, &q::RETRY_MESSAGES, &params, audit, true)
             .await?
             .iter()
             .map(|row| row.id(MESSAGES, "id"))
@@ -340,13 +373,29 @@ impl<B: Backend> Store for B {
         Ok(changed)
     }
 
-    async fn purge_messages(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    async fn purge_messages(
+        &self,
+        cutoff: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<u64> {
         let params = [Param::Time(cutoff), Param::I64(PURGE_BATCH)];
+        let statement = q::PURGE_BATCH.get(B::DIALECT);
         let mut total = 0;
         loop {
-            let deleted = rows(self, &q::PURGE_BATCH, &params).await?.len() as u64;
+            // Every batch is its own short transaction; the audit row, with the total, goes
+            // in the last one's.
+            let mut tx = self.begin().await?;
+            let deleted = self
+                .fetch_all(On::Tx(&mut tx), statement, &params)
+                .await?
+                .len() as u64;
             total += deleted;
-            if deleted < PURGE_BATCH as u64 {
+            let last = deleted < PURGE_BATCH as u64;
+            if last && let Some(entry) = audit {
+                audit::write(self, &mut tx, entry, Some(total)).await?;
+            }
+            B::commit(tx).await?;
+            if last {
                 return Ok(total);
             }
         }
@@ -519,12 +568,18 @@ impl<B: Backend> Store for B {
         scope: PauseScope,
         name: &str,
         paused_by: &str,
+        audit: Option<&AuditEntry>,
     ) -> StoreResult<bool> {
-        channels::pause_channel(self, scope, name, paused_by).await
+        channels::pause_channel(self, scope, name, paused_by, audit).await
     }
 
-    async fn resume_channel(&self, scope: PauseScope, name: &str) -> StoreResult<bool> {
-        channels::resume_channel(self, scope, name).await
+    async fn resume_channel(
+        &self,
+        scope: PauseScope,
+        name: &str,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
+        channels::resume_channel(self, scope, name, audit).await
     }
 
     async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>> {
@@ -543,14 +598,18 @@ impl<B: Backend> Store for B {
         channels::recent_attempts(self, since, limit).await
     }
 
-    async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<TokenInfo> {
+    async fn insert_api_token(
+        &self,
+        token: &NewApiToken,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<TokenInfo> {
         let params = [
             Param::Id(token.id),
             Param::Id(token.user_id),
             Param::Text(&token.name),
             Param::Text(&token.token_hash),
         ];
-        execute(self, &q::INSERT_API_TOKEN, &params)
+        audit::execute_audited(self, &q::INSERT_API_TOKEN, &params, audit, Record::Always)
             .await
             .map_err(|e| {
                 if unique_violation(&e) {
@@ -573,9 +632,15 @@ impl<B: Backend> Store for B {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_api_token(&self, user_id: Uuid, name: &str) -> StoreResult<bool> {
+    async fn revoke_api_token(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<bool> {
         let params = [Param::Id(user_id), Param::Text(name)];
-        Ok(execute(self, &q::REVOKE_API_TOKEN, &params).await? > 0)
+        let sql = &q::REVOKE_API_TOKEN;
+        Ok(audit::execute_audited(self, sql, &params, audit, Record::IfChanged).await? > 0)
     }
 
     async fn find_live_api_tokens(
@@ -607,7 +672,11 @@ impl<B: Backend> Store for B {
             .collect())
     }
 
-    async fn insert_ssh_key(&self, key: &NewSshKey) -> StoreResult<SshKeyInfo> {
+    async fn insert_ssh_key(
+        &self,
+        key: &NewSshKey,
+        audit: Option<&AuditEntry>,
+    ) -> StoreResult<SshKeyInfo> {
         let params = [
             Param::Id(key.id),
             Param::Id(key.user_id),
@@ -615,7 +684,7 @@ impl<B: Backend> Store for B {
             Param::Text(&key.fingerprint),
             Param::Text(&key.comment),
         ];
-        execute(self, &q::INSERT_SSH_KEY, &params)
+        audit::execute_audited(self, &q::INSERT_SSH_KEY, &params, audit, Record::Always)
             .await
             .map_err(|e| {
                 if unique_violation(&e) {
@@ -646,8 +715,10 @@ impl<B: Backend> Store for B {
             .transpose()
     }
 
-    async fn delete_ssh_key(&self, id: Uuid) -> StoreResult<bool> {
-        Ok(execute(self, &q::DELETE_SSH_KEY, &[Param::Id(id)]).await? > 0)
+    async fn delete_ssh_key(&self, id: Uuid, audit: Option<&AuditEntry>) -> StoreResult<bool> {
+        let params = [Param::Id(id)];
+        let sql = &q::DELETE_SSH_KEY;
+        Ok(audit::execute_audited(self, sql, &params, audit, Record::IfChanged).await? > 0)
     }
 
     async fn ssh_key_owner(&self, fingerprint: &str) -> StoreResult<Option<(Uuid, User)>> {
@@ -664,6 +735,18 @@ impl<B: Backend> Store for B {
     async fn touch_ssh_key(&self, id: Uuid) -> StoreResult<()> {
         execute(self, &q::TOUCH_SSH_KEY, &[Param::Id(id)]).await?;
         Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        audit::list_audit(self, filter, page).await
+    }
+
+    async fn purge_audit(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        audit::purge_audit(self, cutoff).await
     }
 }
 

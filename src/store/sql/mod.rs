@@ -12,6 +12,7 @@
 //! Static templates are expanded once, on first use ([`Sql::get`]); the values bound to them
 //! are [`Param`]s, which each backend encodes its own way (ids and times are text in SQLite).
 
+pub(super) mod audit;
 pub(super) mod channels;
 pub(super) mod lease;
 pub(super) mod queries;
