@@ -20,6 +20,9 @@ const REQUEST_DRAIN: Duration = Duration::from_secs(10);
 /// SSH server when `--ssh` or `ssh.listen` does) until SIGINT or SIGTERM, then stops them
 /// cleanly. `ring` holds the process's log lines for the SSH consoles' Troubleshoot tab.
 pub async fn serve(service: Arc<Service>, args: &ServeArgs, ring: Option<LogRing>) -> Result<()> {
+    // Signals are caught before anything answers: a SIGTERM sent as soon as `/healthz` says
+    // ready stops cleanly instead of killing the process.
+    let signals = Signals::catch()?;
     let metrics = Arc::new(Metrics::new());
     // The listeners first: an address in use refuses to start before anything is leased.
     let http = match (args.http, service.config().http.listen) {
@@ -87,7 +90,7 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs, ring: Option<LogRing
         store = %service.store().display_url(),
         "herald serve started"
     );
-    let waited = wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("signal received: stopping");
     for server in servers {
         let addr = server.local_addr();
@@ -102,18 +105,29 @@ pub async fn serve(service: Arc<Service>, args: &ServeArgs, ring: Option<LogRing
     if let Some(ssh) = ssh {
         ssh.stop().await;
     }
-    let stopped = replica.stop().await;
-    waited?;
-    stopped
+    replica.stop().await
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from [`Signals::catch`] on (their default would end the process).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn catch() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Until either arrives (or arrived since [`Signals::catch`]).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

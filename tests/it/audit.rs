@@ -57,6 +57,10 @@ const NOT_AUDITED: &[(&str, &str)] = &[
         "authenticate_token",
         "a request: touches the token's last_used_at only",
     ),
+    (
+        "authenticate_tokens",
+        "many requests: touches the tokens' last_used_at only",
+    ),
     ("bootstrapping", "reads"),
     ("channel_health", "reads"),
     ("channel_pauses", "reads"),
