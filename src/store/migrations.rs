@@ -55,6 +55,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(7, "api_tokens"),
     migration!(8, "ssh_keys"),
     migration!(9, "channel_pauses"),
+    Migration {
+        version: 11,
+        name: "channel_counts",
+        template: include_str!("migrations/0011_channel_counts.sql"),
+    },
 ];
 
 pub(super) fn latest_version() -> i64 {
