@@ -110,6 +110,8 @@ pub struct MessageFilter {
     pub event: Option<String>,
     pub user_id: Option<Uuid>,
     pub method: Option<Method>,
+    /// A qualified target name: only that target's messages.
+    pub target: Option<String>,
 }
 
 /// One keyset page: newest first, strictly older than `before` when given.

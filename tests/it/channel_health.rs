@@ -326,6 +326,13 @@ async fn channel_counts_follow_every_change_and_migration_11_backfills_them(db: 
     let kept = assert_backlog_exact(&*store, "after enqueue").await;
     assert_eq!(kept[&(Method::SlackWebhook, Some("ops".into()))], 2);
     assert!(!kept.contains_key(&(Method::Webhook, Some(String::new()))));
+    let to_ops = MessageFilter {
+        target: Some("ops".into()),
+        ..MessageFilter::default()
+    };
+    let ops = list(&*store, &to_ops, 10).await;
+    assert_eq!(ops.len(), 2, "the Queue's target=ops");
+    assert!(ops.iter().all(|m| m.target.as_deref() == Some("ops")));
 
     let notifier = Uuid::now_v7();
     let mut covered = every_method();
@@ -390,6 +397,7 @@ async fn channel_counts_follow_every_change_and_migration_11_backfills_them(db: 
     drop(store);
     let wreck = [
         "UPDATE notification_counts SET n = n + 7",
+        "DROP INDEX notification_messages_target",
         "DELETE FROM herald_schema_migrations WHERE version = 11",
     ];
     raw_execute(&db, &wreck).await;

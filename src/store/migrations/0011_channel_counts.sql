@@ -5,6 +5,11 @@
 -- status as before. `target` is '' for user messages (a key column cannot be NULL). A
 -- message's method and target never change, but the triggers follow them if they did.
 -- (Version 10 is another branch's.)
+--
+-- The console's Queue filtered to one target (`target=NAME`, Enter on a channel) pages down
+-- this index; only target messages are in it, and their target never changes.
+CREATE INDEX notification_messages_target ON notification_messages (target, id)
+    WHERE target IS NOT NULL;
 {postgres}
 --
 -- Writers wait until this migration commits, so the backfill below matches the triggers'
