@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
-use crate::model::{EventTemplate, Method};
+use crate::model::{ChannelPause, EventTemplate, Method, PauseScope};
+use crate::service::channel_health::ChannelHealth;
 use crate::service::read_models::{MessageDetail, QueueQuery, TitledMessage};
-use crate::service::{InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
+use crate::service::{Explanation, InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
 use crate::telemetry::LogLine;
 
 use crate::console::state::Tab;
@@ -93,6 +94,12 @@ pub enum Action {
     RunDoctor,
     /// Mark the selected inbox entry read or unread.
     ToggleRead,
+    /// Move the keys to the other pane (Troubleshoot: channels or reasons).
+    SwitchPane,
+    /// Ask to pause or resume the selected channel.
+    ToggleChannelPause,
+    /// Ask for users and labels, then explain the selected event's routing.
+    Explain,
     /// Reload the tab's data now.
     Refresh,
     /// Yes to the confirmation.
@@ -172,6 +179,23 @@ pub enum Action {
     UndeliverableLoaded(Result<Vec<Undeliverable>, Failure>),
     /// `doctor`'s results.
     DoctorFinished(Result<Vec<CheckResult>, Failure>),
+    /// Every channel's health.
+    ChannelsLoaded(Result<Vec<ChannelHealth>, Failure>),
+    /// The scoped pauses.
+    PausesLoaded(Result<Vec<ChannelPause>, Failure>),
+    /// A scoped pause or resume took effect.
+    ChannelPauseSet {
+        /// What was paused or resumed.
+        scope: PauseScope,
+        /// The method or target.
+        name: String,
+        /// `true` = paused.
+        paused: bool,
+        /// Whether it changed anything (false: it was so already).
+        result: Result<bool, Failure>,
+    },
+    /// What enqueueing an event would do, recipient by recipient.
+    Explained(Result<Box<Explanation>, Failure>),
 }
 
 /// Work for the driver: each runs in its own task and answers with one [`Action`].
@@ -245,6 +269,28 @@ pub enum Effect {
     LoadUndeliverable,
     /// Run `doctor`.
     RunDoctor,
+    /// Read every channel's health.
+    LoadChannels,
+    /// Read the scoped pauses.
+    LoadPauses,
+    /// Pause (`true`) or resume one method or target on every replica.
+    SetChannelPaused {
+        /// Method or target.
+        scope: PauseScope,
+        /// Its name.
+        name: String,
+        /// `true` pauses.
+        paused: bool,
+    },
+    /// Explain an event's routing for these users and labels, writing nothing.
+    Explain {
+        /// The event.
+        event: String,
+        /// Usernames named as recipients.
+        users: Vec<String>,
+        /// `K=V` labels.
+        labels: Vec<String>,
+    },
 }
 
 /// The kinds of reads that refresh periodically; one of each runs at a time.
@@ -268,6 +314,10 @@ pub enum Load {
     Undeliverable,
     /// [`Effect::LoadInbox`].
     Inbox,
+    /// [`Effect::LoadChannels`].
+    Channels,
+    /// [`Effect::LoadPauses`].
+    Pauses,
 }
 
 impl Effect {
@@ -283,6 +333,8 @@ impl Effect {
             Effect::LoadReplicas => Load::Replicas,
             Effect::LoadUndeliverable => Load::Undeliverable,
             Effect::LoadInbox => Load::Inbox,
+            Effect::LoadChannels => Load::Channels,
+            Effect::LoadPauses => Load::Pauses,
             _ => return None,
         })
     }
@@ -301,6 +353,8 @@ impl Action {
             Action::ReplicasLoaded(_) => Load::Replicas,
             Action::UndeliverableLoaded(_) => Load::Undeliverable,
             Action::InboxLoaded(_) => Load::Inbox,
+            Action::ChannelsLoaded(_) => Load::Channels,
+            Action::PausesLoaded(_) => Load::Pauses,
             _ => return None,
         })
     }

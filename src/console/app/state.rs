@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use tui_input::Input;
 
 use crate::dispatch::DispatcherState;
-use crate::model::{Method, Role, User};
+use crate::model::{ChannelPause, Method, Role, User};
 use crate::service::Undeliverable;
 
 use crate::console::action::{Effect, Load};
+use crate::console::channels::ChannelsState;
 use crate::console::events::EventsState;
+use crate::console::explain::ExplainState;
 use crate::console::inbox::InboxState;
 use crate::console::optouts::OptOutsState;
 use crate::console::queue::QueueState;
@@ -136,6 +138,8 @@ pub enum PromptKind {
     Command,
     /// Whose opt-outs to show.
     OptOutUser,
+    /// The users and labels to explain an event with.
+    Explain,
 }
 
 impl PromptKind {
@@ -146,6 +150,7 @@ impl PromptKind {
             PromptKind::LogFilter => "log regex",
             PromptKind::Command => ":",
             PromptKind::OptOutUser => "user",
+            PromptKind::Explain => "users labels",
         }
     }
 }
@@ -209,6 +214,12 @@ pub struct AppState {
     pub troubleshoot: TroubleshootState,
     /// The Inbox tab.
     pub inbox: InboxState,
+    /// The Troubleshoot tab's channel health panel.
+    pub channels: ChannelsState,
+    /// The Events tab's explain view.
+    pub explain: ExplainState,
+    /// The scoped pauses (one method or target held), once read.
+    pub pauses: Option<Vec<ChannelPause>>,
     /// Messages no running replica can deliver (watchers only), once read.
     pub undeliverable: Option<Vec<Undeliverable>>,
     /// When they were last read.
@@ -239,6 +250,9 @@ impl AppState {
             queue: QueueState::default(),
             troubleshoot: TroubleshootState::default(),
             inbox: InboxState::default(),
+            channels: ChannelsState::default(),
+            explain: ExplainState::default(),
+            pauses: None,
             undeliverable: None,
             undeliverable_at: None,
             loading: BTreeSet::new(),
