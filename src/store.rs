@@ -110,6 +110,8 @@ pub struct MessageFilter {
     pub event: Option<String>,
     pub user_id: Option<Uuid>,
     pub method: Option<Method>,
+    /// A qualified target name: only that target's messages.
+    pub target: Option<String>,
 }
 
 /// One keyset page: newest first, strictly older than `before` when given.
@@ -529,7 +531,8 @@ pub trait Store: Send + Sync {
     /// lease was gone) and were dropped.
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64>;
     /// Messages that wait (`pending`, `temporary_failure`) for a method or target that
-    /// `capabilities` does not cover, per method and target.
+    /// `capabilities` does not cover, per method and target; reads the counts the store keeps
+    /// per state, method and target, never the messages.
     async fn undeliverable(&self, capabilities: &Capabilities) -> StoreResult<Vec<Undeliverable>>;
     /// The earliest moment a waiting retry or an expired lease makes a message leasable.
     /// Only messages `capabilities` covers count: a replica is not woken for what it cannot
@@ -584,7 +587,7 @@ pub trait Store: Send + Sync {
 
     // channel health (DESIGN §14)
     /// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target;
-    /// reads only the waiting rows.
+    /// reads the counts the store keeps per state, method and target, never the messages.
     async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>>;
     /// Attempts started at or after `since` per method, target and outcome; reads only the
     /// window's attempts.

@@ -106,6 +106,7 @@ pub async fn list(
         event: params.event,
         user_id: None,
         method,
+        target: None,
     };
     let messages = state
         .service

@@ -18,7 +18,7 @@ pub mod tabs;
 pub use app::{action, driver, keymap, state, update};
 pub use chrome::{confirm, footer, header, help, terminal, theme, view};
 pub use tabs::queue::{filter, view as queue_view};
-pub use tabs::{audit, delivery, events, inbox, optouts, queue, troubleshoot};
+pub use tabs::{audit, channels, delivery, events, explain, inbox, optouts, queue, troubleshoot};
 
 use app::results;
 

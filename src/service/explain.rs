@@ -11,7 +11,7 @@ use crate::model::{ChannelPause, PauseScope};
 use crate::routing::{Decision, Outcome};
 
 /// Every routing decision for one event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     pub event: String,
     /// One per candidate recipient and method, in routing's order: users named with --user,

@@ -64,6 +64,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(8, "ssh_keys"),
     migration!(9, "channel_pauses"),
     migration!(10, "0010", "audit_log"),
+    migration!(11, "0011", "channel_counts"),
 ];
 
 pub(super) fn latest_version() -> i64 {

@@ -6,14 +6,16 @@
 use crate::common;
 use crate::for_both_backends;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::deployment::Deployment;
 use common::http_sink::{HttpSink, Response};
 use common::serve::Serve;
-use common::store::{every_method, lease_with, message, migrated, outcome, template_id};
+use common::store::{every_method, lease_with, list, message, migrated, outcome, template_id};
 use herald::model::{MessageState, Method, PauseScope};
+use herald::store::{MessageFilter, Store};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -282,7 +284,172 @@ async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
     assert_eq!(store.channel_pauses().await.unwrap().len(), 1);
 }
 
+/// Waiting messages per (method, target), counted from the rows themselves: the oracle the
+/// store's kept counts must match.
+async fn waiting_rows(store: &dyn Store) -> BTreeMap<(Method, Option<String>), i64> {
+    let mut waiting = BTreeMap::new();
+    for m in list(store, &MessageFilter::default(), 1_000).await {
+        if matches!(
+            m.status,
+            MessageState::Pending | MessageState::TemporaryFailure | MessageState::Leased
+        ) {
+            *waiting.entry((m.method, m.target.clone())).or_default() += 1;
+        }
+    }
+    waiting
+}
+
+/// The backlog the store keeps must agree with the rows; returns it.
+async fn assert_backlog_exact(
+    store: &dyn Store,
+    when: &str,
+) -> BTreeMap<(Method, Option<String>), i64> {
+    let kept: BTreeMap<_, _> = store
+        .backlog_by_channel()
+        .await
+        .expect("backlog")
+        .into_iter()
+        .map(|b| ((b.method, b.target), b.count))
+        .collect();
+    assert_eq!(kept, waiting_rows(store).await, "{when}");
+    kept
+}
+
+async fn channel_counts_follow_every_change_and_migration_11_backfills_them(db: TestDb) {
+    let store = migrated(&db).await;
+    let event = template_id(&*store, "run_failure").await;
+    let to = |method, target: Option<&str>| {
+        let mut m = message(event, None, method, None);
+        m.planned.target = target.map(str::to_string);
+        m
+    };
+    let mut batch = vec![
+        to(Method::Webhook, None),
+        to(Method::Webhook, None),
+        to(Method::Smtp, None),
+        to(Method::SlackWebhook, Some("ops")),
+        to(Method::SlackWebhook, Some("ops")),
+        to(Method::SlackWebhook, Some("elsewhere")),
+    ];
+    batch[1].planned.status = MessageState::Sent;
+    store.enqueue(&batch).await.expect("enqueue");
+    let kept = assert_backlog_exact(&*store, "after enqueue").await;
+    assert_eq!(kept[&(Method::SlackWebhook, Some("ops".into()))], 2);
+    assert!(!kept.contains_key(&(Method::Webhook, Some(String::new()))));
+    let to_ops = MessageFilter {
+        target: Some("ops".into()),
+        ..MessageFilter::default()
+    };
+    let ops = list(&*store, &to_ops, 10).await;
+    assert_eq!(ops.len(), 2, "the Queue's target=ops");
+    assert!(ops.iter().all(|m| m.target.as_deref() == Some("ops")));
+
+    let notifier = Uuid::now_v7();
+    let mut covered = every_method();
+    covered.targets.push("ops".into());
+    let period = Duration::from_secs(60);
+    let leased = lease_with(&*store, notifier, 10, period, 5, &covered)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 4, "webhook, smtp and the two `ops` messages");
+    assert_backlog_exact(&*store, "after lease").await;
+    let records: Vec<_> = leased
+        .iter()
+        .map(|m| {
+            let status = match m.method {
+                Method::Webhook => MessageState::Sent,
+                Method::Smtp => MessageState::PermanentFailure,
+                _ => MessageState::TemporaryFailure,
+            };
+            let mut record = outcome(m, notifier, status, Some("failed"));
+            record.result.next_retry_after = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+            record
+        })
+        .collect();
+    store.record_attempts(&records).await.expect("record");
+    let kept = assert_backlog_exact(&*store, "after ack").await;
+    assert_eq!(
+        kept.keys().cloned().collect::<Vec<_>>(),
+        [
+            (Method::SlackWebhook, Some("elsewhere".to_string())),
+            (Method::SlackWebhook, Some("ops".to_string())),
+        ],
+        "sent and permanent failures leave the backlog"
+    );
+    let smtp = leased.iter().find(|m| m.method == Method::Smtp).unwrap().id;
+    store
+        .retry_messages(&[smtp], false, "retried", None)
+        .await
+        .expect("retry");
+    assert_backlog_exact(&*store, "after retry").await;
+
+    // Undeliverable reads the same counts: waiting messages nobody covers.
+    let partial = herald::model::Capabilities {
+        methods: vec![Method::Webhook],
+        targets: vec!["ops".into()],
+    };
+    let waiting: Vec<_> = store
+        .undeliverable(&partial)
+        .await
+        .expect("undeliverable")
+        .into_iter()
+        .map(|w| (w.method, w.target, w.count))
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            (Method::SlackWebhook, Some("elsewhere".to_string()), 1),
+            (Method::Smtp, None, 1),
+        ]
+    );
+
+    // Migration 11 again over counts gone wrong: its backfill makes them exact from the rows.
+    drop(store);
+    let wreck = [
+        "UPDATE notification_counts SET n = n + 7",
+        "DROP INDEX notification_messages_target",
+        "DELETE FROM herald_schema_migrations WHERE version = 11",
+    ];
+    raw_execute(&db, &wreck).await;
+    let store = herald::store::open(&db.url, herald::store::OpenMode::Migrate)
+        .await
+        .expect("migrate again");
+    assert_backlog_exact(&*store, "after the backfill").await;
+    let total: i64 = store
+        .count_by_state()
+        .await
+        .expect("counts")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(total, 6);
+    store
+        .enqueue(&[to(Method::Inbox, None)])
+        .await
+        .expect("enqueue");
+    assert_backlog_exact(&*store, "the triggers run after the backfill").await;
+}
+
+/// Runs `statements` on a connection of the test's own, outside the store.
+async fn raw_execute(db: &TestDb, statements: &[&str]) {
+    use sqlx::Connection;
+    if db.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url)
+            .await
+            .expect("connect");
+        for sql in statements {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        for sql in statements {
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+        }
+    }
+}
+
 for_both_backends!(
+    channel_counts_follow_every_change_and_migration_11_backfills_them,
     the_store_reads_backlog_and_window_attempts_per_channel,
     the_store_keeps_one_pause_per_channel_until_it_is_resumed,
     a_failing_slack_target_shows_its_failures_and_last_error,

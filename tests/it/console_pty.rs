@@ -328,3 +328,36 @@ fn a_hostile_smtp_server_fails_its_message_and_the_console_keeps_running() {
     assert_eq!(c.quit(), 0);
     c.assert_terminal_restored();
 }
+
+#[test]
+fn an_owner_pauses_one_channel_from_the_health_panel_and_resumes_it() {
+    let d = Deployment::seeded();
+    let mut c = d.console("alice", &["console", "--no-dispatcher"]);
+    c.wait_for("alice (owner)");
+    c.press("5");
+    c.wait_for("Channels (attempts in the last 15 min");
+    // The webhook method's user messages are the first row; the seed queued three for bob.
+    c.wait_for("webhook");
+    c.press("p");
+    c.wait_for("Pause method webhook");
+    c.press("y");
+    c.wait_for("■ PAUSED ■  method webhook");
+    let status = d.cli(Some("alice"), &["notifications", "status"]);
+    assert!(
+        status.contains("method webhook paused by alice"),
+        "{status}"
+    );
+    assert!(
+        status.contains("notifications running"),
+        "only one channel: {status}"
+    );
+
+    c.press("p");
+    c.wait_for("Resume method webhook");
+    c.press("y");
+    c.wait_for("method webhook resumed");
+    let status = d.cli(Some("alice"), &["notifications", "status"]);
+    assert!(!status.contains("paused by"), "{status}");
+    assert_eq!(c.quit(), 0);
+    c.assert_terminal_restored();
+}

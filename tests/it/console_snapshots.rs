@@ -336,3 +336,58 @@ fn events_and_delivery_fit_the_longest_method() {
         }
     }
 }
+
+/// Issue 13's panels at both sizes: the header listing scoped pauses (alone, and beside the
+/// global PAUSED banner), the explain view, and the Troubleshoot tab with a paused target
+/// selected and the confirmation its `p` asks.
+#[test]
+fn cockpit_panels_at_both_sizes() {
+    use crate::console_update::cockpit::explained_state;
+    use herald::model::{ChannelPause, PauseScope};
+    let pauses = || {
+        let pause = |scope, name: &str| ChannelPause {
+            scope,
+            name: name.into(),
+            paused_by: "olive".into(),
+            paused_at: console_fixtures::now(),
+        };
+        vec![
+            pause(PauseScope::Method, "smtp"),
+            pause(PauseScope::Target, "alice/dm"),
+            pause(PauseScope::Target, "ops-alerts"),
+        ]
+    };
+    let scoped = |globally: bool| {
+        let mut s = on_tab(owner(), globally, Tab::Troubleshoot);
+        let _ = update(&mut s, Action::PausesLoaded(Ok(pauses())));
+        let mut rows = console_fixtures::channel_rows();
+        for row in &mut rows {
+            row.paused = row.method == herald::model::Method::Smtp
+                || matches!(row.target.as_deref(), Some("ops-alerts" | "alice/dm"));
+        }
+        let _ = update(&mut s, Action::ChannelsLoaded(Ok(rows)));
+        for _ in 0..3 {
+            let _ = update(&mut s, Action::Down);
+        }
+        s
+    };
+    let confirm = {
+        let mut s = scoped(false);
+        let _ = update(&mut s, Action::ToggleChannelPause);
+        s
+    };
+    let cases = [
+        ("troubleshoot_scoped_pauses", scoped(false)),
+        ("troubleshoot_scoped_and_global_pause", scoped(true)),
+        ("troubleshoot_confirm_channel_resume", confirm),
+        ("events_explain", explained_state()),
+    ];
+    for (name, state) in cases {
+        for (w, h) in [(80, 24), (120, 40)] {
+            insta::assert_snapshot!(
+                format!("{name}_{w}x{h}"),
+                text(&render(&state, w, h, Theme::plain()))
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! `--read-only` has no action that changes anything), and the key table behind them.
 
 use crate::common::console as console_fixtures;
+pub mod cockpit;
 mod keys;
 mod queue;
 
@@ -193,6 +194,15 @@ fn moving_stays_within_the_list() {
         feed(&mut s, Action::Down);
     }
     assert_eq!(s.inbox.selected, 1);
+    assert_eq!(
+        s.channels.selected,
+        console_fixtures::channel_rows().len() - 1,
+        "the channels pane has the keys first"
+    );
+    s.tab = Tab::Troubleshoot;
+    feed(&mut s, Action::SwitchPane);
+    feed(&mut s, Action::Bottom);
+    feed(&mut s, Action::Down);
     assert_eq!(s.troubleshoot.selected, 2);
 }
 

@@ -91,6 +91,7 @@ pub(super) async fn messages_list(service: &Service, caller: &User, args: ListAr
         event: args.event,
         user_id: None,
         method: args.method,
+        target: None,
     };
     let page = PageRequest {
         before,

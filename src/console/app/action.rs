@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use crate::channels::CheckResult;
 use crate::dispatch::DispatcherState;
-use crate::model::{EventTemplate, Method};
+use crate::model::{ChannelPause, EventTemplate, Method, PauseScope};
+use crate::service::channel_health::ChannelHealth;
 use crate::service::read_models::{MessageDetail, QueueQuery, TitledMessage};
-use crate::service::{AuditRecord, InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable};
+use crate::service::{
+    AuditRecord, Explanation, InboxEntry, ReasonCount, Replica, StateCounts, Undeliverable,
+};
 use crate::telemetry::LogLine;
 
 use crate::console::state::Tab;
@@ -95,6 +98,12 @@ pub enum Action {
     ToggleAudit,
     /// Mark the selected inbox entry read or unread.
     ToggleRead,
+    /// Move the keys to the other pane (Troubleshoot: channels or reasons).
+    SwitchPane,
+    /// Ask to pause or resume the selected channel.
+    ToggleChannelPause,
+    /// Ask for users and labels, then explain the selected event's routing.
+    Explain,
     /// Reload the tab's data now.
     Refresh,
     /// Yes to the confirmation.
@@ -176,6 +185,23 @@ pub enum Action {
     DoctorFinished(Result<Vec<CheckResult>, Failure>),
     /// The newest audit rows.
     AuditLoaded(Result<Vec<AuditRecord>, Failure>),
+    /// Every channel's health.
+    ChannelsLoaded(Result<Vec<ChannelHealth>, Failure>),
+    /// The scoped pauses.
+    PausesLoaded(Result<Vec<ChannelPause>, Failure>),
+    /// A scoped pause or resume took effect.
+    ChannelPauseSet {
+        /// What was paused or resumed.
+        scope: PauseScope,
+        /// The method or target.
+        name: String,
+        /// `true` = paused.
+        paused: bool,
+        /// Whether it changed anything (false: it was so already).
+        result: Result<bool, Failure>,
+    },
+    /// What enqueueing an event would do, recipient by recipient.
+    Explained(Result<Box<Explanation>, Failure>),
 }
 
 /// Work for the driver: each runs in its own task and answers with one [`Action`].
@@ -251,6 +277,28 @@ pub enum Effect {
     RunDoctor,
     /// Read the newest audit rows.
     LoadAudit,
+    /// Read every channel's health.
+    LoadChannels,
+    /// Read the scoped pauses.
+    LoadPauses,
+    /// Pause (`true`) or resume one method or target on every replica.
+    SetChannelPaused {
+        /// Method or target.
+        scope: PauseScope,
+        /// Its name.
+        name: String,
+        /// `true` pauses.
+        paused: bool,
+    },
+    /// Explain an event's routing for these users and labels, writing nothing.
+    Explain {
+        /// The event.
+        event: String,
+        /// Usernames named as recipients.
+        users: Vec<String>,
+        /// `K=V` labels.
+        labels: Vec<String>,
+    },
 }
 
 /// The kinds of reads that refresh periodically; one of each runs at a time.
@@ -276,6 +324,10 @@ pub enum Load {
     Inbox,
     /// [`Effect::LoadAudit`].
     Audit,
+    /// [`Effect::LoadChannels`].
+    Channels,
+    /// [`Effect::LoadPauses`].
+    Pauses,
 }
 
 impl Effect {
@@ -292,6 +344,8 @@ impl Effect {
             Effect::LoadUndeliverable => Load::Undeliverable,
             Effect::LoadInbox => Load::Inbox,
             Effect::LoadAudit => Load::Audit,
+            Effect::LoadChannels => Load::Channels,
+            Effect::LoadPauses => Load::Pauses,
             _ => return None,
         })
     }
@@ -311,6 +365,8 @@ impl Action {
             Action::UndeliverableLoaded(_) => Load::Undeliverable,
             Action::InboxLoaded(_) => Load::Inbox,
             Action::AuditLoaded(_) => Load::Audit,
+            Action::ChannelsLoaded(_) => Load::Channels,
+            Action::PausesLoaded(_) => Load::Pauses,
             _ => return None,
         })
     }

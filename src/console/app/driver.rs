@@ -8,7 +8,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::model::User;
 use crate::service::PageRequest;
-use crate::service::{EnqueueReport, Service, ServiceError};
+use crate::service::{EnqueueInput, EnqueueReport, Service, ServiceError};
 
 use crate::console::action::{Action, Effect, OptOutRow};
 use crate::console::inbox::INBOX_LIMIT;
@@ -204,6 +204,44 @@ impl Driver {
                 };
                 let filter = crate::service::AuditFilter::default();
                 Action::AuditLoaded(s.audit_log(me, &filter, page).await.map_err(text))
+            }
+            Effect::LoadChannels => Action::ChannelsLoaded(
+                s.channel_health(me)
+                    .await
+                    .map(|report| report.channels)
+                    .map_err(text),
+            ),
+            Effect::LoadPauses => Action::PausesLoaded(s.channel_pauses(me).await.map_err(text)),
+            Effect::SetChannelPaused {
+                scope,
+                name,
+                paused,
+            } => {
+                let result = if paused {
+                    s.pause_channel(me, scope, &name).await
+                } else {
+                    s.resume_channel(me, scope, &name).await
+                };
+                Action::ChannelPauseSet {
+                    scope,
+                    name,
+                    paused,
+                    result: result.map_err(text),
+                }
+            }
+            Effect::Explain {
+                event,
+                users,
+                labels,
+            } => {
+                let input = EnqueueInput {
+                    event,
+                    users,
+                    actor: None,
+                    labels,
+                    data: None,
+                };
+                Action::Explained(s.explain(me, &input).await.map(Box::new).map_err(text))
             }
         }
     }

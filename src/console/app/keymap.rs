@@ -129,6 +129,8 @@ pub static ACTIONS: &[ActionSpec] = &[
     spec(Scope::Always, &[ctrl('c')], "Ctrl-C", Action::Quit, "quit"),
     spec(In(Tab::Events), &[code(KeyCode::Enter)], "Enter", Action::Open, "detail").footer(),
     spec(In(Tab::Events), &[key('t')], "t", Action::SendTest, "send yourself a test").mutates().footer(),
+    spec(In(Tab::Events), &[key('x')], "x", Action::Explain, "explain")
+        .needs(Need::QueueWatcher).footer(),
     spec(In(Tab::Delivery), &[key('m'), key(' ')], "m/space", Action::CycleMethod, "cycle method")
         .needs(Need::Owner).mutates().footer(),
     spec(In(Tab::Delivery), &[key('x')], "x", Action::ResetMethod, "reset to default")
@@ -146,9 +148,13 @@ pub static ACTIONS: &[ActionSpec] = &[
         .needs(Need::Owner).destructive().footer(),
     spec(In(Tab::Troubleshoot), &[code(KeyCode::Enter)], "Enter", Action::Open, "show messages")
         .needs(Need::QueueWatcher).footer(),
+    spec(In(Tab::Troubleshoot), &[key('p')], "p", Action::ToggleChannelPause, "pause/resume channel")
+        .needs(Need::QueueWatcher).destructive().footer(),
+    spec(In(Tab::Troubleshoot), &[key('a')], "a", Action::ToggleAudit, "audit trail").needs(Need::Owner).footer(),
+    spec(In(Tab::Troubleshoot), &[code(KeyCode::Left), code(KeyCode::Right), key('h'), key('l')], "←/→",
+        Action::SwitchPane, "channels/reasons").needs(Need::QueueWatcher).footer(),
     spec(In(Tab::Troubleshoot), &[key('/')], "/", Action::Filter, "filter logs").needs(Need::QueueWatcher).footer(),
     spec(In(Tab::Troubleshoot), &[key('d')], "d", Action::RunDoctor, "run doctor").needs(Need::QueueWatcher).footer(),
-    spec(In(Tab::Troubleshoot), &[key('a')], "a", Action::ToggleAudit, "audit trail").needs(Need::Owner).footer(),
     spec(In(Tab::Inbox), &[code(KeyCode::Enter)], "Enter", Action::Open, "read").footer(),
     spec(In(Tab::Inbox), &[key(' '), key('m')], "space/m", Action::ToggleRead, "mark read/unread")
         .mutates().footer(),

@@ -2,7 +2,7 @@
 
 use crate::console::action::{Action, Effect};
 use crate::console::state::{AppState, Tab};
-use crate::console::{audit, delivery, inbox, optouts, queue};
+use crate::console::{audit, channels, delivery, explain, inbox, optouts, queue};
 
 /// Sets `slot` to `value`; true when it changed.
 fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
@@ -109,6 +109,26 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
             state.undeliverable_at = Some(state.now);
             set(&mut state.undeliverable, Some(waiting))
         }
+        Action::ChannelsLoaded(Ok(rows)) => channels::loaded(state, rows),
+        Action::PausesLoaded(Ok(pauses)) => set(&mut state.pauses, Some(pauses)),
+        Action::ChannelPauseSet {
+            scope,
+            name,
+            paused,
+            result: Ok(changed),
+        } => {
+            channels::pause_set(state, scope, &name, paused, changed, fx);
+            true
+        }
+        Action::Explained(Ok(explanation)) => {
+            explain::explained(state, *explanation);
+            true
+        }
+        Action::Explained(Err(why)) => {
+            state.explain.running = false;
+            state.fail(why);
+            true
+        }
         Action::DoctorFinished(result) => {
             state.troubleshoot.doctor_running = false;
             match result {
@@ -155,7 +175,12 @@ pub fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool
         | Action::ReasonsLoaded(Err(why))
         | Action::ReplicasLoaded(Err(why))
         | Action::UndeliverableLoaded(Err(why))
-        | Action::AuditLoaded(Err(why)) => {
+        | Action::AuditLoaded(Err(why))
+        | Action::ChannelsLoaded(Err(why))
+        | Action::PausesLoaded(Err(why))
+        | Action::ChannelPauseSet {
+            result: Err(why), ..
+        } => {
             let changed = state.notice.as_ref().is_none_or(|n| n.text != why);
             state.fail(why);
             changed

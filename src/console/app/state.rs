@@ -8,12 +8,14 @@ use chrono::{DateTime, Utc};
 use tui_input::Input;
 
 use crate::dispatch::DispatcherState;
-use crate::model::{Method, Role, User};
+use crate::model::{ChannelPause, Method, Role, User};
 use crate::service::Undeliverable;
 
 use crate::console::action::{Effect, Load};
 use crate::console::audit::AuditView;
+use crate::console::channels::ChannelsState;
 use crate::console::events::EventsState;
+use crate::console::explain::ExplainState;
 use crate::console::inbox::InboxState;
 use crate::console::optouts::OptOutsState;
 use crate::console::queue::QueueState;
@@ -137,6 +139,8 @@ pub enum PromptKind {
     Command,
     /// Whose opt-outs to show.
     OptOutUser,
+    /// The users and labels to explain an event with.
+    Explain,
 }
 
 impl PromptKind {
@@ -147,6 +151,7 @@ impl PromptKind {
             PromptKind::LogFilter => "log regex",
             PromptKind::Command => ":",
             PromptKind::OptOutUser => "user",
+            PromptKind::Explain => "users labels",
         }
     }
 }
@@ -212,6 +217,12 @@ pub struct AppState {
     pub audit: AuditView,
     /// The Inbox tab.
     pub inbox: InboxState,
+    /// The Troubleshoot tab's channel health panel.
+    pub channels: ChannelsState,
+    /// The Events tab's explain view.
+    pub explain: ExplainState,
+    /// The scoped pauses (one method or target held), once read.
+    pub pauses: Option<Vec<ChannelPause>>,
     /// Messages no running replica can deliver (watchers only), once read.
     pub undeliverable: Option<Vec<Undeliverable>>,
     /// When they were last read.
@@ -243,6 +254,9 @@ impl AppState {
             troubleshoot: TroubleshootState::default(),
             audit: AuditView::default(),
             inbox: InboxState::default(),
+            channels: ChannelsState::default(),
+            explain: ExplainState::default(),
+            pauses: None,
             undeliverable: None,
             undeliverable_at: None,
             loading: BTreeSet::new(),

@@ -6,7 +6,9 @@ use tui_input::Input;
 use crate::console::action::{Action, Effect, Load};
 use crate::console::keymap;
 use crate::console::state::{AppState, Overlay, Prompt, PromptKind, Tab};
-use crate::console::{audit, delivery, events, filter, inbox, optouts, queue, troubleshoot};
+use crate::console::{
+    audit, channels, delivery, events, explain, filter, inbox, optouts, queue, troubleshoot,
+};
 
 /// The effects a fresh console starts with: the pause flag, the inbox, the first tab.
 pub fn init(state: &mut AppState) -> Vec<Effect> {
@@ -78,6 +80,7 @@ const UNDELIVERABLE_REFRESH_SECS: i64 = 15;
 /// The periodic reads for what is on screen.
 fn refresh(state: &mut AppState, fx: &mut Vec<Effect>) {
     request(state, fx, Effect::LoadSettings);
+    request(state, fx, Effect::LoadPauses);
     let watcher = state.watches_queue();
     if watcher
         && state
@@ -105,6 +108,9 @@ fn refresh(state: &mut AppState, fx: &mut Vec<Effect>) {
             request(state, fx, Effect::LoadReplicas);
             if state.audit.stale(state.now) {
                 request(state, fx, Effect::LoadAudit);
+            }
+            if state.channels.stale(state.now) {
+                request(state, fx, Effect::LoadChannels);
             }
         }
         Tab::Inbox => request(state, fx, Effect::LoadInbox),
@@ -169,6 +175,10 @@ fn navigate(state: &mut AppState, action: &Action, fx: &mut Vec<Effect>) {
                 demand(state, fx, effect);
             }
         }
+        Tab::Troubleshoot if !state.channels.reasons_focused => {
+            let len = state.channels.rows.as_ref().map_or(0, Vec::len);
+            state.channels.selected = moved(state.channels.selected, len, action);
+        }
         Tab::Troubleshoot => {
             let len = state.troubleshoot.reasons.as_ref().map_or(0, Vec::len);
             state.troubleshoot.selected = moved(state.troubleshoot.selected, len, action);
@@ -188,7 +198,12 @@ fn open(state: &mut AppState, fx: &mut Vec<Effect>) {
             }
         }
         Tab::Troubleshoot => {
-            if let Some(effect) = troubleshoot::jump(state) {
+            let jump = if state.channels.reasons_focused {
+                troubleshoot::jump(state)
+            } else {
+                channels::jump(state)
+            };
+            if let Some(effect) = jump {
                 demand(state, fx, effect);
                 refresh(state, fx);
             }
@@ -224,6 +239,9 @@ fn back(state: &mut AppState) {
         Overlay::None => {}
     }
     match state.tab {
+        Tab::Events if state.explain.open() => {
+            explain::close(state);
+        }
         Tab::Events if state.events.detail => state.events.detail = false,
         Tab::Queue if state.queue.detail.is_some() => {
             state.queue.detail = None;
@@ -269,6 +287,7 @@ fn submit(state: &mut AppState, fx: &mut Vec<Effect>) {
             state.overlay = Overlay::None;
             run_command(state, text.trim(), fx);
         }
+        PromptKind::Explain => fx.extend(explain::submit(state, &text)),
     }
 }
 
@@ -360,11 +379,23 @@ fn apply(state: &mut AppState, action: Action, fx: &mut Vec<Effect>) -> bool {
             audit::toggle(state);
             refresh(state, fx);
         }
+        Action::SwitchPane => {
+            state.channels.reasons_focused = !state.channels.reasons_focused;
+        }
+        Action::ToggleChannelPause => {
+            if state.channels.reasons_focused {
+                state.fail("select a channel first (←/→ moves to the channels)");
+            } else {
+                channels::ask_toggle_pause(state);
+            }
+        }
+        Action::Explain => explain::ask(state),
         Action::Refresh => {
             state.loading.clear();
             state.events.volumes_at = None;
             state.troubleshoot.reasons_at = None;
             state.audit.read_at = None;
+            state.channels.read_at = None;
             if state.tab == Tab::OptOuts {
                 fx.push(optouts::load(state));
             }

@@ -29,7 +29,7 @@ pub fn draw(frame: &mut Frame, state: &AppState, theme: Theme) {
         frame.render_widget(Paragraph::new(text), area);
         return;
     }
-    let paused = state.paused == Some(true);
+    let paused = state.paused == Some(true) || state.pauses.as_ref().is_some_and(|p| !p.is_empty());
     let [head, banner, tabs, body, foot, notice] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(u16::from(paused)),

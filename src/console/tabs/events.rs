@@ -1,5 +1,6 @@
 //! The Events tab: the catalog by group, with each event's method, default and 24-hour volume;
-//! the detail shows its templates and actions; `t` sends a test of it to yourself.
+//! the detail shows its templates and actions; `t` sends a test of it to yourself; `x`
+//! explains who would get it ([`crate::console::explain`]).
 
 use std::collections::BTreeMap;
 
@@ -99,6 +100,10 @@ pub fn method_width(catalog: &[EventTemplate], default: Method) -> u16 {
 
 /// Draws the Events tab.
 pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
+    if state.explain.open() {
+        crate::console::explain::draw(frame, area, state, theme);
+        return;
+    }
     let events = &state.events;
     if events.detail
         && let Some(event) = events.selected_event()

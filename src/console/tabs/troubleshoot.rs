@@ -1,4 +1,5 @@
-//! The Troubleshoot tab: the top `status_reason`s of the newest failures, read every
+//! The Troubleshoot tab: every channel's health on top ([`crate::console::channels`]), the
+//! top `status_reason`s of the newest failures, read every
 //! [`REASONS_REFRESH_SECS`] (Enter shows the messages behind one),
 //! replicas with their heartbeats and deliveries in flight, this process's live log stream
 //! with a regex filter (or, on `a`, the audit trail), and `doctor`'s results on `d`. Owners
@@ -146,6 +147,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         );
         return;
     }
+    let [health, area] = Layout::vertical([
+        Constraint::Length(crate::console::channels::height(state, area.height)),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    crate::console::channels::draw(frame, health, state, theme);
     let top_height = (area.height / 2).max(6);
     let [top, logs] =
         Layout::vertical([Constraint::Length(top_height), Constraint::Min(0)]).areas(area);
@@ -205,7 +212,11 @@ fn draw_reasons(frame: &mut Frame, area: Rect, state: &AppState, theme: Theme) {
         Constraint::Min(10),
     ];
     let table = list_table(rows, widths, &[], title, theme);
-    let mut ts = table_state(state.troubleshoot.selected, reasons.len());
+    let mut ts = if state.channels.reasons_focused {
+        table_state(state.troubleshoot.selected, reasons.len())
+    } else {
+        ratatui::widgets::TableState::default()
+    };
     frame.render_stateful_widget(table, area, &mut ts);
 }
 

@@ -1,6 +1,7 @@
 //! The statements of the operators' channel tools (DESIGN §14): scoped pauses and channel
-//! health. Health reads only waiting messages and the attempts of a recent window (the
-//! `notification_attempts_started` index), never the whole queue.
+//! health. Health reads the counts the store keeps per state, method and target and the
+//! attempts of a recent window (the `notification_attempts_started` index), never the whole
+//! queue.
 
 use super::Sql;
 
@@ -20,11 +21,13 @@ pub(in crate::store) static PAUSE_CHANNEL: Sql = Sql::new(
 pub(in crate::store) static RESUME_CHANNEL: Sql =
     Sql::new("DELETE FROM notification_channel_pauses WHERE scope = $1 AND name = $2");
 
-/// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target.
+/// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target, from the
+/// counts the store keeps per state, method and target (migration 11).
 pub(in crate::store) static BACKLOG_BY_CHANNEL: Sql = Sql::new(
-    "SELECT method, target, COUNT(*) AS n FROM notification_messages
+    "SELECT method, NULLIF(target, '') AS target, CAST(SUM(n) AS BIGINT) AS n
+     FROM notification_counts
      WHERE status IN ('pending', 'temporary_failure', 'leased')
-     GROUP BY method, target ORDER BY method, target",
+     GROUP BY method, target HAVING SUM(n) > 0 ORDER BY method, target",
 );
 
 /// Attempts started at or after `$1`, per method, target and outcome.

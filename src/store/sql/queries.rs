@@ -259,12 +259,14 @@ pub(in crate::store) static ATTEMPTS_SINCE: Sql = Sql::new(
 );
 
 // dispatch
-/// Waiting messages whose method (`$1`) or target (`$2`) no replica covers.
+/// Waiting messages whose method (`$1`) or target (`$2`) no replica covers, from the counts
+/// the store keeps per state, method and target (migration 11): a few rows, whatever waits.
 pub(in crate::store) static UNDELIVERABLE: Sql = Sql::new(
-    "SELECT method, target, COUNT(*) AS n FROM notification_messages
+    "SELECT method, NULLIF(target, '') AS target, CAST(SUM(n) AS BIGINT) AS n
+     FROM notification_counts
      WHERE status IN ('pending', 'temporary_failure')
-       AND NOT ((target IS NULL AND method {any $1}) OR COALESCE(target {any $2}, false))
-     GROUP BY method, target ORDER BY method, target",
+       AND NOT ((target = '' AND method {any $1}) OR target {any $2})
+     GROUP BY method, target HAVING SUM(n) > 0 ORDER BY method, target",
 );
 pub(in crate::store) static NEXT_DUE: Sql = Sql::new(
     "SELECT MIN(due) AS due FROM (

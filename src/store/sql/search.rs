@@ -42,8 +42,13 @@ pub(in crate::store) fn search<'a>(
         template.push_str(" AND ");
         template.push_str(&condition.replace('#', &format!("${}", params.len())));
     };
-    if !statuses.is_empty() {
-        and("m.status {any #}", Param::Strs(statuses));
+    // One status is compared as one value: SQLite then walks the `(status, id)` index in id
+    // order and stops after a page, where a list (even of one) reads every matching row and
+    // sorts them (244 ms a page at 1M messages, against 2 ms).
+    match statuses {
+        [] => {}
+        [status] => and("m.status = #", Param::Text(status)),
+        _ => and("m.status {any #}", Param::Strs(statuses)),
     }
     match (&filter.event, event_pattern) {
         (Some(_), Some(pattern)) => and("t.name LIKE # ESCAPE '\\'", Param::Text(pattern)),
@@ -55,6 +60,9 @@ pub(in crate::store) fn search<'a>(
     }
     if let Some(method) = filter.method {
         and("m.method = #", Param::Text(method.as_str()));
+    }
+    if let Some(target) = &filter.target {
+        and("m.target = #", Param::Text(target));
     }
     if let Some(reason) = reason {
         and("m.status_reason = #", Param::Text(reason));

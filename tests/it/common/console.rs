@@ -15,6 +15,7 @@ use herald::model::{
     UserStatus,
 };
 use herald::render::Rendered;
+use herald::service::channel_health::ChannelHealth;
 use herald::service::read_models::{MessageDetail, TitledMessage};
 use herald::store::{InboxEntry, ReasonCount, Replica};
 use herald::telemetry::LogLine;
@@ -349,6 +350,60 @@ fn logs() -> Vec<LogLine> {
     ]
 }
 
+/// Channel health as an on-call engineer meets it: webhook fine, smtp slow, the `ops-alerts`
+/// Slack target failing with a backlog, a user's own Slack DM quiet.
+pub fn channel_rows() -> Vec<ChannelHealth> {
+    let row = |method, target: Option<&str>| ChannelHealth {
+        method,
+        target: target.map(str::to_string),
+        backlog: 0,
+        sent: 0,
+        temporary_failure: 0,
+        permanent_failure: 0,
+        p50_ms: None,
+        p95_ms: None,
+        last_error: None,
+        last_error_at: None,
+        paused: false,
+    };
+    vec![
+        ChannelHealth {
+            backlog: 3,
+            sent: 1480,
+            p50_ms: Some(42),
+            p95_ms: Some(180),
+            ..row(Method::Webhook, None)
+        },
+        ChannelHealth {
+            backlog: 12,
+            sent: 311,
+            temporary_failure: 4,
+            p50_ms: Some(850),
+            p95_ms: Some(4200),
+            last_error: Some("smtp 421 4.7.0 try again later".into()),
+            last_error_at: Some(ago(95)),
+            ..row(Method::Smtp, None)
+        },
+        ChannelHealth {
+            sent: 96,
+            p50_ms: Some(3),
+            p95_ms: Some(9),
+            ..row(Method::Inbox, None)
+        },
+        ChannelHealth {
+            backlog: 240,
+            temporary_failure: 57,
+            permanent_failure: 6,
+            p50_ms: Some(1200),
+            p95_ms: Some(30_000),
+            last_error: Some("slack 500 internal_error after 1.2s".into()),
+            last_error_at: Some(ago(8)),
+            ..row(Method::SlackWebhook, Some("ops-alerts"))
+        },
+        row(Method::SlackApi, Some("alice/dm")),
+    ]
+}
+
 /// Feeds `action` to `state`, ignoring the effects.
 pub fn feed(state: &mut AppState, action: Action) {
     let _ = update(state, action);
@@ -362,6 +417,7 @@ pub fn loaded(user: User, read_only: bool, paused: bool) -> AppState {
     let name = user.username.clone();
     let mut s = AppState::new(session(user, read_only), now());
     feed(&mut s, Action::SettingsLoaded(Ok(paused)));
+    feed(&mut s, Action::PausesLoaded(Ok(Vec::new())));
     feed(
         &mut s,
         Action::DispatcherChanged(if paused {
@@ -395,6 +451,7 @@ pub fn loaded(user: User, read_only: bool, paused: bool) -> AppState {
             ])),
         );
         feed(&mut s, Action::CountsLoaded(Ok(counts())));
+        feed(&mut s, Action::ChannelsLoaded(Ok(channel_rows())));
         feed(&mut s, Action::ThroughputLoaded(Ok(throughput())));
         feed(
             &mut s,

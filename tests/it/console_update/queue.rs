@@ -221,6 +221,7 @@ fn retry_all_counts_first_then_asks_with_the_number() {
 #[test]
 fn troubleshoot_jumps_to_the_messages_behind_a_reason() {
     let mut s = on_tab(owner(), false, Tab::Troubleshoot);
+    feed(&mut s, Action::SwitchPane);
     feed(&mut s, Action::Down);
     let effects = update(&mut s, Action::Open);
     assert_eq!(s.tab, Tab::Queue);

@@ -1,12 +1,13 @@
-//! The queue's filter language: `status=permanent_failure event=run_* user=bob method=webhook`,
-//! plus `reason="…"` for an exact `status_reason` and `title~TEXT` for titles containing TEXT.
+//! The queue's filter language: `status=permanent_failure event=run_* user=bob method=webhook
+//! target=ops`, plus `reason="…"` for an exact `status_reason` and `title~TEXT` for titles
+//! containing TEXT.
 //! Pure parsing and printing.
 
 use crate::model::{MessageState, Method};
 use crate::service::read_models::QueueQuery;
 
 /// The keys the language knows.
-const KEYS: &str = "status, event, user, method, reason, title~";
+const KEYS: &str = "status, event, user, method, target, reason, title~";
 
 /// Parses filter text; empty text is no filter. Errors say what to write instead.
 pub fn parse(text: &str) -> Result<QueueQuery, String> {
@@ -48,6 +49,7 @@ pub fn parse(text: &str) -> Result<QueueQuery, String> {
             "method" => {
                 query.filter.method = Some(value.parse::<Method>().map_err(|e| e.to_string())?)
             }
+            "target" => query.filter.target = Some(value),
             "reason" => query.reason = Some(value),
             other => return Err(format!("unknown filter key `{other}`; use {KEYS}")),
         }
@@ -115,6 +117,9 @@ pub fn format(query: &QueueQuery) -> String {
     if let Some(method) = query.filter.method {
         terms.push(format!("method={method}"));
     }
+    if let Some(target) = &query.filter.target {
+        terms.push(format!("target={}", quote(target)));
+    }
     if let Some(reason) = &query.reason {
         terms.push(format!("reason={}", quote(reason)));
     }
@@ -138,12 +143,13 @@ mod tests {
 
     #[test]
     fn every_key_parses_and_prints_back() {
-        let text = "status=permanent_failure,temporary_failure event=run_* user=bob method=webhook reason=\"smtp 550 \\\"no\\\"\" title~\"ws-1\\\" deleted\"";
+        let text = "status=permanent_failure,temporary_failure event=run_* user=bob method=webhook target=alice/ops reason=\"smtp 550 \\\"no\\\"\" title~\"ws-1\\\" deleted\"";
         let query = parse(text).unwrap();
         assert_eq!(query.filter.statuses.len(), 2);
         assert_eq!(query.filter.event.as_deref(), Some("run_*"));
         assert_eq!(query.user.as_deref(), Some("bob"));
         assert_eq!(query.filter.method, Some(Method::Webhook));
+        assert_eq!(query.filter.target.as_deref(), Some("alice/ops"));
         assert_eq!(query.reason.as_deref(), Some("smtp 550 \"no\""));
         assert_eq!(query.title.as_deref(), Some("ws-1\" deleted"));
         assert_eq!(parse(&format(&query)).unwrap(), query);
