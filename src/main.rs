@@ -6,6 +6,10 @@ use clap::Parser;
 use herald::cli::{Cli, Command};
 use herald::telemetry::{LogOptions, init_logging};
 
+// mimalloc: glibc malloc and free were ~12 % of the dispatcher's CPU (BENCHMARKS.md, issue 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Usage errors exit 2 from here, with clap's message.
     let cli = Cli::parse();

@@ -68,10 +68,7 @@ pub fn render_email(
             })
     };
     let text = render("email.txt", Value::UNDEFINED)?;
-    let html = render(
-        "email.html",
-        Value::from_safe_string(rendered.body_html.clone()),
-    )?;
+    let html = render("email.html", Value::from_safe_string(rendered.body_html()))?;
     Ok((text, html))
 }
 

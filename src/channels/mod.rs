@@ -209,8 +209,9 @@ pub fn panic_is_caught() -> bool {
 }
 
 /// Runs `f`, turning a panic in it into `Err(the panic's message)`; [`panic_is_caught`] holds
-/// meanwhile. Only for third-party code known to panic on what a peer sends (lettre's reply
-/// parsing): Herald's own code returns errors.
+/// meanwhile. For third-party code known to panic on what a peer sends (lettre's reply
+/// parsing), and for the dispatcher's guard around each delivery: Herald's own code returns
+/// errors.
 pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     let was = CATCHING_PANIC.with(|c| c.replace(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));

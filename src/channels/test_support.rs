@@ -27,7 +27,6 @@ pub(crate) fn rendered(title: &str, body_markdown: &str, actions: &[(&str, &str)
         title: title.to_string(),
         body_markdown: body_markdown.to_string(),
         body_text: crate::render::markdown_to_text(body_markdown),
-        body_html: crate::render::markdown_to_html(body_markdown),
         actions: actions.iter().map(action).collect(),
     }
 }

@@ -413,45 +413,55 @@ async fn deliver(ctx: Arc<DeliveryContext>, message: LeasedMessage) {
     ctx.metrics.inflight_add(-1);
 }
 
-/// Runs the render and the channel in a task of their own under `dispatch_timeout`, so a
-/// delivery that panics or hangs still ends in an outcome (an attempt) instead of a lease that
-/// silently expires.
+/// Runs the render and the channel under `dispatch_timeout`, catching a panic, so a delivery
+/// that panics or hangs still ends in an outcome (an attempt) instead of a lease that silently
+/// expires. It runs in the delivery's own task: a second task per message cost a spawn and a
+/// wake-up for nothing (BENCHMARKS.md, issue 10).
 async fn deliver_guarded(
     ctx: &Arc<DeliveryContext>,
     event: &Arc<EventTemplate>,
     message: &Arc<LeasedMessage>,
 ) -> DeliveryOutcome {
     let timeout = ctx.settings.dispatch_timeout;
-    let mut task = {
-        let (ctx, event, message) = (ctx.clone(), event.clone(), message.clone());
-        tokio::spawn(async move { deliver_rendered(&ctx, &event, &message).await })
-    };
-    match tokio::time::timeout(timeout, &mut task).await {
+    let delivery = std::pin::pin!(deliver_rendered(ctx, event, message));
+    let guarded = CatchPanic(delivery);
+    match tokio::time::timeout(timeout, guarded).await {
         Ok(Ok(outcome)) => outcome,
-        Ok(Err(joined)) => {
-            let what = match joined.try_into_panic() {
-                Ok(panic) => panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_string()),
-                Err(_) => "cancelled".to_string(),
-            };
+        Ok(Err(what)) => {
             tracing::error!(message_id = %message.id, method = %message.method, "delivery panicked: {what}");
             DeliveryOutcome::Retryable {
                 reason: format!("delivery failed inside herald (panic: {what})"),
                 retry_after: None,
             }
         }
-        Err(_) => {
-            task.abort();
-            DeliveryOutcome::Retryable {
-                reason: format!(
-                    "dispatch timeout after {}",
-                    humantime::format_duration(timeout)
-                ),
-                retry_after: None,
-            }
+        // The timeout drops the delivery, which closes its connection.
+        Err(_) => DeliveryOutcome::Retryable {
+            reason: format!(
+                "dispatch timeout after {}",
+                humantime::format_duration(timeout)
+            ),
+            retry_after: None,
+        },
+    }
+}
+
+/// A future that turns a panic while it is polled into `Err` with the panic's message, through
+/// [`crate::channels::catch_panic`] (so the console keeps its terminal). Once it has panicked
+/// its caller drops it at once.
+struct CatchPanic<F>(F);
+
+impl<F: std::future::Future + Unpin> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = std::pin::Pin::new(&mut self.0);
+        match crate::channels::catch_panic(|| inner.poll(cx)) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(what) => std::task::Poll::Ready(Err(what)),
         }
     }
 }

@@ -48,23 +48,26 @@ pub struct Rendered {
     pub body_markdown: String,
     /// The body as plain text (see [`markdown_to_text`]).
     pub body_text: String,
-    /// The body as an HTML fragment, raw HTML escaped (see [`markdown_to_html`]).
-    pub body_html: String,
     /// The event's actions with their label and URL rendered.
     pub actions: Vec<Action>,
 }
 
 impl Rendered {
-    /// A message from its title, Markdown body and actions; the text and HTML bodies are made
-    /// from the Markdown.
+    /// A message from its title, Markdown body and actions; the text body is made from the
+    /// Markdown.
     pub fn new(title: String, body_markdown: String, actions: Vec<Action>) -> Rendered {
         Rendered {
             body_text: markdown_to_text(&body_markdown),
-            body_html: markdown_to_html(&body_markdown),
             title,
             body_markdown,
             actions,
         }
+    }
+
+    /// The body as an HTML fragment, raw HTML escaped (see [`markdown_to_html`]). Made when
+    /// asked: only email sends HTML, and every other message would pay for it.
+    pub fn body_html(&self) -> String {
+        markdown_to_html(&self.body_markdown)
     }
 }
 

@@ -383,7 +383,7 @@ fn the_html_body_is_markdown_with_raw_html_escaped() {
     let payload = json!({"labels": {"who": "<script>alert(1)</script>"}});
     let rendered = render(&e, &payload).unwrap();
     assert_eq!(
-        rendered.body_html,
+        rendered.body_html(),
         "<p>Deleted by <strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong>.</p>\n"
     );
     assert_eq!(rendered.body_text, "Deleted by <script>alert(1)</script>.");
@@ -450,7 +450,7 @@ fn a_target_override_beats_the_event_override_which_beats_the_catalog() {
     assert_eq!(ops.body_markdown, "Ops body for prod\n\nCatalog **body**");
     assert_eq!(ops.body_text, "Ops body for prod\n\nCatalog body");
     assert_eq!(
-        ops.body_html,
+        ops.body_html(),
         "<p>Ops body for prod</p>\n<p>Catalog <strong>body</strong></p>\n"
     );
 
@@ -558,10 +558,10 @@ fn an_override_appends_the_tail_of_a_file_it_names() {
     );
     assert!(
         rendered
-            .body_html
+            .body_html()
             .contains("<pre><code class=\"language-text\">log line 18\nlog line 19\n"),
         "{}",
-        rendered.body_html
+        rendered.body_html()
     );
 }
 

@@ -70,7 +70,6 @@ impl Message {
                 body_markdown: "Plan application `plan_7` failed for environment **prod**."
                     .to_string(),
                 body_text: "Plan application plan_7 failed for environment prod.".to_string(),
-                body_html: String::new(),
                 actions: vec![
                     Action {
                         label: "View plan".to_string(),
@@ -465,7 +464,6 @@ async fn a_long_message_is_cut_to_slacks_limits() {
             title: "T".repeat(400),
             body_markdown: "Ünïcödé ".repeat(2_000),
             body_text: "Ünïcödé ".repeat(10_000),
-            body_html: String::new(),
             actions: (0..40)
                 .map(|i| Action {
                     label: format!("Button {i} {}", "λ".repeat(100)),
