@@ -589,8 +589,8 @@ pub trait Store: Send + Sync {
     /// Waiting messages (`pending`, `temporary_failure`, `leased`) per method and target;
     /// reads the counts the store keeps per state, method and target, never the messages.
     async fn backlog_by_channel(&self) -> StoreResult<Vec<ChannelBacklog>>;
-    /// Attempts started at or after `since` per method, target and outcome; reads only the
-    /// window's attempts.
+    /// Attempts started in the minute of `since` or later, per method, target and outcome,
+    /// from the counts kept per minute (reads a few rows per minute, not the attempts).
     async fn attempts_by_channel(&self, since: DateTime<Utc>) -> StoreResult<Vec<ChannelAttempts>>;
     /// The latest `limit` attempts started at or after `since`, newest first.
     async fn recent_attempts(
@@ -660,6 +660,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Vec<AuditRecord>>;
     /// Deletes the audit rows written before `cutoff` (retention); returns how many.
     async fn purge_audit(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deletes the per-minute attempt counts of minutes before `cutoff`; returns how many.
+    async fn purge_attempt_minutes(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// Opens the store named by `url` (`sqlite://…` or `postgres://…`).

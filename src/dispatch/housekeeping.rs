@@ -192,7 +192,15 @@ pub async fn purge_old_messages(store: &dyn Store, notifier_id: Uuid, retention:
         Ok(n) => tracing::info!(count = n, retention = %retention, "purged old audit rows"),
         Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
     }
+    // Channel health reads the last 15 minutes of these; an hour is kept.
+    let counted = Utc::now() - ATTEMPT_MINUTES_KEPT;
+    if let Err(e) = store.purge_attempt_minutes(counted).await {
+        tracing::warn!(error = %e, "cannot purge the per-minute attempt counts");
+    }
 }
+
+/// How long the per-minute attempt counts are kept (channel health reads 15 minutes of them).
+const ATTEMPT_MINUTES_KEPT: chrono::Duration = chrono::Duration::hours(1);
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

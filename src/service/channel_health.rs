@@ -1,7 +1,8 @@
 //! Channel health (DESIGN §14): per method and per target, what waits, how the last 15 minutes
 //! of attempts went, how long deliveries take, the last error and whether it is paused — the
-//! one screen an on-call engineer reads first. The store reads are bounded (waiting rows, the
-//! window's attempts); [`summarize`] is the pure part.
+//! one screen an on-call engineer reads first. The store reads are bounded: counts the store
+//! keeps (waiting messages per channel, attempts per minute and channel) and the window's
+//! latest [`HEALTH_SAMPLE`] attempts; [`summarize`] is the pure part.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +21,7 @@ pub const HEALTH_SAMPLE: u32 = 5_000;
 /// Every channel's health.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelsReport {
-    /// The start of the attempts window (now minus 15 minutes).
+    /// The start of the attempts window: the start of the minute 15 minutes ago.
     pub since: DateTime<Utc>,
     /// User-message methods first, then targets, each by name.
     pub channels: Vec<ChannelHealth>,
@@ -161,7 +162,9 @@ impl Service {
     /// Every channel's health; owners and on-call.
     pub async fn channel_health(&self, caller: &User) -> ServiceResult<ChannelsReport> {
         require(caller, QUEUE_WATCHERS, "viewing channel health")?;
-        let since = Utc::now() - HEALTH_WINDOW;
+        // The attempts are counted per minute: the window starts at a minute's start.
+        let start = (Utc::now() - HEALTH_WINDOW).timestamp();
+        let since = DateTime::from_timestamp(start - start.rem_euclid(60), 0).unwrap_or_default();
         let backlog = self.store.backlog_by_channel().await?;
         let attempts = self.store.attempts_by_channel(since).await?;
         let recent = self.store.recent_attempts(since, HEALTH_SAMPLE).await?;

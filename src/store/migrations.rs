@@ -65,6 +65,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(9, "channel_pauses"),
     migration!(10, "0010", "audit_log"),
     migration!(11, "0011", "channel_counts"),
+    migration!(12, "0012", "attempt_minutes"),
 ];
 
 pub(super) fn latest_version() -> i64 {

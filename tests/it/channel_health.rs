@@ -7,6 +7,7 @@ use crate::common;
 use crate::for_both_backends;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
@@ -230,6 +231,14 @@ async fn the_store_reads_backlog_and_window_attempts_per_channel(db: TestDb) {
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     assert!(store.attempts_by_channel(later).await.unwrap().is_empty());
     assert!(store.recent_attempts(later, 10).await.unwrap().is_empty());
+
+    // The retention duty drops old minute counts, and only those; the attempts stay.
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(store.purge_attempt_minutes(hour_ago).await.unwrap(), 0);
+    assert_eq!(store.attempts_by_channel(since).await.unwrap().len(), 3);
+    assert_eq!(store.purge_attempt_minutes(later).await.unwrap(), 3);
+    assert!(store.attempts_by_channel(since).await.unwrap().is_empty());
+    assert_eq!(store.recent_attempts(since, 10).await.unwrap().len(), 3);
 }
 
 async fn the_store_keeps_one_pause_per_channel_until_it_is_resumed(db: TestDb) {
@@ -315,7 +324,7 @@ async fn assert_backlog_exact(
     kept
 }
 
-async fn channel_counts_follow_every_change_and_migration_11_backfills_them(db: TestDb) {
+async fn channel_counts_follow_every_change_and_migrations_11_and_12_backfill_them(db: TestDb) {
     let store = migrated(&db).await;
     let event = template_id(&*store, "run_failure").await;
     let to = |method, target: Option<&str>| {
@@ -403,18 +412,53 @@ async fn channel_counts_follow_every_change_and_migration_11_backfills_them(db: 
         ]
     );
 
-    // Migration 11 again over counts gone wrong: its backfill makes them exact from the rows.
+    // The attempts, counted per minute as they were written.
+    let since = chrono::Utc::now() - chrono::Duration::minutes(15);
+    let attempts = |store: Arc<dyn Store>| async move {
+        let mut kept: Vec<_> = store
+            .attempts_by_channel(since)
+            .await
+            .expect("attempts")
+            .into_iter()
+            .map(|a| (a.method, a.target, a.outcome, a.count))
+            .collect();
+        kept.sort_by_key(|a| (a.0, a.1.clone(), a.2));
+        kept
+    };
+    let counted = attempts(store.clone()).await;
+    assert_eq!(
+        counted,
+        [
+            (Method::Smtp, None, MessageState::PermanentFailure, 1),
+            (Method::Webhook, None, MessageState::Sent, 1),
+            (
+                Method::SlackWebhook,
+                Some("ops".to_string()),
+                MessageState::TemporaryFailure,
+                2
+            ),
+        ]
+    );
+
+    // Migrations 11 and 12 again over counts gone wrong: their backfills make them exact
+    // from the rows.
     drop(store);
     let wreck = [
         "UPDATE notification_counts SET n = n + 7",
         "DROP INDEX notification_messages_target",
-        "DELETE FROM herald_schema_migrations WHERE version = 11",
+        "DROP TABLE notification_attempt_minutes",
+        "DELETE FROM herald_schema_migrations WHERE version >= 11",
     ];
     raw_execute(&db, &wreck).await;
     let store = herald::store::open(&db.url, herald::store::OpenMode::Migrate)
         .await
         .expect("migrate again");
     assert_backlog_exact(&*store, "after the backfill").await;
+    assert_eq!(
+        attempts(store.clone()).await,
+        counted,
+        "the minutes backfilled"
+    );
     let total: i64 = store
         .count_by_state()
         .await
@@ -449,7 +493,7 @@ async fn raw_execute(db: &TestDb, statements: &[&str]) {
 }
 
 for_both_backends!(
-    channel_counts_follow_every_change_and_migration_11_backfills_them,
+    channel_counts_follow_every_change_and_migrations_11_and_12_backfill_them,
     the_store_reads_backlog_and_window_attempts_per_channel,
     the_store_keeps_one_pause_per_channel_until_it_is_resumed,
     a_failing_slack_target_shows_its_failures_and_last_error,

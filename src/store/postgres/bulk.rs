@@ -60,8 +60,10 @@ pub(super) async fn insert_messages(
     .await?)
 }
 
-/// One statement: the state change where the lease still holds, and an attempt row for each
-/// change, numbered after the message's earlier attempts.
+/// One statement: the state change where the lease still holds, an attempt row for each
+/// change, numbered after the message's earlier attempts, and the changes counted per minute
+/// and channel (`notification_attempt_minutes`, rows ordered by key so that two replicas never
+/// wait on each other's rows in opposite orders).
 ///
 /// `m.status || ''` keeps the status out of the index search: with statistics that say few
 /// messages are leased, PostgreSQL otherwise walked the due index's leased entries, dead ones
@@ -93,7 +95,16 @@ pub(super) async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) ->
                  leased_until = NULL, lease_token = NULL, updated_at = now()
              FROM j
              WHERE m.id = j.id AND m.status || '' = 'leased' AND m.lease_token = j.token
-             RETURNING m.id),
+             RETURNING m.id, m.method, m.target),
+         counted AS (
+             INSERT INTO notification_attempt_minutes AS c (minute, method, target, outcome,
+                 shard, n)
+             SELECT to_timestamp(floor(extract(epoch FROM j.started) / 60) * 60), changed.method,
+                 COALESCE(changed.target, ''), j.status, pg_backend_pid() % 16, COUNT(*)
+             FROM j JOIN changed ON changed.id = j.id
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (minute, method, target, outcome, shard)
+             DO UPDATE SET n = c.n + excluded.n),
          recorded AS (
              INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
                  started_at, duration_ms, outcome, reason)

@@ -9,7 +9,7 @@ use crate::store::sql::{Param, channels as q};
 use crate::store::{AuditEntry, ChannelAttempts, ChannelBacklog, RecentAttempt, StoreResult};
 
 use super::audit::{Record, execute_audited};
-use super::rows;
+use super::{execute, rows};
 
 const PAUSES: &str = "notification_channel_pauses";
 const MESSAGES: &str = "notification_messages";
@@ -88,7 +88,9 @@ pub(super) async fn attempts_by_channel<B: Backend>(
     backend: &B,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<ChannelAttempts>> {
-    rows(backend, &q::ATTEMPTS_BY_CHANNEL, &[Param::Time(since)])
+    let started = since.timestamp();
+    let minute = DateTime::from_timestamp(started - started.rem_euclid(60), 0).unwrap_or(since);
+    rows(backend, &q::ATTEMPTS_BY_CHANNEL, &[Param::Time(minute)])
         .await?
         .iter()
         .map(|row| {
@@ -123,4 +125,12 @@ pub(super) async fn recent_attempts<B: Backend>(
             })
         })
         .collect()
+}
+
+/// [`crate::store::Store::purge_attempt_minutes`].
+pub(super) async fn purge_attempt_minutes<B: Backend>(
+    backend: &B,
+    cutoff: DateTime<Utc>,
+) -> StoreResult<u64> {
+    execute(backend, &q::PURGE_ATTEMPT_MINUTES, &[Param::Time(cutoff)]).await
 }

@@ -748,6 +748,10 @@ impl<B: Backend> Store for B {
     async fn purge_audit(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         audit::purge_audit(self, cutoff).await
     }
+
+    async fn purge_attempt_minutes(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        channels::purge_attempt_minutes(self, cutoff).await
+    }
 }
 
 /// The rows of a message search ([`search`]).

@@ -1,7 +1,7 @@
 //! The statements of the operators' channel tools (DESIGN §14): scoped pauses and channel
-//! health. Health reads the counts the store keeps per state, method and target and the
-//! attempts of a recent window (the `notification_attempts_started` index), never the whole
-//! queue.
+//! health. Health reads the counts the store keeps per state, method and target, the attempts
+//! counted per minute, and the latest attempts of a recent window (the
+//! `notification_attempts_started` index, a bounded number), never the whole queue.
 
 use super::Sql;
 
@@ -30,13 +30,19 @@ pub(in crate::store) static BACKLOG_BY_CHANNEL: Sql = Sql::new(
      GROUP BY method, target HAVING SUM(n) > 0 ORDER BY method, target",
 );
 
-/// Attempts started at or after `$1`, per method, target and outcome.
+/// Attempts started in the minute of `$1` (a minute's start) or later, per method, target and
+/// outcome, from the counts kept per minute (migration 12): a few rows per minute, whatever the
+/// delivery rate.
 pub(in crate::store) static ATTEMPTS_BY_CHANNEL: Sql = Sql::new(
-    "SELECT m.method, m.target, a.outcome, COUNT(*) AS n
-     FROM notification_attempts a JOIN notification_messages m ON m.id = a.message_id
-     WHERE a.started_at >= $1
-     GROUP BY m.method, m.target, a.outcome",
+    "SELECT method, NULLIF(target, '') AS target, outcome, CAST(SUM(n) AS BIGINT) AS n
+     FROM notification_attempt_minutes
+     WHERE minute >= $1
+     GROUP BY method, target, outcome HAVING SUM(n) > 0",
 );
+
+/// Drops the minute counts of minutes before `$1`.
+pub(in crate::store) static PURGE_ATTEMPT_MINUTES: Sql =
+    Sql::new("DELETE FROM notification_attempt_minutes WHERE minute < $1");
 
 /// The latest `$2` attempts started at or after `$1`, newest first.
 pub(in crate::store) static RECENT_ATTEMPTS: Sql = Sql::new(

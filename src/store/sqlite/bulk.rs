@@ -1,6 +1,7 @@
 //! SQLite's bulk statements: a batch travels as one JSON array read with `json_each`.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::connections::{Connections, Leased};
@@ -115,7 +116,7 @@ pub(super) async fn record_attempts(
     let json = to_json(&texts);
     let mut tx = writer.take().await?;
     tx.begin("BEGIN IMMEDIATE").await?;
-    let applied = sqlx::query_scalar::<_, String>(concat!(
+    let applied = sqlx::query_as::<_, (String, String, Option<String>)>(concat!(
         // MATERIALIZED: read the array once. `+m.status` keeps SQLite from walking every
         // leased row for each outcome (the status index); each outcome finds its row by id.
         "WITH j AS MATERIALIZED (SELECT ",
@@ -126,7 +127,7 @@ pub(super) async fn record_attempts(
              leased_until = NULL, lease_token = NULL, updated_at = ?2
          FROM j
          WHERE m.id = j.id AND +m.status = 'leased' AND m.lease_token = j.token
-         RETURNING id"
+         RETURNING id, method, target"
     ))
     .bind(&json)
     .bind(&now)
@@ -147,13 +148,57 @@ pub(super) async fn record_attempts(
              WHERE j.id IN (SELECT value FROM json_each(?2))"
         ))
         .bind(&json)
-        .bind(to_json(&applied))
+        .bind(to_json(
+            &applied.iter().map(|(id, ..)| id).collect::<Vec<_>>(),
+        ))
         .execute(&mut *tx)
         .await;
         tx.check(inserted)?;
+        let counted = sqlx::query(
+            "INSERT INTO notification_attempt_minutes (minute, method, target, outcome, shard, n)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, 0, value ->> 4
+             FROM json_each(?1) WHERE true
+             ON CONFLICT (minute, method, target, outcome, shard) DO UPDATE SET n = n + excluded.n",
+        )
+        .bind(to_json(&minute_counts(records, &applied)))
+        .execute(&mut *tx)
+        .await;
+        tx.check(counted)?;
     }
     tx.commit().await?;
     Ok((records.len() - applied.len()) as u64)
+}
+
+/// The applied outcomes (`(id, method, target)` as the update returned them) counted per
+/// minute started, method, target ('' for user messages) and outcome, for
+/// `notification_attempt_minutes`: `[minute, method, target, outcome, n]` each.
+fn minute_counts(
+    records: &[AttemptRecord],
+    applied: &[(String, String, Option<String>)],
+) -> Vec<serde_json::Value> {
+    let by_id: HashMap<Uuid, &AttemptRecord> = records.iter().map(|r| (r.message_id, r)).collect();
+    let mut counts: BTreeMap<(String, &str, &str, &str), i64> = BTreeMap::new();
+    for (id, method, target) in applied {
+        let Some(record) = Uuid::parse_str(id).ok().and_then(|id| by_id.get(&id)) else {
+            continue;
+        };
+        let started = record.started_at.timestamp();
+        let minute = DateTime::from_timestamp(started - started.rem_euclid(60), 0)
+            .unwrap_or(record.started_at);
+        let key = (
+            ts(minute),
+            method.as_str(),
+            target.as_deref().unwrap_or(""),
+            record.result.status.as_str(),
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((minute, method, target, outcome), n)| {
+            serde_json::json!([minute, method, target, outcome, n])
+        })
+        .collect()
 }
 
 #[cfg(test)]
