@@ -190,6 +190,10 @@ impl Undeliverable {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub message_id: Uuid,
+    /// The message's method and target (as leased): the attempt is counted per minute under
+    /// this channel.
+    pub method: Method,
+    pub target: Option<String>,
     /// The lease the delivery ran under ([`LeasedMessage::lease_token`]).
     pub lease_token: Uuid,
     pub notifier_id: Uuid,

@@ -63,6 +63,8 @@ pub(super) async fn store_alone(backend: Backend, n: usize) -> anyhow::Result<St
         let done = batch.is_empty();
         outcomes.extend(batch.into_iter().map(|m| AttemptRecord {
             message_id: m.id,
+            method: m.method,
+            target: m.target.clone(),
             lease_token: m.lease_token,
             notifier_id,
             started_at: Utc::now(),

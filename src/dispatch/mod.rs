@@ -399,6 +399,8 @@ async fn deliver(ctx: Arc<DeliveryContext>, message: LeasedMessage) {
     }
     let record = AttemptRecord {
         message_id: message.id,
+        method: message.method,
+        target: message.target.clone(),
         lease_token: message.lease_token,
         notifier_id: ctx.notifier_id,
         started_at,

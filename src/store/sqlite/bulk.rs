@@ -1,7 +1,7 @@
 //! SQLite's bulk statements: a batch travels as one JSON array read with `json_each`.
 
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::connections::{Connections, Leased};
@@ -116,7 +116,7 @@ pub(super) async fn record_attempts(
     let json = to_json(&texts);
     let mut tx = writer.take().await?;
     tx.begin("BEGIN IMMEDIATE").await?;
-    let applied = sqlx::query_as::<_, (String, String, Option<String>)>(concat!(
+    let applied = sqlx::query_scalar::<_, String>(concat!(
         // MATERIALIZED: read the array once. `+m.status` keeps SQLite from walking every
         // leased row for each outcome (the status index); each outcome finds its row by id.
         "WITH j AS MATERIALIZED (SELECT ",
@@ -127,7 +127,7 @@ pub(super) async fn record_attempts(
              leased_until = NULL, lease_token = NULL, updated_at = ?2
          FROM j
          WHERE m.id = j.id AND +m.status = 'leased' AND m.lease_token = j.token
-         RETURNING id, method, target"
+         RETURNING id"
     ))
     .bind(&json)
     .bind(&now)
@@ -148,9 +148,7 @@ pub(super) async fn record_attempts(
              WHERE j.id IN (SELECT value FROM json_each(?2))"
         ))
         .bind(&json)
-        .bind(to_json(
-            &applied.iter().map(|(id, ..)| id).collect::<Vec<_>>(),
-        ))
+        .bind(to_json(&applied))
         .execute(&mut *tx)
         .await;
         tx.check(inserted)?;
@@ -169,34 +167,34 @@ pub(super) async fn record_attempts(
     Ok((records.len() - applied.len()) as u64)
 }
 
-/// The applied outcomes (`(id, method, target)` as the update returned them) counted per
-/// minute started, method, target ('' for user messages) and outcome, for
-/// `notification_attempt_minutes`: `[minute, method, target, outcome, n]` each.
-fn minute_counts(
-    records: &[AttemptRecord],
-    applied: &[(String, String, Option<String>)],
-) -> Vec<serde_json::Value> {
-    let by_id: HashMap<Uuid, &AttemptRecord> = records.iter().map(|r| (r.message_id, r)).collect();
-    let mut counts: BTreeMap<(String, &str, &str, &str), i64> = BTreeMap::new();
-    for (id, method, target) in applied {
-        let Some(record) = Uuid::parse_str(id).ok().and_then(|id| by_id.get(&id)) else {
-            continue;
-        };
+/// A minute's start (Unix seconds), method, target and outcome.
+type MinuteKey<'a> = (i64, &'a str, &'a str, &'a str);
+
+/// The applied outcomes (the ids the update returned) counted per minute started, method,
+/// target ('' for user messages) and outcome, for `notification_attempt_minutes`:
+/// `[minute, method, target, outcome, n]` each.
+fn minute_counts(records: &[AttemptRecord], applied: &[String]) -> Vec<serde_json::Value> {
+    let applied: HashSet<Uuid> = applied.iter().filter_map(|id| id.parse().ok()).collect();
+    // A batch holds a few channels and outcomes: a short list beats a map.
+    let mut counts: Vec<(MinuteKey, i64)> = Vec::new();
+    for record in records.iter().filter(|r| applied.contains(&r.message_id)) {
         let started = record.started_at.timestamp();
-        let minute = DateTime::from_timestamp(started - started.rem_euclid(60), 0)
-            .unwrap_or(record.started_at);
         let key = (
-            ts(minute),
-            method.as_str(),
-            target.as_deref().unwrap_or(""),
+            started - started.rem_euclid(60),
+            record.method.as_str(),
+            record.target.as_deref().unwrap_or(""),
             record.result.status.as_str(),
         );
-        *counts.entry(key).or_default() += 1;
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
     }
     counts
         .into_iter()
         .map(|((minute, method, target, outcome), n)| {
-            serde_json::json!([minute, method, target, outcome, n])
+            let minute = DateTime::from_timestamp(minute, 0).unwrap_or_default();
+            serde_json::json!([ts(minute), method, target, outcome, n])
         })
         .collect()
 }
@@ -215,6 +213,8 @@ mod tests {
             .with_timezone(&Utc);
         let mut record = AttemptRecord {
             message_id: Uuid::now_v7(),
+            method: crate::model::Method::Webhook,
+            target: None,
             lease_token: Uuid::now_v7(),
             notifier_id: Uuid::now_v7(),
             started_at: at,

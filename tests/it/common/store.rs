@@ -135,6 +135,8 @@ pub fn outcome(
 ) -> AttemptRecord {
     AttemptRecord {
         message_id: leased.id,
+        method: leased.method,
+        target: leased.target.clone(),
         lease_token: leased.lease_token,
         notifier_id: notifier,
         started_at: Utc::now(),
