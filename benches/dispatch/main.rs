@@ -76,6 +76,10 @@ usage: cargo bench --bench dispatch -- [--quick] [--n N] [--runs R] [--latency-n
   --runs R       runs of each throughput scenario; the median is reported
   --latency-n M  messages in each latency run
   --replicas L   comma-separated replica counts for the throughput runs (default 1,3)
+  --set KEY=VALUE
+                 serve, serve-smtp and api only: one more setting for each `herald serve`,
+                 as a config key (notifications.lease_count=300) or its HERALD_* variable;
+                 repeat for more. Herald's defaults otherwise
   --old K        serve only: K old `sent` messages (with an attempt each) in the table before
                  the N are queued, as in a store that has run for a while (default 0)
   sqlite, postgres, throughput, latency
@@ -138,12 +142,35 @@ struct Options {
     quick: bool,
 }
 
+/// `KEY=VALUE` as the `HERALD_*` variable `herald serve` reads: a config key
+/// (`notifications.lease_count`) becomes `HERALD_NOTIFICATIONS_LEASE_COUNT`.
+fn setting(text: &str) -> anyhow::Result<(String, String)> {
+    let Some((key, value)) = text.split_once('=') else {
+        bail!("--set needs KEY=VALUE, such as notifications.lease_count=300; got `{text}`");
+    };
+    let key = key.trim();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
+        bail!("--set: `{key}` is not a config key (such as notifications.lease_count)");
+    }
+    let variable = if key.starts_with("HERALD_") {
+        key.to_string()
+    } else {
+        format!("HERALD_{}", key.replace('.', "_").to_ascii_uppercase())
+    };
+    Ok((variable, value.to_string()))
+}
+
 impl Options {
     /// The options, or `None` when help was asked for. Cargo's own `--bench` is ignored.
     fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<Options>> {
         let mut quick = false;
         let (mut n, mut runs, mut latency_n) = (None, None, None);
         let mut old = 0;
+        let mut extra = Vec::new();
         let mut replicas = vec![1, 3];
         let mut backends = Vec::new();
         let (mut throughput, mut latency, mut drain, mut serve) = (false, false, false, false);
@@ -161,6 +188,7 @@ impl Options {
                 "--n" => n = Some(parse_count("--n", &value("--n")?)?),
                 "--runs" => runs = Some(parse_count("--runs", &value("--runs")?)?),
                 "--old" => old = value("--old")?.parse().context("--old needs a count")?,
+                "--set" => extra.push(setting(&value("--set")?)?),
                 "--latency-n" => {
                     latency_n = Some(parse_count("--latency-n", &value("--latency-n")?)?)
                 }
@@ -189,6 +217,9 @@ impl Options {
         if !throughput && !latency && !drain && !serve && !serve_smtp && !store && !http && !api {
             (throughput, latency) = (true, true);
         }
+        throughput::EXTRA_SETTINGS
+            .set(extra)
+            .map_err(|_| anyhow::anyhow!("the options were parsed twice"))?;
         Ok(Some(Options {
             n: n.unwrap_or(if quick { 10_000 } else { 100_000 }),
             runs: runs.unwrap_or(if quick { 1 } else { 3 }),
@@ -227,6 +258,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
         options.latency_n,
         if options.quick { " (--quick)" } else { "" }
     );
+    for (variable, value) in throughput::EXTRA_SETTINGS.get().into_iter().flatten() {
+        println!("- and, for each `herald serve`: {variable}={value}");
+    }
 
     let mut throughput = Vec::new();
     if options.throughput {

@@ -239,6 +239,10 @@ pub(super) async fn serve_drain(
     Ok(run)
 }
 
+/// The `--set KEY=VALUE` settings, as `HERALD_*` variables for every `herald serve` started.
+pub(super) static EXTRA_SETTINGS: std::sync::OnceLock<Vec<(String, String)>> =
+    std::sync::OnceLock::new();
+
 /// Starts the release `herald serve ARGS…` with only `settings` among the `HERALD_*`
 /// variables, waits with `drained` (given the start and the process id) until it has done its
 /// `n` items of work, reads its CPU
@@ -262,6 +266,7 @@ where
         }
     }
     command.envs(settings.iter().map(|(key, value)| (key, value)));
+    command.envs(EXTRA_SETTINGS.get().into_iter().flatten().cloned());
     let log = dir.path().join("serve.log");
     let started = Instant::now();
     let child = command
@@ -274,7 +279,20 @@ where
         .spawn()
         .context("starting herald serve")?;
     let mut serve = Running(child);
-    let waited = drained(started, serve.0.id()).await;
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    // A serve that exits (a setting it refuses, a store it cannot open) ends the wait at once.
+    let drained = drained(started, serve.0.id());
+    tokio::pin!(drained);
+    let waited = loop {
+        tokio::select! {
+            waited = &mut drained => break waited,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if let Some(status) = serve.0.try_wait()? {
+                    bail!("herald serve exited early with {status}:\n{}", logged());
+                }
+            }
+        }
+    };
     let usage = usage_of(serve.0.id());
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &serve.0.id().to_string()])
@@ -283,7 +301,6 @@ where
         bail!("could not signal herald serve");
     }
     let status = serve.0.wait()?;
-    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     let elapsed = waited.with_context(|| format!("herald serve's log:\n{}", logged()))?;
     if !status.success() {
         bail!("herald serve exited with {status}:\n{}", logged());
