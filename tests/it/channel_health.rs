@@ -7,7 +7,6 @@ use crate::common;
 use crate::for_both_backends;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
@@ -199,14 +198,7 @@ async fn the_store_reads_backlog_and_window_attempts_per_channel(db: TestDb) {
     assert_eq!(backlog, [(Method::Webhook, None, 1)]);
 
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let mut attempts: Vec<_> = store
-        .attempts_by_channel(since)
-        .await
-        .expect("attempts")
-        .into_iter()
-        .map(|a| (a.method, a.target, a.outcome, a.count))
-        .collect();
-    attempts.sort_by_key(|a| (a.0, a.2));
+    let attempts = attempts_per_channel(&*store, since).await;
     assert_eq!(
         attempts,
         [
@@ -306,6 +298,22 @@ async fn waiting_rows(store: &dyn Store) -> BTreeMap<(Method, Option<String>), i
         }
     }
     waiting
+}
+
+/// The attempts the store counted per channel and outcome since `since`, in key order.
+async fn attempts_per_channel(
+    store: &dyn Store,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Vec<(Method, Option<String>, MessageState, i64)> {
+    let mut counted: Vec<_> = store
+        .attempts_by_channel(since)
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.method, a.target, a.outcome, a.count))
+        .collect();
+    counted.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    counted
 }
 
 /// The backlog the store keeps must agree with the rows; returns it.
@@ -414,18 +422,7 @@ async fn channel_counts_follow_every_change_and_migrations_11_and_12_backfill_th
 
     // The attempts, counted per minute as they were written.
     let since = chrono::Utc::now() - chrono::Duration::minutes(15);
-    let attempts = |store: Arc<dyn Store>| async move {
-        let mut kept: Vec<_> = store
-            .attempts_by_channel(since)
-            .await
-            .expect("attempts")
-            .into_iter()
-            .map(|a| (a.method, a.target, a.outcome, a.count))
-            .collect();
-        kept.sort_by_key(|a| (a.0, a.1.clone(), a.2));
-        kept
-    };
-    let counted = attempts(store.clone()).await;
+    let counted = attempts_per_channel(&*store, since).await;
     assert_eq!(
         counted,
         [
@@ -455,7 +452,7 @@ async fn channel_counts_follow_every_change_and_migrations_11_and_12_backfill_th
         .expect("migrate again");
     assert_backlog_exact(&*store, "after the backfill").await;
     assert_eq!(
-        attempts(store.clone()).await,
+        attempts_per_channel(&*store, since).await,
         counted,
         "the minutes backfilled"
     );
