@@ -186,6 +186,12 @@ impl Undeliverable {
     }
 }
 
+/// The start of the minute `at` falls in: the key of the attempts counted per minute.
+pub fn minute_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = at.timestamp();
+    DateTime::from_timestamp(seconds - seconds.rem_euclid(60), 0).unwrap_or(at)
+}
+
 /// One finished delivery attempt and the state it leads to, for [`Store::record_attempts`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {

@@ -163,8 +163,7 @@ impl Service {
     pub async fn channel_health(&self, caller: &User) -> ServiceResult<ChannelsReport> {
         require(caller, QUEUE_WATCHERS, "viewing channel health")?;
         // The attempts are counted per minute: the window starts at a minute's start.
-        let start = (Utc::now() - HEALTH_WINDOW).timestamp();
-        let since = DateTime::from_timestamp(start - start.rem_euclid(60), 0).unwrap_or_default();
+        let since = crate::store::minute_start(Utc::now() - HEALTH_WINDOW);
         let backlog = self.store.backlog_by_channel().await?;
         let attempts = self.store.attempts_by_channel(since).await?;
         let recent = self.store.recent_attempts(since, HEALTH_SAMPLE).await?;

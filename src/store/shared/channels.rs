@@ -88,8 +88,7 @@ pub(super) async fn attempts_by_channel<B: Backend>(
     backend: &B,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<ChannelAttempts>> {
-    let started = since.timestamp();
-    let minute = DateTime::from_timestamp(started - started.rem_euclid(60), 0).unwrap_or(since);
+    let minute = crate::store::minute_start(since);
     rows(backend, &q::ATTEMPTS_BY_CHANNEL, &[Param::Time(minute)])
         .await?
         .iter()

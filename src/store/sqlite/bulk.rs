@@ -167,8 +167,8 @@ pub(super) async fn record_attempts(
     Ok((records.len() - applied.len()) as u64)
 }
 
-/// A minute's start (Unix seconds), method, target and outcome.
-type MinuteKey<'a> = (i64, &'a str, &'a str, &'a str);
+/// A minute's start, method, target and outcome.
+type MinuteKey<'a> = (DateTime<Utc>, &'a str, &'a str, &'a str);
 
 /// The applied outcomes (the ids the update returned) counted per minute started, method,
 /// target ('' for user messages) and outcome, for `notification_attempt_minutes`:
@@ -178,9 +178,8 @@ fn minute_counts(records: &[AttemptRecord], applied: &[String]) -> Vec<serde_jso
     // A batch holds a few channels and outcomes: a short list beats a map.
     let mut counts: Vec<(MinuteKey, i64)> = Vec::new();
     for record in records.iter().filter(|r| applied.contains(&r.message_id)) {
-        let started = record.started_at.timestamp();
         let key = (
-            started - started.rem_euclid(60),
+            crate::store::minute_start(record.started_at),
             record.method.as_str(),
             record.target.as_deref().unwrap_or(""),
             record.result.status.as_str(),
@@ -193,7 +192,6 @@ fn minute_counts(records: &[AttemptRecord], applied: &[String]) -> Vec<serde_jso
     counts
         .into_iter()
         .map(|((minute, method, target, outcome), n)| {
-            let minute = DateTime::from_timestamp(minute, 0).unwrap_or_default();
             serde_json::json!([ts(minute), method, target, outcome, n])
         })
         .collect()
