@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::sql::{Dialect, Param, Statement};
-use super::{AttemptRecord, NewMessage, StoreResult};
+use super::{AttemptRecord, LeaseRequest, LeasedMessage, NewMessage, StoreResult};
 
 /// Where a statement runs.
 pub(super) enum On<'a, Tx> {
@@ -65,6 +65,11 @@ pub(super) trait Backend: Send + Sync + 'static {
         &'a self,
         on: On<'a, Self::Tx>,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'a;
+    /// [`super::Store::lease_batch`].
+    fn lease_batch<'a>(
+        &'a self,
+        req: &'a LeaseRequest<'a>,
+    ) -> impl Future<Output = StoreResult<Vec<LeasedMessage>>> + Send + 'a;
     /// [`super::Store::record_attempts`].
     fn record_attempts<'a>(
         &'a self,

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::backend::{Backend, Handle, On, StoredRow, bind_with, plain_getters, run_on};
 use super::migrations::{check_version, migrate, schema_version};
 use super::sql::{Dialect, List, Param, Statement};
-use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
+use super::{
+    AttemptRecord, LeaseRequest, LeasedMessage, NewMessage, OpenMode, StoreError, StoreResult,
+};
 
 /// PostgreSQL implementation of [`super::Store`].
 pub struct PostgresStore {
@@ -169,6 +171,13 @@ impl Backend for PostgresStore {
         let notify = sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL);
         run_on!(notify, execute, &self.pool, connection(on))?;
         Ok(())
+    }
+
+    async fn lease_batch<'a>(
+        &'a self,
+        req: &'a LeaseRequest<'a>,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        super::shared::queue::lease_batch(self, req).await
     }
 
     async fn record_attempts<'a>(&'a self, records: &'a [AttemptRecord]) -> StoreResult<u64> {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 mod audit;
 mod channels;
-mod queue;
+pub(in crate::store) mod queue;
 
 use crate::model::{
     Attempt, Capabilities, ChannelPause, EventSpec, EventTemplate, Message, MessageState, Method,
@@ -454,7 +454,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn lease_batch(&self, req: &LeaseRequest<'_>) -> StoreResult<Vec<LeasedMessage>> {
-        queue::lease_batch(self, req).await
+        Backend::lease_batch(self, req).await
     }
 
     async fn record_attempts(&self, records: &[AttemptRecord]) -> StoreResult<u64> {

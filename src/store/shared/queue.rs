@@ -65,7 +65,7 @@ pub(super) async fn enqueue<B: Backend>(
 }
 
 /// [`crate::store::Store::lease_batch`].
-pub(super) async fn lease_batch<B: Backend>(
+pub(in crate::store) async fn lease_batch<B: Backend>(
     backend: &B,
     req: &LeaseRequest<'_>,
 ) -> StoreResult<Vec<LeasedMessage>> {
@@ -83,30 +83,22 @@ pub(super) async fn lease_batch<B: Backend>(
     backend
         .execute(on(&mut tx), exhausted, &[Param::I32(max)])
         .await?;
+    let binds = lease::Binds {
+        period: req.lease_period,
+        reason: &reason,
+        max_send_attempts: max,
+        token,
+        methods: &methods,
+        targets: &targets,
+    };
     let mut rows = Vec::new();
-    // Due retries and expired leases first, up to their share; then pending messages on
-    // their own ordered index (on PostgreSQL that scan also marks dead index entries so
-    // later scans skip them); then due ones again if room is left.
-    let passes = [
-        (&lease::DUE, lease::due_share(req.limit)),
-        (&lease::PENDING, i64::MAX),
-        (&lease::DUE, i64::MAX),
-    ];
-    for (pass, share) in passes {
+    for (pass, share) in lease::passes(req.limit) {
         let room = (i64::from(req.limit) - rows.len() as i64).min(share);
         if room <= 0 {
             continue;
         }
-        let params = [
-            Param::Later(req.lease_period),
-            Param::Text(&reason),
-            Param::I32(max),
-            Param::I64(room),
-            Param::Id(token),
-            Param::List(&methods),
-            Param::List(&targets),
-        ];
         let statement = pass.get(B::DIALECT);
+        let params = binds.params(room);
         rows.extend(backend.fetch_all(on(&mut tx), statement, &params).await?);
     }
     if let Some(tx) = tx {
@@ -139,12 +131,26 @@ async fn isolate_unreadable<B: Backend>(
     token: Uuid,
     error: &StoreError,
 ) {
-    let id = row.raw_id();
-    tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
-    let Some(id) = id else { return };
-    let reason = unreadable_reason(error);
+    let Some((id, reason)) = unreadable(row.raw_id(), error) else {
+        return;
+    };
     let params = [Param::Text(&reason), id, Param::Id(token)];
     if let Err(e) = execute(backend, &lease::ISOLATE_UNREADABLE, &params).await {
-        tracing::error!(message_id = ?id, error = %e, "cannot isolate the unreadable message; its lease will expire");
+        not_isolated(id, &e);
     }
+}
+
+/// Logs a leased row that cannot be read; returns its id and the reason to isolate it with,
+/// or None when even its id is unreadable (then its lease will expire).
+pub(in crate::store) fn unreadable<'a>(
+    id: Option<Param<'a>>,
+    error: &StoreError,
+) -> Option<(Param<'a>, String)> {
+    tracing::error!(message_id = ?id, error = %error, "leased message cannot be read; marking it permanent_failure");
+    Some((id?, unreadable_reason(error)))
+}
+
+/// Logs that an unreadable row could not be isolated.
+pub(in crate::store) fn not_isolated(id: Param<'_>, error: &StoreError) {
+    tracing::error!(message_id = ?id, error = %error, "cannot isolate the unreadable message; its lease will expire");
 }

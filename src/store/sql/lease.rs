@@ -6,7 +6,11 @@
 //! `$4` how many to take, `$5` the lease token, `$6` the methods and `$7` the targets the
 //! caller can deliver. [`EXHAUSTED`] binds `$1` max_send_attempts.
 
-use super::{Dialect, Sql};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Dialect, List, Param, Sql};
 
 /// Retries whose time has come and leases that expired (their replica died or the delivery
 /// hung; that lease counts as an attempt), with attempts left. The leading `status IN` lets
@@ -152,6 +156,43 @@ pub(in crate::store) fn in_one_transaction(dialect: Dialect) -> bool {
 /// messages cannot starve them.
 pub(in crate::store) fn due_share(limit: u32) -> i64 {
     i64::from(limit.div_ceil(4).max(1))
+}
+
+/// The lease's passes in order, each with the most rows it may take: due retries and expired
+/// leases first, up to their share; then pending messages on their own ordered index (on
+/// PostgreSQL that scan also marks dead index entries so later scans skip them); then due ones
+/// again if room is left.
+pub(in crate::store) fn passes(limit: u32) -> [(&'static Sql, i64); 3] {
+    [
+        (&DUE, due_share(limit)),
+        (&PENDING, i64::MAX),
+        (&DUE, i64::MAX),
+    ]
+}
+
+/// What every pass binds besides how many rows it may take (`$1`…`$7`, the module doc).
+pub(in crate::store) struct Binds<'a> {
+    pub period: Duration,
+    pub reason: &'a str,
+    pub max_send_attempts: i32,
+    pub token: Uuid,
+    pub methods: &'a List<'a>,
+    pub targets: &'a List<'a>,
+}
+
+impl Binds<'_> {
+    /// The parameters of a pass that may take `room` rows.
+    pub fn params(&self, room: i64) -> [Param<'_>; 7] {
+        [
+            Param::Later(self.period),
+            Param::Text(self.reason),
+            Param::I32(self.max_send_attempts),
+            Param::I64(room),
+            Param::Id(self.token),
+            Param::List(self.methods),
+            Param::List(self.targets),
+        ]
+    }
 }
 
 /// Marks a leased row that cannot be read `permanent_failure` with why (`$1`), by id (`$2`)

@@ -5,10 +5,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::connections::{Connections, Leased};
+use super::direct::Direct;
 use uuid::Uuid;
 
 use super::text::{parse_id, ts};
+use crate::store::backend::StoredRow;
 use crate::store::rows::to_json;
+use crate::store::sql::Param;
 use crate::store::{AttemptRecord, NewMessage, StoreResult};
 
 /// Inserts the batch in one statement; `WHERE true` keeps SQLite from reading ON CONFLICT as
@@ -106,65 +109,72 @@ macro_rules! outcome_columns {
     };
 }
 
-/// Applies the outcomes whose lease still holds, then writes an attempt row for each.
+/// Applies the outcomes (`?1`, [`outcome_text`]s as a JSON array) whose lease still holds, at
+/// `?2`; returns the ids applied. MATERIALIZED: read the array once. `+m.status` keeps SQLite
+/// from walking every leased row for each outcome (the status index); each outcome finds its
+/// row by id.
+const APPLY_OUTCOMES: &str = concat!(
+    "WITH j AS MATERIALIZED (SELECT ",
+    outcome_columns!(),
+    " FROM json_each(?1))
+     UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
+         attempt_count = j.attempts, next_retry_after = j.next_retry,
+         leased_until = NULL, lease_token = NULL, updated_at = ?2
+     FROM j
+     WHERE m.id = j.id AND +m.status = 'leased' AND m.lease_token = j.token
+     RETURNING id"
+);
+
+/// An attempt row for each outcome (`?1`) whose id (`?2`, a JSON array) was applied.
+const WRITE_ATTEMPTS: &str = concat!(
+    "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
+         started_at, duration_ms, outcome, reason)
+     SELECT j.id,
+         COALESCE((SELECT MAX(a.attempt_number) FROM notification_attempts a
+                   WHERE a.message_id = j.id), 0) + 1,
+         j.notifier, j.started, j.duration, j.status, j.reason
+     FROM (SELECT ",
+    outcome_columns!(),
+    " FROM json_each(?1)) AS j
+     WHERE j.id IN (SELECT value FROM json_each(?2))"
+);
+
+/// Adds [`minute_counts`] (`?1`) to `notification_attempt_minutes`.
+const COUNT_MINUTES: &str =
+    "INSERT INTO notification_attempt_minutes (minute, method, target, outcome, shard, n)
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, 0, value ->> 4
+     FROM json_each(?1) WHERE true
+     ON CONFLICT (minute, method, target, outcome, shard) DO UPDATE SET n = n + excluded.n";
+
+/// Applies the outcomes whose lease still holds, then writes an attempt row for each and
+/// counts them per minute, in one transaction on the direct connection. Returns how many
+/// outcomes came too late (their lease had expired or passed to another replica).
 pub(super) async fn record_attempts(
+    direct: &Arc<Direct>,
     writer: &Arc<Connections>,
     records: &[AttemptRecord],
 ) -> StoreResult<u64> {
     let now = ts(Utc::now());
     let texts: Vec<String> = records.iter().map(outcome_text).collect();
     let json = to_json(&texts);
-    let mut tx = writer.take().await?;
-    tx.begin("BEGIN IMMEDIATE").await?;
-    let applied = sqlx::query_scalar::<_, String>(concat!(
-        // MATERIALIZED: read the array once. `+m.status` keeps SQLite from walking every
-        // leased row for each outcome (the status index); each outcome finds its row by id.
-        "WITH j AS MATERIALIZED (SELECT ",
-        outcome_columns!(),
-        " FROM json_each(?1))
-         UPDATE notification_messages AS m SET status = j.status, status_reason = j.reason,
-             attempt_count = j.attempts, next_retry_after = j.next_retry,
-             leased_until = NULL, lease_token = NULL, updated_at = ?2
-         FROM j
-         WHERE m.id = j.id AND +m.status = 'leased' AND m.lease_token = j.token
-         RETURNING id"
-    ))
-    .bind(&json)
-    .bind(&now)
-    .fetch_all(&mut *tx)
-    .await;
-    let applied = tx.check(applied)?;
-    if !applied.is_empty() {
-        let inserted = sqlx::query(concat!(
-            "INSERT INTO notification_attempts (message_id, attempt_number, notifier_id,
-                 started_at, duration_ms, outcome, reason)
-             SELECT j.id,
-                 COALESCE((SELECT MAX(a.attempt_number) FROM notification_attempts a
-                           WHERE a.message_id = j.id), 0) + 1,
-                 j.notifier, j.started, j.duration, j.status, j.reason
-             FROM (SELECT ",
-            outcome_columns!(),
-            " FROM json_each(?1)) AS j
-             WHERE j.id IN (SELECT value FROM json_each(?2))"
-        ))
-        .bind(&json)
-        .bind(to_json(&applied))
-        .execute(&mut *tx)
-        .await;
-        tx.check(inserted)?;
-        let counted = sqlx::query(
-            "INSERT INTO notification_attempt_minutes (minute, method, target, outcome, shard, n)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, 0, value ->> 4
-             FROM json_each(?1) WHERE true
-             ON CONFLICT (minute, method, target, outcome, shard) DO UPDATE SET n = n + excluded.n",
-        )
-        .bind(to_json(&minute_counts(records, &applied)))
-        .execute(&mut *tx)
-        .await;
-        tx.check(counted)?;
-    }
-    tx.commit().await?;
-    Ok((records.len() - applied.len()) as u64)
+    let records = records.to_vec();
+    direct
+        .transaction(writer, move |tx| {
+            let mut applied = Vec::with_capacity(records.len());
+            let params = [Param::Text(&json), Param::Text(&now)];
+            tx.for_each_row_of(APPLY_OUTCOMES, &params, |row| {
+                applied.push(row.text("id")?);
+                Ok(())
+            })?;
+            if !applied.is_empty() {
+                let ids = to_json(&applied);
+                tx.execute_text(WRITE_ATTEMPTS, &[Param::Text(&json), Param::Text(&ids)])?;
+                let counts = to_json(&minute_counts(&records, &applied));
+                tx.execute_text(COUNT_MINUTES, &[Param::Text(&counts)])?;
+            }
+            Ok((records.len() - applied.len()) as u64)
+        })
+        .await
 }
 
 /// A minute's start, method, target and outcome.

@@ -4,6 +4,8 @@
 
 mod bulk;
 mod connections;
+mod direct;
+mod lease;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -20,21 +22,27 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use self::connections::{Connections, Leased};
+use self::direct::Direct;
 use self::text::{Now, bind, ts};
 use super::backend::{Backend, Handle, On};
 use super::migrations::{check_version, migrate, schema_version};
 use super::sql::{Dialect, Param, Statement};
-use super::{AttemptRecord, NewMessage, OpenMode, StoreError, StoreResult};
+use super::{
+    AttemptRecord, LeaseRequest, LeasedMessage, NewMessage, OpenMode, StoreError, StoreResult,
+};
 
 /// SQLite implementation of [`super::Store`].
 ///
-/// Every write in this process goes through one connection (`writer`): SQLite runs one writer
-/// at a time anyway, and queueing for that connection costs a wake-up where several writing
-/// connections would meet in SQLite's busy handler, which sleeps in steps of milliseconds.
-/// Reads use the other connections (WAL lets them run beside the writer).
+/// Every write in this process waits for one slot (`writer`): SQLite runs one writer at a time
+/// anyway, and queueing for that slot costs a wake-up where several writing connections would
+/// meet in SQLite's busy handler, which sleeps in steps of milliseconds. The slot's sqlx
+/// connection runs most writes; the dispatcher's lease and ack run on the direct connection
+/// while holding it. Reads use the other connections (WAL lets them run beside the writer).
 pub struct SqliteStore {
     readers: Arc<Connections>,
     writer: Arc<Connections>,
+    /// The dispatcher's lease and ack, run under `writer`'s slot ([`direct`]).
+    direct: Arc<Direct>,
     options: SqliteConnectOptions,
     handle: Handle,
 }
@@ -51,6 +59,9 @@ pub(super) struct SqliteTx {
 
 /// Connections for reads (the console's panels, listings) beside the one writer.
 const READERS: usize = 6;
+
+/// How long a connection waits for another process's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often the watcher asks SQLite whether another process committed.
 const DATA_VERSION_POLL: Duration = Duration::from_millis(5);
@@ -70,7 +81,7 @@ pub fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
     Ok(SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true))
 }
 
@@ -96,9 +107,11 @@ impl SqliteStore {
         let writer = Connections::new(options.clone(), 1);
         drop(writer.take().await.map_err(|e| open_err(e.to_string()))?);
         let readers = Connections::new(options.clone(), READERS);
+        let direct = Direct::new(&options, database_path(url).is_none());
         let store = SqliteStore {
             readers,
             writer,
+            direct,
             options,
             handle: Handle::new(url.to_string()),
         };
@@ -244,8 +257,15 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
+    async fn lease_batch<'a>(
+        &'a self,
+        req: &'a LeaseRequest<'a>,
+    ) -> StoreResult<Vec<LeasedMessage>> {
+        lease::lease_batch(&self.direct, &self.writer, req).await
+    }
+
     async fn record_attempts<'a>(&'a self, records: &'a [AttemptRecord]) -> StoreResult<u64> {
-        bulk::record_attempts(&self.writer, records).await
+        bulk::record_attempts(&self.direct, &self.writer, records).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! How SQLite holds what PostgreSQL has types for: ids and times as text (times fixed-width,
 //! so text order is time order), lists as JSON arrays.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -44,6 +45,28 @@ pub(super) struct Now<'a> {
     pub text: Option<&'a str>,
 }
 
+/// A [`Param`] as SQLite holds it.
+pub(super) enum Stored<'a> {
+    Text(Cow<'a, str>),
+    Int(i64),
+    Null,
+}
+
+/// How `param` is stored, `{later $N}` counted from `now`.
+pub(super) fn stored<'a>(param: &'a Param<'a>, now: DateTime<Utc>) -> Stored<'a> {
+    match *param {
+        Param::Text(text) => Stored::Text(Cow::Borrowed(text)),
+        Param::OptText(text) => text.map_or(Stored::Null, |t| Stored::Text(Cow::Borrowed(t))),
+        Param::Bool(flag) => Stored::Int(i64::from(flag)),
+        Param::I32(n) => Stored::Int(i64::from(n)),
+        Param::I64(n) => Stored::Int(n),
+        Param::Id(id) => Stored::Text(Cow::Owned(id.to_string())),
+        Param::Time(at) => Stored::Text(Cow::Owned(ts(at))),
+        Param::Later(span) => Stored::Text(Cow::Owned(ts(now + chrono_duration(span)))),
+        list => list.json_list().map_or(Stored::Null, Stored::Text),
+    }
+}
+
 /// Binds `params` (ids and times as text, lists as JSON) and, where the statement has
 /// `{now}`, `now` after them.
 pub(super) fn bind<'q>(
@@ -51,11 +74,12 @@ pub(super) fn bind<'q>(
     params: &'q [Param<'q>],
     now: Now<'q>,
 ) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
-    let query = bind_with(statement, params, |query, param| match *param {
-        Param::Id(id) => query.bind(id.to_string()),
-        Param::Time(at) => query.bind(ts(at)),
-        Param::Later(span) => query.bind(ts(now.at + chrono_duration(span))),
-        list => query.bind(list.json_list()),
+    let query = bind_with(statement, params, |query, param| {
+        match stored(param, now.at) {
+            Stored::Text(text) => query.bind(text),
+            Stored::Int(n) => query.bind(n),
+            Stored::Null => query.bind(None::<&str>),
+        }
     });
     match (statement.binds_now, now.text) {
         (false, _) => query,
