@@ -112,8 +112,13 @@ impl Direct {
         }
         let conn = Connection::open_with_flags(&self.path, flags).map_err(store_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-            .map_err(store_error)?;
+        // Statement journals in memory: on a file they spilled past 64 KiB to a temporary
+        // file made and removed for each lease and ack (5 % of the drain's CPU, measured). A
+        // lease or an ack changes at most a few hundred rows, so the journal stays small.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(store_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Ok(conn)
     }

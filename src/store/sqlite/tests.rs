@@ -66,6 +66,28 @@ mod direct {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn the_connection_has_the_stores_settings_and_keeps_journals_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let settings = store
+            .direct
+            .transaction(&store.writer, |tx| {
+                let mut read = Vec::new();
+                for pragma in ["foreign_keys", "synchronous", "temp_store", "busy_timeout"] {
+                    tx.for_each_row_of(&format!("PRAGMA {pragma}"), &[], |row| {
+                        read.push(row.get::<_, i64>(0).unwrap());
+                        Ok(())
+                    })?;
+                }
+                Ok(read)
+            })
+            .await
+            .unwrap();
+        // ON, NORMAL, MEMORY, and the busy timeout in milliseconds.
+        assert_eq!(settings, [1, 1, 2, 10_000]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_refused_write_reads_as_the_same_error_from_either_connection() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
