@@ -92,14 +92,21 @@ pub(in crate::store) async fn lease_batch<B: Backend>(
         targets: &targets,
     };
     let mut rows = Vec::new();
-    for (pass, share) in lease::passes(req.limit) {
-        let room = (i64::from(req.limit) - rows.len() as i64).min(share);
+    for pass in lease::passes(req.limit) {
+        let room = (i64::from(req.limit) - rows.len() as i64).min(pass.share);
         if room <= 0 {
             continue;
         }
-        let statement = pass.get(B::DIALECT);
+        let statement = pass.sql.get(B::DIALECT);
         let params = binds.params(room);
-        rows.extend(backend.fetch_all(on(&mut tx), statement, &params).await?);
+        let taken = if pass.index_ordered {
+            backend
+                .fetch_all_in_index_order(on(&mut tx), statement, &params)
+                .await?
+        } else {
+            backend.fetch_all(on(&mut tx), statement, &params).await?
+        };
+        rows.extend(taken);
     }
     if let Some(tx) = tx {
         B::commit(tx).await?;

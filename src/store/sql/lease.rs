@@ -158,16 +158,31 @@ pub(in crate::store) fn due_share(limit: u32) -> i64 {
     i64::from(limit.div_ceil(4).max(1))
 }
 
-/// The lease's passes in order, each with the most rows it may take: due retries and expired
-/// leases first, up to their share; then pending messages on their own ordered index (on
-/// PostgreSQL that scan also marks dead index entries so later scans skip them); then due ones
-/// again if room is left.
-pub(in crate::store) fn passes(limit: u32) -> [(&'static Sql, i64); 3] {
-    [
-        (&DUE, due_share(limit)),
-        (&PENDING, i64::MAX),
-        (&DUE, i64::MAX),
-    ]
+/// One pass of a lease.
+pub(in crate::store) struct Pass {
+    pub sql: &'static Sql,
+    /// The most rows it may take.
+    pub share: i64,
+    /// Whether its order is an index's (the pending messages'), to be read from the index
+    /// rather than sorted ([`crate::store::backend::Backend::fetch_all_in_index_order`]).
+    pub index_ordered: bool,
+}
+
+/// The lease's passes in order: due retries and expired leases first, up to their share; then
+/// pending messages on their own ordered index (on PostgreSQL that scan also marks dead index
+/// entries so later scans skip them); then due ones again if room is left.
+pub(in crate::store) fn passes(limit: u32) -> [Pass; 3] {
+    let due = |share| Pass {
+        sql: &DUE,
+        share,
+        index_ordered: false,
+    };
+    let pending = Pass {
+        sql: &PENDING,
+        share: i64::MAX,
+        index_ordered: true,
+    };
+    [due(due_share(limit)), pending, due(i64::MAX)]
 }
 
 /// What every pass binds besides how many rows it may take (`$1`…`$7`, the module doc).

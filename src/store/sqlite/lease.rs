@@ -42,12 +42,14 @@ pub(super) async fn lease_batch(
             let mut leased = Vec::with_capacity(limit as usize);
             let mut unreadable_ids = Vec::new();
             let mut taken = 0;
-            for (pass, share) in lease::passes(limit) {
-                let room = (i64::from(limit) - taken).min(share);
+            // SQLite walks the `(status, id)` index for the pending pass whatever its
+            // statistics say, so `index_ordered` needs nothing here.
+            for pass in lease::passes(limit) {
+                let room = (i64::from(limit) - taken).min(pass.share);
                 if room <= 0 {
                     continue;
                 }
-                let statement = pass.get(Dialect::Sqlite);
+                let statement = pass.sql.get(Dialect::Sqlite);
                 tx.for_each_row(statement, &binds.params(room), |row| {
                     taken += 1;
                     match leased_from_row(row) {
