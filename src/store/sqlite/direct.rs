@@ -3,9 +3,9 @@
 //! per statement and one channel crossing per row. Issue 10's profile put those hand-offs and
 //! the wake-ups behind them at about a fifth of the drain's CPU.
 //!
-//! A call holds the writer's slot (the [`Leased`] writer, unused meanwhile), so this process
-//! still writes one transaction at a time and its two writing connections never meet in
-//! SQLite's busy handler. It runs on tokio's blocking pool and commits only if its caller still
+//! A call holds the writer's slot (the [`Leased`](super::connections::Leased) writer, unused
+//! meanwhile), so this process still writes one transaction at a time and its two writing
+//! connections never meet in SQLite's busy handler. It runs on tokio's blocking pool and commits only if its caller still
 //! waits for the answer: a lease whose caller has gone is rolled back, as a dropped sqlx
 //! transaction is.
 
