@@ -66,6 +66,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010", "audit_log"),
     migration!(11, "0011", "channel_counts"),
     migration!(12, "0012", "attempt_minutes"),
+    migration!(13, "0013", "partial_keys"),
 ];
 
 pub(super) fn latest_version() -> i64 {

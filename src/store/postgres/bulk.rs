@@ -42,7 +42,7 @@ pub(super) async fn insert_messages(
                      $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
              AS t(id, template, usr, target, method, status, reason, creator, payload,
                   created, hash)
-         ON CONFLICT (dedupe_hash) DO NOTHING
+         ON CONFLICT (dedupe_hash) WHERE dedupe_hash IS NOT NULL DO NOTHING
          RETURNING id",
     )
     .bind(&ids)
