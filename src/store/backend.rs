@@ -39,15 +39,15 @@ pub(super) trait Backend: Send + Sync + 'static {
         statement: &'a Statement,
         params: &'a [Param<'a>],
     ) -> impl Future<Output = StoreResult<Vec<Self::Row>>> + Send + 'a;
-    /// [`Backend::fetch_all`] for a statement whose `ORDER BY … LIMIT` an index provides,
-    /// run so that the order is read from the index whatever the statistics say.
+    /// [`Backend::fetch_all`] in `tx` for a statement whose `ORDER BY … LIMIT` an index
+    /// provides, run so that the order is read from the index whatever the statistics say.
     fn fetch_all_in_index_order<'a>(
         &'a self,
-        on: On<'a, Self::Tx>,
+        tx: &'a mut Self::Tx,
         statement: &'a Statement,
         params: &'a [Param<'a>],
     ) -> impl Future<Output = StoreResult<Vec<Self::Row>>> + Send + 'a {
-        self.fetch_all(on, statement, params)
+        self.fetch_all(On::Tx(tx), statement, params)
     }
     /// Runs a statement; returns how many rows it changed.
     fn execute<'a>(

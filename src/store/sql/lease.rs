@@ -1,6 +1,7 @@
 //! The lease (DESIGN §5), the hot path: its rule written once, its statements expanded once per
-//! backend. PostgreSQL takes rows with `FOR UPDATE SKIP LOCKED` so concurrent leases never wait
-//! on each other; SQLite serializes writers, so a plain `UPDATE … WHERE id IN (…)` suffices.
+//! backend, run in one transaction. PostgreSQL takes rows with `FOR UPDATE SKIP LOCKED` so
+//! concurrent leases never wait on each other; SQLite serializes writers, so a plain
+//! `UPDATE … WHERE id IN (…)` suffices.
 //!
 //! The passes bind `$1` the lease period, `$2` the leased reason, `$3` max_send_attempts,
 //! `$4` how many to take, `$5` the lease token, `$6` the methods and `$7` the targets the
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Dialect, List, Param, Sql};
+use super::{List, Param, Sql};
 
 /// Retries whose time has come and leases that expired (their replica died or the delivery
 /// hung; that lease counts as an attempt), with attempts left. The leading `status IN` lets
@@ -144,13 +145,6 @@ pub(in crate::store) static PENDING: Sql = lease_pass!("status = 'pending' AND a
 
 /// Leases due retries and expired leases.
 pub(in crate::store) static DUE: Sql = lease_pass!(due!("$3"));
-
-/// Whether the lease's statements run in one transaction (SQLite, where writers are serialized
-/// anyway) or each on its own (PostgreSQL, where `SKIP LOCKED` keeps concurrent leases apart
-/// and short statements hold row locks briefly).
-pub(in crate::store) fn in_one_transaction(dialect: Dialect) -> bool {
-    dialect == Dialect::Sqlite
-}
 
 /// The share of each lease kept for due retries and expired leases, so a backlog of new
 /// messages cannot starve them.
