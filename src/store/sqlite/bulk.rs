@@ -162,15 +162,15 @@ pub(super) async fn record_attempts(
         .transaction(writer, move |tx| {
             let mut applied = Vec::with_capacity(records.len());
             let params = [Param::Text(&json), Param::Text(&now)];
-            tx.for_each_row_of(APPLY_OUTCOMES, &params, |row| {
+            tx.for_each_row(APPLY_OUTCOMES, &params, |row| {
                 applied.push(row.text("id")?);
                 Ok(())
             })?;
             if !applied.is_empty() {
                 let ids = to_json(&applied);
-                tx.execute_text(WRITE_ATTEMPTS, &[Param::Text(&json), Param::Text(&ids)])?;
+                tx.execute(WRITE_ATTEMPTS, &[Param::Text(&json), Param::Text(&ids)])?;
                 let counts = to_json(&minute_counts(&records, &applied));
-                tx.execute_text(COUNT_MINUTES, &[Param::Text(&counts)])?;
+                tx.execute(COUNT_MINUTES, &[Param::Text(&counts)])?;
             }
             Ok((records.len() - applied.len()) as u64)
         })

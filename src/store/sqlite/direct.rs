@@ -152,47 +152,50 @@ fn transact<R>(
     Ok(out)
 }
 
+/// What a [`DirectTx`] runs: an expanded [`Statement`] (its `{now}` bound by the transaction),
+/// or SQLite's own text (parameters `?1…`, no `{now}`).
+pub(super) struct Query<'a> {
+    text: &'a str,
+    binds_now: bool,
+}
+
+impl<'a> From<&'a Statement> for Query<'a> {
+    fn from(statement: &'a Statement) -> Query<'a> {
+        Query {
+            text: &statement.text,
+            binds_now: statement.binds_now,
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Query<'a> {
+    fn from(text: &'a str) -> Query<'a> {
+        Query {
+            text,
+            binds_now: false,
+        }
+    }
+}
+
 impl DirectTx<'_> {
-    /// Runs `statement`; returns how many rows it changed.
-    pub fn execute(&self, statement: &Statement, params: &[Param<'_>]) -> StoreResult<usize> {
-        let mut prepared = self.prepare(&statement.text, statement.binds_now, params)?;
+    /// Runs `query`; returns how many rows it changed.
+    pub fn execute<'q>(
+        &self,
+        query: impl Into<Query<'q>>,
+        params: &[Param<'_>],
+    ) -> StoreResult<usize> {
+        let mut prepared = self.prepare(query.into(), params)?;
         prepared.raw_execute().map_err(store_error)
     }
 
-    /// Runs SQLite's own `text` (parameters `?1…`, no `{now}`).
-    pub fn execute_text(&self, text: &str, params: &[Param<'_>]) -> StoreResult<usize> {
-        let mut prepared = self.prepare(text, false, params)?;
-        prepared.raw_execute().map_err(store_error)
-    }
-
-    /// Runs `statement`, handing each row it returns to `each`.
-    pub fn for_each_row(
+    /// Runs `query`, handing each row it returns to `each`.
+    pub fn for_each_row<'q>(
         &self,
-        statement: &Statement,
-        params: &[Param<'_>],
-        each: impl FnMut(&Row<'_>) -> StoreResult<()>,
-    ) -> StoreResult<()> {
-        self.rows(&statement.text, statement.binds_now, params, each)
-    }
-
-    /// Runs SQLite's own `text` (as [`DirectTx::execute_text`]), handing each row to `each`.
-    pub fn for_each_row_of(
-        &self,
-        text: &str,
-        params: &[Param<'_>],
-        each: impl FnMut(&Row<'_>) -> StoreResult<()>,
-    ) -> StoreResult<()> {
-        self.rows(text, false, params, each)
-    }
-
-    fn rows(
-        &self,
-        text: &str,
-        binds_now: bool,
+        query: impl Into<Query<'q>>,
         params: &[Param<'_>],
         mut each: impl FnMut(&Row<'_>) -> StoreResult<()>,
     ) -> StoreResult<()> {
-        let mut prepared = self.prepare(text, binds_now, params)?;
+        let mut prepared = self.prepare(query.into(), params)?;
         let mut rows = prepared.raw_query();
         while let Some(row) = rows.next().map_err(store_error)? {
             each(row)?;
@@ -200,15 +203,10 @@ impl DirectTx<'_> {
         Ok(())
     }
 
-    /// The statement `text` (cached after its first use) with `params` bound to `?1…` and,
-    /// when it `binds_now`, the transaction's time after them.
-    fn prepare(
-        &self,
-        text: &str,
-        binds_now: bool,
-        params: &[Param<'_>],
-    ) -> StoreResult<CachedStatement<'_>> {
-        let mut prepared = self.tx.prepare_cached(text).map_err(store_error)?;
+    /// `query` (prepared once, then cached) with `params` bound to `?1…` and, when it
+    /// binds `{now}`, the transaction's time after them.
+    fn prepare(&self, query: Query<'_>, params: &[Param<'_>]) -> StoreResult<CachedStatement<'_>> {
+        let mut prepared = self.tx.prepare_cached(query.text).map_err(store_error)?;
         for (at, param) in params.iter().enumerate() {
             let bound = match stored(param, self.now) {
                 Stored::Text(text) => prepared.raw_bind_parameter(at + 1, text.as_ref()),
@@ -217,7 +215,7 @@ impl DirectTx<'_> {
             };
             bound.map_err(store_error)?;
         }
-        if binds_now {
+        if query.binds_now {
             prepared
                 .raw_bind_parameter(params.len() + 1, self.now_text.as_str())
                 .map_err(store_error)?;

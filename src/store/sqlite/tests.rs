@@ -53,12 +53,12 @@ mod direct {
     async fn a_transaction_commits_only_while_its_caller_waits() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
-        let gone = store.direct.run(|tx| tx.execute_text(PAUSE, &[]), || false);
+        let gone = store.direct.run(|tx| tx.execute(PAUSE, &[]), || false);
         assert!(matches!(gone, Err(StoreError::Conflict(_))), "{gone:?}");
         assert!(!paused(&store).await, "rolled back: its caller had gone");
         let changed = store
             .direct
-            .transaction(&store.writer, |tx| tx.execute_text(PAUSE, &[]))
+            .transaction(&store.writer, |tx| tx.execute(PAUSE, &[]))
             .await
             .unwrap();
         assert_eq!(changed, 1);
@@ -74,7 +74,7 @@ mod direct {
             .transaction(&store.writer, |tx| {
                 let mut read = Vec::new();
                 for pragma in ["foreign_keys", "synchronous", "temp_store", "busy_timeout"] {
-                    tx.for_each_row_of(&format!("PRAGMA {pragma}"), &[], |row| {
+                    tx.for_each_row(format!("PRAGMA {pragma}").as_str(), &[], |row| {
                         read.push(row.get::<_, i64>(0).unwrap());
                         Ok(())
                     })?;
@@ -95,7 +95,7 @@ mod direct {
                    VALUES ('u', 'u', 'u@example.com', 'dormant', 'now', 'now')";
         let direct = store
             .direct
-            .transaction(&store.writer, move |tx| tx.execute_text(bad, &[]))
+            .transaction(&store.writer, move |tx| tx.execute(bad, &[]))
             .await
             .unwrap_err();
         let mut writer = store.writer.take().await.unwrap();
@@ -115,7 +115,7 @@ mod direct {
         // A refused value leaves the connection open and usable.
         store
             .direct
-            .transaction(&store.writer, |tx| tx.execute_text(PAUSE, &[]))
+            .transaction(&store.writer, |tx| tx.execute(PAUSE, &[]))
             .await
             .unwrap();
         assert!(paused(&store).await);
